@@ -1,0 +1,57 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace graft::io {
+
+using Vec3 = std::array<double, 3>;
+// Row-major 3x3. Column j is the world direction of index axis j (ITK's convention).
+using Mat3 = std::array<std::array<double, 3>, 3>;
+
+// The world frame: patient LPS in millimetres (DICOM, ITK, NIfTI after conversion), or a map CRS.
+enum class Frame { kLPS, kCRS };
+
+// Where a grid lies in the world. Index axes are (x, y, z); a 2D image has size_z == 1.
+struct Geometry {
+  std::array<std::int64_t, 3> size_xyz{1, 1, 1};
+  Vec3 spacing_xyz{1.0, 1.0, 1.0};  // millimetres in the LPS frame, CRS units otherwise
+  Vec3 origin_world{0.0, 0.0, 0.0};  // world position of the centre of voxel (0, 0, 0)
+  Mat3 direction{{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}};
+  Frame frame = Frame::kLPS;
+  std::string crs_wkt;  // empty unless frame == kCRS
+  // GDAL's geotransform, kept exactly as read so rasters round trip without rounding.
+  std::optional<std::array<double, 6>> geotransform;
+
+  std::int64_t voxel_count() const { return size_xyz[0] * size_xyz[1] * size_xyz[2]; }
+
+  // index -> world: origin + direction * diag(spacing) * index. Continuous indices are allowed.
+  Vec3 index_to_world(const Vec3& index_xyz) const;
+  // The exact inverse of index_to_world (a general 3x3 inverse, so sheared rasters work too).
+  Vec3 world_to_index(const Vec3& world) const;
+
+  // The 4x4 index-to-world affine in this geometry's frame, row-major.
+  std::array<std::array<double, 4>, 4> affine() const;
+
+  // Same grid, same place: sizes equal, spacing/origin/direction equal within tolerance_mm (and
+  // a relative tolerance on the direction cosines).
+  bool same_grid(const Geometry& other, double tolerance_mm = 1e-4) const;
+  // A human-readable account of how two grids differ, for error messages ("spacing 1 vs 2").
+  std::string describe_difference(const Geometry& other, double tolerance_mm = 1e-4) const;
+
+  // Throws graft::Error naming `source` when sizes are non-positive, spacing is not finite and
+  // positive, or the direction matrix is singular.
+  void validate(const std::string& source) const;
+};
+
+Mat3 mat3_inverse(const Mat3& m);
+Mat3 mat3_multiply(const Mat3& a, const Mat3& b);
+
+// Three-letter orientation code ("LPS", "RAS", ...) of the nearest axis-aligned orientation. Each
+// letter names the world direction an increasing index axis points *to* (ITK/DICOM convention,
+// where "LPS" means x increases toward patient Left).
+std::string orientation_code(const Mat3& direction);
+
+}  // namespace graft::io

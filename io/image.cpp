@@ -1,0 +1,70 @@
+#include "io/image.h"
+
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include "io/error.h"
+
+namespace graft::io {
+
+Image::Image(DType dtype, std::int64_t channels, const Geometry& geometry)
+    : dtype_(dtype), channels_(channels), geometry_(geometry) {
+  if (channels <= 0) throw Error("an image needs at least one channel");
+  bytes_.resize(static_cast<std::size_t>(element_count()) * dtype_size_bytes(dtype));
+}
+
+void Image::check_type(DType requested) const {
+  if (requested != dtype_) {
+    throw Error("image holds " + dtype_name(dtype_) + " voxels, not " + dtype_name(requested));
+  }
+}
+
+double Image::value_at(std::int64_t element_index) const {
+  return visit_dtype(dtype_, [&](auto zero) {
+    using T = decltype(zero);
+    T value;
+    std::memcpy(&value, bytes_.data() + element_index * sizeof(T), sizeof(T));
+    return static_cast<double>(value);
+  });
+}
+
+namespace {
+
+template <typename To, typename From>
+void convert_elements(const From* in, To* out, std::int64_t count) {
+  for (std::int64_t i = 0; i < count; ++i) {
+    if constexpr (std::is_integral_v<To> && !std::is_integral_v<From>) {
+      double v = std::nearbyint(static_cast<double>(in[i]));
+      if (std::isnan(v)) v = 0.0;
+      const double lo = static_cast<double>(std::numeric_limits<To>::lowest());
+      const double hi = static_cast<double>(std::numeric_limits<To>::max());
+      out[i] = static_cast<To>(v < lo ? lo : (v > hi ? hi : v));
+    } else if constexpr (std::is_integral_v<To> && std::is_integral_v<From>) {
+      const auto lo = static_cast<long double>(std::numeric_limits<To>::lowest());
+      const auto hi = static_cast<long double>(std::numeric_limits<To>::max());
+      const auto v = static_cast<long double>(in[i]);
+      out[i] = static_cast<To>(v < lo ? lo : (v > hi ? hi : v));
+    } else {
+      out[i] = static_cast<To>(in[i]);
+    }
+  }
+}
+
+}  // namespace
+
+Image Image::cast(DType dtype) const {
+  Image out(dtype, channels_, geometry_);
+  out.metadata_ = metadata_;
+  visit_dtype(dtype_, [&](auto from_zero) {
+    using From = decltype(from_zero);
+    visit_dtype(dtype, [&](auto to_zero) {
+      using To = decltype(to_zero);
+      convert_elements(reinterpret_cast<const From*>(bytes_.data()),
+                       reinterpret_cast<To*>(out.bytes_.data()), element_count());
+    });
+  });
+  return out;
+}
+
+}  // namespace graft::io

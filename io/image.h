@@ -1,0 +1,80 @@
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "io/dtype.h"
+#include "io/geometry.h"
+
+namespace graft::io {
+
+// What is known about the voxels beyond their grid. Patient-identifying DICOM fields never go
+// here: nothing in Metadata may identify a person, because Metadata is printed and logged.
+struct Metadata {
+  std::string modality;  // "CT", "MR", "optical", ... or empty when unknown
+  std::vector<std::string> band_names;  // one per channel when known
+  std::vector<double> wavelengths_nm;   // one per channel when known
+  std::string units;
+  std::optional<double> nodata;
+  bool rescale_applied = false;  // scl_slope/intercept or RescaleSlope/Intercept already in voxels
+  std::string source_format;     // "nifti", "nrrd", "npy", ...
+};
+
+// A contiguous voxel buffer laid out channels x z x y x x (x fastest), with its dtype, the grid
+// it lies on, and its metadata. Geometry never travels separately from the voxels.
+class Image {
+ public:
+  Image() = default;
+  Image(DType dtype, std::int64_t channels, const Geometry& geometry);
+
+  DType dtype() const { return dtype_; }
+  std::int64_t channels() const { return channels_; }
+  const Geometry& geometry() const { return geometry_; }
+  Geometry& geometry() { return geometry_; }
+  const Metadata& metadata() const { return metadata_; }
+  Metadata& metadata() { return metadata_; }
+
+  std::int64_t voxels_per_channel() const { return geometry_.voxel_count(); }
+  std::int64_t element_count() const { return channels_ * voxels_per_channel(); }
+  std::size_t byte_count() const { return bytes_.size(); }
+  std::uint8_t* bytes() { return bytes_.data(); }
+  const std::uint8_t* bytes() const { return bytes_.data(); }
+
+  template <typename T>
+  T* data() {
+    check_type(DTypeOf<T>::value);
+    return reinterpret_cast<T*>(bytes_.data());
+  }
+  template <typename T>
+  const T* data() const {
+    check_type(DTypeOf<T>::value);
+    return reinterpret_cast<const T*>(bytes_.data());
+  }
+
+  // Linear offset of (channel, z, y, x) in elements.
+  std::int64_t offset(std::int64_t channel, std::int64_t z, std::int64_t y, std::int64_t x) const {
+    const auto& n = geometry_.size_xyz;
+    return ((channel * n[2] + z) * n[1] + y) * n[0] + x;
+  }
+
+  // Any voxel as a double, whatever the dtype (for statistics and tests, not hot loops).
+  double value_at(std::int64_t element_index) const;
+
+  // A copy with voxels converted to `dtype` (values are cast, rounding to nearest for integers
+  // and clamping to the type's range) and the same geometry and metadata.
+  Image cast(DType dtype) const;
+
+ private:
+  void check_type(DType requested) const;
+
+  DType dtype_ = DType::kF32;
+  std::int64_t channels_ = 0;
+  Geometry geometry_;
+  Metadata metadata_;
+  std::vector<std::uint8_t> bytes_;
+};
+
+}  // namespace graft::io

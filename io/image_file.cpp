@@ -1,0 +1,106 @@
+#include "io/image_file.h"
+
+#include <cstdio>
+#include <cstring>
+#include <unistd.h>
+
+#include "io/error.h"
+#include "io/file_bytes.h"
+#include "io/header_checks.h"
+#include "io/itk_formats.h"
+#include "io/npy.h"
+
+namespace graft::io {
+namespace {
+
+bool ends_with(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+std::string format_name(FileFormat format) {
+  switch (format) {
+    case FileFormat::kNifti: return "nifti";
+    case FileFormat::kNrrd: return "nrrd";
+    case FileFormat::kNpy: return "npy";
+    case FileFormat::kUnknown: break;
+  }
+  return "unknown";
+}
+
+FileFormat sniff_format(const std::string& path) {
+  const std::vector<std::uint8_t> head = read_file_prefix(path, 352);
+  auto has = [&](std::size_t offset, const char* magic, std::size_t length) {
+    return head.size() >= offset + length && std::memcmp(head.data() + offset, magic, length) == 0;
+  };
+  if (has(0, "\x93NUMPY", 6)) return FileFormat::kNpy;
+  if (has(0, "NRRD000", 7)) return FileFormat::kNrrd;
+  if (has(344, "n+1\0", 4) || has(344, "ni1\0", 4) || has(4, "n+2\0", 4) || has(4, "ni2\0", 4)) {
+    return FileFormat::kNifti;
+  }
+  return FileFormat::kUnknown;
+}
+
+FileFormat format_from_extension(const std::string& path) {
+  if (ends_with(path, ".nii") || ends_with(path, ".nii.gz")) return FileFormat::kNifti;
+  if (ends_with(path, ".nrrd") || ends_with(path, ".nhdr")) return FileFormat::kNrrd;
+  if (ends_with(path, ".npy")) return FileFormat::kNpy;
+  return FileFormat::kUnknown;
+}
+
+Image read(const std::string& path) {
+  const std::uint64_t bytes = file_size_bytes(path);
+  if (bytes == 0) throw Error(path + ": file is empty");
+  switch (sniff_format(path)) {
+    case FileFormat::kNifti:
+    {
+      const NiftiHeaderFacts facts = check_nifti_header(path);
+      Image image = read_itk(path, ItkFormat::kNifti);
+      image.metadata().rescale_applied = facts.rescales();
+      return image;
+    }
+    case FileFormat::kNrrd:
+      check_nrrd_header(path);
+      return read_itk(path, ItkFormat::kNrrd);
+    case FileFormat::kNpy:
+      return read_npy(path);
+    case FileFormat::kUnknown:
+      break;
+  }
+  throw Error(path + ": not a format graft reads (expected NIfTI, NRRD or NPY content)");
+}
+
+void write(const Image& image, const std::string& path) {
+  const FileFormat format = format_from_extension(path);
+  if (format == FileFormat::kUnknown) {
+    throw UsageError(path + ": unknown output extension (use .nii, .nii.gz, .nrrd, .nhdr or .npy)");
+  }
+  // The temporary keeps the real extension so writers that pick behaviour from it still do.
+  const auto slash = path.rfind('/');
+  const std::string folder = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+  const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  const std::string temporary = folder + ".partial-" + std::to_string(getpid()) + "-" + name;
+  auto write_to = [&](const std::string& target) {
+    if (format == FileFormat::kNpy) return write_npy(image, target);
+    write_itk(image, target, format == FileFormat::kNifti ? ItkFormat::kNifti : ItkFormat::kNrrd);
+  };
+  if (ends_with(path, ".nhdr")) {
+    // A detached header names its data file, so it cannot be written under a temporary name.
+    write_to(path);
+    return;
+  }
+  try {
+    write_to(temporary);
+  } catch (...) {
+    std::remove(temporary.c_str());
+    throw;
+  }
+  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+    std::remove(temporary.c_str());
+    throw Error(path + ": cannot move the finished file into place");
+  }
+}
+
+}  // namespace graft::io

@@ -1,0 +1,224 @@
+#include "preprocess/intensity.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <sstream>
+
+#include "io/error.h"
+#include "preprocess/parallel_for.h"
+
+namespace graft::preprocess {
+namespace {
+
+std::vector<float> channel_as_float(const io::Image& image, std::int64_t channel) {
+  const std::int64_t voxels = image.voxels_per_channel();
+  std::vector<float> out(static_cast<std::size_t>(voxels));
+  io::visit_dtype(image.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* in = image.data<T>() + channel * voxels;
+    for (std::int64_t i = 0; i < voxels; ++i) out[i] = static_cast<float>(in[i]);
+  });
+  return out;
+}
+
+std::string number(double value) {
+  std::ostringstream s;
+  s << value;
+  return s.str();
+}
+
+std::string list(const std::vector<double>& values) {
+  std::string text = "[";
+  for (std::size_t i = 0; i < values.size(); ++i) text += (i ? ", " : "") + number(values[i]);
+  return text + "]";
+}
+
+}  // namespace
+
+std::string intensity_kind_name(IntensityKind kind) {
+  switch (kind) {
+    case IntensityKind::kZScore: return "zscore";
+    case IntensityKind::kPercentileClip: return "percentile_clip";
+    case IntensityKind::kWindow: return "window";
+    case IntensityKind::kScaleOffset: return "scale_offset";
+    case IntensityKind::kChannelMeanStd: return "channel_mean_std";
+    case IntensityKind::kClip: return "clip";
+  }
+  return "zscore";
+}
+
+IntensityKind intensity_kind_from_name(const std::string& name) {
+  for (auto kind : {IntensityKind::kZScore, IntensityKind::kPercentileClip, IntensityKind::kWindow,
+                    IntensityKind::kScaleOffset, IntensityKind::kChannelMeanStd,
+                    IntensityKind::kClip}) {
+    if (intensity_kind_name(kind) == name) return kind;
+  }
+  throw Error("unknown intensity rule '" + name +
+              "' (expected zscore, percentile_clip, window, scale_offset, channel_mean_std, clip)");
+}
+
+std::string outside_mask_name(OutsideMask outside) {
+  switch (outside) {
+    case OutsideMask::kNormalize: return "normalize";
+    case OutsideMask::kZero: return "zero";
+    case OutsideMask::kNoise: return "noise";
+  }
+  return "normalize";
+}
+
+OutsideMask outside_mask_from_name(const std::string& name) {
+  for (auto outside : {OutsideMask::kNormalize, OutsideMask::kZero, OutsideMask::kNoise}) {
+    if (outside_mask_name(outside) == name) return outside;
+  }
+  throw Error("unknown outside_mask '" + name + "' (expected normalize, zero or noise)");
+}
+
+std::string describe(const IntensityStep& step) {
+  switch (step.kind) {
+    case IntensityKind::kZScore: {
+      std::string text = std::string("z-score per channel over ") +
+                         (step.over_nonzero ? "nonzero voxels" : "all voxels") +
+                         " (mean and std measured on each image)";
+      if (step.over_nonzero && step.outside_mask == OutsideMask::kZero) text += "; zero voxels stay 0";
+      if (step.over_nonzero && step.outside_mask == OutsideMask::kNoise) {
+        text += "; zero voxels become N(0,1) noise (seeded)";
+      }
+      return text;
+    }
+    case IntensityKind::kPercentileClip:
+      return "clip each channel to its " + number(step.lower_percentile) + "th..." +
+             number(step.upper_percentile) + "th percentile";
+    case IntensityKind::kWindow:
+      return "window center " + number(step.window_center) + ", width " +
+             number(step.window_width) + " -> clip to [" +
+             number(step.window_center - step.window_width / 2) + ", " +
+             number(step.window_center + step.window_width / 2) + "], map to [0, 1]";
+    case IntensityKind::kScaleOffset:
+      return "x * " + number(step.scale) + " + " + number(step.offset);
+    case IntensityKind::kChannelMeanStd:
+      return "(x - mean) / std per channel, mean " + list(step.mean) + ", std " + list(step.std);
+    case IntensityKind::kClip:
+      return "clip to [" + number(step.clip_min) + ", " + number(step.clip_max) + "]";
+  }
+  return "";
+}
+
+ChannelStatistics channel_statistics(const io::Image& image, std::int64_t channel,
+                                     bool over_nonzero) {
+  ChannelStatistics stats;
+  const std::int64_t voxels = image.voxels_per_channel();
+  double sum = 0.0, sum_squares = 0.0;
+  io::visit_dtype(image.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* in = image.data<T>() + channel * voxels;
+    // Two passes in double: the one-pass formula loses digits on CT values near -1000.
+    for (std::int64_t i = 0; i < voxels; ++i) {
+      if (over_nonzero && in[i] == T{0}) continue;
+      sum += static_cast<double>(in[i]);
+      ++stats.count;
+    }
+    if (stats.count == 0) return;
+    stats.mean = sum / static_cast<double>(stats.count);
+    for (std::int64_t i = 0; i < voxels; ++i) {
+      if (over_nonzero && in[i] == T{0}) continue;
+      const double d = static_cast<double>(in[i]) - stats.mean;
+      sum_squares += d * d;
+    }
+  });
+  if (stats.count > 0) stats.std = std::sqrt(sum_squares / static_cast<double>(stats.count));
+  return stats;
+}
+
+double channel_percentile(const io::Image& image, std::int64_t channel, double percent) {
+  std::vector<float> values = channel_as_float(image, channel);
+  if (values.empty()) return 0.0;
+  const double rank = std::clamp(percent, 0.0, 100.0) / 100.0 * static_cast<double>(values.size() - 1);
+  const auto below = static_cast<std::size_t>(std::floor(rank));
+  const auto above = std::min(below + 1, values.size() - 1);
+  std::nth_element(values.begin(), values.begin() + below, values.end());
+  const double low = values[below];
+  double high = low;
+  if (above != below) high = *std::min_element(values.begin() + below + 1, values.end());
+  return low + (high - low) * (rank - static_cast<double>(below));
+}
+
+io::Image apply_intensity(const io::Image& image, const IntensityStep& step, std::uint64_t seed) {
+  const std::int64_t channels = image.channels();
+  const std::int64_t voxels = image.voxels_per_channel();
+  if (step.kind == IntensityKind::kChannelMeanStd &&
+      (step.mean.size() != static_cast<std::size_t>(channels) || step.std.size() != step.mean.size())) {
+    throw Error("channel_mean_std has " + std::to_string(step.mean.size()) + " means and " +
+                std::to_string(step.std.size()) + " stds for an image with " +
+                std::to_string(channels) + " channels");
+  }
+  io::Image out = image.dtype() == io::DType::kF32 ? image : image.cast(io::DType::kF32);
+  float* data = out.data<float>();
+  for (std::int64_t c = 0; c < channels; ++c) {
+    float* values = data + c * voxels;
+    double scale = 1.0, offset = 0.0;  // y = x * scale + offset, then clip when needed
+    double low = -INFINITY, high = INFINITY;
+    switch (step.kind) {
+      case IntensityKind::kZScore: {
+        const ChannelStatistics stats = channel_statistics(out, c, step.over_nonzero);
+        // A constant channel has no spread; dividing by ~0 would only amplify noise.
+        const double std = std::max(stats.std, 1e-8);
+        scale = 1.0 / std;
+        offset = -stats.mean / std;
+        break;
+      }
+      case IntensityKind::kPercentileClip:
+        low = channel_percentile(out, c, step.lower_percentile);
+        high = channel_percentile(out, c, step.upper_percentile);
+        break;
+      case IntensityKind::kWindow: {
+        if (!(step.window_width > 0)) throw Error("window width must be positive");
+        const double lower = step.window_center - step.window_width / 2;
+        scale = 1.0 / step.window_width;
+        offset = -lower / step.window_width;
+        low = 0.0;
+        high = 1.0;
+        break;
+      }
+      case IntensityKind::kScaleOffset:
+        scale = step.scale;
+        offset = step.offset;
+        break;
+      case IntensityKind::kChannelMeanStd:
+        if (!(step.std[c] > 0)) throw Error("channel_mean_std: std must be positive");
+        scale = 1.0 / step.std[c];
+        offset = -step.mean[c] / step.std[c];
+        break;
+      case IntensityKind::kClip:
+        low = step.clip_min;
+        high = step.clip_max;
+        break;
+    }
+    const bool keep_outside = step.kind == IntensityKind::kZScore && step.over_nonzero &&
+                              step.outside_mask != OutsideMask::kNormalize;
+    const auto scale_f = static_cast<float>(scale), offset_f = static_cast<float>(offset);
+    const auto low_f = static_cast<float>(low), high_f = static_cast<float>(high);
+    parallel_for(voxels, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) {
+        if (keep_outside && values[i] == 0.0f) continue;
+        values[i] = std::min(std::max(values[i] * scale_f + offset_f, low_f), high_f);
+      }
+    }, 1 << 16);
+    if (keep_outside && step.outside_mask == OutsideMask::kNoise) {
+      // Noise is drawn in voxel order from a per-channel stream, so it does not depend on threads.
+      std::mt19937_64 generator(seed + static_cast<std::uint64_t>(c));
+      std::normal_distribution<float> normal(0.0f, 1.0f);
+      const io::Image& original = image;
+      io::visit_dtype(original.dtype(), [&](auto zero) {
+        using T = decltype(zero);
+        const T* in = original.data<T>() + c * voxels;
+        for (std::int64_t i = 0; i < voxels; ++i) {
+          if (in[i] == T{0}) values[i] = normal(generator);
+        }
+      });
+    }
+  }
+  return out;
+}
+
+}  // namespace graft::preprocess

@@ -1,0 +1,67 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "io/image.h"
+
+namespace graft::preprocess {
+
+enum class IntensityKind {
+  kZScore,          // (x - mean) / std per channel, over all voxels or the nonzero ones
+  kPercentileClip,  // clip each channel to its [lower, upper] percentiles
+  kWindow,          // CT window: clip to [center - width/2, center + width/2], map to [0, 1]
+  kScaleOffset,     // x * scale + offset (e.g. / 255, / 10000)
+  kChannelMeanStd,  // (x - mean[c]) / std[c] with fixed numbers (ImageNet, per-band statistics)
+  kClip,            // clip to [clip_min, clip_max]
+};
+
+// What to do with voxels outside the z-score mask (value == 0 when over_nonzero).
+enum class OutsideMask {
+  kNormalize,  // treat them like any other voxel
+  kZero,       // set them to 0 (nnU-Net's use_mask_for_norm)
+  kNoise,      // replace them with N(0, 1) noise from the plan's seed (MedicalNet)
+};
+
+struct IntensityStep {
+  IntensityKind kind = IntensityKind::kZScore;
+  bool over_nonzero = false;
+  OutsideMask outside_mask = OutsideMask::kNormalize;
+  double lower_percentile = 0.5;
+  double upper_percentile = 99.5;
+  double window_center = 40.0;
+  double window_width = 400.0;
+  double scale = 1.0;
+  double offset = 0.0;
+  std::vector<double> mean;
+  std::vector<double> std;
+  double clip_min = 0.0;
+  double clip_max = 1.0;
+};
+
+std::string intensity_kind_name(IntensityKind kind);
+IntensityKind intensity_kind_from_name(const std::string& name);
+std::string outside_mask_name(OutsideMask outside);
+OutsideMask outside_mask_from_name(const std::string& name);
+
+// One line for a Plan printout, with the numbers: "z-score over nonzero voxels, ...".
+std::string describe(const IntensityStep& step);
+
+// Applies one step; the result is f32. `seed` drives kNoise so that runs are repeatable.
+io::Image apply_intensity(const io::Image& image, const IntensityStep& step,
+                          std::uint64_t seed = 0);
+
+// Per-channel statistics, exposed for tests and for the Plan printout.
+struct ChannelStatistics {
+  double mean = 0.0;
+  double std = 0.0;
+  std::int64_t count = 0;
+};
+ChannelStatistics channel_statistics(const io::Image& image, std::int64_t channel,
+                                     bool over_nonzero);
+// The p-th percentile (0..100) of one channel by linear interpolation between order statistics,
+// as numpy.percentile computes it.
+double channel_percentile(const io::Image& image, std::int64_t channel, double percent);
+
+}  // namespace graft::preprocess

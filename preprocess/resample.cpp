@@ -1,0 +1,384 @@
+#include "preprocess/resample.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <vector>
+
+#include "io/error.h"
+#include "preprocess/parallel_for.h"
+
+namespace graft::preprocess {
+namespace {
+
+using io::DType;
+using io::Image;
+
+// For each output index along one axis, `width` (input index, weight) pairs.
+struct AxisTaps {
+  std::int64_t outputs = 0;
+  int width = 0;
+  std::vector<std::int64_t> index;
+  std::vector<float> weight;
+};
+
+// The input coordinate of output voxel centre o when n voxels become m over the same extent.
+double source_coordinate(std::int64_t o, std::int64_t n, std::int64_t m) {
+  return (static_cast<double>(o) + 0.5) * static_cast<double>(n) / static_cast<double>(m) - 0.5;
+}
+
+std::int64_t clamp_index(std::int64_t i, std::int64_t n) { return std::min(std::max<std::int64_t>(i, 0), n - 1); }
+
+// Whole-sample symmetric extension (c b | a b c | b a), the boundary of the B-spline prefilter.
+std::int64_t mirror_index(std::int64_t i, std::int64_t n) {
+  if (n == 1) return 0;
+  const std::int64_t period = 2 * n - 2;
+  i = ((i % period) + period) % period;
+  return i < n ? i : period - i;
+}
+
+// Half-sample symmetric extension (b a | a b c | c b), scipy.ndimage's 'reflect'.
+std::int64_t reflect_index(std::int64_t i, std::int64_t n) {
+  const std::int64_t period = 2 * n;
+  i = ((i % period) + period) % period;
+  return i < n ? i : period - 1 - i;
+}
+
+double cubic_bspline(double t) {
+  t = std::abs(t);
+  if (t < 1.0) return 2.0 / 3.0 - t * t + 0.5 * t * t * t;
+  if (t < 2.0) {
+    const double u = 2.0 - t;
+    return u * u * u / 6.0;
+  }
+  return 0.0;
+}
+
+AxisTaps interpolation_taps(std::int64_t n, std::int64_t m, Interpolation interpolation) {
+  AxisTaps taps;
+  taps.outputs = m;
+  taps.width = interpolation == Interpolation::kNearest ? 1
+               : interpolation == Interpolation::kLinear ? 2
+                                                         : 4;
+  taps.index.resize(m * taps.width);
+  taps.weight.resize(m * taps.width);
+  for (std::int64_t o = 0; o < m; ++o) {
+    const double c = source_coordinate(o, n, m);
+    std::int64_t* index = &taps.index[o * taps.width];
+    float* weight = &taps.weight[o * taps.width];
+    if (interpolation == Interpolation::kNearest) {
+      index[0] = clamp_index(static_cast<std::int64_t>(std::floor(c + 0.5)), n);
+      weight[0] = 1.0f;
+    } else if (interpolation == Interpolation::kLinear) {
+      const double base = std::floor(c);
+      const double fraction = c - base;
+      index[0] = clamp_index(static_cast<std::int64_t>(base), n);
+      index[1] = clamp_index(static_cast<std::int64_t>(base) + 1, n);
+      weight[0] = static_cast<float>(1.0 - fraction);
+      weight[1] = static_cast<float>(fraction);
+    } else {
+      const auto base = static_cast<std::int64_t>(std::floor(c));
+      for (int k = 0; k < 4; ++k) {
+        const std::int64_t i = base - 1 + k;
+        index[k] = mirror_index(i, n);
+        weight[k] = static_cast<float>(cubic_bspline(c - static_cast<double>(i)));
+      }
+    }
+  }
+  return taps;
+}
+
+AxisTaps gaussian_taps(std::int64_t n, double sigma) {
+  const int radius = std::max(1, static_cast<int>(std::ceil(4.0 * sigma)));
+  std::vector<double> kernel(2 * radius + 1);
+  double sum = 0.0;
+  for (int k = -radius; k <= radius; ++k) {
+    kernel[k + radius] = std::exp(-0.5 * k * k / (sigma * sigma));
+    sum += kernel[k + radius];
+  }
+  AxisTaps taps;
+  taps.outputs = n;
+  taps.width = 2 * radius + 1;
+  taps.index.resize(n * taps.width);
+  taps.weight.resize(n * taps.width);
+  for (std::int64_t o = 0; o < n; ++o) {
+    for (int k = -radius; k <= radius; ++k) {
+      taps.index[o * taps.width + k + radius] = reflect_index(o + k, n);
+      taps.weight[o * taps.width + k + radius] = static_cast<float>(kernel[k + radius] / sum);
+    }
+  }
+  return taps;
+}
+
+// A float volume viewed as (outer, n, inner) around the axis being processed.
+struct AxisView {
+  std::int64_t outer = 1, n = 1, inner = 1;
+};
+
+AxisView view_along(const std::array<std::int64_t, 4>& dims_czyx, int axis_xyz) {
+  // dims are (c, z, y, x); axis x is innermost.
+  const int position = 3 - axis_xyz;
+  AxisView view;
+  for (int i = 0; i < position; ++i) view.outer *= dims_czyx[i];
+  view.n = dims_czyx[position];
+  for (int i = position + 1; i < 4; ++i) view.inner *= dims_czyx[i];
+  return view;
+}
+
+template <typename T>
+std::vector<T> apply_taps(const std::vector<T>& in, const AxisView& view, const AxisTaps& taps) {
+  const std::int64_t m = taps.outputs;
+  std::vector<T> out(static_cast<std::size_t>(view.outer * m * view.inner));
+  const std::int64_t units = view.outer * m;
+  parallel_for(
+      units,
+      [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t unit = begin; unit < end; ++unit) {
+          const std::int64_t outer = unit / m;
+          const std::int64_t o = unit % m;
+          T* destination = out.data() + unit * view.inner;
+          const std::int64_t* index = &taps.index[o * taps.width];
+          const float* weight = &taps.weight[o * taps.width];
+          const T* base = in.data() + outer * view.n * view.inner;
+          if constexpr (std::is_floating_point_v<T>) {
+            const T* first = base + index[0] * view.inner;
+            const T w0 = weight[0];
+            for (std::int64_t i = 0; i < view.inner; ++i) destination[i] = w0 * first[i];
+            for (int k = 1; k < taps.width; ++k) {
+              const T* source = base + index[k] * view.inner;
+              const T w = weight[k];
+              for (std::int64_t i = 0; i < view.inner; ++i) destination[i] += w * source[i];
+            }
+          } else {  // nearest gather for label maps
+            std::copy(base + index[0] * view.inner, base + (index[0] + 1) * view.inner, destination);
+          }
+        }
+      },
+      view.inner >= 64 ? 1 : 4096 / std::max<std::int64_t>(1, view.inner));
+  return out;
+}
+
+// Turns samples into cubic B-spline coefficients along one axis (Unser's recursive filter).
+void bspline_prefilter(std::vector<float>& data, const AxisView& view) {
+  if (view.n < 2) return;
+  const double pole = std::sqrt(3.0) - 2.0;
+  const double gain = (1.0 - pole) * (1.0 - 1.0 / pole);
+  const std::int64_t horizon =
+      std::min<std::int64_t>(view.n, static_cast<std::int64_t>(std::ceil(std::log(1e-9) / std::log(std::abs(pole)))));
+  parallel_for(view.outer, [&](std::int64_t begin, std::int64_t end) {
+    std::vector<double> causal(view.n * view.inner);
+    for (std::int64_t outer = begin; outer < end; ++outer) {
+      float* line = data.data() + outer * view.n * view.inner;
+      for (std::int64_t i = 0; i < view.inner; ++i) {
+        // Initial causal value on the mirrored signal, truncated where pole^k is negligible.
+        double sum = 0.0, power = 1.0;
+        if (horizon < view.n) {
+          for (std::int64_t k = 0; k < horizon; ++k, power *= pole) sum += power * line[k * view.inner + i];
+        } else {
+          const std::int64_t period = 2 * view.n - 2;
+          for (std::int64_t k = 0; k < period; ++k, power *= pole) {
+            sum += power * line[mirror_index(k, view.n) * view.inner + i];
+          }
+          sum /= 1.0 - power;
+        }
+        causal[i] = sum * gain;
+      }
+      for (std::int64_t k = 1; k < view.n; ++k) {
+        for (std::int64_t i = 0; i < view.inner; ++i) {
+          causal[k * view.inner + i] = gain * line[k * view.inner + i] + pole * causal[(k - 1) * view.inner + i];
+        }
+      }
+      const std::int64_t last = view.n - 1;
+      for (std::int64_t i = 0; i < view.inner; ++i) {
+        const double value = (pole / (pole * pole - 1.0)) *
+                             (causal[last * view.inner + i] + pole * causal[(last - 1) * view.inner + i]);
+        causal[last * view.inner + i] = value;
+        line[last * view.inner + i] = static_cast<float>(value);
+      }
+      for (std::int64_t k = last - 1; k >= 0; --k) {
+        for (std::int64_t i = 0; i < view.inner; ++i) {
+          const double value = pole * (causal[(k + 1) * view.inner + i] - causal[k * view.inner + i]);
+          causal[k * view.inner + i] = value;
+          line[k * view.inner + i] = static_cast<float>(value);
+        }
+      }
+    }
+  });
+}
+
+std::vector<float> to_float(const Image& image) {
+  std::vector<float> out(static_cast<std::size_t>(image.element_count()));
+  io::visit_dtype(image.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    const T* in = image.data<T>();
+    const std::int64_t count = image.element_count();
+    parallel_for(count, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) out[i] = static_cast<float>(in[i]);
+    }, 1 << 16);
+  });
+  return out;
+}
+
+// Axes in the order that shrinks the data soonest, so later passes touch fewer voxels.
+std::array<int, 3> axis_order(const SizeXyz& from, const SizeXyz& to) {
+  std::array<int, 3> order{0, 1, 2};
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return static_cast<double>(to[a]) / from[a] < static_cast<double>(to[b]) / from[b];
+  });
+  return order;
+}
+
+void check_size(const SizeXyz& size_xyz) {
+  for (std::int64_t n : size_xyz) {
+    if (n < 1) throw Error("resample: target size must be positive on every axis");
+  }
+}
+
+}  // namespace
+
+std::string interpolation_name(Interpolation interpolation) {
+  switch (interpolation) {
+    case Interpolation::kNearest: return "nearest";
+    case Interpolation::kLinear: return "linear";
+    case Interpolation::kBSpline: return "bspline";
+  }
+  return "linear";
+}
+
+Interpolation interpolation_from_name(const std::string& name) {
+  for (auto value : {Interpolation::kNearest, Interpolation::kLinear, Interpolation::kBSpline}) {
+    if (interpolation_name(value) == name) return value;
+  }
+  throw Error("unknown interpolation '" + name + "' (expected nearest, linear or bspline)");
+}
+
+std::string label_interpolation_name(LabelInterpolation interpolation) {
+  return interpolation == LabelInterpolation::kNearest ? "nearest" : "per_label_linear";
+}
+
+LabelInterpolation label_interpolation_from_name(const std::string& name) {
+  if (name == "nearest") return LabelInterpolation::kNearest;
+  if (name == "per_label_linear") return LabelInterpolation::kPerLabelLinear;
+  throw Error("unknown label interpolation '" + name + "' (expected nearest or per_label_linear)");
+}
+
+io::Geometry resized_geometry(const io::Geometry& input, const SizeXyz& size_xyz) {
+  io::Geometry out = input;
+  io::Vec3 shift_index{};
+  for (int a = 0; a < 3; ++a) {
+    out.size_xyz[a] = size_xyz[a];
+    out.spacing_xyz[a] = input.spacing_xyz[a] * static_cast<double>(input.size_xyz[a]) /
+                         static_cast<double>(size_xyz[a]);
+    shift_index[a] = source_coordinate(0, input.size_xyz[a], size_xyz[a]);
+  }
+  out.origin_world = input.index_to_world(shift_index);
+  out.geotransform.reset();  // a resampled raster's transform is recomputed by its writer
+  return out;
+}
+
+SizeXyz size_for_spacing(const io::Geometry& input, const io::Vec3& target_spacing_xyz) {
+  SizeXyz size{};
+  for (int a = 0; a < 3; ++a) {
+    if (!(target_spacing_xyz[a] > 0.0)) throw Error("target spacing must be positive");
+    size[a] = std::max<std::int64_t>(
+        1, std::llround(static_cast<double>(input.size_xyz[a]) * input.spacing_xyz[a] /
+                        target_spacing_xyz[a]));
+  }
+  return size;
+}
+
+io::Vec3 anti_alias_sigma_voxels(const SizeXyz& input_size, const SizeXyz& output_size) {
+  io::Vec3 sigma{};
+  for (int a = 0; a < 3; ++a) {
+    const double factor = static_cast<double>(input_size[a]) / static_cast<double>(output_size[a]);
+    sigma[a] = factor > 1.0 ? (factor - 1.0) / 2.0 : 0.0;
+  }
+  return sigma;
+}
+
+Image resample_image(const Image& image, const SizeXyz& size_xyz, const ResampleOptions& options) {
+  check_size(size_xyz);
+  const io::Geometry& in_geometry = image.geometry();
+  std::vector<float> data = to_float(image);
+  std::array<std::int64_t, 4> dims{image.channels(), in_geometry.size_xyz[2],
+                                   in_geometry.size_xyz[1], in_geometry.size_xyz[0]};
+  const io::Vec3 sigma = anti_alias_sigma_voxels(in_geometry.size_xyz, size_xyz);
+  for (int axis : axis_order(in_geometry.size_xyz, size_xyz)) {
+    const std::int64_t n = in_geometry.size_xyz[axis];
+    const std::int64_t m = size_xyz[axis];
+    if (n == m) continue;
+    const AxisView view = view_along(dims, axis);
+    const Interpolation interpolation = options.interpolation_xyz[axis];
+    if (options.anti_alias && sigma[axis] > 0.0) {
+      data = apply_taps(data, view, gaussian_taps(n, sigma[axis]));
+    }
+    if (interpolation == Interpolation::kBSpline) bspline_prefilter(data, view);
+    data = apply_taps(data, view, interpolation_taps(n, m, interpolation));
+    dims[3 - axis] = m;
+  }
+  Image out(DType::kF32, image.channels(), resized_geometry(in_geometry, size_xyz));
+  out.metadata() = image.metadata();
+  std::copy(data.begin(), data.end(), out.data<float>());
+  return out;
+}
+
+Image resample_labels(const Image& labels, const SizeXyz& size_xyz,
+                      LabelInterpolation interpolation) {
+  check_size(size_xyz);
+  const io::Geometry& in_geometry = labels.geometry();
+  Image out(labels.dtype(), labels.channels(), resized_geometry(in_geometry, size_xyz));
+  out.metadata() = labels.metadata();
+  if (interpolation == LabelInterpolation::kNearest) {
+    io::visit_dtype(labels.dtype(), [&](auto zero) {
+      using T = decltype(zero);
+      std::vector<T> data(labels.data<T>(), labels.data<T>() + labels.element_count());
+      std::array<std::int64_t, 4> dims{labels.channels(), in_geometry.size_xyz[2],
+                                       in_geometry.size_xyz[1], in_geometry.size_xyz[0]};
+      for (int axis = 0; axis < 3; ++axis) {
+        const std::int64_t n = in_geometry.size_xyz[axis];
+        const std::int64_t m = size_xyz[axis];
+        if (n == m) continue;
+        data = apply_taps(data, view_along(dims, axis), interpolation_taps(n, m, Interpolation::kNearest));
+        dims[3 - axis] = m;
+      }
+      std::copy(data.begin(), data.end(), out.data<T>());
+    });
+    return out;
+  }
+
+  // Per-label linear: one indicator volume at a time, keeping the best-scoring label per voxel.
+  std::set<double> label_values;
+  for (std::int64_t i = 0; i < labels.element_count(); ++i) label_values.insert(labels.value_at(i));
+  if (label_values.size() > 1024) {
+    throw Error("resample_labels: " + std::to_string(label_values.size()) +
+                " distinct values; per-label interpolation is for label maps, not intensities");
+  }
+  const std::int64_t count = out.element_count();
+  std::vector<float> best_score(count, -1.0f);
+  std::vector<double> best_label(count, 0.0);
+  ResampleOptions linear;
+  linear.anti_alias = false;
+  for (double value : label_values) {
+    Image indicator(DType::kF32, labels.channels(), in_geometry);
+    float* mask = indicator.data<float>();
+    for (std::int64_t i = 0; i < labels.element_count(); ++i) {
+      mask[i] = labels.value_at(i) == value ? 1.0f : 0.0f;
+    }
+    const Image score = resample_image(indicator, size_xyz, linear);
+    const float* s = score.data<float>();
+    for (std::int64_t i = 0; i < count; ++i) {
+      if (s[i] > best_score[i]) {
+        best_score[i] = s[i];
+        best_label[i] = value;
+      }
+    }
+  }
+  io::visit_dtype(labels.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    T* destination = out.data<T>();
+    for (std::int64_t i = 0; i < count; ++i) destination[i] = static_cast<T>(best_label[i]);
+  });
+  return out;
+}
+
+}  // namespace graft::preprocess

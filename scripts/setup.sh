@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs graft's Debian 12 packages (only those missing), then configures and builds Release.
+# Idempotent: a second run installs nothing and rebuilds only what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  g++ cmake ninja-build pkg-config
+  libtorch-dev                     # LibTorch 1.13 (CPU)
+  libinsighttoolkit5-dev           # ITK 5.2: NIfTI and NRRD
+  libgdcm-tools                    # ITK's CMake config names these tools; gdcmraw is also a DICOM reference
+  libcli11-dev nlohmann-json3-dev libyaml-cpp-dev zlib1g-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3 python3-numpy python3-nibabel python3-scipy python3-torch  # references for tests and benches
+)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then sudo_cmd=sudo; else sudo_cmd=; fi
+  $sudo_cmd apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+build_dir=${GRAFT_BUILD_DIR:-build}
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake --build "$build_dir" --parallel "$(nproc)"

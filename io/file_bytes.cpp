@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <sys/stat.h>
 
 #include "io/error.h"
@@ -41,6 +42,12 @@ std::vector<std::uint8_t> read_file_prefix(const std::string& path, std::size_t 
   in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(max_bytes));
   bytes.resize(static_cast<std::size_t>(in.gcount()));
   return bytes;
+}
+
+std::uint64_t saturating_multiply(std::uint64_t a, std::uint64_t b) {
+  std::uint64_t out;
+  if (__builtin_mul_overflow(a, b, &out)) return std::numeric_limits<std::uint64_t>::max();
+  return out;
 }
 
 std::uint64_t max_gunzipped_bytes(std::uint64_t compressed_bytes) {

@@ -15,6 +15,9 @@ std::vector<std::uint8_t> read_file_prefix(const std::string& path, std::size_t 
 
 bool is_gzip_file(const std::string& path);
 
+// a * b, saturating at the largest value, so absurd header sizes compare as huge, not wrapped.
+std::uint64_t saturating_multiply(std::uint64_t a, std::uint64_t b);
+
 // DEFLATE cannot expand data by more than about 1032:1, so a gzip file that claims to hold more
 // than this many bytes is lying, and is refused before allocation.
 std::uint64_t max_gunzipped_bytes(std::uint64_t compressed_bytes);

@@ -6,9 +6,10 @@
 
 #include "io/error.h"
 #include "io/file_bytes.h"
-#include "io/header_checks.h"
 #include "io/itk_formats.h"
+#include "io/nifti_reader.h"
 #include "io/npy.h"
+#include "io/nrrd_header_check.h"
 
 namespace graft::io {
 namespace {
@@ -55,12 +56,7 @@ Image read(const std::string& path) {
   if (bytes == 0) throw Error(path + ": file is empty");
   switch (sniff_format(path)) {
     case FileFormat::kNifti:
-    {
-      const NiftiHeaderFacts facts = check_nifti_header(path);
-      Image image = read_itk(path, ItkFormat::kNifti);
-      image.metadata().rescale_applied = facts.rescales();
-      return image;
-    }
+      return read_nifti(path);
     case FileFormat::kNrrd:
       check_nrrd_header(path);
       return read_itk(path, ItkFormat::kNrrd);

@@ -40,6 +40,9 @@ def _weights(n):
 
 def describe(path):
     img = nib.load(path)
+    if not hasattr(img, 'affine'):
+        # CIFTI-2 files are NIfTI-2 underneath; compare against that view of them.
+        img = nib.Nifti2Image.from_filename(path)
     data = np.asanyarray(img.dataobj)
     affine = np.asarray(img.affine, dtype=np.float64)
     lps = affine.copy()
@@ -51,6 +54,9 @@ def describe(path):
     # Fortran-order flattening: x fastest (NIfTI on-disk order).
     flat = np.asarray(data, dtype=np.float64).ravel(order='F')
     n = flat.size
+    # NaN voxels (legal in float images) are counted, then summed as 0, so sums stay comparable.
+    nan_count = int(np.count_nonzero(np.isnan(flat)))
+    flat = np.where(np.isnan(flat), 0.0, flat)
     if n:
         total = float(np.sum(flat))
         total_abs = float(np.sum(np.abs(flat)))
@@ -73,6 +79,9 @@ def describe(path):
         'max': _num(vmax),
         'first_values': [_num(v) for v in flat[:N_FIRST]],
         'checksum_weighted': _num(checksum),
+        'nan_count': nan_count,
+        'qform_code': int(img.header['qform_code']),
+        'sform_code': int(img.header['sform_code']),
     }
 
 

@@ -1,0 +1,202 @@
+// Runs the built graft executable exactly as a user would, and checks exit codes, the one-line
+// error contract, and round trips through files.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "io/image_file.h"
+#include "tests/support/test_support.h"
+
+namespace {
+
+using graft::testing::run_command;
+
+struct Result {
+  int exit_code;
+  std::string output;
+};
+
+Result graft(const std::string& arguments, const std::string& prefix = "") {
+  Result result;
+  result.exit_code = run_command(prefix + graft::testing::graft_executable() + " " + arguments, &result.output);
+  return result;
+}
+
+std::size_t line_count(const std::string& text) {
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+TEST(Cli, EverySubcommandHasHelp) {
+  for (const char* command : {"info", "convert", "plan", "preprocess", "backbones", "demo"}) {
+    const Result result = graft(std::string(command) + " --help");
+    EXPECT_EQ(result.exit_code, 0) << command;
+    EXPECT_NE(result.output.find("Usage"), std::string::npos) << command;
+  }
+}
+
+TEST(Cli, BadUsageExitsTwoWithOneLine) {
+  for (const char* arguments : {"", "frobnicate", "info", "convert only_one.nii",
+                                "plan --backbone no-such-net x.nii"}) {
+    const Result result = graft(arguments);
+    EXPECT_EQ(result.exit_code, 2) << arguments << ": " << result.output;
+    EXPECT_EQ(line_count(result.output), 1u) << arguments << ": " << result.output;
+  }
+}
+
+TEST(Cli, InfoJsonHasTheSameKeysForEveryFormat) {
+  const std::string folder = graft::testing::temp_dir();
+  graft::io::Geometry g;
+  g.size_xyz = {4, 3, 2};
+  graft::io::Image image(graft::io::DType::kI16, 1, g);
+  std::vector<std::string> keys_seen;
+  for (const char* name : {"/a.nii.gz", "/a.nrrd", "/a.npy"}) {
+    graft::io::write(image, folder + name);
+    const Result result = graft("info --json " + folder + name);
+    ASSERT_EQ(result.exit_code, 0) << result.output;
+    const auto json = nlohmann::json::parse(result.output);
+    std::string keys;
+    for (const auto& item : json.items()) keys += item.key() + ",";
+    keys_seen.push_back(keys);
+    for (const char* key : {"format", "dtype", "size", "channels", "spacing", "origin", "direction",
+                            "frame", "crs_wkt", "geotransform", "nodata", "band_names", "modality"}) {
+      EXPECT_TRUE(json.contains(key)) << key;
+    }
+    EXPECT_EQ(json["direction"].size(), 9u);
+    EXPECT_EQ(json["size"], nlohmann::json({4, 3, 2}));
+    EXPECT_EQ(json["dtype"], "i16");
+  }
+  EXPECT_EQ(keys_seen[0], keys_seen[1]);
+  EXPECT_EQ(keys_seen[0], keys_seen[2]);
+}
+
+// The acceptance check: graft convert round trips each NIfTI with the same world affine and
+// voxels as nibabel reads them.
+void expect_convert_round_trip(const std::vector<std::string>& inputs) {
+  const std::string folder = graft::testing::temp_dir();
+  std::vector<std::string> outputs;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    outputs.push_back(folder + "/out" + std::to_string(i) + ".nii.gz");
+    const Result result = graft("convert " + inputs[i] + " " + outputs.back());
+    ASSERT_EQ(result.exit_code, 0) << inputs[i] << ": " << result.output;
+  }
+  const auto before = graft::testing::nibabel_reference(inputs);
+  const auto after = graft::testing::nibabel_reference(outputs);
+  if (before.empty()) GTEST_SKIP() << "Debian python3-nibabel is not installed";
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    SCOPED_TRACE(inputs[i]);
+    // A file with no stored transform gets ITK's identity grid on read (see io/nifti_reader.h),
+    // which graft then writes explicitly; nibabel's Analyze fallback cannot match that.
+    if (before[i]["qform_code"] != 0 || before[i]["sform_code"] != 0) {
+      const auto a = before[i]["affine_lps"].get<std::vector<std::vector<double>>>();
+      const auto b = after[i]["affine_lps"].get<std::vector<std::vector<double>>>();
+      for (int r = 0; r < 3; ++r)
+        for (int c = 0; c < 4; ++c) EXPECT_NEAR(a[r][c], b[r][c], 1e-4);
+    }
+    EXPECT_EQ(after[i]["nan_count"], before[i]["nan_count"]);
+    const double checksum = before[i]["checksum_weighted"].get<double>();
+    EXPECT_NEAR(after[i]["checksum_weighted"].get<double>(), checksum, 1e-6 * std::max(1.0, std::abs(checksum)));
+    EXPECT_NEAR(after[i]["sum"].get<double>(), before[i]["sum"].get<double>(),
+                1e-6 * std::max(1.0, std::abs(before[i]["sum"].get<double>())));
+  }
+}
+
+TEST(Cli, ConvertRoundTripsSharedNiftiFilesLikeNibabel) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  const std::string folder = graft::testing::shared_data_dir() + "/nifti/";
+  expect_convert_round_trip({folder + "example_ct_sm.nii.gz", folder + "example_seg.nii.gz",
+                             folder + "example_mr_sm.nii.gz", folder + "example_seg_mr.nii.gz"});
+}
+
+TEST(Cli, ConvertRoundTripsNibabelsNiftiFilesLikeNibabel) {
+  const std::string folder = graft::testing::nibabel_data_dir();
+  if (folder.empty()) GTEST_SKIP() << "nibabel's test data is absent (Debian python3-nibabel)";
+  std::vector<std::string> files;
+  for (const char* name : {"anatomical.nii", "example4d.nii.gz", "example_nifti2.nii.gz",
+                           "functional.nii", "standard.nii.gz", "reoriented_anat_moved.nii",
+                           "resampled_anat_moved.nii", "row_major.dconn.nii"}) {
+    files.push_back(folder + "/" + name);
+  }
+  expect_convert_round_trip(files);
+}
+
+TEST(Cli, ConvertKeepsTheVoxelTypeUnlessAsked) {
+  const std::string folder = graft::testing::temp_dir();
+  graft::io::Geometry g;
+  g.size_xyz = {4, 3, 2};
+  graft::io::write(graft::io::Image(graft::io::DType::kU16, 1, g), folder + "/in.nrrd");
+  ASSERT_EQ(graft("convert " + folder + "/in.nrrd " + folder + "/same.nii").exit_code, 0);
+  ASSERT_EQ(graft("convert --dtype f32 " + folder + "/in.nrrd " + folder + "/float.nii").exit_code, 0);
+  EXPECT_EQ(graft::io::read(folder + "/same.nii").dtype(), graft::io::DType::kU16);
+  EXPECT_EQ(graft::io::read(folder + "/float.nii").dtype(), graft::io::DType::kF32);
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+// Empty, truncated, random-byte and absurd-header files: exit 1, one line naming the file, and
+// all of it within a 1 GiB address-space limit.
+TEST(Cli, BadFilesExitOneWithOneLineUnderOneGibibyte) {
+  const std::string folder = graft::testing::temp_dir();
+  write_file(folder + "/empty.nii.gz", "");
+  std::mt19937 random(5);
+  std::string noise(10000, '\0');
+  for (char& ch : noise) ch = static_cast<char>(random());
+  write_file(folder + "/random.nii", noise);
+  write_file(folder + "/huge.nrrd", "NRRD0004\ntype: float\ndimension: 3\nsizes: 32000 32000 32000\nencoding: raw\n\n");
+  graft::io::Geometry g;
+  g.size_xyz = {64, 64, 32};
+  graft::io::write(graft::io::Image(graft::io::DType::kF32, 1, g), folder + "/whole.nii");
+  std::ifstream in(folder + "/whole.nii", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  write_file(folder + "/truncated.nii", bytes.substr(0, bytes.size() / 2));
+  std::string huge_header = bytes.substr(0, 352);
+  const std::int16_t dims[4] = {3, 32000, 32000, 32000};
+  huge_header.replace(40, sizeof(dims), reinterpret_cast<const char*>(dims), sizeof(dims));
+  write_file(folder + "/absurd.nii", huge_header);
+
+  for (const char* name : {"empty.nii.gz", "random.nii", "huge.nrrd", "truncated.nii", "absurd.nii"}) {
+    for (const char* command : {"info ", "convert "}) {
+      const std::string path = folder + "/" + name;
+      const std::string arguments = command + path + (std::string(command) == "convert " ? " " + folder + "/o.nii" : "");
+      const Result result = graft(arguments, "ulimit -v 1048576; ");
+      EXPECT_EQ(result.exit_code, 1) << arguments << ": " << result.output;
+      EXPECT_EQ(line_count(result.output), 1u) << arguments << ": " << result.output;
+      EXPECT_NE(result.output.find(path), std::string::npos) << result.output;
+    }
+  }
+}
+
+TEST(Cli, PreprocessWritesTheImageOnThePlansGridAndThePlanJson) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  const std::string folder = graft::testing::temp_dir();
+  const std::string data = graft::testing::shared_data_dir() + "/nifti/";
+  const Result result = graft("preprocess --backbone test-ct-1mm " + data + "example_ct_sm.nii.gz " +
+                              folder + "/ct.nii.gz --plan-out " + folder + "/plan.json --labels " +
+                              data + "example_seg.nii.gz --labels-out " + folder + "/seg.nii.gz");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const graft::io::Image image = graft::io::read(folder + "/ct.nii.gz");
+  const graft::io::Image labels = graft::io::read(folder + "/seg.nii.gz");
+  // 3 mm -> 1 mm: 122 x 101 x 30 becomes 366 x 303 x 90, in RAS.
+  EXPECT_EQ(image.geometry().size_xyz, (std::array<std::int64_t, 3>{366, 303, 90}));
+  EXPECT_EQ(graft::io::orientation_code(image.geometry().direction), "RAS");
+  EXPECT_TRUE(labels.geometry().same_grid(image.geometry(), 1e-4));
+  EXPECT_EQ(labels.dtype(), graft::io::DType::kU8);
+  std::ifstream plan(folder + "/plan.json");
+  const auto json = nlohmann::json::parse(plan);
+  EXPECT_EQ(json["contract"], "test-ct-1mm");
+  const Result shown = graft("plan --backbone test-ct-1mm " + data + "example_ct_sm.nii.gz");
+  EXPECT_NE(shown.output.find("122 x 101 x 30 -> 366 x 303 x 90"), std::string::npos) << shown.output;
+}
+
+TEST(Cli, BackbonesListsContractsAsJson) {
+  const Result result = graft("backbones --json");
+  ASSERT_EQ(result.exit_code, 0);
+  const auto json = nlohmann::json::parse(result.output);
+  ASSERT_FALSE(json.empty());
+  EXPECT_TRUE(json[0]["contract"].contains("target_spacing_mm"));
+}
+
+}  // namespace

@@ -1,0 +1,105 @@
+#include "preprocess/intensity.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "io/error.h"
+
+namespace graft::preprocess {
+namespace {
+
+using io::Image;
+
+Image values_image(const std::vector<float>& values, std::int64_t channels = 1) {
+  io::Geometry g;
+  g.size_xyz = {static_cast<std::int64_t>(values.size()) / channels, 1, 1};
+  Image image(io::DType::kF32, channels, g);
+  std::copy(values.begin(), values.end(), image.data<float>());
+  return image;
+}
+
+TEST(Intensity, ZScoreOverAllVoxelsGivesKnownNumbers) {
+  IntensityStep step;
+  const Image out = apply_intensity(values_image({1, 2, 3, 4}), step);
+  const double std = std::sqrt(1.25);  // population std of 1..4
+  EXPECT_NEAR(out.data<float>()[0], (1 - 2.5) / std, 1e-6);
+  EXPECT_NEAR(out.data<float>()[3], (4 - 2.5) / std, 1e-6);
+}
+
+TEST(Intensity, ZScoreOverNonzeroVoxelsKeepsOrFillsTheBackground) {
+  IntensityStep step;
+  step.over_nonzero = true;
+  step.outside_mask = OutsideMask::kZero;
+  Image out = apply_intensity(values_image({0, 2, 4, 0, 6}), step);
+  EXPECT_NEAR(out.data<float>()[1], (2 - 4) / std::sqrt(8.0 / 3.0), 1e-6);
+  EXPECT_EQ(out.data<float>()[0], 0.0f);
+  EXPECT_EQ(out.data<float>()[3], 0.0f);
+
+  step.outside_mask = OutsideMask::kNoise;
+  std::vector<float> values(20000, 0.0f);
+  for (std::size_t i = 0; i < values.size(); i += 2) values[i] = static_cast<float>(i % 7 + 1);
+  const Image noisy = apply_intensity(values_image(values), step, 42);
+  const Image again = apply_intensity(values_image(values), step, 42);
+  double sum = 0, sum_squares = 0;
+  for (std::size_t i = 1; i < values.size(); i += 2) {
+    sum += noisy.data<float>()[i];
+    sum_squares += noisy.data<float>()[i] * noisy.data<float>()[i];
+    ASSERT_EQ(noisy.data<float>()[i], again.data<float>()[i]);  // seeded
+  }
+  const double n = values.size() / 2.0;
+  EXPECT_NEAR(sum / n, 0.0, 0.05);
+  EXPECT_NEAR(std::sqrt(sum_squares / n), 1.0, 0.05);
+}
+
+TEST(Intensity, PercentilesMatchNumpysLinearRule) {
+  std::vector<float> values;
+  for (int i = 100; i >= 0; --i) values.push_back(static_cast<float>(i));
+  const Image image = values_image(values);
+  EXPECT_NEAR(channel_percentile(image, 0, 10.0), 10.0, 1e-9);
+  EXPECT_NEAR(channel_percentile(image, 0, 99.5), 99.5, 1e-9);
+  IntensityStep clip;
+  clip.kind = IntensityKind::kPercentileClip;
+  clip.lower_percentile = 5;
+  clip.upper_percentile = 90;
+  const Image out = apply_intensity(image, clip);
+  EXPECT_FLOAT_EQ(out.data<float>()[0], 90.0f);   // was 100
+  EXPECT_FLOAT_EQ(out.data<float>()[100], 5.0f);  // was 0
+  EXPECT_FLOAT_EQ(out.data<float>()[50], 50.0f);
+}
+
+TEST(Intensity, CtWindowMapsItsEdgesToZeroAndOne) {
+  IntensityStep window;
+  window.kind = IntensityKind::kWindow;
+  window.window_center = 40;
+  window.window_width = 400;
+  Image hu(io::DType::kI16, 1, values_image({-1000, -160, 40, 240, 3000}).geometry());
+  const std::int16_t values[5] = {-1000, -160, 40, 240, 3000};
+  std::copy(values, values + 5, hu.data<std::int16_t>());
+  const Image out = apply_intensity(hu, window);
+  EXPECT_EQ(out.dtype(), io::DType::kF32);
+  const float expected[5] = {0.0f, 0.0f, 0.5f, 1.0f, 1.0f};
+  for (int i = 0; i < 5; ++i) EXPECT_NEAR(out.data<float>()[i], expected[i], 1e-6);
+}
+
+TEST(Intensity, FixedScaleAndPerChannelMeanStdGiveKnownNumbers) {
+  IntensityStep scale;
+  scale.kind = IntensityKind::kScaleOffset;
+  scale.scale = 1.0 / 255.0;
+  EXPECT_NEAR(apply_intensity(values_image({255, 51}), scale).data<float>()[1], 0.2, 1e-6);
+
+  IntensityStep imagenet;
+  imagenet.kind = IntensityKind::kChannelMeanStd;
+  imagenet.mean = {0.485, 0.456, 0.406};
+  imagenet.std = {0.229, 0.224, 0.225};
+  const Image out = apply_intensity(values_image({0.485f, 1.0f, 0.0f}, 3), imagenet);
+  EXPECT_NEAR(out.data<float>()[0], 0.0, 1e-6);
+  EXPECT_NEAR(out.data<float>()[1], (1.0 - 0.456) / 0.224, 1e-5);
+  EXPECT_NEAR(out.data<float>()[2], -0.406 / 0.225, 1e-5);
+
+  imagenet.mean.pop_back();
+  EXPECT_THROW(apply_intensity(values_image({1, 2, 3}, 3), imagenet), Error);
+}
+
+}  // namespace
+}  // namespace graft::preprocess

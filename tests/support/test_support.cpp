@@ -1,0 +1,108 @@
+#include "tests/support/test_support.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+
+namespace graft::testing {
+
+bool file_exists(const std::string& path) {
+  struct stat info {};
+  return stat(path.c_str(), &info) == 0;
+}
+
+std::string shared_data_dir() {
+  if (const char* env = std::getenv("GRAFT_SHARED_DATA")) {
+    return file_exists(env) ? env : "";
+  }
+  const std::string candidate = std::string(GRAFT_SOURCE_DIR) + "/../shared/data";
+  return file_exists(candidate) ? candidate : "";
+}
+
+std::string nibabel_data_dir() {
+  const std::string candidate = "/usr/lib/python3/dist-packages/nibabel/tests/data";
+  return file_exists(candidate + "/anatomical.nii") ? candidate : "";
+}
+
+std::string temp_dir() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string name = "graft-test-" + std::to_string(getpid());
+  if (info) name += std::string("-") + info->test_suite_name() + "-" + info->name();
+  const auto path = std::filesystem::temp_directory_path() / name;
+  std::filesystem::remove_all(path);
+  std::filesystem::create_directories(path);
+  return path.string();
+}
+
+int run_command(const std::string& command, std::string* output) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return -1;
+  std::array<char, 4096> buffer;
+  std::string text;
+  while (fgets(buffer.data(), buffer.size(), pipe)) text += buffer.data();
+  const int status = pclose(pipe);
+  if (output) *output = text;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string python_with(const std::string& module) {
+  const std::string python = "/usr/bin/python3";
+  if (!file_exists(python)) return "";
+  if (run_command(python + " -c 'import " + module + "'") != 0) return "";
+  return python;
+}
+
+std::vector<nlohmann::json> nibabel_reference(const std::vector<std::string>& paths) {
+  const std::string python = python_with("nibabel");
+  if (python.empty()) return {};
+  std::string command = python + " " + GRAFT_SOURCE_DIR + "/tests/tools/nibabel_reference.py";
+  for (const auto& path : paths) command += " '" + path + "'";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::vector<nlohmann::json> out;
+  if (!pipe) return out;
+  std::array<char, 1 << 16> buffer;
+  std::string line;
+  while (fgets(buffer.data(), buffer.size(), pipe)) {
+    line += buffer.data();
+    if (!line.empty() && line.back() == '\n') {
+      out.push_back(nlohmann::json::parse(line));
+      line.clear();
+    }
+  }
+  pclose(pipe);
+  return out;
+}
+
+double weighted_checksum(const io::Image& image) {
+  double sum = 0.0;
+  for (std::int64_t i = 0; i < image.element_count(); ++i) {
+    const double value = image.value_at(i);
+    if (!std::isnan(value)) sum += value * static_cast<double>((i % 1009) + 1);
+  }
+  return sum;
+}
+
+double voxel_sum(const io::Image& image) {
+  double sum = 0.0;
+  for (std::int64_t i = 0; i < image.element_count(); ++i) {
+    const double value = image.value_at(i);
+    if (!std::isnan(value)) sum += value;
+  }
+  return sum;
+}
+
+std::int64_t nan_count(const io::Image& image) {
+  std::int64_t count = 0;
+  for (std::int64_t i = 0; i < image.element_count(); ++i) count += std::isnan(image.value_at(i));
+  return count;
+}
+
+std::string graft_executable() { return GRAFT_EXECUTABLE; }
+
+}  // namespace graft::testing

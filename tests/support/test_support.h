@@ -1,0 +1,44 @@
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "io/image.h"
+
+namespace graft::testing {
+
+// ../shared/data from the repo root, or $GRAFT_SHARED_DATA; empty when absent.
+std::string shared_data_dir();
+// nibabel's own test files (Debian python3-nibabel); empty when absent.
+std::string nibabel_data_dir();
+// A fresh folder under the system temp dir, unique per test.
+std::string temp_dir();
+bool file_exists(const std::string& path);
+
+// Runs a shell command; returns its exit status and fills `output` with stdout+stderr.
+int run_command(const std::string& command, std::string* output = nullptr);
+
+// Debian's python3 (the one with nibabel, scipy, torch), or empty when it or `module` is missing.
+std::string python_with(const std::string& module);
+
+// nibabel's view of each file (tests/tools/nibabel_reference.py), one JSON object per path.
+std::vector<nlohmann::json> nibabel_reference(const std::vector<std::string>& paths);
+
+// graft's own equivalents of the reference's fields, for the same comparison.
+double weighted_checksum(const io::Image& image);
+double voxel_sum(const io::Image& image);  // NaN voxels count as 0, as in the reference
+std::int64_t nan_count(const io::Image& image);
+
+// Path of the built graft executable.
+std::string graft_executable();
+
+}  // namespace graft::testing
+
+#define GRAFT_REQUIRE_SHARED_DATA()                                                    \
+  do {                                                                                 \
+    if (graft::testing::shared_data_dir().empty())                                     \
+      GTEST_SKIP() << "../shared/data is absent (set GRAFT_SHARED_DATA to run this)";  \
+  } while (0)

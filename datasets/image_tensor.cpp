@@ -57,7 +57,7 @@ io::Image tensor_to_image(const torch::Tensor& tensor, const io::Geometry& geome
       dtype = io::DType::kF32;
   }
   source = source.contiguous().cpu();
-  io::Image image(dtype, source.size(0), geometry);
+  io::Image image = io::Image::uninitialized(dtype, source.size(0), geometry);
   std::memcpy(image.bytes(), source.data_ptr(), image.byte_count());
   return image;
 }

@@ -11,7 +11,17 @@ namespace graft::io {
 Image::Image(DType dtype, std::int64_t channels, const Geometry& geometry)
     : dtype_(dtype), channels_(channels), geometry_(geometry) {
   if (channels <= 0) throw Error("an image needs at least one channel");
-  bytes_.resize(static_cast<std::size_t>(element_count()) * dtype_size_bytes(dtype));
+  bytes_.resize(static_cast<std::size_t>(element_count()) * dtype_size_bytes(dtype), 0);
+}
+
+Image Image::uninitialized(DType dtype, std::int64_t channels, const Geometry& geometry) {
+  if (channels <= 0) throw Error("an image needs at least one channel");
+  Image image;
+  image.dtype_ = dtype;
+  image.channels_ = channels;
+  image.geometry_ = geometry;
+  image.bytes_.resize(static_cast<std::size_t>(image.element_count()) * dtype_size_bytes(dtype));
+  return image;
 }
 
 void Image::check_type(DType requested) const {
@@ -54,7 +64,7 @@ void convert_elements(const From* in, To* out, std::int64_t count) {
 }  // namespace
 
 Image Image::cast(DType dtype) const {
-  Image out(dtype, channels_, geometry_);
+  Image out = Image::uninitialized(dtype, channels_, geometry_);
   out.metadata_ = metadata_;
   visit_dtype(dtype_, [&](auto from_zero) {
     using From = decltype(from_zero);

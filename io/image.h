@@ -3,7 +3,9 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "io/dtype.h"
@@ -28,7 +30,11 @@ struct Metadata {
 class Image {
  public:
   Image() = default;
+  // Voxels start at zero.
   Image(DType dtype, std::int64_t channels, const Geometry& geometry);
+  // Voxels start undefined, for producers that write every voxel anyway: zero-filling large
+  // buffers first is a measurable share of a read or resample.
+  static Image uninitialized(DType dtype, std::int64_t channels, const Geometry& geometry);
 
   DType dtype() const { return dtype_; }
   std::int64_t channels() const { return channels_; }
@@ -74,7 +80,24 @@ class Image {
   std::int64_t channels_ = 0;
   Geometry geometry_;
   Metadata metadata_;
-  std::vector<std::uint8_t> bytes_;
+  // Value-initialises only on request (Image's constructor), never on resize().
+  template <typename T>
+  struct DefaultInitAllocator : std::allocator<T> {
+    template <typename U>
+    struct rebind {
+      using other = DefaultInitAllocator<U>;
+    };
+    using std::allocator<T>::allocator;
+    template <typename U>
+    void construct(U* place) noexcept {
+      ::new (static_cast<void*>(place)) U;
+    }
+    template <typename U, typename... Args>
+    void construct(U* place, Args&&... args) {
+      ::new (static_cast<void*>(place)) U(std::forward<Args>(args)...);
+    }
+  };
+  std::vector<std::uint8_t, DefaultInitAllocator<std::uint8_t>> bytes_;
 };
 
 }  // namespace graft::io

@@ -94,7 +94,7 @@ Image read_itk(const std::string& path, ItkFormat format) {
       throw Error(path + ": 4D images with vector voxels are not supported");
     }
     const DType dtype = dtype_from_itk(io->GetComponentType(), path);
-    Image image(dtype, time_points * components, geometry);
+    Image image = Image::uninitialized(dtype, time_points * components, geometry);
     image.metadata().source_format = format_name(format);
 
     itk::ImageIORegion region(dims);

@@ -1,32 +1,48 @@
 #include "io/nifti_reader.h"
 
+#include <libdeflate.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <type_traits>
 #include <vector>
 
 #include "io/error.h"
+#include "io/file_bytes.h"
 #include "io/nifti_header.h"
 
 namespace graft::io {
 namespace {
 
-// Sequential reads of a plain or gzip file (zlib reads plain files transparently).
+// Sequential reads of a plain or gzip file. A single-member gzip file under 4 GiB is inflated in
+// one call with libdeflate, which is several times faster than zlib's streaming inflate; anything
+// else streams through zlib (which reads plain files transparently too).
 class ByteSource {
  public:
   explicit ByteSource(const std::string& path) : path_(path) {
+    if (is_gzip_file(path) && inflate_whole_file()) return;
     file_ = gzopen(path.c_str(), "rb");
     if (file_ == nullptr) throw Error(path + ": cannot open file");
   }
-  ~ByteSource() { gzclose(file_); }
+  ~ByteSource() {
+    if (file_ != nullptr) gzclose(file_);
+  }
   ByteSource(const ByteSource&) = delete;
   ByteSource& operator=(const ByteSource&) = delete;
 
   void read(void* destination, std::uint64_t bytes, const char* what) {
     auto* out = static_cast<std::uint8_t*>(destination);
+    if (file_ == nullptr) {
+      if (bytes > inflated_.size() - position_) {
+        throw Error(path_ + ": file ends inside the " + std::string(what) + " (truncated?)");
+      }
+      std::memcpy(out, inflated_.data() + position_, bytes);
+      position_ += bytes;
+      return;
+    }
     while (bytes > 0) {
       const auto chunk = static_cast<unsigned>(std::min<std::uint64_t>(bytes, 1u << 30));
       const int got = gzread(file_, out, chunk);
@@ -38,6 +54,13 @@ class ByteSource {
     }
   }
   void skip(std::uint64_t bytes, const char* what) {
+    if (file_ == nullptr) {
+      if (bytes > inflated_.size() - position_) {
+        throw Error(path_ + ": file ends inside the " + std::string(what) + " (truncated?)");
+      }
+      position_ += bytes;
+      return;
+    }
     std::vector<std::uint8_t> sink(std::min<std::uint64_t>(std::max<std::uint64_t>(bytes, 1), 1 << 16));
     while (bytes > 0) {
       const std::uint64_t chunk = std::min<std::uint64_t>(bytes, sink.size());
@@ -47,8 +70,35 @@ class ByteSource {
   }
 
  private:
+  bool inflate_whole_file() {
+    std::ifstream in(path_, std::ios::binary);
+    std::vector<std::uint8_t> compressed(file_size_bytes(path_));
+    in.read(reinterpret_cast<char*>(compressed.data()), static_cast<std::streamsize>(compressed.size()));
+    if (compressed.size() < 18 || static_cast<std::size_t>(in.gcount()) != compressed.size()) return false;
+    std::uint32_t size_mod_4gib;  // gzip's ISIZE trailer, little endian
+    std::memcpy(&size_mod_4gib, compressed.data() + compressed.size() - 4, 4);
+    // The header check has already bounded the payload by the compressed size.
+    if (size_mod_4gib == 0 || size_mod_4gib > max_gunzipped_bytes(compressed.size())) return false;
+    inflated_.resize(size_mod_4gib);
+    libdeflate_decompressor* decompressor = libdeflate_alloc_decompressor();
+    if (decompressor == nullptr) return false;
+    std::size_t consumed = 0, produced = 0;
+    const libdeflate_result result = libdeflate_gzip_decompress_ex(
+        decompressor, compressed.data(), compressed.size(), inflated_.data(), inflated_.size(),
+        &consumed, &produced);
+    libdeflate_free_decompressor(decompressor);
+    // Multi-member or >4 GiB streams (or damage): let zlib stream it and report where it fails.
+    if (result != LIBDEFLATE_SUCCESS || consumed != compressed.size() || produced != inflated_.size()) {
+      std::vector<std::uint8_t>().swap(inflated_);
+      return false;
+    }
+    return true;
+  }
+
   std::string path_;
   gzFile file_ = nullptr;
+  std::vector<std::uint8_t> inflated_;
+  std::uint64_t position_ = 0;
 };
 
 using Affine = std::array<std::array<double, 4>, 3>;  // RAS world, rows x y z
@@ -201,7 +251,7 @@ Image read_nifti(const std::string& path) {
 
   ByteSource source(h.data_path);
   seek_to_voxels(source, h, path);
-  Image image(stored, channels * components, geometry);
+  Image image = Image::uninitialized(stored, channels * components, geometry);
   image.metadata().source_format = "nifti";
   if (components == 1) {
     source.read(image.bytes(), image.byte_count(), "voxel data");

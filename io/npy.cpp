@@ -213,7 +213,7 @@ Image read_npy(const std::string& path) {
     if (i < 3) geometry.size_xyz[i] = n;
     else channels = n;
   }
-  Image image(array.dtype, channels, geometry);
+  Image image = Image::uninitialized(array.dtype, channels, geometry);
   std::memcpy(image.bytes(), array.bytes.data(), array.bytes.size());
   image.metadata().source_format = "npy";
   return image;

@@ -41,8 +41,7 @@ std::optional<IndexBox> nonzero_bounding_box(const io::Image& image) {
   return box;
 }
 
-io::Image crop_or_pad(const io::Image& image, const IndexBox& box, double fill_value) {
-  const io::Geometry& in = image.geometry();
+io::Geometry cropped_geometry(const io::Geometry& in, const IndexBox& box) {
   for (int a = 0; a < 3; ++a) {
     if (box.size_xyz[a] < 1) throw Error("crop: box size must be positive on every axis");
   }
@@ -57,7 +56,13 @@ io::Image crop_or_pad(const io::Image& image, const IndexBox& box, double fill_v
     transform[3] += box.start_xyz[0] * transform[4] + box.start_xyz[1] * transform[5];
     out_geometry.geotransform = transform;
   }
-  io::Image out(image.dtype(), image.channels(), out_geometry);
+  return out_geometry;
+}
+
+io::Image crop_or_pad(const io::Image& image, const IndexBox& box, double fill_value) {
+  const io::Geometry& in = image.geometry();
+  const io::Geometry out_geometry = cropped_geometry(in, box);
+  io::Image out = io::Image::uninitialized(image.dtype(), image.channels(), out_geometry);
   out.metadata() = image.metadata();
   const auto& n_in = in.size_xyz;
   const auto& n_out = box.size_xyz;

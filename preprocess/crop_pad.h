@@ -22,6 +22,8 @@ std::optional<IndexBox> nonzero_bounding_box(const io::Image& image);
 // this both crops and pads. The result's origin is the world position of box.start_xyz, so every
 // voxel keeps its place in the world.
 io::Image crop_or_pad(const io::Image& image, const IndexBox& box, double fill_value = 0.0);
+// The grid that crop_or_pad produces, without touching voxels.
+io::Geometry cropped_geometry(const io::Geometry& geometry, const IndexBox& box);
 
 // Pads (symmetrically, extra voxel at the end) up to at least minimum_size_xyz.
 io::Image pad_to_size(const io::Image& image, const std::array<std::int64_t, 3>& minimum_size_xyz,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 #include <random>
 #include <sstream>
 
@@ -108,25 +109,44 @@ ChannelStatistics channel_statistics(const io::Image& image, std::int64_t channe
                                      bool over_nonzero) {
   ChannelStatistics stats;
   const std::int64_t voxels = image.voxels_per_channel();
+  // Per-thread partial sums in double, in two passes: the one-pass formula loses digits on CT
+  // values near -1000.
+  std::mutex merge;
   double sum = 0.0, sum_squares = 0.0;
+  std::int64_t count = 0;
   io::visit_dtype(image.dtype(), [&](auto zero) {
     using T = decltype(zero);
     const T* in = image.data<T>() + channel * voxels;
-    // Two passes in double: the one-pass formula loses digits on CT values near -1000.
-    for (std::int64_t i = 0; i < voxels; ++i) {
-      if (over_nonzero && in[i] == T{0}) continue;
-      sum += static_cast<double>(in[i]);
-      ++stats.count;
-    }
-    if (stats.count == 0) return;
-    stats.mean = sum / static_cast<double>(stats.count);
-    for (std::int64_t i = 0; i < voxels; ++i) {
-      if (over_nonzero && in[i] == T{0}) continue;
-      const double d = static_cast<double>(in[i]) - stats.mean;
-      sum_squares += d * d;
-    }
+    parallel_for(voxels, [&](std::int64_t begin, std::int64_t end) {
+      double partial = 0.0;
+      std::int64_t partial_count = 0;
+      for (std::int64_t i = begin; i < end; ++i) {
+        if (over_nonzero && in[i] == T{0}) continue;
+        partial += static_cast<double>(in[i]);
+        ++partial_count;
+      }
+      std::lock_guard<std::mutex> lock(merge);
+      sum += partial;
+      count += partial_count;
+    }, 1 << 16);
+    if (count == 0) return;
+    const double mean = sum / static_cast<double>(count);
+    parallel_for(voxels, [&](std::int64_t begin, std::int64_t end) {
+      double partial = 0.0;
+      for (std::int64_t i = begin; i < end; ++i) {
+        if (over_nonzero && in[i] == T{0}) continue;
+        const double d = static_cast<double>(in[i]) - mean;
+        partial += d * d;
+      }
+      std::lock_guard<std::mutex> lock(merge);
+      sum_squares += partial;
+    }, 1 << 16);
   });
-  if (stats.count > 0) stats.std = std::sqrt(sum_squares / static_cast<double>(stats.count));
+  stats.count = count;
+  if (count > 0) {
+    stats.mean = sum / static_cast<double>(count);
+    stats.std = std::sqrt(sum_squares / static_cast<double>(count));
+  }
   return stats;
 }
 
@@ -143,7 +163,7 @@ double channel_percentile(const io::Image& image, std::int64_t channel, double p
   return low + (high - low) * (rank - static_cast<double>(below));
 }
 
-io::Image apply_intensity(const io::Image& image, const IntensityStep& step, std::uint64_t seed) {
+io::Image apply_intensity(io::Image image, const IntensityStep& step, std::uint64_t seed) {
   const std::int64_t channels = image.channels();
   const std::int64_t voxels = image.voxels_per_channel();
   if (step.kind == IntensityKind::kChannelMeanStd &&
@@ -152,7 +172,7 @@ io::Image apply_intensity(const io::Image& image, const IntensityStep& step, std
                 std::to_string(step.std.size()) + " stds for an image with " +
                 std::to_string(channels) + " channels");
   }
-  io::Image out = image.dtype() == io::DType::kF32 ? image : image.cast(io::DType::kF32);
+  io::Image out = image.dtype() == io::DType::kF32 ? std::move(image) : image.cast(io::DType::kF32);
   float* data = out.data<float>();
   for (std::int64_t c = 0; c < channels; ++c) {
     float* values = data + c * voxels;
@@ -196,11 +216,17 @@ io::Image apply_intensity(const io::Image& image, const IntensityStep& step, std
     }
     const bool keep_outside = step.kind == IntensityKind::kZScore && step.over_nonzero &&
                               step.outside_mask != OutsideMask::kNormalize;
+    // The background is where the input was 0; remember it before the voxels change.
+    std::vector<std::uint8_t> background;
+    if (keep_outside) {
+      background.resize(static_cast<std::size_t>(voxels));
+      for (std::int64_t i = 0; i < voxels; ++i) background[i] = values[i] == 0.0f;
+    }
     const auto scale_f = static_cast<float>(scale), offset_f = static_cast<float>(offset);
     const auto low_f = static_cast<float>(low), high_f = static_cast<float>(high);
     parallel_for(voxels, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t i = begin; i < end; ++i) {
-        if (keep_outside && values[i] == 0.0f) continue;
+        if (keep_outside && background[i]) continue;
         values[i] = std::min(std::max(values[i] * scale_f + offset_f, low_f), high_f);
       }
     }, 1 << 16);
@@ -208,14 +234,9 @@ io::Image apply_intensity(const io::Image& image, const IntensityStep& step, std
       // Noise is drawn in voxel order from a per-channel stream, so it does not depend on threads.
       std::mt19937_64 generator(seed + static_cast<std::uint64_t>(c));
       std::normal_distribution<float> normal(0.0f, 1.0f);
-      const io::Image& original = image;
-      io::visit_dtype(original.dtype(), [&](auto zero) {
-        using T = decltype(zero);
-        const T* in = original.data<T>() + c * voxels;
-        for (std::int64_t i = 0; i < voxels; ++i) {
-          if (in[i] == T{0}) values[i] = normal(generator);
-        }
-      });
+      for (std::int64_t i = 0; i < voxels; ++i) {
+        if (background[i]) values[i] = normal(generator);
+      }
     }
   }
   return out;

@@ -48,9 +48,9 @@ OutsideMask outside_mask_from_name(const std::string& name);
 // One line for a Plan printout, with the numbers: "z-score over nonzero voxels, ...".
 std::string describe(const IntensityStep& step);
 
-// Applies one step; the result is f32. `seed` drives kNoise so that runs are repeatable.
-io::Image apply_intensity(const io::Image& image, const IntensityStep& step,
-                          std::uint64_t seed = 0);
+// Applies one step; the result is f32. `seed` drives kNoise so that runs are repeatable. An f32
+// image passed by rvalue is transformed in place.
+io::Image apply_intensity(io::Image image, const IntensityStep& step, std::uint64_t seed = 0);
 
 // Per-channel statistics, exposed for tests and for the Plan printout.
 struct ChannelStatistics {

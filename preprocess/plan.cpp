@@ -22,7 +22,7 @@ std::string triple(const Triple& v) {
 
 io::Image select_channels(const io::Image& image, const std::vector<int>& order,
                           const std::vector<std::string>& names) {
-  io::Image out(image.dtype(), static_cast<std::int64_t>(order.size()), image.geometry());
+  io::Image out = io::Image::uninitialized(image.dtype(), static_cast<std::int64_t>(order.size()), image.geometry());
   out.metadata() = image.metadata();
   out.metadata().band_names = names;
   out.metadata().wavelengths_nm.clear();
@@ -77,12 +77,7 @@ Plan make_plan(const Contract& contract, const io::Image& image, std::uint64_t s
   if (!contract.orientation.empty()) {
     plan.permutation = permutation_to_orientation(image.geometry().direction, contract.orientation);
   }
-  // Only geometry is needed here; reorienting the voxels happens in apply().
-  io::Geometry geometry = image.geometry();
-  if (!plan.permutation.is_identity()) {
-    io::Image probe(io::DType::kU8, 1, geometry);
-    geometry = permute_axes(probe, plan.permutation).geometry();
-  }
+  io::Geometry geometry = permuted_geometry(image.geometry(), plan.permutation);
   plan.reoriented_geometry = geometry;
 
   if (contract.crop_nonzero) {
@@ -91,8 +86,7 @@ Plan make_plan(const Contract& contract, const io::Image& image, std::uint64_t s
     if (!plan.crop) {
       plan.notes.push_back("image is all zero; crop to nonzero skipped");
     } else {
-      io::Image probe(io::DType::kU8, 1, geometry);
-      geometry = crop_or_pad(probe, *plan.crop).geometry();
+      geometry = cropped_geometry(geometry, *plan.crop);
     }
   }
   plan.cropped_geometry = geometry;
@@ -135,18 +129,25 @@ io::Image apply(const Plan& plan, const io::Image& image) {
     throw Error("image has " + std::to_string(image.channels()) + " channels, the plan expects " +
                 std::to_string(plan.input_channels));
   }
-  io::Image current = plan.channel_order.empty()
-                          ? image
-                          : select_channels(image, plan.channel_order, plan.channel_names);
-  current = permute_axes(current, plan.permutation);
-  if (plan.crop) current = crop_or_pad(current, *plan.crop);
-  if (plan.resample) {
-    current = resample_image(current, plan.resample->size_xyz, plan.resample->options);
+  // Steps that have nothing to do pass the image through without copying its voxels.
+  std::optional<io::Image> owned;
+  const io::Image* current = &image;
+  auto replace = [&](io::Image next) {
+    owned = std::move(next);
+    current = &*owned;
+  };
+  if (!plan.channel_order.empty()) replace(select_channels(*current, plan.channel_order, plan.channel_names));
+  if (!plan.permutation.is_identity()) replace(permute_axes(*current, plan.permutation));
+  if (plan.crop) replace(crop_or_pad(*current, *plan.crop));
+  if (plan.resample) replace(resample_image(*current, plan.resample->size_xyz, plan.resample->options));
+  for (const auto& step : plan.intensity) {
+    replace(owned ? apply_intensity(std::move(*owned), step, plan.seed)
+                  : apply_intensity(*current, step, plan.seed));
   }
-  for (const auto& step : plan.intensity) current = apply_intensity(current, step, plan.seed);
-  if (current.dtype() != io::DType::kF32) current = current.cast(io::DType::kF32);
-  current.geometry() = plan.output_geometry;
-  return current;
+  if (current->dtype() != io::DType::kF32) replace(current->cast(io::DType::kF32));
+  io::Image result = owned ? std::move(*owned) : *current;
+  result.geometry() = plan.output_geometry;
+  return result;
 }
 
 io::Image apply_to_labels(const Plan& plan, const io::Image& labels) {

@@ -81,9 +81,7 @@ AxisPermutation permutation_to_orientation(const io::Mat3& direction, const std:
   return permutation;
 }
 
-io::Image permute_axes(const io::Image& image, const AxisPermutation& permutation) {
-  if (permutation.is_identity()) return image;
-  const io::Geometry& in = image.geometry();
+io::Geometry permuted_geometry(const io::Geometry& in, const AxisPermutation& permutation) {
   io::Geometry out_geometry = in;
   io::Vec3 first_voxel_index{};
   for (int t = 0; t < 3; ++t) {
@@ -97,8 +95,14 @@ io::Image permute_axes(const io::Image& image, const AxisPermutation& permutatio
   }
   out_geometry.origin_world = in.index_to_world(first_voxel_index);
   out_geometry.geotransform.reset();
+  return out_geometry;
+}
 
-  io::Image out(image.dtype(), image.channels(), out_geometry);
+io::Image permute_axes(const io::Image& image, const AxisPermutation& permutation) {
+  if (permutation.is_identity()) return image;
+  const io::Geometry& in = image.geometry();
+  const io::Geometry out_geometry = permuted_geometry(in, permutation);
+  io::Image out = io::Image::uninitialized(image.dtype(), image.channels(), out_geometry);
   out.metadata() = image.metadata();
   // Input strides in elements along x, y, z.
   const std::array<std::int64_t, 3> in_stride{1, in.size_xyz[0], in.size_xyz[0] * in.size_xyz[1]};

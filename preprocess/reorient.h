@@ -21,6 +21,8 @@ struct AxisPermutation {
 // ... each letter the world direction that an increasing index axis points to).
 AxisPermutation permutation_to_orientation(const io::Mat3& direction, const std::string& code);
 
+// The grid that permute_axes produces, without touching voxels.
+io::Geometry permuted_geometry(const io::Geometry& geometry, const AxisPermutation& permutation);
 io::Image permute_axes(const io::Image& image, const AxisPermutation& permutation);
 
 // Throws graft::Error for a code that is not three distinct axes from {L|R, P|A, S|I}.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <set>
+#include <type_traits>
 #include <vector>
 
 #include "io/error.h"
@@ -125,36 +126,99 @@ AxisView view_along(const std::array<std::int64_t, 4>& dims_czyx, int axis_xyz) 
   return view;
 }
 
-template <typename T>
-std::vector<T> apply_taps(const std::vector<T>& in, const AxisView& view, const AxisTaps& taps) {
+// Output index o along the axis reads taps.index/weight[o * width ... + width). For each
+// (outer, o) the whole inner run is one contiguous vector, so the loops stream through memory;
+// along x (inner == 1) each row is filtered in turn instead.
+template <typename In, typename Out>
+void apply_taps(const In* in, Out* out, const AxisView& view, const AxisTaps& taps) {
   const std::int64_t m = taps.outputs;
-  std::vector<T> out(static_cast<std::size_t>(view.outer * m * view.inner));
-  const std::int64_t units = view.outer * m;
-  parallel_for(
-      units,
-      [&](std::int64_t begin, std::int64_t end) {
-        for (std::int64_t unit = begin; unit < end; ++unit) {
-          const std::int64_t outer = unit / m;
-          const std::int64_t o = unit % m;
-          T* destination = out.data() + unit * view.inner;
-          const std::int64_t* index = &taps.index[o * taps.width];
-          const float* weight = &taps.weight[o * taps.width];
-          const T* base = in.data() + outer * view.n * view.inner;
-          if constexpr (std::is_floating_point_v<T>) {
-            const T* first = base + index[0] * view.inner;
-            const T w0 = weight[0];
-            for (std::int64_t i = 0; i < view.inner; ++i) destination[i] = w0 * first[i];
-            for (int k = 1; k < taps.width; ++k) {
-              const T* source = base + index[k] * view.inner;
-              const T w = weight[k];
-              for (std::int64_t i = 0; i < view.inner; ++i) destination[i] += w * source[i];
-            }
+  const int width = taps.width;
+  if (view.inner == 1) {
+    parallel_for(view.outer, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t outer = begin; outer < end; ++outer) {
+        const In* row = in + outer * view.n;
+        Out* destination = out + outer * m;
+        for (std::int64_t o = 0; o < m; ++o) {
+          const std::int64_t* index = &taps.index[o * width];
+          if constexpr (std::is_floating_point_v<Out>) {
+            const float* weight = &taps.weight[o * width];
+            float sum = 0.0f;
+            for (int k = 0; k < width; ++k) sum += weight[k] * static_cast<float>(row[index[k]]);
+            destination[o] = sum;
           } else {  // nearest gather for label maps
-            std::copy(base + index[0] * view.inner, base + (index[0] + 1) * view.inner, destination);
+            destination[o] = row[index[0]];
           }
         }
-      },
-      view.inner >= 64 ? 1 : 4096 / std::max<std::int64_t>(1, view.inner));
+      }
+    }, 16);
+    return;
+  }
+  auto one_run = [&](std::int64_t outer, std::int64_t o) {
+    Out* destination = out + (outer * m + o) * view.inner;
+    const std::int64_t* index = &taps.index[o * width];
+    const In* base = in + outer * view.n * view.inner;
+    if constexpr (std::is_floating_point_v<Out>) {
+      const float* weight = &taps.weight[o * width];
+      const In* first = base + index[0] * view.inner;
+      const float w0 = weight[0];
+      for (std::int64_t i = 0; i < view.inner; ++i) destination[i] = w0 * static_cast<float>(first[i]);
+      for (int k = 1; k < width; ++k) {
+        const In* source = base + index[k] * view.inner;
+        const float w = weight[k];
+        for (std::int64_t i = 0; i < view.inner; ++i) destination[i] += w * static_cast<float>(source[i]);
+      }
+    } else {
+      std::copy(base + index[0] * view.inner, base + (index[0] + 1) * view.inner, destination);
+    }
+  };
+  if (view.outer >= 2 * preprocess_threads()) {
+    parallel_for(view.outer, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t outer = begin; outer < end; ++outer)
+        for (std::int64_t o = 0; o < m; ++o) one_run(outer, o);
+    });
+  } else {
+    for (std::int64_t outer = 0; outer < view.outer; ++outer) {
+      parallel_for(m, [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t o = begin; o < end; ++o) one_run(outer, o);
+      });
+    }
+  }
+}
+
+// Smoothing then interpolating along one axis is one linear map; composing their taps lets a
+// single pass over the data do both.
+AxisTaps compose_taps(const AxisTaps& second, const AxisTaps& first) {
+  AxisTaps out;
+  out.outputs = second.outputs;
+  std::vector<std::vector<std::pair<std::int64_t, float>>> merged(second.outputs);
+  for (std::int64_t o = 0; o < second.outputs; ++o) {
+    auto& entries = merged[o];
+    for (int k = 0; k < second.width; ++k) {
+      const std::int64_t middle = second.index[o * second.width + k];
+      const float w = second.weight[o * second.width + k];
+      for (int j = 0; j < first.width; ++j) {
+        const std::int64_t source = first.index[middle * first.width + j];
+        const float product = w * first.weight[middle * first.width + j];
+        auto found = std::find_if(entries.begin(), entries.end(),
+                                  [&](const auto& entry) { return entry.first == source; });
+        if (found == entries.end()) entries.emplace_back(source, product);
+        else found->second += product;
+      }
+    }
+    out.width = std::max<int>(out.width, static_cast<int>(entries.size()));
+  }
+  out.index.assign(out.outputs * out.width, 0);
+  out.weight.assign(out.outputs * out.width, 0.0f);
+  for (std::int64_t o = 0; o < out.outputs; ++o) {
+    for (std::size_t k = 0; k < merged[o].size(); ++k) {
+      out.index[o * out.width + k] = merged[o][k].first;
+      out.weight[o * out.width + k] = merged[o][k].second;
+    }
+    // Unused slots repeat a real index with weight 0, so every read stays in bounds.
+    for (std::size_t k = merged[o].size(); k < static_cast<std::size_t>(out.width); ++k) {
+      out.index[o * out.width + k] = merged[o][0].first;
+    }
+  }
   return out;
 }
 
@@ -299,26 +363,58 @@ io::Vec3 anti_alias_sigma_voxels(const SizeXyz& input_size, const SizeXyz& outpu
 Image resample_image(const Image& image, const SizeXyz& size_xyz, const ResampleOptions& options) {
   check_size(size_xyz);
   const io::Geometry& in_geometry = image.geometry();
-  std::vector<float> data = to_float(image);
+  Image out = Image::uninitialized(DType::kF32, image.channels(), resized_geometry(in_geometry, size_xyz));
+  out.metadata() = image.metadata();
   std::array<std::int64_t, 4> dims{image.channels(), in_geometry.size_xyz[2],
                                    in_geometry.size_xyz[1], in_geometry.size_xyz[0]};
   const io::Vec3 sigma = anti_alias_sigma_voxels(in_geometry.size_xyz, size_xyz);
+  std::vector<int> axes;
   for (int axis : axis_order(in_geometry.size_xyz, size_xyz)) {
-    const std::int64_t n = in_geometry.size_xyz[axis];
-    const std::int64_t m = size_xyz[axis];
-    if (n == m) continue;
-    const AxisView view = view_along(dims, axis);
-    const Interpolation interpolation = options.interpolation_xyz[axis];
-    if (options.anti_alias && sigma[axis] > 0.0) {
-      data = apply_taps(data, view, gaussian_taps(n, sigma[axis]));
-    }
-    if (interpolation == Interpolation::kBSpline) bspline_prefilter(data, view);
-    data = apply_taps(data, view, interpolation_taps(n, m, interpolation));
-    dims[3 - axis] = m;
+    if (in_geometry.size_xyz[axis] != size_xyz[axis]) axes.push_back(axis);
   }
-  Image out(DType::kF32, image.channels(), resized_geometry(in_geometry, size_xyz));
-  out.metadata() = image.metadata();
-  std::copy(data.begin(), data.end(), out.data<float>());
+  bool any_bspline = false;
+  for (int axis : axes) any_bspline |= options.interpolation_xyz[axis] == Interpolation::kBSpline;
+  if (axes.empty() || any_bspline) {
+    // The B-spline prefilter works in place on floats, so start from a float copy.
+    std::vector<float> data = to_float(image);
+    for (int axis : axes) {
+      const std::int64_t n = in_geometry.size_xyz[axis], m = size_xyz[axis];
+      const AxisView view = view_along(dims, axis);
+      const Interpolation interpolation = options.interpolation_xyz[axis];
+      if (options.anti_alias && sigma[axis] > 0.0) {
+        std::vector<float> blurred(data.size());
+        apply_taps(data.data(), blurred.data(), view, gaussian_taps(n, sigma[axis]));
+        data.swap(blurred);
+      }
+      if (interpolation == Interpolation::kBSpline) bspline_prefilter(data, view);
+      std::vector<float> next(static_cast<std::size_t>(view.outer * m * view.inner));
+      apply_taps(data.data(), next.data(), view, interpolation_taps(n, m, interpolation));
+      data.swap(next);
+      dims[3 - axis] = m;
+    }
+    std::copy(data.begin(), data.end(), out.data<float>());
+    return out;
+  }
+  // Linear and nearest: one pass per axis with smoothing folded into the taps, reading the
+  // stored type directly and writing the last pass straight into the result.
+  io::visit_dtype(image.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    std::vector<float> current, next;
+    for (std::size_t step = 0; step < axes.size(); ++step) {
+      const int axis = axes[step];
+      const std::int64_t n = in_geometry.size_xyz[axis], m = size_xyz[axis];
+      const AxisView view = view_along(dims, axis);
+      AxisTaps taps = interpolation_taps(n, m, options.interpolation_xyz[axis]);
+      if (options.anti_alias && sigma[axis] > 0.0) taps = compose_taps(taps, gaussian_taps(n, sigma[axis]));
+      const bool last = step + 1 == axes.size();
+      if (!last) next.resize(static_cast<std::size_t>(view.outer * m * view.inner));
+      float* destination = last ? out.data<float>() : next.data();
+      if (step == 0) apply_taps(image.data<T>(), destination, view, taps);
+      else apply_taps(current.data(), destination, view, taps);
+      current.swap(next);
+      dims[3 - axis] = m;
+    }
+  });
   return out;
 }
 
@@ -326,7 +422,7 @@ Image resample_labels(const Image& labels, const SizeXyz& size_xyz,
                       LabelInterpolation interpolation) {
   check_size(size_xyz);
   const io::Geometry& in_geometry = labels.geometry();
-  Image out(labels.dtype(), labels.channels(), resized_geometry(in_geometry, size_xyz));
+  Image out = Image::uninitialized(labels.dtype(), labels.channels(), resized_geometry(in_geometry, size_xyz));
   out.metadata() = labels.metadata();
   if (interpolation == LabelInterpolation::kNearest) {
     io::visit_dtype(labels.dtype(), [&](auto zero) {
@@ -338,7 +434,10 @@ Image resample_labels(const Image& labels, const SizeXyz& size_xyz,
         const std::int64_t n = in_geometry.size_xyz[axis];
         const std::int64_t m = size_xyz[axis];
         if (n == m) continue;
-        data = apply_taps(data, view_along(dims, axis), interpolation_taps(n, m, Interpolation::kNearest));
+        const AxisView view = view_along(dims, axis);
+        std::vector<T> next(static_cast<std::size_t>(view.outer * m * view.inner));
+        apply_taps(data.data(), next.data(), view, interpolation_taps(n, m, Interpolation::kNearest));
+        data.swap(next);
         dims[3 - axis] = m;
       }
       std::copy(data.begin(), data.end(), out.data<T>());

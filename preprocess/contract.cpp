@@ -5,26 +5,22 @@
 #include <sstream>
 
 #include "io/error.h"
+#include "preprocess/named_enum.h"
 #include "preprocess/reorient.h"
 
 namespace graft::preprocess {
 
 using nlohmann::json;
 
-std::string resize_rule_name(ResizeRule rule) {
-  switch (rule) {
-    case ResizeRule::kNone: return "none";
-    case ResizeRule::kSpacing: return "spacing";
-    case ResizeRule::kSize: return "size";
-  }
-  return "none";
-}
+namespace {
+constexpr NameTable<ResizeRule, 3> kResizeRules{
+    {{ResizeRule::kNone, "none"}, {ResizeRule::kSpacing, "spacing"}, {ResizeRule::kSize, "size"}}};
+}  // namespace
+
+std::string resize_rule_name(ResizeRule rule) { return name_of(kResizeRules, rule); }
 
 ResizeRule resize_rule_from_name(const std::string& name) {
-  for (auto rule : {ResizeRule::kNone, ResizeRule::kSpacing, ResizeRule::kSize}) {
-    if (resize_rule_name(rule) == name) return rule;
-  }
-  throw Error("unknown resize rule '" + name + "' (expected none, spacing or size)");
+  return value_of(kResizeRules, name, "resize rule");
 }
 
 json to_json(const IntensityStep& step) {

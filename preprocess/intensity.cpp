@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "io/error.h"
+#include "preprocess/named_enum.h"
 #include "preprocess/parallel_for.h"
 
 namespace graft::preprocess {
@@ -37,42 +38,28 @@ std::string list(const std::vector<double>& values) {
 
 }  // namespace
 
-std::string intensity_kind_name(IntensityKind kind) {
-  switch (kind) {
-    case IntensityKind::kZScore: return "zscore";
-    case IntensityKind::kPercentileClip: return "percentile_clip";
-    case IntensityKind::kWindow: return "window";
-    case IntensityKind::kScaleOffset: return "scale_offset";
-    case IntensityKind::kChannelMeanStd: return "channel_mean_std";
-    case IntensityKind::kClip: return "clip";
-  }
-  return "zscore";
-}
+namespace {
+constexpr NameTable<IntensityKind, 6> kIntensityKinds{{{IntensityKind::kZScore, "zscore"},
+                                                       {IntensityKind::kPercentileClip, "percentile_clip"},
+                                                       {IntensityKind::kWindow, "window"},
+                                                       {IntensityKind::kScaleOffset, "scale_offset"},
+                                                       {IntensityKind::kChannelMeanStd, "channel_mean_std"},
+                                                       {IntensityKind::kClip, "clip"}}};
+constexpr NameTable<OutsideMask, 3> kOutsideMasks{{{OutsideMask::kNormalize, "normalize"},
+                                                   {OutsideMask::kZero, "zero"},
+                                                   {OutsideMask::kNoise, "noise"}}};
+}  // namespace
+
+std::string intensity_kind_name(IntensityKind kind) { return name_of(kIntensityKinds, kind); }
 
 IntensityKind intensity_kind_from_name(const std::string& name) {
-  for (auto kind : {IntensityKind::kZScore, IntensityKind::kPercentileClip, IntensityKind::kWindow,
-                    IntensityKind::kScaleOffset, IntensityKind::kChannelMeanStd,
-                    IntensityKind::kClip}) {
-    if (intensity_kind_name(kind) == name) return kind;
-  }
-  throw Error("unknown intensity rule '" + name +
-              "' (expected zscore, percentile_clip, window, scale_offset, channel_mean_std, clip)");
+  return value_of(kIntensityKinds, name, "intensity rule");
 }
 
-std::string outside_mask_name(OutsideMask outside) {
-  switch (outside) {
-    case OutsideMask::kNormalize: return "normalize";
-    case OutsideMask::kZero: return "zero";
-    case OutsideMask::kNoise: return "noise";
-  }
-  return "normalize";
-}
+std::string outside_mask_name(OutsideMask outside) { return name_of(kOutsideMasks, outside); }
 
 OutsideMask outside_mask_from_name(const std::string& name) {
-  for (auto outside : {OutsideMask::kNormalize, OutsideMask::kZero, OutsideMask::kNoise}) {
-    if (outside_mask_name(outside) == name) return outside;
-  }
-  throw Error("unknown outside_mask '" + name + "' (expected normalize, zero or noise)");
+  return value_of(kOutsideMasks, name, "outside_mask");
 }
 
 std::string describe(const IntensityStep& step) {

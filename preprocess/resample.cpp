@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "io/error.h"
+#include "preprocess/named_enum.h"
 #include "preprocess/parallel_for.h"
 
 namespace graft::preprocess {
@@ -300,30 +301,29 @@ void check_size(const SizeXyz& size_xyz) {
 
 }  // namespace
 
+namespace {
+constexpr NameTable<Interpolation, 3> kInterpolations{{{Interpolation::kNearest, "nearest"},
+                                                       {Interpolation::kLinear, "linear"},
+                                                       {Interpolation::kBSpline, "bspline"}}};
+constexpr NameTable<LabelInterpolation, 2> kLabelInterpolations{
+    {{LabelInterpolation::kNearest, "nearest"},
+     {LabelInterpolation::kPerLabelLinear, "per_label_linear"}}};
+}  // namespace
+
 std::string interpolation_name(Interpolation interpolation) {
-  switch (interpolation) {
-    case Interpolation::kNearest: return "nearest";
-    case Interpolation::kLinear: return "linear";
-    case Interpolation::kBSpline: return "bspline";
-  }
-  return "linear";
+  return name_of(kInterpolations, interpolation);
 }
 
 Interpolation interpolation_from_name(const std::string& name) {
-  for (auto value : {Interpolation::kNearest, Interpolation::kLinear, Interpolation::kBSpline}) {
-    if (interpolation_name(value) == name) return value;
-  }
-  throw Error("unknown interpolation '" + name + "' (expected nearest, linear or bspline)");
+  return value_of(kInterpolations, name, "interpolation");
 }
 
 std::string label_interpolation_name(LabelInterpolation interpolation) {
-  return interpolation == LabelInterpolation::kNearest ? "nearest" : "per_label_linear";
+  return name_of(kLabelInterpolations, interpolation);
 }
 
 LabelInterpolation label_interpolation_from_name(const std::string& name) {
-  if (name == "nearest") return LabelInterpolation::kNearest;
-  if (name == "per_label_linear") return LabelInterpolation::kPerLabelLinear;
-  throw Error("unknown label interpolation '" + name + "' (expected nearest or per_label_linear)");
+  return value_of(kLabelInterpolations, name, "label interpolation");
 }
 
 io::Geometry resized_geometry(const io::Geometry& input, const SizeXyz& size_xyz) {

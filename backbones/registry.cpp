@@ -44,10 +44,55 @@ BackboneInfo test_mr_contract() {
   return {contract.name, "test contract for the preprocessing pipeline (no network)", contract};
 }
 
+// MedicalNet's preprocessing (Tencent/MedicalNet datasets/brains18.py, setting.py): crop to the
+// nonzero region, resize to the input size (56 x 448 x 448 as D x H x W by default), z-score over
+// voxels > 0 with the zero voxels replaced by N(0, 1) noise, labels zoomed with nearest.
+BackboneInfo med3d_resnet(int depth) {
+  preprocess::Contract contract;
+  contract.name = "med3d-resnet" + std::to_string(depth);
+  contract.description = "Med3D 3D ResNet-" + std::to_string(depth) +
+                         " pretrained on 23 segmentation datasets (CT and MR), 1 channel";
+  contract.spatial_dims = 3;
+  contract.crop_nonzero = true;
+  contract.resize = preprocess::ResizeRule::kSize;
+  contract.target_size_xyz = {448, 448, 56};
+  contract.image_interpolation = preprocess::Interpolation::kLinear;
+  contract.label_interpolation = preprocess::LabelInterpolation::kNearest;
+  contract.anti_alias = true;
+  contract.anisotropy_threshold = 0.0;  // MedicalNet resizes every axis to a fixed size
+  preprocess::IntensityStep zscore;
+  zscore.kind = preprocess::IntensityKind::kZScore;
+  zscore.over_nonzero = true;
+  zscore.outside_mask = preprocess::OutsideMask::kNoise;
+  contract.intensity.push_back(zscore);
+  contract.sources = {
+      "Chen, Ma, Zheng 2019, Med3D: Transfer Learning for 3D Medical Image Analysis",
+      "Tencent/MedicalNet setting.py (input 56x448x448), datasets/brains18.py (crop, zoom, "
+      "z-score over voxels > 0, N(0,1) fill)"};
+  contract.deviations = {
+      "images are resized with linear interpolation; MedicalNet uses ndimage.zoom order 0 "
+      "(nearest), which aliases and blocks fine structure",
+      "Gaussian anti-aliasing before shrinking; MedicalNet does not smooth"};
+  const char shortcut = depth == 18 || depth == 34 ? 'A' : 'B';
+  BackboneInfo info{contract.name,
+                    std::string("MedicalNet 3D ResNet-") + std::to_string(depth) + ", shortcut " +
+                        shortcut + ", features at strides 2, 4, 8, 8, 8",
+                    contract};
+  info.architecture = "med3d-resnet";
+  info.depth = depth;
+  return info;
+}
+
 }  // namespace
 
 const std::vector<BackboneInfo>& registered_backbones() {
-  static const std::vector<BackboneInfo> backbones = {test_ct_contract(), test_mr_contract()};
+  static const std::vector<BackboneInfo> backbones = [] {
+    std::vector<BackboneInfo> list;
+    for (int depth : {10, 18, 34, 50, 101, 152, 200}) list.push_back(med3d_resnet(depth));
+    list.push_back(test_ct_contract());
+    list.push_back(test_mr_contract());
+    return list;
+  }();
   return backbones;
 }
 

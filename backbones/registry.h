@@ -13,6 +13,10 @@ struct BackboneInfo {
   std::string name;
   std::string summary;
   preprocess::Contract contract;
+  // How create_backbone builds it: the family ("med3d-resnet", or "" for contract-only test
+  // entries that have no network) and its size.
+  std::string architecture;
+  int depth = 0;
 };
 
 const std::vector<BackboneInfo>& registered_backbones();

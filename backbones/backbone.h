@@ -1,0 +1,28 @@
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+namespace graft::backbones {
+
+// One level of a backbone's multi-scale output.
+struct FeatureInfo {
+  std::string name;        // "stem", "layer1", ...
+  std::int64_t stride;     // input voxels per feature voxel, per spatial axis
+  std::int64_t channels;
+};
+
+// A network that turns an input into multi-scale features. Submodules carry the reference
+// implementation's names, so a PyTorch state_dict loads by name with no translation table.
+class BackboneImpl : public torch::nn::Module {
+ public:
+  // One tensor per feature_info() entry, in the same order (shallow to deep).
+  virtual std::vector<torch::Tensor> features(const torch::Tensor& input) = 0;
+  virtual std::vector<FeatureInfo> feature_info() const = 0;
+  // The name of the first convolution's weight, which input-channel adaptation rewrites.
+  virtual std::string input_conv_weight_name() const = 0;
+};
+
+}  // namespace graft::backbones

@@ -1,0 +1,340 @@
+#include "backbones/checkpoint_file.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "backbones/pickle_reader.h"
+#include "io/error.h"
+#include "io/file_bytes.h"
+
+namespace graft::backbones {
+namespace {
+
+std::vector<std::uint8_t> read_whole_file(const std::string& path) {
+  const std::uint64_t size = io::file_size_bytes(path);
+  std::vector<std::uint8_t> bytes(size);
+  std::ifstream in(path, std::ios::binary);
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
+  if (static_cast<std::uint64_t>(in.gcount()) != size) throw Error(path + ": cannot read file");
+  return bytes;
+}
+
+template <typename T>
+T little(const std::uint8_t* at) {
+  T value = 0;
+  for (std::size_t i = sizeof(T); i-- > 0;) value = static_cast<T>((value << 8) | at[i]);
+  return value;
+}
+
+// The stored (uncompressed) members of a zip archive, as torch.save writes them.
+std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> zip_members(
+    const std::vector<std::uint8_t>& zip, const std::string& path) {
+  // The end-of-central-directory record sits in the last 64 KiB + 22 bytes.
+  if (zip.size() < 22) throw Error(path + ": zip file is truncated");
+  const std::size_t search_from = zip.size() > 65557 ? zip.size() - 65557 : 0;
+  std::size_t eocd = std::string::npos;
+  for (std::size_t i = zip.size() - 22;; --i) {
+    if (little<std::uint32_t>(&zip[i]) == 0x06054b50) {
+      eocd = i;
+      break;
+    }
+    if (i == search_from) break;
+  }
+  if (eocd == std::string::npos) throw Error(path + ": zip end-of-directory record is missing (truncated?)");
+  std::uint64_t entries = little<std::uint16_t>(&zip[eocd + 10]);
+  std::uint64_t directory = little<std::uint32_t>(&zip[eocd + 16]);
+  if (directory == 0xffffffffu || entries == 0xffffu) {
+    // ZIP64: the locator precedes the EOCD and points at the ZIP64 EOCD record.
+    if (eocd < 20 || little<std::uint32_t>(&zip[eocd - 20]) != 0x07064b50) {
+      throw Error(path + ": zip64 locator is missing");
+    }
+    const std::uint64_t record = little<std::uint64_t>(&zip[eocd - 20 + 8]);
+    if (record + 56 > zip.size() || little<std::uint32_t>(&zip[record]) != 0x06064b50) {
+      throw Error(path + ": zip64 end-of-directory record is broken");
+    }
+    entries = little<std::uint64_t>(&zip[record + 32]);
+    directory = little<std::uint64_t>(&zip[record + 48]);
+  }
+  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> members;
+  std::uint64_t at = directory;
+  for (std::uint64_t e = 0; e < entries; ++e) {
+    if (at + 46 > zip.size() || little<std::uint32_t>(&zip[at]) != 0x02014b50) {
+      throw Error(path + ": zip central directory entry " + std::to_string(e) + " is broken");
+    }
+    const std::uint16_t method = little<std::uint16_t>(&zip[at + 10]);
+    std::uint64_t compressed = little<std::uint32_t>(&zip[at + 20]);
+    std::uint64_t local = little<std::uint32_t>(&zip[at + 42]);
+    const std::uint16_t name_length = little<std::uint16_t>(&zip[at + 28]);
+    const std::uint16_t extra_length = little<std::uint16_t>(&zip[at + 30]);
+    const std::uint16_t comment_length = little<std::uint16_t>(&zip[at + 32]);
+    if (at + 46 + name_length + extra_length > zip.size()) throw Error(path + ": zip entry name is truncated");
+    const std::string name(reinterpret_cast<const char*>(&zip[at + 46]), name_length);
+    // ZIP64 extra field: 64-bit sizes and offset replace the 0xffffffff placeholders, in order.
+    for (std::size_t x = at + 46 + name_length; x + 4 <= at + 46 + name_length + extra_length;) {
+      const std::uint16_t id = little<std::uint16_t>(&zip[x]);
+      const std::uint16_t length = little<std::uint16_t>(&zip[x + 2]);
+      if (id == 0x0001) {
+        std::size_t field = x + 4;
+        if (little<std::uint32_t>(&zip[at + 24]) == 0xffffffffu) field += 8;  // uncompressed size
+        if (compressed == 0xffffffffu) { compressed = little<std::uint64_t>(&zip[field]); field += 8; }
+        if (local == 0xffffffffu) local = little<std::uint64_t>(&zip[field]);
+      }
+      x += 4 + length;
+    }
+    if (method != 0) {
+      throw Error(path + ": zip member " + name + " is compressed (method " + std::to_string(method) +
+                  "); torch.save writes stored members");
+    }
+    if (local + 30 > zip.size() || little<std::uint32_t>(&zip[local]) != 0x04034b50) {
+      throw Error(path + ": zip local header of " + name + " is broken");
+    }
+    const std::uint64_t data = local + 30 + little<std::uint16_t>(&zip[local + 26]) + little<std::uint16_t>(&zip[local + 28]);
+    if (data + compressed > zip.size()) throw Error(path + ": zip member " + name + " is truncated");
+    members[name] = {data, compressed};
+    at += 46 + name_length + extra_length + comment_length;
+  }
+  return members;
+}
+
+// persistent id: ('storage', StorageType, key, location, numel[, view_metadata])
+PyRef storage_from_persistent_id(const PyRef& id, const std::string& path) {
+  if (id->kind != PyValue::Kind::kTuple || id->items.size() < 5 ||
+      id->items[0]->kind != PyValue::Kind::kString || id->items[0]->text != "storage" ||
+      id->items[1]->kind != PyValue::Kind::kGlobal || id->items[2]->kind != PyValue::Kind::kString ||
+      id->items[4]->kind != PyValue::Kind::kInt) {
+    throw Error(path + ": checkpoint has a persistent id that is not a torch storage");
+  }
+  if (id->items.size() > 5 && id->items[5]->kind != PyValue::Kind::kNone) {
+    throw Error(path + ": checkpoint uses storage views (pre-1.0 torch.save); re-save it with a newer PyTorch");
+  }
+  auto storage = std::make_shared<PyValue>();
+  storage->kind = PyValue::Kind::kStorage;
+  if (!storage_dtype_from_global(id->items[1]->text, &storage->storage_dtype)) {
+    throw Error(path + ": storage type " + id->items[1]->text + " is not supported");
+  }
+  storage->storage_key = id->items[2]->text;
+  storage->storage_elements = id->items[4]->int_value;
+  return storage;
+}
+
+const PyValue* dict_lookup(const PyValue& dict, const std::string& key) {
+  for (const auto& [k, v] : dict.entries) {
+    if (k->kind == PyValue::Kind::kString && k->text == key) return v.get();
+  }
+  return nullptr;
+}
+
+// The state dict inside whatever torch.save stored, and the tensors it holds.
+std::vector<std::pair<std::string, const PyValue*>> find_state_dict(const PyValue& root,
+                                                                     std::vector<std::string>& notes,
+                                                                     const std::string& path) {
+  const PyValue* dict = &root;
+  if (root.kind != PyValue::Kind::kDict) throw Error(path + ": checkpoint does not hold a dict");
+  for (const char* key : {"state_dict", "model", "state_dict_ema", "model_state_dict"}) {
+    const PyValue* inner = dict_lookup(root, key);
+    if (inner != nullptr && inner->kind == PyValue::Kind::kDict) {
+      dict = inner;
+      notes.push_back(std::string("state dict found under '") + key + "'");
+      break;
+    }
+  }
+  std::vector<std::pair<std::string, const PyValue*>> tensors;
+  std::size_t skipped = 0;
+  for (const auto& [key, value] : dict->entries) {
+    if (key->kind == PyValue::Kind::kString && value->kind == PyValue::Kind::kTensor) {
+      tensors.emplace_back(key->text, value.get());
+    } else {
+      ++skipped;
+    }
+  }
+  if (tensors.empty()) throw Error(path + ": checkpoint holds no tensors (no state_dict found)");
+  if (skipped > 0) notes.push_back(std::to_string(skipped) + " non-tensor entries ignored");
+  bool all_prefixed = true;
+  for (const auto& [name, value] : tensors) all_prefixed &= name.rfind("module.", 0) == 0;
+  if (all_prefixed) {
+    for (auto& [name, value] : tensors) name.erase(0, 7);
+    notes.push_back("'module.' prefix stripped");
+  }
+  return tensors;
+}
+
+CheckpointFile read_torch_zip(const std::vector<std::uint8_t>& zip, const std::string& path) {
+  const auto members = zip_members(zip, path);
+  std::string prefix;
+  for (const auto& [name, where] : members) {
+    if (name.size() >= 9 && name.compare(name.size() - 9, 9, "/data.pkl") == 0) prefix = name.substr(0, name.size() - 8);
+  }
+  if (prefix.empty()) throw Error(path + ": zip file has no data.pkl (not a torch.save file)");
+  const auto& [pickle_at, pickle_size] = members.at(prefix + "data.pkl");
+  std::vector<PyRef> storages;
+  const PersistentLoader loader = [&](const PyRef& id) {
+    storages.push_back(storage_from_persistent_id(id, path));
+    return storages.back();
+  };
+  std::size_t consumed = 0;
+  const PyRef root = unpickle(zip.data() + pickle_at, pickle_size, loader, path, &consumed);
+  CheckpointFile file;
+  file.format = "torch-zip";
+  std::map<std::string, std::vector<std::uint8_t>> storage_bytes;
+  for (const auto& [name, tensor] : find_state_dict(*root, file.notes, path)) {
+    const std::string& key = tensor->storage->storage_key;
+    if (!storage_bytes.count(key)) {
+      const auto found = members.find(prefix + "data/" + key);
+      if (found == members.end()) throw Error(path + ": storage " + key + " of " + name + " is missing");
+      const auto [at, size] = found->second;
+      storage_bytes[key].assign(zip.begin() + static_cast<std::ptrdiff_t>(at),
+                                zip.begin() + static_cast<std::ptrdiff_t>(at + size));
+    }
+    file.tensors.emplace_back(name, materialize_tensor(*tensor, storage_bytes[key], path + " (" + name + ")"));
+  }
+  return file;
+}
+
+CheckpointFile read_torch_legacy(const std::vector<std::uint8_t>& bytes, const std::string& path) {
+  std::size_t at = 0, consumed = 0;
+  const PersistentLoader no_storages = [&](const PyRef&) -> PyRef {
+    throw Error(path + ": legacy header holds a storage");
+  };
+  const PyRef magic = unpickle(bytes.data(), bytes.size(), no_storages, path, &consumed);
+  if (magic->kind != PyValue::Kind::kBytes || magic->text.size() != 10) {
+    throw Error(path + ": not a torch.save file (legacy magic number missing)");
+  }
+  at += consumed;
+  const PyRef protocol = unpickle(bytes.data() + at, bytes.size() - at, no_storages, path, &consumed);
+  at += consumed;
+  if (protocol->kind != PyValue::Kind::kInt || protocol->int_value != 1001) {
+    throw Error(path + ": legacy torch.save protocol " + std::to_string(protocol->int_value) + " is not 1001");
+  }
+  unpickle(bytes.data() + at, bytes.size() - at, no_storages, path, &consumed);  // sys_info
+  at += consumed;
+  std::map<std::string, PyRef> storages;
+  const PersistentLoader loader = [&](const PyRef& id) {
+    PyRef storage = storage_from_persistent_id(id, path);
+    auto [found, inserted] = storages.emplace(storage->storage_key, storage);
+    return found->second;
+  };
+  const PyRef root = unpickle(bytes.data() + at, bytes.size() - at, loader, path, &consumed);
+  at += consumed;
+  const PyRef keys = unpickle(bytes.data() + at, bytes.size() - at, no_storages, path, &consumed);
+  at += consumed;
+  if (keys->kind != PyValue::Kind::kList) throw Error(path + ": legacy storage key list is missing");
+  // Storages follow in key order, each as an 8-byte element count and its raw bytes.
+  std::map<std::string, std::vector<std::uint8_t>> storage_bytes;
+  for (const auto& key : keys->items) {
+    if (at + 8 > bytes.size()) throw Error(path + ": file ends inside the storages (truncated?)");
+    const std::uint64_t elements = little<std::uint64_t>(&bytes[at]);
+    at += 8;
+    const auto found = storages.find(key->text);
+    if (found == storages.end()) throw Error(path + ": storage " + key->text + " was never referenced");
+    const std::uint64_t size = elements * tensor_dtype_size(found->second->storage_dtype);
+    if (size > bytes.size() - at) throw Error(path + ": file ends inside storage " + key->text + " (truncated?)");
+    storage_bytes[key->text].assign(bytes.begin() + static_cast<std::ptrdiff_t>(at),
+                                    bytes.begin() + static_cast<std::ptrdiff_t>(at + size));
+    at += size;
+  }
+  CheckpointFile file;
+  file.format = "torch-legacy";
+  for (const auto& [name, tensor] : find_state_dict(*root, file.notes, path)) {
+    const auto found = storage_bytes.find(tensor->storage->storage_key);
+    if (found == storage_bytes.end()) throw Error(path + ": storage of " + name + " is missing");
+    file.tensors.emplace_back(name, materialize_tensor(*tensor, found->second, path + " (" + name + ")"));
+  }
+  return file;
+}
+
+const std::pair<const char*, TensorDType> kSafetensorsTypes[] = {
+    {"F32", TensorDType::kF32}, {"F64", TensorDType::kF64}, {"F16", TensorDType::kF16},
+    {"BF16", TensorDType::kBF16}, {"I64", TensorDType::kI64}, {"I32", TensorDType::kI32},
+    {"I16", TensorDType::kI16}, {"I8", TensorDType::kI8}, {"U8", TensorDType::kU8},
+    {"BOOL", TensorDType::kBool}};
+
+CheckpointFile read_safetensors(const std::vector<std::uint8_t>& bytes, const std::string& path) {
+  const std::uint64_t header_size = little<std::uint64_t>(bytes.data());
+  if (header_size > bytes.size() - 8 || header_size > (100u << 20)) {
+    throw Error(path + ": safetensors header length " + std::to_string(header_size) + " is invalid");
+  }
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_size));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ": safetensors header is not JSON (" + std::string(e.what()) + ")");
+  }
+  const std::uint64_t data_start = 8 + header_size;
+  CheckpointFile file;
+  file.format = "safetensors";
+  std::vector<std::pair<std::uint64_t, std::string>> order;
+  for (const auto& item : header.items()) {
+    if (item.key() == "__metadata__") continue;
+    order.emplace_back(item.value().at("data_offsets").at(0).get<std::uint64_t>(), item.key());
+  }
+  std::sort(order.begin(), order.end());
+  for (const auto& [begin_offset, name] : order) {
+    const auto& entry = header[name];
+    TensorData tensor;
+    const std::string dtype = entry.value("dtype", "");
+    bool known = false;
+    for (const auto& [type_name, type] : kSafetensorsTypes) {
+      if (dtype == type_name) tensor.dtype = type, known = true;
+    }
+    if (!known) throw Error(path + ": tensor " + name + " has unsupported dtype '" + dtype + "'");
+    tensor.shape = entry.at("shape").get<std::vector<std::int64_t>>();
+    const auto offsets = entry.at("data_offsets").get<std::vector<std::uint64_t>>();
+    if (offsets.size() != 2 || offsets[1] < offsets[0] || data_start + offsets[1] > bytes.size() ||
+        offsets[1] - offsets[0] != static_cast<std::uint64_t>(tensor.element_count()) * tensor_dtype_size(tensor.dtype)) {
+      throw Error(path + ": tensor " + name + " has data_offsets that do not fit its shape or the file");
+    }
+    tensor.bytes.assign(bytes.begin() + static_cast<std::ptrdiff_t>(data_start + offsets[0]),
+                        bytes.begin() + static_cast<std::ptrdiff_t>(data_start + offsets[1]));
+    file.tensors.emplace_back(name, std::move(tensor));
+  }
+  return file;
+}
+
+}  // namespace
+
+CheckpointFile read_checkpoint(const std::string& path) {
+  const std::vector<std::uint8_t> bytes = read_whole_file(path);
+  if (bytes.size() < 8) throw Error(path + ": file is too short to be a checkpoint");
+  try {
+    if (bytes[0] == 'P' && bytes[1] == 'K' && bytes[2] == 3 && bytes[3] == 4) return read_torch_zip(bytes, path);
+    if (bytes[0] == 0x80 && bytes[1] >= 2 && bytes[1] <= 5) return read_torch_legacy(bytes, path);
+    if (bytes[8] == '{') return read_safetensors(bytes, path);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ": malformed checkpoint (" + std::string(e.what()) + ")");
+  }
+  throw Error(path + ": not a checkpoint graft reads (torch.save zip or legacy, or safetensors)");
+}
+
+void write_safetensors(const StateDict& tensors, const std::string& path) {
+  nlohmann::ordered_json header;
+  header["__metadata__"] = {{"format", "pt"}};
+  std::uint64_t offset = 0;
+  for (const auto& [name, tensor] : tensors) {
+    header[name] = {{"dtype", tensor_dtype_name(tensor.dtype)},
+                    {"shape", tensor.shape},
+                    {"data_offsets", {offset, offset + tensor.bytes.size()}}};
+    offset += tensor.bytes.size();
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  const std::string temporary = path + ".partial";
+  {
+    std::ofstream out(temporary, std::ios::binary);
+    if (!out) throw Error(path + ": cannot open for writing");
+    std::uint8_t length[8];
+    for (int i = 0; i < 8; ++i) length[i] = static_cast<std::uint8_t>(text.size() >> (8 * i));
+    out.write(reinterpret_cast<const char*>(length), 8);
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    for (const auto& [name, tensor] : tensors) {
+      out.write(reinterpret_cast<const char*>(tensor.bytes.data()), static_cast<std::streamsize>(tensor.bytes.size()));
+    }
+    if (!out) throw Error(path + ": write failed (disk full?)");
+  }
+  if (std::rename(temporary.c_str(), path.c_str()) != 0) throw Error(path + ": cannot move the finished file into place");
+}
+
+}  // namespace graft::backbones

@@ -1,0 +1,26 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "backbones/tensor_data.h"
+
+namespace graft::backbones {
+
+// The tensors of a checkpoint file, whatever its format.
+struct CheckpointFile {
+  std::string format;  // "torch-zip", "torch-legacy" or "safetensors"
+  StateDict tensors;
+  std::vector<std::string> notes;  // how the state dict was found ("under 'state_dict'", ...)
+};
+
+// Reads a PyTorch torch.save file (zip format from 1.6 on, or the legacy pre-1.6 format, as
+// MedicalNet's 2019 releases are) or a safetensors file, chosen by content. A torch file may hold
+// a bare state_dict or one under 'state_dict' / 'model' / 'state_dict_ema'; a 'module.' prefix
+// (from DataParallel) is stripped. The pickle is interpreted, never executed: anything but
+// tensors, containers and plain values is refused with an error naming the file.
+CheckpointFile read_checkpoint(const std::string& path);
+
+void write_safetensors(const StateDict& tensors, const std::string& path);
+
+}  // namespace graft::backbones

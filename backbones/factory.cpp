@@ -1,0 +1,18 @@
+#include "backbones/factory.h"
+
+#include "backbones/med3d_resnet.h"
+#include "backbones/registry.h"
+#include "io/error.h"
+
+namespace graft::backbones {
+
+std::shared_ptr<BackboneImpl> create_backbone(const std::string& name, int in_channels) {
+  const BackboneInfo& info = find_backbone(name);
+  if (info.architecture == "med3d-resnet") {
+    const int channels = in_channels > 0 ? in_channels : info.contract.channel_count();
+    return std::make_shared<Med3dResNetImpl>(med3d_config_for_depth(info.depth, channels));
+  }
+  throw Error("backbone '" + name + "' is a contract without a network");
+}
+
+}  // namespace graft::backbones

@@ -1,17 +1,28 @@
 // The graft command. It parses arguments and calls the library; no logic lives only here.
 #include <unistd.h>
 
+#include <torch/torch.h>
+
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
+#include "backbones/factory.h"
 #include "backbones/registry.h"
+#include "backbones/weight_loading.h"
 #include "cli/progress.h"
-#include "datasets/synthetic_volumes.h"
+#include "finetune/demo.h"
+#include "finetune/predictor.h"
+#include "finetune/run_config.h"
 #include "finetune/segmentation_metrics.h"
+#include "finetune/trainer.h"
+#include "io/npy.h"
 #include "io/error.h"
 #include "io/image_file.h"
 #include "io/image_info.h"
@@ -107,39 +118,147 @@ int run_backbones(bool json) {
   return 0;
 }
 
-// The most complete job graft has today: synthetic CT cases on scanner-like grids are written as
-// NIfTI, read back, planned under a contract, preprocessed, and their labels mapped through the
-// Plan and back. The round-trip Dice shows the inverse lands on the input's grid.
-int run_demo(const std::string& folder) {
-  namespace fs = std::filesystem;
-  fs::create_directories(folder);
-  const auto& contract = graft::backbones::find_backbone("test-ct-1mm").contract;
-  std::cout << "demo: contract\n" << preprocess::describe(contract) << "\n";
-  double worst_dice = 1.0;
-  constexpr int kCases = 3;
-  for (int case_index = 0; case_index < kCases; ++case_index) {
-    const std::string stem = folder + "/case" + std::to_string(case_index);
-    const auto synthetic =
-        graft::datasets::make_synthetic_ct(case_index, graft::datasets::random_ct_geometry(case_index));
-    io::write(synthetic.image, stem + "_ct.nii.gz");
-    io::write(synthetic.labels, stem + "_labels.nii.gz");
-    const io::Image image = io::read(stem + "_ct.nii.gz");
-    const io::Image labels = io::read(stem + "_labels.nii.gz");
-    const preprocess::Plan plan = preprocess::make_plan(contract, image);
-    std::cout << "demo: case " << case_index << "\n" << preprocess::to_text(plan);
-    io::write(preprocess::apply(plan, image), stem + "_preprocessed.nii.gz");
-    const io::Image planned_labels = preprocess::apply_to_labels(plan, labels);
-    const io::Image restored =
-        preprocess::invert(plan, planned_labels, preprocess::PredictionKind::kLabels);
-    io::write(restored, stem + "_labels_roundtrip.nii.gz");
-    for (const auto& [label, dice] : graft::finetune::dice_per_label(restored, labels)) {
-      std::printf("demo: case %d label %lld round-trip dice %.3f\n", case_index,
-                  static_cast<long long>(label), dice);
-      worst_dice = std::min(worst_dice, dice);
+int run_demo(const std::string& folder, bool quick) {
+  graft::finetune::run_demo(folder, quick);
+  return 0;
+}
+
+int run_train(const std::string& config_path, const std::vector<std::string>& overrides,
+              const std::string& output, bool resume) {
+  nlohmann::json config = graft::finetune::resolve_run_config(config_path, overrides);
+  if (!output.empty()) config["output"] = output;
+  std::unique_ptr<graft::cli::Progress> bar;
+  const auto progress = [&](const graft::finetune::TrainEvent& event) {
+    if (event.kind == "epoch_start") {
+      bar = std::make_unique<graft::cli::Progress>(
+          "epoch " + std::to_string(event.epoch + 1) + "/" + std::to_string(event.epochs), event.steps_per_epoch);
+    } else if (event.kind == "step" && bar) {
+      char loss[32];
+      std::snprintf(loss, sizeof(loss), "loss %.4f", event.loss);
+      bar->step(loss);
+    } else if (event.kind == "epoch_end") {
+      if (bar) bar->finish();
+      std::printf("epoch %d/%d  train loss %.4f", event.epoch + 1, event.epochs, event.loss);
+      for (const auto& [name, value] : event.metrics) {
+        if (name.rfind("val_dice", 0) == 0) std::printf("  %s %.4f", name.c_str(), value);
+      }
+      std::printf("  (%.0f s)\n", event.seconds);
+      std::fflush(stdout);
+    } else if (event.kind == "early_stop") {
+      std::printf("early stop after epoch %d: validation Dice stopped improving\n", event.epoch + 1);
     }
+  };
+  const auto result = graft::finetune::train(config, {progress}, resume);
+  std::printf("train: model folder %s (best validation Dice %.4f at epoch %d)\n",
+              config["output"].get<std::string>().c_str(), result.best_val_dice, result.best_epoch + 1);
+  return 0;
+}
+
+int run_predict(const std::string& model, const std::vector<std::string>& inputs, const std::string& output,
+                double overlap, bool mirror, bool probabilities) {
+  namespace fs = std::filesystem;
+  graft::finetune::Predictor predictor(model);
+  const bool many = inputs.size() > 1 || fs::is_directory(output);
+  if (many) fs::create_directories(output);
+  for (const std::string& input : inputs) {
+    std::string target = output;
+    if (many) {
+      std::string name = fs::path(input).filename().string();
+      for (const char* suffix : {".nii.gz", ".nii", ".nrrd", ".nhdr", ".npy"}) {
+        const std::string s = suffix;
+        if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) {
+          name.resize(name.size() - s.size());
+          break;
+        }
+      }
+      target = (fs::path(output) / (name + "_seg.nii.gz")).string();
+    }
+    graft::cli::Progress bar("predict " + fs::path(input).filename().string(), 100);
+    graft::finetune::PredictOptions options;
+    options.overlap_fraction = overlap;
+    options.mirror = mirror;
+    options.write_probabilities = probabilities;
+    int shown = 0;
+    options.progress = [&](double fraction) {
+      while (shown < static_cast<int>(fraction * 100)) {
+        bar.step("windows");
+        ++shown;
+      }
+    };
+    predictor.predict_file(input, target, options);
+    bar.finish();
+    std::printf("%s -> %s\n", input.c_str(), target.c_str());
   }
-  std::printf("demo: %d cases preprocessed into %s; worst label round-trip dice %.3f\n", kCases,
-              folder.c_str(), worst_dice);
+  return 0;
+}
+
+int run_evaluate(const std::string& prediction_path, const std::string& reference_path, const std::string& csv_path,
+                 double tolerance_mm) {
+  const io::Image prediction = io::read(prediction_path);
+  const io::Image reference = io::read(reference_path);
+  const auto dice = graft::finetune::dice_per_label(prediction, reference);
+  const auto surface = graft::finetune::surface_metrics_per_label(prediction, reference, tolerance_mm);
+  std::ostringstream csv;
+  csv << "label,dice,hd95_mm,surface_dice,mean_surface_distance_mm\n";
+  for (const auto& [label, value] : dice) {
+    const auto& s = surface.at(label);
+    csv << label << "," << value << "," << s.hd95_mm << "," << s.surface_dice << "," << s.mean_surface_distance_mm << "\n";
+    std::printf("label %lld  dice %.4f  hd95 %.2f mm  surface dice (%.1f mm) %.4f\n", static_cast<long long>(label), value,
+                s.hd95_mm, tolerance_mm, s.surface_dice);
+  }
+  if (!csv_path.empty()) write_text_file(csv_path, csv.str());
+  return 0;
+}
+
+int run_embed(const std::string& backbone_name, const std::string& weights, bool lenient, const std::string& input,
+              const std::string& mode, const std::string& output) {
+  if (mode != "pooled" && mode != "features") throw UsageError("--output must be pooled or features");
+  const io::NpyArray array = io::read_npy_array(input);
+  if (array.dtype != io::DType::kF32 || array.shape.size() < 3) {
+    throw Error(input + ": embed needs a float32 array shaped N x C x spatial...");
+  }
+  auto backbone = graft::backbones::create_backbone(backbone_name, static_cast<int>(array.shape[1]));
+  if (!weights.empty()) {
+    const auto report = graft::backbones::load_weights(*backbone, weights, !lenient);
+    std::fprintf(stderr, "%s", report.summary().c_str());
+  }
+  backbone->eval();
+  torch::NoGradGuard no_grad;
+  torch::Tensor x = torch::from_blob(const_cast<std::uint8_t*>(array.bytes.data()), array.shape, torch::kFloat32);
+  torch::Tensor deepest = backbone->features(x).back();
+  torch::Tensor result = mode == "pooled" ? deepest.flatten(2).mean(2) : deepest;
+  result = result.contiguous();
+  io::NpyArray out;
+  out.dtype = io::DType::kF32;
+  out.shape = result.sizes().vec();
+  out.bytes.assign(static_cast<const std::uint8_t*>(result.data_ptr()),
+                   static_cast<const std::uint8_t*>(result.data_ptr()) + result.numel() * sizeof(float));
+  io::write_npy_array(out, output);
+  return 0;
+}
+
+int run_bench_train_step(const std::string& backbone_name, const std::string& head, int batch,
+                         const std::vector<std::int64_t>& patch_dhw, int steps, int threads) {
+  if (patch_dhw.size() != 3) throw UsageError("--patch takes D H W");
+  if (threads > 0) torch::set_num_threads(threads);
+  torch::manual_seed(0);
+  graft::finetune::SegmentationModel model(graft::backbones::create_backbone(backbone_name),
+                                           graft::finetune::head_kind_from_name(head), 2);
+  model->train();
+  torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(1e-3).momentum(0.9));
+  const torch::Tensor x = torch::randn({batch, 1, patch_dhw[0], patch_dhw[1], patch_dhw[2]});
+  const torch::Tensor y = torch::randint(0, 2, {batch, patch_dhw[0], patch_dhw[1], patch_dhw[2]}, torch::kInt64);
+  auto step = [&] {
+    optimizer.zero_grad();
+    torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x), y);
+    loss.backward();
+    optimizer.step();
+  };
+  step();  // warm-up: first-call allocations and kernel selection
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < steps; ++i) step();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("threads %d\nseconds_per_step %.6f\n", torch::get_num_threads(), seconds / steps);
   return 0;
 }
 
@@ -187,8 +306,54 @@ int main(int argc, char** argv) {
   auto* list = app.add_subcommand("backbones", "list registered backbones and their contracts");
   list->add_flag("--json", json, "print JSON");
 
+  bool quick = false, resume = false, mirror = false, probabilities = false, lenient = false;
+  std::string config_path, model_folder, reference, csv_path, weights, embed_mode = "pooled", head = "medicalnet";
+  std::vector<std::string> overrides, inputs;
+  double overlap = -1, tolerance_mm = 1.0;
+  int batch = 2, steps = 10, threads = 0;
+  std::vector<std::int64_t> patch_dhw{32, 64, 64};
+
   auto* demo = app.add_subcommand("demo", "run graft's main job on built-in synthetic data");
   demo->add_option("--output", demo_folder, "folder for the demo's files")->capture_default_str();
+  demo->add_flag("--quick", quick, "a smoke run of a few steps (numbers are meaningless)");
+
+  auto* train = app.add_subcommand("train", "fine-tune a backbone on a labelled dataset");
+  train->add_option("--config", config_path, "run config (YAML or JSON); every field has a default");
+  train->add_option("--set", overrides, "override a field: --set train.epochs=5 (repeatable)");
+  train->add_option("--output", out, "model folder (overrides the config's output)");
+  train->add_flag("--resume", resume, "continue from OUTPUT/checkpoint.pt");
+
+  auto* predict = app.add_subcommand("predict", "segment images with a trained model folder");
+  predict->add_option("--model", model_folder, "model folder written by graft train")->required();
+  predict->add_option("--input", inputs, "image files")->required();
+  predict->add_option("--output", out, "output file, or a folder for several inputs")->required();
+  predict->add_option("--overlap", overlap, "sliding-window overlap fraction (default: the model's)");
+  predict->add_flag("--tta", mirror, "mirror test-time augmentation (8 flips)");
+  predict->add_flag("--probabilities", probabilities, "also write per-class probability maps");
+
+  auto* evaluate = app.add_subcommand("evaluate", "Dice, HD95 and surface Dice per label");
+  evaluate->add_option("--pred", path, "predicted label map")->required();
+  evaluate->add_option("--ref", reference, "reference label map")->required();
+  evaluate->add_option("--csv", csv_path, "write the numbers to this CSV");
+  evaluate->add_option("--tolerance-mm", tolerance_mm, "surface Dice tolerance")->capture_default_str();
+
+  auto* embed = app.add_subcommand("embed", "run a backbone on a raw N x C x spatial float32 NPY");
+  embed->add_option("--backbone", backbone, "registered backbone")->required();
+  embed->add_option("--weights", weights, "checkpoint (torch.save or safetensors)");
+  embed->add_flag("--lenient", lenient, "load what fits and report the rest");
+  embed->add_option("--input-npy", in, "input NPY (float32, N x C x D x H x W)")->required();
+  embed->add_option("--output", embed_mode, "pooled or features")->capture_default_str();
+  embed->add_option("--out", out, "output NPY")->required();
+
+  auto* bench = app.add_subcommand("bench", "measure graft's own speed");
+  bench->require_subcommand(1);
+  auto* train_step = bench->add_subcommand("train-step", "seconds per training step on random data");
+  train_step->add_option("--backbone", backbone, "registered backbone")->default_val("med3d-resnet10");
+  train_step->add_option("--head", head, "medicalnet or unet")->capture_default_str();
+  train_step->add_option("--batch", batch, "batch size")->capture_default_str();
+  train_step->add_option("--patch", patch_dhw, "patch D H W")->expected(3);
+  train_step->add_option("--steps", steps, "timed steps")->capture_default_str();
+  train_step->add_option("--threads", threads, "LibTorch threads (0: its default)")->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -207,7 +372,12 @@ int main(int argc, char** argv) {
     if (*plan) return run_plan(backbone, contract_path, in, json);
     if (*prep) return run_preprocess(backbone, contract_path, in, out, plan_out, labels_in, labels_out);
     if (*list) return run_backbones(json);
-    if (*demo) return run_demo(demo_folder);
+    if (*demo) return run_demo(demo_folder, quick);
+    if (*train) return run_train(config_path, overrides, out, resume);
+    if (*predict) return run_predict(model_folder, inputs, out, overlap, mirror, probabilities);
+    if (*evaluate) return run_evaluate(path, reference, csv_path, tolerance_mm);
+    if (*embed) return run_embed(backbone, weights, lenient, in, embed_mode, out);
+    if (*train_step) return run_bench_train_step(backbone, head, batch, patch_dhw, steps, threads);
   } catch (const UsageError& e) {
     print_error("usage error", e.what());
     return 2;

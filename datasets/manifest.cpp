@@ -1,0 +1,170 @@
+#include "datasets/manifest.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+
+#include "io/error.h"
+
+namespace graft::datasets {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string resolve(const std::string& base_folder, const std::string& path) {
+  if (path.empty() || fs::path(path).is_absolute()) return path;
+  return (fs::path(base_folder) / path).lexically_normal().string();
+}
+
+std::string stem_of(const std::string& path) {
+  std::string name = fs::path(path).filename().string();
+  for (const char* suffix : {".nii.gz", ".nii", ".nrrd", ".nhdr", ".npy"}) {
+    const std::string s = suffix;
+    if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) {
+      return name.substr(0, name.size() - s.size());
+    }
+  }
+  return name;
+}
+
+std::vector<std::string> split_csv_line(const std::string& line) {
+  std::vector<std::string> fields;
+  std::string field;
+  bool quoted = false;
+  for (char ch : line) {
+    if (ch == '"') quoted = !quoted;
+    else if (ch == ',' && !quoted) fields.push_back(field), field.clear();
+    else if (ch != '\r') field.push_back(ch);
+  }
+  fields.push_back(field);
+  for (auto& f : fields) {
+    f.erase(0, f.find_first_not_of(" \t"));
+    f.erase(f.find_last_not_of(" \t") + 1);
+  }
+  return fields;
+}
+
+std::vector<CaseEntry> read_csv(const std::string& path, const std::string& base) {
+  std::ifstream in(path);
+  std::string line;
+  if (!std::getline(in, line)) throw Error(path + ": manifest is empty");
+  const std::vector<std::string> header = split_csv_line(line);
+  auto column = [&](const std::string& name) {
+    const auto found = std::find(header.begin(), header.end(), name);
+    return found == header.end() ? -1 : static_cast<int>(found - header.begin());
+  };
+  const int image = column("image"), label = column("label"), split = column("split"), id = column("id");
+  if (image < 0) throw Error(path + ": manifest header needs an 'image' column");
+  std::vector<CaseEntry> cases;
+  int line_number = 1;
+  while (std::getline(in, line)) {
+    ++line_number;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const auto fields = split_csv_line(line);
+    if (static_cast<int>(fields.size()) <= image) {
+      throw Error(path + ": line " + std::to_string(line_number) + " has no image");
+    }
+    CaseEntry entry;
+    entry.image = resolve(base, fields[image]);
+    if (label >= 0 && label < static_cast<int>(fields.size())) entry.label = resolve(base, fields[label]);
+    if (split >= 0 && split < static_cast<int>(fields.size())) entry.split = fields[split];
+    entry.id = id >= 0 && id < static_cast<int>(fields.size()) ? fields[id] : stem_of(entry.image);
+    cases.push_back(entry);
+  }
+  return cases;
+}
+
+std::vector<CaseEntry> read_json(const std::string& path, const std::string& base) {
+  std::ifstream in(path);
+  nlohmann::json json;
+  try {
+    in >> json;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ": manifest is not valid JSON (" + std::string(e.what()) + ")");
+  }
+  const nlohmann::json& list = json.is_object() && json.contains("cases") ? json["cases"] : json;
+  if (!list.is_array()) throw Error(path + ": manifest must be a list of cases or {\"cases\": [...]}");
+  std::vector<CaseEntry> cases;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const auto& item = list[i];
+    if (!item.is_object() || !item.contains("image") || !item["image"].is_string()) {
+      throw Error(path + ": case " + std::to_string(i) + " has no 'image' string");
+    }
+    CaseEntry entry;
+    entry.image = resolve(base, item["image"].get<std::string>());
+    entry.label = resolve(base, item.value("label", ""));
+    entry.split = item.value("split", "");
+    entry.id = item.value("id", stem_of(entry.image));
+    cases.push_back(entry);
+  }
+  return cases;
+}
+
+std::vector<CaseEntry> read_folder(const std::string& folder) {
+  const fs::path images = fs::path(folder) / "imagesTr", labels = fs::path(folder) / "labelsTr";
+  if (!fs::is_directory(images)) {
+    throw Error(folder + ": not a manifest file and has no imagesTr/ folder");
+  }
+  std::vector<CaseEntry> cases;
+  for (const auto& file : fs::directory_iterator(images)) {
+    std::string stem = stem_of(file.path().string());
+    // nnU-Net names the first channel CASE_0000; the label is CASE.
+    if (stem.size() > 5 && stem.compare(stem.size() - 5, 5, "_0000") == 0) stem.resize(stem.size() - 5);
+    CaseEntry entry;
+    entry.id = stem;
+    entry.image = file.path().string();
+    for (const char* extension : {".nii.gz", ".nii", ".nrrd"}) {
+      const fs::path candidate = labels / (stem + extension);
+      if (fs::exists(candidate)) entry.label = candidate.string();
+    }
+    cases.push_back(entry);
+  }
+  std::sort(cases.begin(), cases.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  return cases;
+}
+
+}  // namespace
+
+std::vector<CaseEntry> read_manifest(const std::string& path) {
+  std::vector<CaseEntry> cases;
+  if (fs::is_directory(path)) {
+    cases = read_folder(path);
+  } else if (!fs::exists(path)) {
+    throw Error(path + ": manifest does not exist");
+  } else {
+    const std::string base = fs::path(path).parent_path().string();
+    std::ifstream probe(path);
+    char first = 0;
+    probe >> first;
+    cases = first == '[' || first == '{' ? read_json(path, base) : read_csv(path, base);
+  }
+  if (cases.empty()) throw Error(path + ": manifest lists no cases");
+  for (const auto& entry : cases) {
+    if (!fs::exists(entry.image)) throw Error(path + ": case " + entry.id + ": image " + entry.image + " does not exist");
+    if (!entry.label.empty() && !fs::exists(entry.label)) {
+      throw Error(path + ": case " + entry.id + ": label " + entry.label + " does not exist");
+    }
+  }
+  return cases;
+}
+
+void assign_folds(std::vector<CaseEntry>& cases, int folds, int fold, std::uint64_t seed) {
+  if (folds < 2 || fold < 0 || fold >= folds) {
+    throw Error("k-fold split needs folds >= 2 and 0 <= fold < folds (got fold " +
+                std::to_string(fold) + " of " + std::to_string(folds) + ")");
+  }
+  std::vector<std::size_t> unassigned;
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    if (cases[i].split.empty()) unassigned.push_back(i);
+  }
+  std::mt19937_64 random(seed);
+  std::shuffle(unassigned.begin(), unassigned.end(), random);
+  for (std::size_t k = 0; k < unassigned.size(); ++k) {
+    cases[unassigned[k]].split = static_cast<int>(k % folds) == fold ? "val" : "train";
+  }
+}
+
+}  // namespace graft::datasets

@@ -1,0 +1,27 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace graft::datasets {
+
+struct CaseEntry {
+  std::string id;
+  std::string image;
+  std::string label;  // empty for unlabelled cases
+  std::string split;  // "train", "val", "test" or empty (assigned by k-fold)
+};
+
+// A manifest in CSV (header with image,label[,split][,id]) or JSON (a list of objects, or
+// {"cases": [...]} with the same keys), or a folder in nnU-Net's convention: imagesTr/ with
+// CASE_0000.nii.gz and labelsTr/ with CASE.nii.gz. Relative paths resolve against the
+// manifest's folder. Throws graft::Error naming the manifest and the line or case.
+std::vector<CaseEntry> read_manifest(const std::string& path);
+
+// Deterministic k-fold assignment for cases without a split: cases are shuffled with `seed`
+// and fold `fold` of `folds` becomes "val", the rest "train". Cases that already have a split
+// keep it.
+void assign_folds(std::vector<CaseEntry>& cases, int folds, int fold, std::uint64_t seed);
+
+}  // namespace graft::datasets

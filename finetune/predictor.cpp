@@ -1,0 +1,78 @@
+#include "finetune/predictor.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "backbones/checkpoint_file.h"
+#include "backbones/weight_loading.h"
+#include "finetune/sliding_window.h"
+#include "finetune/trainer.h"
+#include "io/error.h"
+#include "io/image_file.h"
+#include "preprocess/plan.h"
+
+namespace graft::finetune {
+namespace {
+
+nlohmann::json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": missing (is this a graft model folder?)");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ": not valid JSON (" + std::string(e.what()) + ")");
+  }
+}
+
+std::string without_image_extension(const std::string& path) {
+  for (const char* suffix : {".nii.gz", ".nii", ".nrrd", ".nhdr", ".npy"}) {
+    const std::string s = suffix;
+    if (path.size() > s.size() && path.compare(path.size() - s.size(), s.size(), s) == 0) {
+      return path.substr(0, path.size() - s.size());
+    }
+  }
+  return path;
+}
+
+}  // namespace
+
+Predictor::Predictor(const std::string& model_folder) : folder_(model_folder) {
+  config_ = read_json_file(model_folder + "/config.json");
+  contract_ = preprocess::contract_from_json(read_json_file(model_folder + "/contract.json"),
+                                             model_folder + "/contract.json");
+  model_ = build_model(config_);
+  const auto weights = backbones::read_checkpoint(model_folder + "/model.safetensors");
+  backbones::LoadOptions options;  // strict: a model folder must match its own config exactly
+  backbones::load_state_dict(*model_, weights.tensors, options, model_folder + "/model.safetensors");
+  model_->eval();
+}
+
+void Predictor::predict_file(const std::string& input, const std::string& output, const PredictOptions& options) {
+  const io::Image image = io::read(input);
+  const preprocess::Plan plan = preprocess::make_plan(contract_, image, config_["seed"].get<std::uint64_t>());
+  const io::Image prepared = preprocess::apply(plan, image);
+  SlidingWindowOptions window;
+  const auto patch = config_["data"]["patch_size"].get<std::vector<std::int64_t>>();
+  window.patch_xyz = {patch[0], patch[1], patch[2]};
+  window.overlap_fraction = options.overlap_fraction >= 0 ? options.overlap_fraction
+                                                          : config_["predict"]["overlap"].get<double>();
+  window.mirror = options.mirror || config_["predict"]["mirror"].get<bool>();
+  window.keep_probabilities = options.write_probabilities;
+  window.progress = options.progress;
+  const SlidingWindowResult result = predict_sliding_window(*model_, prepared, window);
+  io::Image labels = preprocess::invert(plan, result.labels, preprocess::PredictionKind::kLabels);
+  labels.metadata() = io::Metadata{};
+  labels.metadata().source_format = image.metadata().source_format;
+  io::write(labels, output);
+  const std::string stem = without_image_extension(output);
+  if (result.probabilities) {
+    const io::Image probabilities =
+        preprocess::invert(plan, *result.probabilities, preprocess::PredictionKind::kProbabilities);
+    io::write(probabilities, stem + "_probabilities.nii.gz");
+  }
+  if (options.write_plan) {
+    std::ofstream(stem + ".plan.json") << preprocess::to_json(plan).dump(2) << "\n";
+  }
+}
+
+}  // namespace graft::finetune

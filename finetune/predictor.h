@@ -1,0 +1,40 @@
+#pragma once
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "finetune/segmentation_model.h"
+#include "preprocess/contract.h"
+
+namespace graft::finetune {
+
+struct PredictOptions {
+  double overlap_fraction = -1;  // < 0: the model's own setting (config predict.overlap)
+  bool mirror = false;
+  bool write_probabilities = false;  // also OUT_probabilities.nii.gz (f32, one channel per class)
+  bool write_plan = true;            // OUT.plan.json beside the prediction
+  std::function<void(double)> progress;
+};
+
+// A trained model folder (config.json, contract.json, model.safetensors) ready to segment files.
+// The Contract saved with the model is used as it is, so a prediction months later repeats the
+// training run's preprocessing exactly.
+class Predictor {
+ public:
+  explicit Predictor(const std::string& model_folder);
+
+  // Reads `input`, applies the Plan, runs sliding-window inference, maps the labels back onto the
+  // input's grid and writes them to `output` (.nii, .nii.gz, .nrrd) with the input's geometry.
+  void predict_file(const std::string& input, const std::string& output, const PredictOptions& options);
+
+  const nlohmann::json& config() const { return config_; }
+
+ private:
+  std::string folder_;
+  nlohmann::json config_;
+  preprocess::Contract contract_;
+  SegmentationModel model_{nullptr};
+};
+
+}  // namespace graft::finetune

@@ -1,0 +1,46 @@
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backbones/backbone.h"
+
+namespace graft::finetune {
+
+enum class HeadKind {
+  kMedicalNet,  // MedicalNet's conv_seg on the deepest features, upsampled to the input
+  kUNet,        // a U-Net-style decoder over every feature level
+};
+
+HeadKind head_kind_from_name(const std::string& name);  // "medicalnet" or "unet"
+std::string head_kind_name(HeadKind kind);
+
+// A backbone (submodule "backbone") and a segmentation head (submodule "head") that returns
+// logits (B, classes, D, H, W) at the input's resolution.
+class SegmentationModelImpl : public torch::nn::Module {
+ public:
+  SegmentationModelImpl(std::shared_ptr<backbones::BackboneImpl> backbone, HeadKind head, int classes);
+  torch::Tensor forward(const torch::Tensor& input);
+
+  backbones::BackboneImpl& backbone() { return *backbone_; }
+  torch::nn::Module& head() { return *head_; }
+  int classes() const { return classes_; }
+
+ private:
+  std::shared_ptr<backbones::BackboneImpl> backbone_;
+  std::shared_ptr<torch::nn::Module> head_;
+  HeadKind head_kind_;
+  int classes_;
+};
+TORCH_MODULE(SegmentationModel);
+
+// Dice + cross-entropy (nnU-Net's default): CE plus 1 - soft Dice averaged over the foreground
+// classes, with Dice computed over the whole batch.
+torch::Tensor dice_ce_loss(const torch::Tensor& logits, const torch::Tensor& labels);
+// Focal loss (Lin et al. 2017), gamma 2, mean over voxels.
+torch::Tensor focal_loss(const torch::Tensor& logits, const torch::Tensor& labels, double gamma = 2.0);
+
+}  // namespace graft::finetune

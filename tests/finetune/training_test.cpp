@@ -1,0 +1,275 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "backbones/checkpoint_file.h"
+#include "backbones/weight_loading.h"
+#include "datasets/manifest.h"
+#include "datasets/segmentation_data.h"
+#include "datasets/synthetic_volumes.h"
+#include "finetune/predictor.h"
+#include "finetune/run_config.h"
+#include "finetune/sliding_window.h"
+#include "finetune/trainer.h"
+#include "io/error.h"
+#include "io/image_file.h"
+#include "tests/support/test_support.h"
+
+namespace graft::finetune {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(RunConfig, FileAndSetOverridesMergeOverDefaultsAndTyposAreErrors) {
+  const std::string folder = graft::testing::temp_dir();
+  std::ofstream(folder + "/run.yaml") << "backbone: med3d-resnet18\ntrain:\n  epochs: 3\n  lr: 0.01\n"
+                                         "data:\n  patch_size: [48, 48, 24]\n  contract:\n    resize: spacing\n";
+  const auto config = resolve_run_config(folder + "/run.yaml", {"train.epochs=7", "head=unet", "data.workers=1"});
+  EXPECT_EQ(config["backbone"], "med3d-resnet18");
+  EXPECT_EQ(config["train"]["epochs"], 7);
+  EXPECT_DOUBLE_EQ(config["train"]["lr"].get<double>(), 0.01);
+  EXPECT_EQ(config["head"], "unet");
+  EXPECT_EQ(config["data"]["patch_size"], nlohmann::json({48, 48, 24}));
+  EXPECT_EQ(config["data"]["contract"]["resize"], "spacing");
+  EXPECT_EQ(config["train"]["optimizer"], "sgd");  // untouched default
+  try {
+    resolve_run_config(folder + "/run.yaml", {"train.epoch=3"});
+    FAIL() << "a misspelt key was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'epoch'"), std::string::npos) << e.what();
+  }
+}
+
+// Writes `count` synthetic cases (labels 1 and 2) and a CSV manifest for them.
+std::string write_dataset(const std::string& folder, int count, std::uint64_t first_seed = 0) {
+  std::ofstream manifest(folder + "/cases.csv");
+  manifest << "id,image,label\n";
+  for (int i = 0; i < count; ++i) {
+    io::Geometry geometry = datasets::random_ct_geometry(first_seed + i);
+    // A small grid that still spans the synthetic anatomy (about 80 x 80 x 64 mm).
+    geometry.size_xyz = {40, 40, 16};
+    geometry.spacing_xyz = {2.0, 2.0, 4.0};
+    const io::Vec3 centre = geometry.index_to_world({19.5, 19.5, 7.5});
+    for (int a = 0; a < 3; ++a) geometry.origin_world[a] -= centre[a];
+    const auto synthetic = datasets::make_synthetic_ct(first_seed + i, geometry);
+    const std::string id = "c" + std::to_string(i);
+    io::write(synthetic.image, folder + "/" + id + ".nii.gz");
+    io::write(synthetic.labels, folder + "/" + id + "_seg.nii.gz");
+    manifest << id << "," << id << ".nii.gz," << id << "_seg.nii.gz\n";
+  }
+  return folder + "/cases.csv";
+}
+
+TEST(Manifest, CsvJsonAndFoldsAreReadDeterministically) {
+  const std::string folder = graft::testing::temp_dir();
+  const std::string csv = write_dataset(folder, 5);
+  auto cases = datasets::read_manifest(csv);
+  ASSERT_EQ(cases.size(), 5u);
+  EXPECT_EQ(cases[2].image, folder + "/c2.nii.gz");
+  datasets::assign_folds(cases, 5, 1, 42);
+  int validation = 0;
+  for (const auto& entry : cases) validation += entry.split == "val";
+  EXPECT_EQ(validation, 1);
+  auto again = datasets::read_manifest(csv);
+  datasets::assign_folds(again, 5, 1, 42);
+  for (std::size_t i = 0; i < cases.size(); ++i) EXPECT_EQ(cases[i].split, again[i].split);
+
+  std::ofstream(folder + "/cases.json") << R"({"cases": [{"image": "c0.nii.gz", "label": "c0_seg.nii.gz", "split": "val"}]})";
+  const auto json = datasets::read_manifest(folder + "/cases.json");
+  ASSERT_EQ(json.size(), 1u);
+  EXPECT_EQ(json[0].split, "val");
+  std::ofstream(folder + "/broken.csv") << "image,label\nmissing.nii.gz,\n";
+  EXPECT_THROW(datasets::read_manifest(folder + "/broken.csv"), Error);
+}
+
+TEST(SegmentationData, MismatchedGridAndBadLabelsNameTheFiles) {
+  const std::string folder = graft::testing::temp_dir();
+  io::Geometry geometry;
+  geometry.size_xyz = {8, 8, 8};
+  io::Image image(io::DType::kI16, 1, geometry);
+  io::write(image, folder + "/image.nii.gz");
+  io::Geometry shifted = geometry;
+  shifted.origin_world[0] = 5.0;
+  io::write(io::Image(io::DType::kU8, 1, shifted), folder + "/shifted.nii.gz");
+  io::Image bad_labels(io::DType::kU8, 1, geometry);
+  bad_labels.data<std::uint8_t>()[3] = 7;
+  io::write(bad_labels, folder + "/bad.nii.gz");
+  const preprocess::Contract contract;
+  datasets::CaseEntry entry{"x", folder + "/image.nii.gz", folder + "/shifted.nii.gz", ""};
+  try {
+    datasets::prepare_case(entry, contract, 0, 2);
+    FAIL();
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("shifted.nii.gz"), std::string::npos) << message;
+    EXPECT_NE(message.find("image.nii.gz"), std::string::npos) << message;
+    EXPECT_NE(message.find("origin"), std::string::npos) << message;
+  }
+  entry.label = folder + "/bad.nii.gz";
+  try {
+    datasets::prepare_case(entry, contract, 0, 2);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("label value 7"), std::string::npos) << e.what();
+  }
+}
+
+std::vector<datasets::PreparedCase> prepared_cases(const std::string& folder, int count) {
+  const auto entries = datasets::read_manifest(write_dataset(folder, count));
+  preprocess::Contract contract;
+  std::vector<datasets::PreparedCase> cases;
+  for (const auto& entry : entries) cases.push_back(datasets::prepare_case(entry, contract, 0, 3));
+  return cases;
+}
+
+TEST(SegmentationData, BatchesDependOnlyOnTheirSeedWhateverTheWorkerCount) {
+  const auto cases = prepared_cases(graft::testing::temp_dir(), 2);
+  datasets::PatchOptions options;
+  options.patch_xyz = {16, 16, 8};
+  const auto a = datasets::sample_batch(cases, options, 2, 7);
+  const auto b = datasets::sample_batch(cases, options, 2, 7);
+  EXPECT_TRUE(torch::equal(a.image, b.image));
+  EXPECT_TRUE(torch::equal(a.labels, b.labels));
+  EXPECT_EQ(a.image.sizes(), torch::IntArrayRef({2, 1, 8, 16, 16}));
+  std::vector<torch::Tensor> one_worker, three_workers;
+  for (int workers : {1, 3}) {
+    datasets::BatchLoader loader(cases, options, 2, 5, workers, 2, 11);
+    loader.start_epoch(3);
+    for (int i = 0; i < 5; ++i) (workers == 1 ? one_worker : three_workers).push_back(loader.next().image);
+  }
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(torch::equal(one_worker[i], three_workers[i])) << i;
+}
+
+TEST(SegmentationData, ForegroundOversamplingPutsForegroundInPatches) {
+  const auto cases = prepared_cases(graft::testing::temp_dir(), 2);
+  datasets::PatchOptions options;
+  options.patch_xyz = {8, 8, 4};
+  options.foreground_fraction = 1.0;
+  options.augment.enabled = false;
+  for (std::uint64_t seed = 0; seed < 10; ++seed) {
+    EXPECT_GT(datasets::sample_batch(cases, options, 1, seed).labels.gt(0).sum().item<int>(), 0) << seed;
+  }
+}
+
+TEST(SlidingWindow, StartsCoverTheAxisEvenly) {
+  EXPECT_EQ(window_starts(10, 16, 0.5), (std::vector<std::int64_t>{0}));
+  EXPECT_EQ(window_starts(64, 32, 0.5), (std::vector<std::int64_t>{0, 16, 32}));
+  EXPECT_EQ(window_starts(70, 32, 0.5), (std::vector<std::int64_t>{0, 13, 25, 38}));  // steps <= 16
+}
+
+TEST(SlidingWindow, LabelsCoverAnyVolumeSizeAndMatchTheFullProbabilityArgmax) {
+  torch::manual_seed(0);
+  nlohmann::json config = default_run_config();
+  config["head"] = "unet";
+  auto model = build_model(config);
+  io::Geometry geometry;
+  geometry.size_xyz = {37, 21, 19};  // not a multiple of the patch, smaller than it along y
+  io::Image image(io::DType::kF32, 1, geometry);
+  for (std::int64_t i = 0; i < image.element_count(); ++i) image.data<float>()[i] = std::sin(0.05f * i);
+  SlidingWindowOptions options;
+  options.patch_xyz = {16, 32, 8};
+  options.keep_probabilities = true;
+  const auto result = predict_sliding_window(*model, image, options);
+  ASSERT_TRUE(result.labels.geometry().same_grid(geometry));
+  const auto& probabilities = *result.probabilities;
+  for (std::int64_t i = 0; i < image.element_count(); ++i) {
+    const float p0 = probabilities.data<float>()[i], p1 = probabilities.data<float>()[image.element_count() + i];
+    ASSERT_NEAR(p0 + p1, 1.0f, 1e-4);
+    ASSERT_EQ(result.labels.data<std::uint8_t>()[i], p1 > p0 ? 1 : 0);
+  }
+}
+
+nlohmann::json tiny_config(const std::string& output, const std::string& manifest) {
+  nlohmann::json config = default_run_config();
+  config["output"] = output;
+  config["classes"] = 3;
+  config["head"] = "unet";
+  config["data"]["manifest"] = manifest;
+  config["data"]["patch_size"] = {16, 16, 16};
+  config["data"]["batches_per_epoch"] = 2;
+  config["data"]["workers"] = 2;
+  config["data"]["folds"] = 2;
+  // The Med3D contract resizes to 448 x 448 x 56; these tests keep the small synthetic grid.
+  config["data"]["contract"] = {{"resize", "none"}, {"crop_nonzero", false}};
+  config["train"]["epochs"] = 2;
+  config["train"]["threads"] = 1;
+  config["train"]["optimizer"] = "adamw";
+  return config;
+}
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::vector<double> read_losses(const std::string& folder) {
+  std::ifstream csv(folder + "/metrics.csv");
+  std::string line;
+  std::getline(csv, line);
+  std::vector<double> losses;
+  while (std::getline(csv, line)) losses.push_back(std::stod(line.substr(line.find(',') + 1)));
+  return losses;
+}
+
+std::vector<std::vector<std::uint8_t>> checkpoint_weights(const nlohmann::json& config, const std::string& folder) {
+  auto model = build_model(config);
+  torch::serialize::InputArchive archive, model_archive;
+  archive.load_from(folder + "/checkpoint.pt");
+  archive.read("model", model_archive);
+  model->load(model_archive);
+  std::vector<std::vector<std::uint8_t>> weights;
+  for (const auto& [name, tensor] : backbones::state_dict_of(*model)) weights.push_back(tensor.bytes);
+  return weights;
+}
+
+TEST(Trainer, ResumeContinuesExactlyWhereTheRunStopped) {
+  const std::string folder = graft::testing::temp_dir();
+  const std::string manifest = write_dataset(folder, 4);
+  std::vector<std::string> kinds;
+  const TrainEventSink record = [&](const TrainEvent& event) { kinds.push_back(event.kind); };
+  const auto straight = train(tiny_config(folder + "/straight", manifest), {record}, false);
+  EXPECT_EQ(straight.epochs_run, 2);
+  EXPECT_EQ(kinds.front(), "epoch_start");
+  EXPECT_EQ(kinds.back(), "done");
+  for (const char* file : {"config.json", "contract.json", "model.safetensors", "checkpoint.pt", "events.jsonl",
+                           "metrics.csv", "training.png"}) {
+    EXPECT_TRUE(fs::exists(folder + "/straight/" + file)) << file;
+  }
+  nlohmann::json first = tiny_config(folder + "/resumed", manifest);
+  first["train"]["epochs"] = 1;
+  // Same schedule length as the straight run, so the learning rates match step for step.
+  first["train"]["schedule"] = "constant";
+  nlohmann::json straight_config = tiny_config(folder + "/straight2", manifest);
+  straight_config["train"]["schedule"] = "constant";
+  train(straight_config, {}, false);
+  train(first, {}, false);
+  nlohmann::json second = first;
+  second["train"]["epochs"] = 2;
+  const auto resumed = train(second, {}, true);
+  EXPECT_EQ(resumed.epochs_run, 2);
+  EXPECT_EQ(read_losses(folder + "/resumed"), read_losses(folder + "/straight2"));
+  EXPECT_EQ(checkpoint_weights(second, folder + "/resumed"), checkpoint_weights(straight_config, folder + "/straight2"));
+}
+
+TEST(Trainer, PredictorWritesLabelsOnTheInputGrid) {
+  const std::string folder = graft::testing::temp_dir();
+  const std::string manifest = write_dataset(folder, 3);
+  nlohmann::json config = tiny_config(folder + "/model", manifest);
+  config["train"]["epochs"] = 1;
+  train(config, {}, false);
+  Predictor predictor(folder + "/model");
+  PredictOptions options;
+  options.write_probabilities = true;
+  predictor.predict_file(folder + "/c1.nii.gz", folder + "/c1_pred.nrrd", options);
+  const io::Image input = io::read(folder + "/c1.nii.gz");
+  const io::Image labels = io::read(folder + "/c1_pred.nrrd");
+  EXPECT_TRUE(labels.geometry().same_grid(input.geometry(), 1e-4));
+  EXPECT_EQ(labels.dtype(), io::DType::kU8);
+  const io::Image probabilities = io::read(folder + "/c1_pred_probabilities.nii.gz");
+  EXPECT_EQ(probabilities.channels(), 3);
+  EXPECT_TRUE(fs::exists(folder + "/c1_pred.plan.json"));
+}
+
+}  // namespace
+}  // namespace graft::finetune

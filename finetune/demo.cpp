@@ -69,8 +69,10 @@ TrainEventSink epoch_printer(const std::string& label) {
   return [label](const TrainEvent& event) {
     if (event.kind != "epoch_end") return;
     const auto dice = event.metrics.find("val_dice");
-    std::printf("demo: %-10s epoch %2d  loss %.3f  validation dice %.3f  (%.0f s)\n", label.c_str(), event.epoch + 1,
-                event.loss, dice == event.metrics.end() ? 0.0 : dice->second, event.seconds);
+    char validation[48] = "";
+    if (dice != event.metrics.end()) std::snprintf(validation, sizeof(validation), "  validation dice %.3f", dice->second);
+    std::printf("demo: %-10s epoch %2d  loss %.3f%s  (%.0f s)\n", label.c_str(), event.epoch + 1, event.loss,
+                validation, event.seconds);
     std::fflush(stdout);
   };
 }

@@ -307,17 +307,21 @@ std::map<std::int64_t, SurfaceMetrics> surface_metrics_per_label(const io::Image
 
     distances_mm.clear();
     std::int64_t within_tolerance = 0;
+    double hd95_mm = 0.0;
     // A to the nearest of B's surface, then B to the nearest of A's.
     for (int direction = 0; direction < 2; ++direction) {
       const auto& from = direction == 0 ? surface_a : surface_b;
       const auto& to = direction == 0 ? surface_b : surface_a;
       transform.run(to, crop, prediction.geometry().spacing_xyz, squared_mm2);
+      std::vector<double> directed_mm;
       for (std::size_t j = 0; j < to.size(); ++j) {
         if (!from[j]) continue;
         const double d = std::sqrt(squared_mm2[j]);
-        distances_mm.push_back(d);
+        directed_mm.push_back(d);
         if (d <= tolerance_mm) ++within_tolerance;
       }
+      distances_mm.insert(distances_mm.end(), directed_mm.begin(), directed_mm.end());
+      hd95_mm = std::max(hd95_mm, percentile_linear(directed_mm, 95.0));
     }
     double sum_mm = 0.0;
     for (double d : distances_mm) sum_mm += d;
@@ -325,7 +329,7 @@ std::map<std::int64_t, SurfaceMetrics> surface_metrics_per_label(const io::Image
     SurfaceMetrics m;
     m.surface_dice = static_cast<double>(within_tolerance) / n;
     m.mean_surface_distance_mm = sum_mm / n;
-    m.hd95_mm = percentile_linear(distances_mm, 95.0);
+    m.hd95_mm = hd95_mm;
     metrics[label] = m;
   }
   return metrics;

@@ -14,7 +14,7 @@ std::map<std::int64_t, double> dice_per_label(const io::Image& prediction,
 
 // Boundary agreement of one label, in millimetres of the images' voxel spacing.
 struct SurfaceMetrics {
-  double hd95_mm;                   // 95th percentile of all surface-to-surface distances
+  double hd95_mm;                   // larger of the two directed 95th percentiles
   double surface_dice;              // fraction of both surfaces within tolerance of the other
   double mean_surface_distance_mm;  // mean of all surface-to-surface distances
 };
@@ -26,9 +26,9 @@ struct SurfaceMetrics {
 //    background neighbour; voxels outside the image count as background.
 //  - Distances are exact Euclidean distances in mm between voxel centres, from every surface
 //    voxel of one mask to the nearest surface voxel of the other, in both directions.
-//  - hd95_mm is the 95th percentile (numpy's linear rule) of the two directed distance sets
-//    taken together, as medpy's hd95 computes it. MONAI's HausdorffDistanceMetric instead takes
-//    the larger of the two directed 95th percentiles, which differs when the directions disagree.
+//  - hd95_mm is the larger of the two directed 95th percentiles (numpy's linear rule), as MONAI's
+//    HausdorffDistanceMetric and DeepMind's surface-distance package compute it (medpy's hd95
+//    instead takes the percentile of both sets pooled, which differs when the directions disagree).
 //  - mean_surface_distance_mm is the mean of the two sets taken together, as MONAI's symmetric
 //    average surface distance computes it.
 //  - surface_dice is Nikolov et al.'s normalised surface distance as MONAI's

@@ -123,16 +123,16 @@ TEST(SegmentationMetrics, SameIndexShiftMeasuresTheSpacingOfItsAxis) {
   EXPECT_LT(along_z.at(1).surface_dice, 1.0);
 }
 
-TEST(SegmentationMetrics, Hd95InterpolatesBetweenRanksLikeNumpyPercentile) {
+TEST(SegmentationMetrics, Hd95IsTheLargerDirectedPercentileLikeMonai) {
   // In a single row every foreground voxel is surface (its y and z neighbours lie outside).
-  // Distances: 0 from the prediction's voxel, 0..9 from the reference's, so the union is
-  // {0, 0, 1, ..., 9} and numpy.percentile(union, 95) = 8 + 0.5 * (9 - 8) = 8.5.
+  // Distances: {0} from the prediction's voxel and {0, ..., 9} from the reference's, so the
+  // directed 95th percentiles are 0 and numpy.percentile(0..9, 95) = 8.55; HD95 is the larger.
   const auto prediction =
       label_map({12, 1, 1}, {1.0, 1.0, 1.0}, [](auto x, auto, auto) { return x == 0 ? 1 : 0; });
   const auto reference =
       label_map({12, 1, 1}, {1.0, 1.0, 1.0}, [](auto x, auto, auto) { return x <= 9 ? 1 : 0; });
   const auto m = surface_metrics_per_label(prediction, reference, 3.0).at(1);
-  EXPECT_DOUBLE_EQ(m.hd95_mm, 8.5);
+  EXPECT_NEAR(m.hd95_mm, 8.55, 1e-12);
   EXPECT_DOUBLE_EQ(m.mean_surface_distance_mm, 45.0 / 11);
   EXPECT_DOUBLE_EQ(m.surface_dice, 5.0 / 11);  // 0 and 0, 1, 2, 3 are within 3 mm
 }
@@ -216,8 +216,10 @@ TEST(SegmentationMetrics, SurfaceMetricsMatchBruteForceOnRandomMasks) {
       }
       std::vector<double> distances_mm;
       std::int64_t within = 0;
+      double hd95_mm = 0.0;
       for (const auto* from : {&a, &b}) {
         const auto& to = from == &a ? b : a;
+        std::vector<double> directed_mm;
         for (const auto& p : *from) {
           double nearest = std::numeric_limits<double>::infinity();
           for (const auto& q : to) {
@@ -229,15 +231,16 @@ TEST(SegmentationMetrics, SurfaceMetricsMatchBruteForceOnRandomMasks) {
             nearest = std::min(nearest, std::sqrt(squared));
           }
           distances_mm.push_back(nearest);
+          directed_mm.push_back(nearest);
           if (nearest <= tolerance_mm) ++within;
         }
+        // MONAI: the larger of the two directed 95th percentiles (numpy's linear rule).
+        std::sort(directed_mm.begin(), directed_mm.end());
+        const double rank = 0.95 * static_cast<double>(directed_mm.size() - 1);
+        const auto lower = static_cast<std::size_t>(rank);
+        const std::size_t upper = std::min(lower + 1, directed_mm.size() - 1);
+        hd95_mm = std::max(hd95_mm, directed_mm[lower] + (directed_mm[upper] - directed_mm[lower]) * (rank - lower));
       }
-      std::sort(distances_mm.begin(), distances_mm.end());
-      const double rank = 0.95 * static_cast<double>(distances_mm.size() - 1);
-      const auto lower = static_cast<std::size_t>(rank);
-      const std::size_t upper = std::min(lower + 1, distances_mm.size() - 1);
-      const double hd95_mm =
-          distances_mm[lower] + (distances_mm[upper] - distances_mm[lower]) * (rank - lower);
       double sum_mm = 0.0;
       for (const double d : distances_mm) sum_mm += d;
       const auto count = static_cast<double>(distances_mm.size());

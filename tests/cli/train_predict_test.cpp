@@ -1,0 +1,92 @@
+// graft train, predict and evaluate on the real image/mask pairs in ../shared/data, run as a user
+// runs them. One short epoch: these check the pipeline and the geometry, not accuracy.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "io/image_file.h"
+#include "tests/support/test_support.h"
+
+namespace {
+
+using graft::testing::run_command;
+
+int graft(const std::string& arguments, std::string* output) {
+  return run_command(graft::testing::graft_executable() + " " + arguments, output);
+}
+
+void write_run_config(const std::string& path, const std::string& manifest, const std::string& output,
+                      int classes, const std::string& spacing) {
+  std::ofstream(path) << "backbone: med3d-resnet10\nhead: medicalnet\nclasses: " << classes
+                      << "\noutput: " << output << "\ndata:\n  manifest: " << manifest
+                      << "\n  patch_size: [32, 32, 16]\n  batches_per_epoch: 2\n  workers: 1\n"
+                         "  contract:\n    resize: spacing\n    target_spacing_mm: " << spacing
+                      << "\ntrain:\n  epochs: 1\n  threads: 2\n  max_validation_cases: 1\n";
+}
+
+TEST(TrainPredict, TotalSegmentatorPairsTrainPredictOnTheInputGridAndEvaluate) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  const std::string folder = graft::testing::temp_dir();
+  const std::string data = graft::testing::shared_data_dir() + "/nifti/";
+  std::ofstream(folder + "/cases.csv") << "image,label,split\n"
+                                       << data << "example_ct_sm.nii.gz," << data << "example_seg.nii.gz,train\n"
+                                       << data << "example_mr_sm.nii.gz," << data << "example_seg_mr.nii.gz,val\n";
+  write_run_config(folder + "/run.yaml", folder + "/cases.csv", folder + "/model", 118, "[4.0, 4.0, 4.0]");  // label ids reach 117
+  std::string output;
+  ASSERT_EQ(graft("train --config " + folder + "/run.yaml", &output), 0) << output;
+  EXPECT_NE(output.find("epoch 1/1"), std::string::npos) << output;
+  ASSERT_EQ(graft("predict --model " + folder + "/model --input " + data + "example_ct_sm.nii.gz --output " +
+                      folder + "/ct_pred.nii.gz",
+                  &output),
+            0)
+      << output;
+  // The mask lies on the scan in world space, as nibabel sees both.
+  const auto references = graft::testing::nibabel_reference({data + "example_ct_sm.nii.gz", folder + "/ct_pred.nii.gz"});
+  if (!references.empty()) {
+    EXPECT_EQ(references[0]["shape"], references[1]["shape"]);
+    const auto a = references[0]["affine_ras"].get<std::vector<std::vector<double>>>();
+    const auto b = references[1]["affine_ras"].get<std::vector<std::vector<double>>>();
+    for (int r = 0; r < 3; ++r)
+      for (int c = 0; c < 4; ++c) EXPECT_NEAR(a[r][c], b[r][c], 1e-3);
+  }
+  ASSERT_EQ(graft("evaluate --pred " + folder + "/ct_pred.nii.gz --ref " + data + "example_seg.nii.gz --csv " +
+                      folder + "/scores.csv",
+                  &output),
+            0)
+      << output;
+  std::ifstream csv(folder + "/scores.csv");
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_EQ(header, "label,dice,hd95_mm,surface_dice,mean_surface_distance_mm");
+}
+
+TEST(TrainPredict, BrainNrrdTumourTrainsAndPredictsNrrdWithTheInputGeometry) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  const std::string folder = graft::testing::temp_dir();
+  const std::string data = graft::testing::shared_data_dir() + "/nrrd/";
+  std::ofstream(folder + "/cases.json") << nlohmann::json{
+      {"cases", {{{"image", data + "brain1_image.nrrd"}, {"label", data + "brain1_label.nrrd"}, {"split", "train"}},
+                 {{"image", data + "brain2_image.nrrd"}, {"label", data + "brain2_label.nrrd"}, {"split", "val"}}}}}
+      .dump();
+  write_run_config(folder + "/run.yaml", folder + "/cases.json", folder + "/model", 2, "[2.0, 2.0, 6.5]");
+  std::string output;
+  ASSERT_EQ(graft("train --config " + folder + "/run.yaml --set train.optimizer=adamw", &output), 0) << output;
+  ASSERT_EQ(graft("predict --model " + folder + "/model --input " + data + "brain1_image.nrrd --output " + folder +
+                      "/brain1_pred.nrrd",
+                  &output),
+            0)
+      << output;
+  const graft::io::Image input = graft::io::read(data + "brain1_image.nrrd");
+  const graft::io::Image mask = graft::io::read(folder + "/brain1_pred.nrrd");
+  EXPECT_TRUE(mask.geometry().same_grid(input.geometry(), 1e-4)) << mask.geometry().describe_difference(input.geometry());
+  // Resume from the checkpoint for one more epoch.
+  ASSERT_EQ(graft("train --config " + folder + "/run.yaml --set train.optimizer=adamw --set train.epochs=2 --resume",
+                  &output),
+            0)
+      << output;
+  EXPECT_NE(output.find("epoch 2/2"), std::string::npos) << output;
+}
+
+}  // namespace

@@ -384,8 +384,15 @@ int main(int argc, char** argv) {
   } catch (const std::bad_alloc&) {
     print_error("error", "out of memory");
     return 1;
+  } catch (const c10::Error& e) {
+    // LibTorch appends a C++ backtrace; the user gets its first line only.
+    std::string message = e.what_without_backtrace();
+    message = message.substr(0, message.find('\n'));
+    print_error("error", message);
+    return 1;
   } catch (const std::exception& e) {
-    print_error("error", e.what());
+    std::string message = e.what();
+    print_error("error", message.substr(0, message.find('\n')));
     return 1;
   }
   return 2;

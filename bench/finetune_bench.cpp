@@ -1,0 +1,154 @@
+// Two benchmarks of the Med3D pipeline, each with its reference measured in the same process:
+//   loader   samples/s the threaded loader delivers (random patches with augmentation from
+//            preprocessed NIfTI cases) vs samples/s a training step consumes. Goal: >= 3x.
+//   sliding  seconds and peak RSS of sliding-window inference on a 256 x 256 x 128 volume vs
+//            input + output + model bytes. Goal: peak RSS growth <= 2x that sum.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "backbones/factory.h"
+#include "datasets/segmentation_data.h"
+#include "datasets/synthetic_volumes.h"
+#include "finetune/run_config.h"
+#include "finetune/sliding_window.h"
+#include "finetune/trainer.h"
+#include "io/image_file.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+// Peak resident memory so far, in MB, from the kernel's own account.
+double peak_rss_mb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return 0.0;
+}
+
+double current_rss_mb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return 0.0;
+}
+
+int loader_bench(int workers, int threads) {
+  namespace fs = std::filesystem;
+  const std::string folder = (fs::temp_directory_path() / "graft-loader-bench").string();
+  fs::create_directories(folder);
+  std::vector<graft::datasets::CaseEntry> entries;
+  for (int i = 0; i < 6; ++i) {
+    const auto synthetic = graft::datasets::make_synthetic_ct(i, graft::datasets::random_ct_geometry(i));
+    graft::datasets::CaseEntry entry{"c" + std::to_string(i), folder + "/c" + std::to_string(i) + ".nii.gz",
+                                     folder + "/c" + std::to_string(i) + "_seg.nii.gz", "train"};
+    graft::io::write(synthetic.image, entry.image);
+    graft::io::write(synthetic.labels, entry.label);
+    entries.push_back(entry);
+  }
+  nlohmann::json config = graft::finetune::default_run_config();
+  config["data"]["contract"] = {{"resize", "spacing"}, {"target_spacing_mm", {1.0, 1.0, 1.0}}};
+  const auto contract = graft::finetune::run_contract(config);
+  auto start = Clock::now();
+  std::vector<graft::datasets::PreparedCase> cases;
+  for (const auto& entry : entries) cases.push_back(graft::datasets::prepare_case(entry, contract, 0, 3));
+  const double prepare_s = seconds_since(start) / entries.size();
+
+  graft::datasets::PatchOptions options;
+  options.patch_xyz = {64, 64, 32};
+  // Augmentation that always runs: the slowest the loader gets.
+  options.augment.affine_probability = options.augment.intensity_probability = 1.0;
+  options.augment.gamma_probability = options.augment.noise_probability = 1.0;
+  const int batches = 40, batch_size = 2;
+  graft::datasets::BatchLoader loader(cases, options, batch_size, batches, workers, 8, 1);
+  loader.start_epoch(0);
+  start = Clock::now();
+  for (int b = 0; b < batches; ++b) loader.next();
+  const double loader_samples_per_s = batches * batch_size / seconds_since(start);
+
+  if (threads > 0) torch::set_num_threads(threads);
+  config["head"] = "medicalnet";
+  config["classes"] = 3;  // background and the two synthetic organs
+  auto model = graft::finetune::build_model(config);
+  model->train();
+  torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(1e-3).momentum(0.9));
+  const auto batch = graft::datasets::sample_batch(cases, options, batch_size, 3);
+  auto step = [&] {
+    optimizer.zero_grad();
+    graft::finetune::dice_ce_loss(model->forward(batch.image), batch.labels).backward();
+    optimizer.step();
+  };
+  step();
+  start = Clock::now();
+  const int steps = 4;
+  for (int s = 0; s < steps; ++s) step();
+  const double step_samples_per_s = steps * batch_size / seconds_since(start);
+  std::printf("loader: prepare %.3f s/case (read NIfTI, plan, resample to 1 mm, z-score)\n", prepare_s);
+  std::printf("loader: %d workers, patch 64x64x32, every augmentation on: %.1f samples/s\n", workers,
+              loader_samples_per_s);
+  std::printf("loader: training step (med3d-resnet10 + medicalnet, batch 2): %.1f samples/s\n", step_samples_per_s);
+  std::printf("loader: ratio loader/step %.1fx (goal >= 3)\n", loader_samples_per_s / step_samples_per_s);
+  fs::remove_all(folder);
+  return 0;
+}
+
+int sliding_bench(int threads) {
+  if (threads > 0) torch::set_num_threads(threads);
+  nlohmann::json config = graft::finetune::default_run_config();
+  config["head"] = "medicalnet";
+  config["data"]["patch_size"] = {64, 64, 32};
+  auto model = graft::finetune::build_model(config);
+  model->eval();
+  std::int64_t model_bytes = 0;
+  for (const auto& p : model->parameters()) model_bytes += p.numel() * p.element_size();
+  for (const auto& b : model->buffers()) model_bytes += b.numel() * b.element_size();
+  graft::io::Geometry geometry;
+  geometry.size_xyz = {256, 256, 128};
+  graft::io::Image image = graft::io::Image::uninitialized(graft::io::DType::kF32, 1, geometry);
+  for (std::int64_t i = 0; i < image.element_count(); ++i) image.data<float>()[i] = std::sin(0.001f * i);
+  const double baseline_mb = current_rss_mb();
+  graft::finetune::SlidingWindowOptions options;
+  options.patch_xyz = {64, 64, 32};
+  options.overlap_fraction = 0.5;
+  options.windows_per_batch = 2;
+  const auto start = Clock::now();
+  const auto result = graft::finetune::predict_sliding_window(*model, image, options);
+  const double seconds = seconds_since(start);
+  const double growth_mb = peak_rss_mb() - baseline_mb;
+  const double budget_mb = (image.byte_count() + result.labels.byte_count() + model_bytes) / 1048576.0;
+  std::printf("sliding: 256x256x128 f32, patch 64x64x32, overlap 0.5, %d threads: %.1f s\n", torch::get_num_threads(),
+              seconds);
+  std::printf("sliding: input %.1f MB + output %.1f MB + model %.1f MB = %.1f MB\n", image.byte_count() / 1048576.0,
+              result.labels.byte_count() / 1048576.0, model_bytes / 1048576.0, budget_mb);
+  std::printf("sliding: RSS before inference %.1f MB (holds input and model), peak during %.1f MB, growth %.1f MB\n",
+              baseline_mb, peak_rss_mb(), growth_mb);
+  std::printf("sliding: peak RSS %.1f MB vs 2 x (input + output + model) = %.1f MB; growth/sum %.2f\n", peak_rss_mb(),
+              2 * budget_mb, growth_mb / budget_mb);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "";
+  const int threads = argc > 2 ? std::atoi(argv[2]) : 2;
+  try {
+    if (mode == "loader") return loader_bench(2, threads);
+    if (mode == "sliding") return sliding_bench(threads);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "finetune_bench: %s\n", e.what());
+    return 1;
+  }
+  std::fprintf(stderr, "usage: finetune_bench loader|sliding [threads]\n");
+  return 2;
+}

@@ -17,6 +17,7 @@
 #include "backbones/registry.h"
 #include "backbones/weight_loading.h"
 #include "cli/progress.h"
+#include "finetune/batch_predict.h"
 #include "finetune/demo.h"
 #include "finetune/predictor.h"
 #include "finetune/run_config.h"
@@ -34,6 +35,12 @@ using graft::Error;
 using graft::UsageError;
 namespace io = graft::io;
 namespace preprocess = graft::preprocess;
+
+void print_error(const std::string& kind, const std::string& message) {
+  const bool colour = isatty(2) != 0;
+  std::fprintf(stderr, "%sgraft: %s:%s %s\n", colour ? "\033[31m" : "", kind.c_str(),
+               colour ? "\033[0m" : "", message.c_str());
+}
 
 preprocess::Contract contract_for(const std::string& backbone, const std::string& contract_path) {
   if (!contract_path.empty()) return preprocess::read_contract(contract_path);
@@ -155,41 +162,63 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
 }
 
 int run_predict(const std::string& model, const std::vector<std::string>& inputs, const std::string& output,
-                double overlap, bool mirror, bool probabilities) {
+                double overlap, bool mirror, bool probabilities, int workers, const std::string& shard) {
   namespace fs = std::filesystem;
-  graft::finetune::Predictor predictor(model);
-  const bool many = inputs.size() > 1 || fs::is_directory(output);
-  if (many) fs::create_directories(output);
-  for (const std::string& input : inputs) {
-    std::string target = output;
-    if (many) {
-      std::string name = fs::path(input).filename().string();
-      for (const char* suffix : {".nii.gz", ".nii", ".nrrd", ".nhdr", ".npy"}) {
-        const std::string s = suffix;
-        if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) {
-          name.resize(name.size() - s.size());
-          break;
-        }
-      }
-      target = (fs::path(output) / (name + "_seg.nii.gz")).string();
-    }
-    graft::cli::Progress bar("predict " + fs::path(input).filename().string(), 100);
-    graft::finetune::PredictOptions options;
-    options.overlap_fraction = overlap;
-    options.mirror = mirror;
-    options.write_probabilities = probabilities;
+  graft::finetune::PredictOptions options;
+  options.overlap_fraction = overlap;
+  options.mirror = mirror;
+  options.write_probabilities = probabilities;
+  const bool one_file = inputs.size() == 1 && !fs::is_directory(inputs[0]) &&
+                        graft::io::sniff_format(inputs[0]) != graft::io::FileFormat::kUnknown && shard.empty() &&
+                        !fs::is_directory(output);
+  if (one_file) {
+    graft::finetune::Predictor predictor(model);
+    graft::cli::Progress bar("predict " + fs::path(inputs[0]).filename().string(), 100);
     int shown = 0;
     options.progress = [&](double fraction) {
-      while (shown < static_cast<int>(fraction * 100)) {
-        bar.step("windows");
-        ++shown;
-      }
+      for (; shown < static_cast<int>(fraction * 100); ++shown) bar.step("windows");
     };
-    predictor.predict_file(input, target, options);
+    predictor.predict_file(inputs[0], output, options);
     bar.finish();
-    std::printf("%s -> %s\n", input.c_str(), target.c_str());
+    std::printf("%s -> %s\n", inputs[0].c_str(), output.c_str());
+    return 0;
   }
-  return 0;
+  // Batch: a folder, a manifest, or several files, into the output folder.
+  std::vector<std::string> files;
+  for (const std::string& input : inputs) {
+    const bool listing = fs::is_directory(input) || graft::io::sniff_format(input) == graft::io::FileFormat::kUnknown;
+    if (listing) {
+      const auto listed = graft::finetune::batch_inputs(input);
+      files.insert(files.end(), listed.begin(), listed.end());
+    } else {
+      files.push_back(input);
+    }
+  }
+  graft::finetune::BatchOptions batch;
+  batch.workers = workers;
+  batch.predict = options;
+  if (!shard.empty()) {
+    const auto slash = shard.find('/');
+    try {
+      if (slash == std::string::npos) throw std::invalid_argument(shard);
+      batch.shard_index = std::stoi(shard.substr(0, slash));
+      batch.shard_count = std::stoi(shard.substr(slash + 1));
+    } catch (const std::exception&) {
+      throw UsageError("--shard expects i/n, e.g. --shard 0/8 (got '" + shard + "')");
+    }
+  }
+  const auto cases = graft::finetune::predict_batch(model, files, output, batch);
+  int done = 0, skipped = 0;
+  std::vector<const graft::finetune::BatchCase*> failed;
+  for (const auto& item : cases) {
+    if (item.status == "done") ++done;
+    else if (item.status == "skipped") ++skipped;
+    else failed.push_back(&item);
+  }
+  std::printf("predict: %d done, %d skipped (already there), %zu failed; summary in %s\n", done, skipped,
+              failed.size(), output.c_str());
+  for (const auto* item : failed) print_error("failed", item->input + ": " + item->error);
+  return failed.empty() ? 0 : 1;
 }
 
 int run_evaluate(const std::string& prediction_path, const std::string& reference_path, const std::string& csv_path,
@@ -262,11 +291,6 @@ int run_bench_train_step(const std::string& backbone_name, const std::string& he
   return 0;
 }
 
-void print_error(const std::string& kind, const std::string& message) {
-  const bool colour = isatty(2) != 0;
-  std::fprintf(stderr, "%sgraft: %s:%s %s\n", colour ? "\033[31m" : "", kind.c_str(),
-               colour ? "\033[0m" : "", message.c_str());
-}
 
 }  // namespace
 
@@ -310,7 +334,8 @@ int main(int argc, char** argv) {
   std::string config_path, model_folder, reference, csv_path, weights, embed_mode = "pooled", head = "medicalnet";
   std::vector<std::string> overrides, inputs;
   double overlap = -1, tolerance_mm = 1.0;
-  int batch = 2, steps = 10, threads = 0;
+  int batch = 2, steps = 10, threads = 0, workers = 1;
+  std::string shard;
   std::vector<std::int64_t> patch_dhw{32, 64, 64};
 
   auto* demo = app.add_subcommand("demo", "run graft's main job on built-in synthetic data");
@@ -325,8 +350,10 @@ int main(int argc, char** argv) {
 
   auto* predict = app.add_subcommand("predict", "segment images with a trained model folder");
   predict->add_option("--model", model_folder, "model folder written by graft train")->required();
-  predict->add_option("--input", inputs, "image files")->required();
-  predict->add_option("--output", out, "output file, or a folder for several inputs")->required();
+  predict->add_option("--input", inputs, "image files, a folder of them, or a manifest")->required();
+  predict->add_option("--output", out, "output file, or a folder for a batch")->required();
+  predict->add_option("--workers", workers, "batch: cases segmented at once")->capture_default_str();
+  predict->add_option("--shard", shard, "batch: only shard i of n (0-based), e.g. $SLURM_ARRAY_TASK_ID/8");
   predict->add_option("--overlap", overlap, "sliding-window overlap fraction (default: the model's)");
   predict->add_flag("--tta", mirror, "mirror test-time augmentation (8 flips)");
   predict->add_flag("--probabilities", probabilities, "also write per-class probability maps");
@@ -374,7 +401,7 @@ int main(int argc, char** argv) {
     if (*list) return run_backbones(json);
     if (*demo) return run_demo(demo_folder, quick);
     if (*train) return run_train(config_path, overrides, out, resume);
-    if (*predict) return run_predict(model_folder, inputs, out, overlap, mirror, probabilities);
+    if (*predict) return run_predict(model_folder, inputs, out, overlap, mirror, probabilities, workers, shard);
     if (*evaluate) return run_evaluate(path, reference, csv_path, tolerance_mm);
     if (*embed) return run_embed(backbone, weights, lenient, in, embed_mode, out);
     if (*train_step) return run_bench_train_step(backbone, head, batch, patch_dhw, steps, threads);

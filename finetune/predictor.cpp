@@ -57,7 +57,7 @@ void Predictor::predict_file(const std::string& input, const std::string& output
   window.overlap_fraction = options.overlap_fraction >= 0 ? options.overlap_fraction
                                                           : config_["predict"]["overlap"].get<double>();
   window.mirror = options.mirror || config_["predict"]["mirror"].get<bool>();
-  window.keep_probabilities = options.write_probabilities;
+  window.keep_probabilities = options.write_probabilities || !options.probabilities_path.empty();
   window.progress = options.progress;
   const SlidingWindowResult result = predict_sliding_window(*model_, prepared, window);
   io::Image labels = preprocess::invert(plan, result.labels, preprocess::PredictionKind::kLabels);
@@ -68,7 +68,8 @@ void Predictor::predict_file(const std::string& input, const std::string& output
   if (result.probabilities) {
     const io::Image probabilities =
         preprocess::invert(plan, *result.probabilities, preprocess::PredictionKind::kProbabilities);
-    io::write(probabilities, stem + "_probabilities.nii.gz");
+    io::write(probabilities, options.probabilities_path.empty() ? stem + "_probabilities.nii.gz"
+                                                                : options.probabilities_path);
   }
   if (options.write_plan) {
     std::ofstream(stem + ".plan.json") << preprocess::to_json(plan).dump(2) << "\n";

@@ -13,6 +13,7 @@ struct PredictOptions {
   double overlap_fraction = -1;  // < 0: the model's own setting (config predict.overlap)
   bool mirror = false;
   bool write_probabilities = false;  // also OUT_probabilities.nii.gz (f32, one channel per class)
+  std::string probabilities_path;    // where the probabilities go instead; implies writing them
   bool write_plan = true;            // OUT.plan.json beside the prediction
   std::function<void(double)> progress;
 };

@@ -90,3 +90,39 @@ TEST(TrainPredict, BrainNrrdTumourTrainsAndPredictsNrrdWithTheInputGeometry) {
 }
 
 }  // namespace
+
+namespace {
+
+// graft embed on a raw NPY reproduces PyTorch's pooled features for the same checkpoint.
+TEST(Embed, PooledFeaturesMatchPyTorchForALegacyCheckpoint) {
+  if (graft::testing::python_with("torch").empty()) GTEST_SKIP() << "Debian python3-torch is not installed";
+  const std::string folder = graft::testing::temp_dir();
+  std::string output;
+  ASSERT_EQ(run_command("/usr/bin/python3 " GRAFT_SOURCE_DIR "/tests/tools/med3d_reference.py --depth 10 --out-dir " +
+                            folder,
+                        &output),
+            0)
+      << output;
+  ASSERT_EQ(graft("embed --backbone med3d-resnet10 --weights " + folder + "/legacy.pth --input-npy " + folder +
+                      "/input.npy --output pooled --out " + folder + "/pooled_graft.npy",
+                  &output),
+            0)
+      << output;
+  const std::string compare =
+      "import numpy as np; a = np.load('" + folder + "/pooled_graft.npy'); b = np.load('" + folder +
+      "/pooled.npy'); print(a.shape == b.shape, float(np.abs(a - b).max() / np.abs(b).max()))";
+  ASSERT_EQ(run_command("/usr/bin/python3 -c \"" + compare + "\"", &output), 0) << output;
+  EXPECT_EQ(output.substr(0, 4), "True") << output;
+  EXPECT_LT(std::stod(output.substr(5)), 1e-5) << output;
+  std::filesystem::remove_all(folder);
+}
+
+TEST(Embed, BenchTrainStepEndsWithSecondsPerStep) {
+  std::string output;
+  ASSERT_EQ(graft("bench train-step --backbone med3d-resnet10 --batch 1 --patch 16 16 16 --steps 1 --threads 1", &output), 0)
+      << output;
+  const auto last_line = output.substr(output.rfind("seconds_per_step"));
+  EXPECT_GT(std::stod(last_line.substr(17)), 0.0) << output;
+}
+
+}  // namespace

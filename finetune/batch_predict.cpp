@@ -1,0 +1,142 @@
+#include "finetune/batch_predict.h"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "datasets/manifest.h"
+#include "io/error.h"
+
+namespace graft::finetune {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string case_id(const std::string& path) {
+  std::string name = fs::path(path).filename().string();
+  for (const char* suffix : {".nii.gz", ".nii", ".nrrd", ".nhdr"}) {
+    const std::string s = suffix;
+    if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) {
+      return name.substr(0, name.size() - s.size());
+    }
+  }
+  return name;
+}
+
+std::string csv_field(const std::string& text) {
+  if (text.find_first_of(",\"\n") == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (char ch : text) quoted += ch == '"' ? std::string("\"\"") : std::string(1, ch == '\n' ? ' ' : ch);
+  return quoted + "\"";
+}
+
+}  // namespace
+
+std::vector<std::string> batch_inputs(const std::string& folder_or_manifest) {
+  std::vector<std::string> inputs;
+  if (fs::is_directory(folder_or_manifest) && !fs::exists(fs::path(folder_or_manifest) / "imagesTr")) {
+    for (const auto& entry : fs::directory_iterator(folder_or_manifest)) {
+      const std::string name = entry.path().filename().string();
+      for (const char* suffix : {".nii.gz", ".nii", ".nrrd", ".nhdr"}) {
+        const std::string s = suffix;
+        if (entry.is_regular_file() && name.size() > s.size() &&
+            name.compare(name.size() - s.size(), s.size(), s) == 0) {
+          inputs.push_back(entry.path().string());
+          break;
+        }
+      }
+    }
+  } else {
+    for (const auto& entry : datasets::read_manifest(folder_or_manifest)) inputs.push_back(entry.image);
+  }
+  std::sort(inputs.begin(), inputs.end());
+  if (inputs.empty()) throw Error(folder_or_manifest + ": no NIfTI or NRRD inputs found");
+  return inputs;
+}
+
+std::vector<BatchCase> predict_batch(const std::string& model_folder, const std::vector<std::string>& inputs,
+                                     const std::string& output_folder, const BatchOptions& options) {
+  if (options.shard_count < 1 || options.shard_index < 0 || options.shard_index >= options.shard_count) {
+    throw UsageError("--shard i/n needs 0 <= i < n (got " + std::to_string(options.shard_index) + "/" +
+                     std::to_string(options.shard_count) + ")");
+  }
+  fs::create_directories(output_folder);
+  // A killed run leaves its temporary files (.partial-PID-name) behind; remove those whose
+  // writer is gone, but never another live shard's.
+  for (const auto& entry : fs::directory_iterator(output_folder)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(".partial-", 0) != 0) continue;
+    const long pid = std::strtol(name.c_str() + 9, nullptr, 10);
+    if (pid > 0 && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) fs::remove(entry.path());
+  }
+  std::vector<BatchCase> cases;
+  for (std::size_t k = 0; k < inputs.size(); ++k) {
+    if (static_cast<int>(k % options.shard_count) != options.shard_index) continue;
+    BatchCase item;
+    item.input = inputs[k];
+    item.id = case_id(inputs[k]);
+    item.output = (fs::path(output_folder) / (item.id + "_seg.nii.gz")).string();
+    cases.push_back(item);
+  }
+  std::atomic<std::size_t> next{0};
+  std::mutex print;
+  auto work = [&] {
+    std::unique_ptr<Predictor> predictor;
+    while (true) {
+      const std::size_t k = next++;
+      if (k >= cases.size()) return;
+      BatchCase& item = cases[k];
+      const auto start = std::chrono::steady_clock::now();
+      if (fs::exists(item.output)) {
+        item.status = "skipped";
+      } else {
+        try {
+          if (!predictor) predictor = std::make_unique<Predictor>(model_folder);
+          PredictOptions predict = options.predict;
+          predict.progress = nullptr;
+          predictor->predict_file(item.input, item.output, predict);
+          item.status = "done";
+        } catch (const std::exception& e) {
+          item.status = "failed";
+          item.error = e.what();
+          item.error = item.error.substr(0, item.error.find('\n'));
+        }
+      }
+      item.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::lock_guard<std::mutex> lock(print);
+      std::printf("%-8s %s -> %s%s\n", item.status.c_str(), item.input.c_str(), item.output.c_str(),
+                  item.error.empty() ? "" : ("  (" + item.error + ")").c_str());
+      std::fflush(stdout);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int w = 0; w < std::max(1, options.workers); ++w) threads.emplace_back(work);
+  for (auto& thread : threads) thread.join();
+
+  const std::string summary = (fs::path(output_folder) /
+                               (options.shard_count == 1 ? std::string("summary.csv")
+                                                         : "summary-shard-" + std::to_string(options.shard_index) +
+                                                               "-of-" + std::to_string(options.shard_count) + ".csv"))
+                                  .string();
+  {
+    std::ofstream csv(summary + ".partial");
+    csv << "case,input,output,status,seconds,error\n";
+    for (const auto& item : cases) {
+      csv << csv_field(item.id) << "," << csv_field(item.input) << "," << csv_field(item.output) << "," << item.status
+          << "," << item.seconds << "," << csv_field(item.error) << "\n";
+    }
+  }
+  fs::rename(summary + ".partial", summary);
+  return cases;
+}
+
+}  // namespace graft::finetune

@@ -1,0 +1,215 @@
+// The Slicer module and the batch CLI, run as Slicer and a scheduler run them.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "datasets/synthetic_volumes.h"
+#include "io/image_file.h"
+#include "tests/support/test_support.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using graft::testing::run_command;
+
+const std::string kModule = GRAFT_SLICER_MODULE;
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Writes `count` small synthetic CT volumes (80 x 80 x 64 mm at 2 x 2 x 4 mm) with their labels.
+void write_volumes(const std::string& folder, int count, std::uint64_t first_seed, bool with_labels) {
+  fs::create_directories(folder);
+  for (int i = 0; i < count; ++i) {
+    graft::io::Geometry geometry = graft::datasets::random_ct_geometry(first_seed + i);
+    geometry.size_xyz = {40, 40, 16};
+    geometry.spacing_xyz = {2.0, 2.0, 4.0};
+    const graft::io::Vec3 centre = geometry.index_to_world({19.5, 19.5, 7.5});
+    for (int a = 0; a < 3; ++a) geometry.origin_world[a] -= centre[a];
+    const auto synthetic = graft::datasets::make_synthetic_ct(first_seed + i, geometry);
+    char name[32];
+    std::snprintf(name, sizeof(name), "case%02d", i);
+    graft::io::write(synthetic.image, folder + "/" + name + ".nii.gz");
+    if (with_labels) graft::io::write(synthetic.labels, folder + "/" + name + "_label.nii.gz");
+  }
+}
+
+// A model folder from one short epoch on synthetic data: enough to exercise prediction.
+std::string tiny_model(const std::string& folder) {
+  write_volumes(folder + "/train", 3, 500, true);
+  std::ofstream(folder + "/cases.csv") << "image,label,split\n"
+                                       << "train/case00.nii.gz,train/case00_label.nii.gz,train\n"
+                                       << "train/case01.nii.gz,train/case01_label.nii.gz,train\n"
+                                       << "train/case02.nii.gz,train/case02_label.nii.gz,val\n";
+  std::ofstream(folder + "/run.yaml") << "head: medicalnet\nclasses: 3\noutput: " << folder << "/model\n"
+                                      << "data:\n  manifest: " << folder << "/cases.csv\n  patch_size: [32, 32, 16]\n"
+                                      << "  batches_per_epoch: 2\n  workers: 1\n  contract: {resize: none, crop_nonzero: false}\n"
+                                      << "train:\n  epochs: 1\n  threads: 1\n";
+  std::string output;
+  EXPECT_EQ(run_command(graft::testing::graft_executable() + " train --config " + folder + "/run.yaml", &output), 0)
+      << output;
+  return folder + "/model";
+}
+
+TEST(SlicerModule, XmlIsPrintedQuicklyEqualsItsSiblingAndFollowsTheSchema) {
+  const auto start = std::chrono::steady_clock::now();
+  std::string xml;
+  ASSERT_EQ(run_command(kModule + " --xml", &xml), 0) << xml;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 5.0);
+  const std::string sibling = fs::path(kModule).parent_path().string() + "/GraftSegment.xml";
+  EXPECT_EQ(xml, file_text(sibling));
+  EXPECT_EQ(fs::path(kModule).filename().string().find('.'), std::string::npos);
+  if (graft::testing::python_with("xml.etree.ElementTree").empty()) GTEST_SKIP() << "python3 is not installed";
+  std::string verdict;
+  EXPECT_EQ(run_command("/usr/bin/python3 " GRAFT_SOURCE_DIR "/tests/tools/check_slicer_xml.py " + sibling, &verdict), 0)
+      << verdict;
+  EXPECT_EQ(verdict, "ok\n");
+  for (const char* piece : {"<directory>", "<image type=\"label\">", "<index>0</index>", "<index>1</index>",
+                            "<longflag>probabilities</longflag>", "<longflag>overlap</longflag>", "<longflag>threads</longflag>"}) {
+    EXPECT_NE(xml.find(piece), std::string::npos) << piece;
+  }
+}
+
+TEST(SlicerModule, TheSchemaCheckRejectsBrokenDescriptions) {
+  if (graft::testing::python_with("xml.etree.ElementTree").empty()) GTEST_SKIP() << "python3 is not installed";
+  const std::string folder = graft::testing::temp_dir();
+  std::string xml = file_text(fs::path(kModule).parent_path().string() + "/GraftSegment.xml");
+  std::string swapped = xml;
+  const auto label = swapped.find("<label>Input volume</label>");
+  swapped.erase(label, std::strlen("<label>Input volume</label>"));
+  swapped.insert(swapped.find("<description><![CDATA[The volume to segment.]]></description>"), "<label>Input volume</label>");
+  std::ofstream(folder + "/swapped.xml") << swapped;
+  std::string no_channel = xml;
+  no_channel.erase(no_channel.find("<channel>input</channel>"), std::strlen("<channel>input</channel>"));
+  std::ofstream(folder + "/no_channel.xml") << no_channel;
+  std::string output;
+  EXPECT_EQ(run_command("/usr/bin/python3 " GRAFT_SOURCE_DIR "/tests/tools/check_slicer_xml.py " + folder + "/swapped.xml", &output), 1) << output;
+  EXPECT_EQ(run_command("/usr/bin/python3 " GRAFT_SOURCE_DIR "/tests/tools/check_slicer_xml.py " + folder + "/no_channel.xml", &output), 1) << output;
+}
+
+TEST(SlicerModule, RunTheSlicerWayOnBrainNrrdWritesALabelMapOnTheInputGrid) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  const std::string folder = graft::testing::temp_dir();
+  const std::string model = tiny_model(folder);
+  const std::string input = graft::testing::shared_data_dir() + "/nrrd/brain1_image.nrrd";
+  // As Slicer's CLI runner builds it: flags first, then the positional input and output.
+  std::string output;
+  ASSERT_EQ(run_command(kModule + " --model " + model + " --overlap 0.25 --threads 2 --probabilities " + folder +
+                            "/probabilities.nrrd --returnparameterfile " + folder + "/return.params " + input + " " +
+                            folder + "/label.nrrd",
+                        &output),
+            0)
+      << output;
+  EXPECT_NE(output.find("<filter-start>"), std::string::npos) << output;
+  EXPECT_NE(output.find("<filter-progress>"), std::string::npos);
+  EXPECT_NE(output.find("<filter-end>"), std::string::npos);
+  const graft::io::Image image = graft::io::read(input);
+  const graft::io::Image label = graft::io::read(folder + "/label.nrrd");
+  EXPECT_TRUE(label.geometry().same_grid(image.geometry(), 1e-4)) << label.geometry().describe_difference(image.geometry());
+  EXPECT_EQ(label.dtype(), graft::io::DType::kU8);
+  EXPECT_EQ(graft::io::read(folder + "/probabilities.nrrd").channels(), 3);
+  EXPECT_EQ(run_command(kModule + " " + input + " " + folder + "/x.nrrd", &output), 2) << output;
+}
+
+std::vector<std::string> outputs_in(const std::string& folder) {
+  std::vector<std::string> names;
+  if (!fs::exists(folder)) return names;
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() > 11 && name.compare(name.size() - 11, 11, "_seg.nii.gz") == 0) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST(BatchPredict, KilledHalfwayAndRestartedFinishesEveryCaseWithoutRecomputing) {
+  const std::string folder = graft::testing::temp_dir();
+  const std::string model = tiny_model(folder);
+  write_volumes(folder + "/scans", 20, 900, false);
+  std::string output;
+  // The reference: one uninterrupted run.
+  ASSERT_EQ(run_command(graft::testing::graft_executable() + " predict --model " + model + " --input " + folder +
+                            "/scans --output " + folder + "/whole --workers 2",
+                        &output),
+            0)
+      << output;
+  ASSERT_EQ(outputs_in(folder + "/whole").size(), 20u);
+
+  // The interrupted run: killed once about half the cases are written.
+  const pid_t child = fork();
+  if (child == 0) {
+    std::freopen("/dev/null", "w", stdout);
+    const std::string out = folder + "/killed";
+    execl(graft::testing::graft_executable().c_str(), "graft", "predict", "--model", model.c_str(), "--input",
+          (folder + "/scans").c_str(), "--output", out.c_str(), "--workers", "1", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+  while (outputs_in(folder + "/killed").size() < 10 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  const auto finished = outputs_in(folder + "/killed");
+  ASSERT_GE(finished.size(), 10u);
+  ASSERT_LT(finished.size(), 20u) << "the run finished before it could be killed";
+  std::map<std::string, fs::file_time_type> written;
+  for (const auto& name : finished) written[name] = fs::last_write_time(folder + "/killed/" + name);
+
+  ASSERT_EQ(run_command(graft::testing::graft_executable() + " predict --model " + model + " --input " + folder +
+                            "/scans --output " + folder + "/killed --workers 2",
+                        &output),
+            0)
+      << output;
+  EXPECT_NE(output.find(std::to_string(finished.size()) + " skipped"), std::string::npos) << output;
+  // Every case is there and equals the uninterrupted run's; none finished before was redone.
+  ASSERT_EQ(outputs_in(folder + "/killed"), outputs_in(folder + "/whole"));
+  for (const auto& name : outputs_in(folder + "/whole")) {
+    const auto a = graft::io::read(folder + "/whole/" + name), b = graft::io::read(folder + "/killed/" + name);
+    ASSERT_EQ(a.byte_count(), b.byte_count()) << name;
+    EXPECT_EQ(std::memcmp(a.bytes(), b.bytes(), a.byte_count()), 0) << name;
+    EXPECT_TRUE(a.geometry().same_grid(b.geometry(), 1e-6)) << name;
+    if (written.count(name)) EXPECT_EQ(fs::last_write_time(folder + "/killed/" + name), written[name]) << name;
+  }
+  std::ifstream summary(folder + "/killed/summary.csv");
+  std::string text((std::istreambuf_iterator<char>(summary)), std::istreambuf_iterator<char>());
+  int skipped = 0;
+  for (std::size_t at = 0; (at = text.find(",skipped,", at)) != std::string::npos; ++at) ++skipped;
+  EXPECT_EQ(skipped, static_cast<int>(finished.size()));
+  // Nothing half-written is left behind.
+  for (const auto& entry : fs::directory_iterator(folder + "/killed")) {
+    EXPECT_EQ(entry.path().filename().string().find(".partial"), std::string::npos) << entry.path();
+  }
+}
+
+TEST(BatchPredict, ShardsSplitTheCasesAndFailuresAreListedWhileOthersComplete) {
+  const std::string folder = graft::testing::temp_dir();
+  const std::string model = tiny_model(folder);
+  write_volumes(folder + "/scans", 5, 700, false);
+  std::ofstream(folder + "/scans/broken.nii.gz") << "not an image";
+  std::string output;
+  const int status = run_command(graft::testing::graft_executable() + " predict --model " + model + " --input " +
+                                     folder + "/scans --output " + folder + "/out --shard 0/2",
+                                 &output);
+  EXPECT_EQ(status, 1) << output;  // broken.nii.gz sorts first: case 0 of shard 0
+  EXPECT_NE(output.find("broken.nii.gz"), std::string::npos) << output;
+  EXPECT_EQ(outputs_in(folder + "/out").size(), 2u) << output;  // cases 2 and 4 of 0..5, minus broken
+  EXPECT_TRUE(fs::exists(folder + "/out/summary-shard-0-of-2.csv"));
+  EXPECT_EQ(run_command(graft::testing::graft_executable() + " predict --model " + model + " --input " + folder +
+                            "/scans --output " + folder + "/out --shard 1/2",
+                        &output),
+            0)
+      << output;
+  EXPECT_EQ(outputs_in(folder + "/out").size(), 5u);
+}
+
+}  // namespace

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backbones/pickle_reader.h"
+#include "io/atomic_file.h"
 #include "io/error.h"
 #include "io/file_bytes.h"
 
@@ -321,8 +322,7 @@ void write_safetensors(const StateDict& tensors, const std::string& path) {
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
-  const std::string temporary = path + ".partial";
-  {
+  io::write_atomically(path, [&](const std::string& temporary) {
     std::ofstream out(temporary, std::ios::binary);
     if (!out) throw Error(path + ": cannot open for writing");
     std::uint8_t length[8];
@@ -332,9 +332,9 @@ void write_safetensors(const StateDict& tensors, const std::string& path) {
     for (const auto& [name, tensor] : tensors) {
       out.write(reinterpret_cast<const char*>(tensor.bytes.data()), static_cast<std::streamsize>(tensor.bytes.size()));
     }
+    out.close();
     if (!out) throw Error(path + ": write failed (disk full?)");
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) throw Error(path + ": cannot move the finished file into place");
+  });
 }
 
 }  // namespace graft::backbones

@@ -24,6 +24,7 @@
 #include "finetune/segmentation_metrics.h"
 #include "finetune/trainer.h"
 #include "io/npy.h"
+#include "io/atomic_file.h"
 #include "io/error.h"
 #include "io/image_file.h"
 #include "io/image_info.h"
@@ -49,10 +50,7 @@ preprocess::Contract contract_for(const std::string& backbone, const std::string
 }
 
 void write_text_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  if (!out) throw Error(path + ": cannot open for writing");
-  out << text;
-  if (!out) throw Error(path + ": write failed");
+  graft::io::write_text_atomically(path, text);
 }
 
 int run_info(const std::string& path, bool json) {

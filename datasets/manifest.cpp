@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "io/error.h"
+#include "io/image_file.h"
 
 namespace graft::datasets {
 namespace {
@@ -20,14 +21,7 @@ std::string resolve(const std::string& base_folder, const std::string& path) {
 }
 
 std::string stem_of(const std::string& path) {
-  std::string name = fs::path(path).filename().string();
-  for (const char* suffix : {".nii.gz", ".nii", ".nrrd", ".nhdr", ".npy"}) {
-    const std::string s = suffix;
-    if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) {
-      return name.substr(0, name.size() - s.size());
-    }
-  }
-  return name;
+  return fs::path(io::strip_image_extension(path)).filename().string();
 }
 
 std::vector<std::string> split_csv_line(const std::string& line) {

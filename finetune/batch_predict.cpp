@@ -11,10 +11,13 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "datasets/manifest.h"
+#include "io/atomic_file.h"
 #include "io/error.h"
+#include "io/image_file.h"
 
 namespace graft::finetune {
 namespace {
@@ -22,14 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string case_id(const std::string& path) {
-  std::string name = fs::path(path).filename().string();
-  for (const char* suffix : {".nii.gz", ".nii", ".nrrd", ".nhdr"}) {
-    const std::string s = suffix;
-    if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0) {
-      return name.substr(0, name.size() - s.size());
-    }
-  }
-  return name;
+  return fs::path(io::strip_image_extension(path)).filename().string();
 }
 
 std::string csv_field(const std::string& text) {
@@ -45,14 +41,9 @@ std::vector<std::string> batch_inputs(const std::string& folder_or_manifest) {
   std::vector<std::string> inputs;
   if (fs::is_directory(folder_or_manifest) && !fs::exists(fs::path(folder_or_manifest) / "imagesTr")) {
     for (const auto& entry : fs::directory_iterator(folder_or_manifest)) {
-      const std::string name = entry.path().filename().string();
-      for (const char* suffix : {".nii.gz", ".nii", ".nrrd", ".nhdr"}) {
-        const std::string s = suffix;
-        if (entry.is_regular_file() && name.size() > s.size() &&
-            name.compare(name.size() - s.size(), s.size(), s) == 0) {
-          inputs.push_back(entry.path().string());
-          break;
-        }
+      const io::FileFormat format = io::format_from_extension(entry.path().string());
+      if (entry.is_regular_file() && (format == io::FileFormat::kNifti || format == io::FileFormat::kNrrd)) {
+        inputs.push_back(entry.path().string());
       }
     }
   } else {
@@ -127,15 +118,13 @@ std::vector<BatchCase> predict_batch(const std::string& model_folder, const std:
                                                          : "summary-shard-" + std::to_string(options.shard_index) +
                                                                "-of-" + std::to_string(options.shard_count) + ".csv"))
                                   .string();
-  {
-    std::ofstream csv(summary + ".partial");
-    csv << "case,input,output,status,seconds,error\n";
-    for (const auto& item : cases) {
-      csv << csv_field(item.id) << "," << csv_field(item.input) << "," << csv_field(item.output) << "," << item.status
-          << "," << item.seconds << "," << csv_field(item.error) << "\n";
-    }
+  std::ostringstream csv;
+  csv << "case,input,output,status,seconds,error\n";
+  for (const auto& item : cases) {
+    csv << csv_field(item.id) << "," << csv_field(item.input) << "," << csv_field(item.output) << "," << item.status
+        << "," << item.seconds << "," << csv_field(item.error) << "\n";
   }
-  fs::rename(summary + ".partial", summary);
+  io::write_text_atomically(summary, csv.str());
   return cases;
 }
 

@@ -7,6 +7,7 @@
 #include "backbones/weight_loading.h"
 #include "finetune/sliding_window.h"
 #include "finetune/trainer.h"
+#include "io/atomic_file.h"
 #include "io/error.h"
 #include "io/image_file.h"
 #include "preprocess/plan.h"
@@ -22,16 +23,6 @@ nlohmann::json read_json_file(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": not valid JSON (" + std::string(e.what()) + ")");
   }
-}
-
-std::string without_image_extension(const std::string& path) {
-  for (const char* suffix : {".nii.gz", ".nii", ".nrrd", ".nhdr", ".npy"}) {
-    const std::string s = suffix;
-    if (path.size() > s.size() && path.compare(path.size() - s.size(), s.size(), s) == 0) {
-      return path.substr(0, path.size() - s.size());
-    }
-  }
-  return path;
 }
 
 }  // namespace
@@ -64,7 +55,7 @@ void Predictor::predict_file(const std::string& input, const std::string& output
   labels.metadata() = io::Metadata{};
   labels.metadata().source_format = image.metadata().source_format;
   io::write(labels, output);
-  const std::string stem = without_image_extension(output);
+  const std::string stem = io::strip_image_extension(output);
   if (result.probabilities) {
     const io::Image probabilities =
         preprocess::invert(plan, *result.probabilities, preprocess::PredictionKind::kProbabilities);
@@ -72,7 +63,7 @@ void Predictor::predict_file(const std::string& input, const std::string& output
                                                                 : options.probabilities_path);
   }
   if (options.write_plan) {
-    std::ofstream(stem + ".plan.json") << preprocess::to_json(plan).dump(2) << "\n";
+    io::write_text_atomically(stem + ".plan.json", preprocess::to_json(plan).dump(2) + "\n");
   }
 }
 

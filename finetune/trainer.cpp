@@ -13,23 +13,13 @@
 #include "datasets/manifest.h"
 #include "finetune/sliding_window.h"
 #include "finetune/training_plot.h"
+#include "io/atomic_file.h"
 #include "io/error.h"
 
 namespace graft::finetune {
 namespace {
 
 namespace fs = std::filesystem;
-
-void write_text_atomically(const std::string& path, const std::string& text) {
-  const std::string temporary = path + ".partial";
-  {
-    std::ofstream out(temporary);
-    if (!out) throw Error(path + ": cannot open for writing");
-    out << text;
-    if (!out) throw Error(path + ": write failed (disk full?)");
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) throw Error(path + ": cannot move into place");
-}
 
 double schedule_factor(const nlohmann::json& train, std::int64_t step, std::int64_t total_steps, int epoch) {
   const std::string schedule = train["schedule"];
@@ -205,8 +195,8 @@ TrainResult train_prepared(const nlohmann::json& config, const std::vector<datas
     result.val_dice_per_epoch = saved["val_dice_per_epoch"].get<std::vector<double>>();
     result.train_loss_per_epoch = saved["train_loss_per_epoch"].get<std::vector<double>>();
   }
-  write_text_atomically(output + "/config.json", config.dump(2) + "\n");
-  write_text_atomically(output + "/contract.json", preprocess::to_json(run_contract(config)).dump(2) + "\n");
+  io::write_text_atomically(output + "/config.json", config.dump(2) + "\n");
+  io::write_text_atomically(output + "/contract.json", preprocess::to_json(run_contract(config)).dump(2) + "\n");
 
   std::ofstream events(output + "/events.jsonl", resume ? std::ios::app : std::ios::trunc);
   std::ofstream csv(output + "/metrics.csv", resume ? std::ios::app : std::ios::trunc);
@@ -307,10 +297,7 @@ TrainResult train_prepared(const nlohmann::json& config, const std::vector<datas
     // NaN is not JSON; an epoch without validation is stored as null.
     for (auto& value : state["val_dice_per_epoch"]) if (value.is_number() && std::isnan(value.get<double>())) value = nullptr;
     archive.write("state", c10::IValue(state.dump()));
-    archive.save_to(checkpoint_path + ".partial");
-    if (std::rename((checkpoint_path + ".partial").c_str(), checkpoint_path.c_str()) != 0) {
-      throw Error(checkpoint_path + ": cannot move the checkpoint into place");
-    }
+    io::write_atomically(checkpoint_path, [&](const std::string& temporary) { archive.save_to(temporary); });
     TrainEvent saved{"checkpoint", epoch};
     saved.path = checkpoint_path;
     emit(saved);

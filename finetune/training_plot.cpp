@@ -1,7 +1,6 @@
 #include "finetune/training_plot.h"
 
 #include <png.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -10,6 +9,7 @@
 #include <cstring>
 #include <limits>
 
+#include "io/atomic_file.h"
 #include "io/error.h"
 
 namespace graft::finetune {
@@ -643,46 +643,31 @@ void check_inputs(const std::vector<PlotPanel>& panels, const std::string& path,
   }
 }
 
-// Same folder as the target so rename() is atomic; the same convention as io::write.
-std::string temporary_path_for(const std::string& path) {
-  const auto slash = path.rfind('/');
-  const std::string folder = slash == std::string::npos ? "" : path.substr(0, slash + 1);
-  const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
-  return folder + ".partial-" + std::to_string(getpid()) + "-" + name;
-}
-
 void write_png_atomically(const Canvas& canvas, const std::string& path) {
-  const std::string temporary = temporary_path_for(path);
-  FILE* file = std::fopen(temporary.c_str(), "wb");
-  if (file == nullptr) {
-    throw Error(path + ": cannot write the training plot (" + std::strerror(errno) + ")");
-  }
-  // libpng's simplified API reports errors in image.message instead of longjmp-ing through C++
-  // frames, which would skip destructors.
-  png_image image;
-  std::memset(&image, 0, sizeof image);
-  image.version = PNG_IMAGE_VERSION;
-  image.width = static_cast<png_uint_32>(canvas.width_px());
-  image.height = static_cast<png_uint_32>(canvas.height_px());
-  image.format = PNG_FORMAT_RGB;
-  const bool encoded = png_image_write_to_stdio(&image, file, /*convert_to_8bit=*/0, canvas.data(),
-                                                /*row_stride=*/0, /*colormap=*/nullptr) != 0;
-  const std::string png_message = encoded ? "" : image.message;
-  png_image_free(&image);
-  const bool closed = std::fclose(file) == 0;
-  const int close_errno = errno;
-  if (!encoded || !closed) {
-    std::remove(temporary.c_str());
-    throw Error(path + ": cannot write the training plot (" +
-                (encoded ? std::string(std::strerror(close_errno)) : "libpng: " + png_message) +
-                ")");
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    const int rename_errno = errno;
-    std::remove(temporary.c_str());
-    throw Error(path + ": cannot move the finished training plot into place (" +
-                std::strerror(rename_errno) + ")");
-  }
+  io::write_atomically(path, [&](const std::string& temporary) {
+    FILE* file = std::fopen(temporary.c_str(), "wb");
+    if (file == nullptr) {
+      throw Error(path + ": cannot write the training plot (" + std::strerror(errno) + ")");
+    }
+    // libpng's simplified API reports errors in image.message instead of longjmp-ing through C++
+    // frames, which would skip destructors.
+    png_image image;
+    std::memset(&image, 0, sizeof image);
+    image.version = PNG_IMAGE_VERSION;
+    image.width = static_cast<png_uint_32>(canvas.width_px());
+    image.height = static_cast<png_uint_32>(canvas.height_px());
+    image.format = PNG_FORMAT_RGB;
+    const bool encoded = png_image_write_to_stdio(&image, file, /*convert_to_8bit=*/0, canvas.data(),
+                                                  /*row_stride=*/0, /*colormap=*/nullptr) != 0;
+    const std::string png_message = encoded ? "" : image.message;
+    png_image_free(&image);
+    const bool closed = std::fclose(file) == 0;
+    const int close_errno = errno;
+    if (!encoded || !closed) {
+      throw Error(path + ": cannot write the training plot (" +
+                  (encoded ? std::string(std::strerror(close_errno)) : "libpng: " + png_message) + ")");
+    }
+  });
 }
 
 }  // namespace

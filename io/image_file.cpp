@@ -2,8 +2,8 @@
 
 #include <cstdio>
 #include <cstring>
-#include <unistd.h>
 
+#include "io/atomic_file.h"
 #include "io/error.h"
 #include "io/file_bytes.h"
 #include "io/itk_formats.h"
@@ -51,6 +51,13 @@ FileFormat format_from_extension(const std::string& path) {
   return FileFormat::kUnknown;
 }
 
+std::string strip_image_extension(const std::string& path) {
+  for (const char* suffix : {".nii.gz", ".nii", ".nrrd", ".nhdr", ".npy"}) {
+    if (ends_with(path, suffix)) return path.substr(0, path.size() - std::string(suffix).size());
+  }
+  return path;
+}
+
 Image read(const std::string& path) {
   const std::uint64_t bytes = file_size_bytes(path);
   if (bytes == 0) throw Error(path + ": file is empty");
@@ -73,11 +80,6 @@ void write(const Image& image, const std::string& path) {
   if (format == FileFormat::kUnknown) {
     throw UsageError(path + ": unknown output extension (use .nii, .nii.gz, .nrrd, .nhdr or .npy)");
   }
-  // The temporary keeps the real extension so writers that pick behaviour from it still do.
-  const auto slash = path.rfind('/');
-  const std::string folder = slash == std::string::npos ? "" : path.substr(0, slash + 1);
-  const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
-  const std::string temporary = folder + ".partial-" + std::to_string(getpid()) + "-" + name;
   auto write_to = [&](const std::string& target) {
     if (format == FileFormat::kNpy) return write_npy(image, target);
     write_itk(image, target, format == FileFormat::kNifti ? ItkFormat::kNifti : ItkFormat::kNrrd);
@@ -87,16 +89,7 @@ void write(const Image& image, const std::string& path) {
     write_to(path);
     return;
   }
-  try {
-    write_to(temporary);
-  } catch (...) {
-    std::remove(temporary.c_str());
-    throw;
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    std::remove(temporary.c_str());
-    throw Error(path + ": cannot move the finished file into place");
-  }
+  write_atomically(path, write_to);
 }
 
 }  // namespace graft::io

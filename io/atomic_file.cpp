@@ -1,0 +1,46 @@
+#include "io/atomic_file.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include "io/error.h"
+
+namespace graft::io {
+
+std::string temporary_path_for(const std::string& path) {
+  const auto slash = path.rfind('/');
+  const std::string folder = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+  const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  return folder + ".partial-" + std::to_string(getpid()) + "-" + name;
+}
+
+void write_atomically(const std::string& path, const std::function<void(const std::string& temporary)>& write_to) {
+  const std::string temporary = temporary_path_for(path);
+  try {
+    write_to(temporary);
+  } catch (...) {
+    std::remove(temporary.c_str());
+    throw;
+  }
+  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+    const int rename_errno = errno;
+    std::remove(temporary.c_str());
+    throw Error(path + ": cannot move the finished file into place (" + std::strerror(rename_errno) + ")");
+  }
+}
+
+void write_text_atomically(const std::string& path, const std::string& text) {
+  write_atomically(path, [&](const std::string& temporary) {
+    std::ofstream out(temporary, std::ios::binary);
+    if (!out) throw Error(path + ": cannot open for writing");
+    out << text;
+    out.close();
+    if (!out) throw Error(path + ": write failed (disk full?)");
+  });
+}
+
+}  // namespace graft::io

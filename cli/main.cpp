@@ -11,6 +11,7 @@
 #include <iostream>
 #include <memory>
 #include <sstream>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "backbones/factory.h"
@@ -160,8 +161,12 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
 }
 
 int run_predict(const std::string& model, const std::vector<std::string>& inputs, const std::string& output,
-                double overlap, bool mirror, bool probabilities, int workers, const std::string& shard) {
+                double overlap, bool mirror, bool probabilities, int workers, const std::string& shard, int threads) {
   namespace fs = std::filesystem;
+  // Batch workers share the cores between them.
+  graft::finetune::set_compute_threads(threads > 0 ? threads
+                                                   : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) /
+                                                                     std::max(1, workers)));
   graft::finetune::PredictOptions options;
   options.overlap_fraction = overlap;
   options.mirror = mirror;
@@ -244,6 +249,7 @@ int run_embed(const std::string& backbone_name, const std::string& weights, bool
   if (array.dtype != io::DType::kF32 || array.shape.size() < 3) {
     throw Error(input + ": embed needs a float32 array shaped N x C x spatial...");
   }
+  graft::finetune::set_compute_threads(0);
   auto backbone = graft::backbones::create_backbone(backbone_name, static_cast<int>(array.shape[1]));
   if (!weights.empty()) {
     const auto report = graft::backbones::load_weights(*backbone, weights, !lenient);
@@ -267,7 +273,7 @@ int run_embed(const std::string& backbone_name, const std::string& weights, bool
 int run_bench_train_step(const std::string& backbone_name, const std::string& head, int batch,
                          const std::vector<std::int64_t>& patch_dhw, int steps, int threads) {
   if (patch_dhw.size() != 3) throw UsageError("--patch takes D H W");
-  if (threads > 0) torch::set_num_threads(threads);
+  graft::finetune::set_compute_threads(threads);
   torch::manual_seed(0);
   graft::finetune::SegmentationModel model(graft::backbones::create_backbone(backbone_name),
                                            graft::finetune::head_kind_from_name(head), 2);
@@ -355,6 +361,7 @@ int main(int argc, char** argv) {
   predict->add_option("--overlap", overlap, "sliding-window overlap fraction (default: the model's)");
   predict->add_flag("--tta", mirror, "mirror test-time augmentation (8 flips)");
   predict->add_flag("--probabilities", probabilities, "also write per-class probability maps");
+  predict->add_option("--threads", threads, "LibTorch threads (0: the cores shared among workers)");
 
   auto* evaluate = app.add_subcommand("evaluate", "Dice, HD95 and surface Dice per label");
   evaluate->add_option("--pred", path, "predicted label map")->required();
@@ -378,7 +385,7 @@ int main(int argc, char** argv) {
   train_step->add_option("--batch", batch, "batch size")->capture_default_str();
   train_step->add_option("--patch", patch_dhw, "patch D H W")->expected(3);
   train_step->add_option("--steps", steps, "timed steps")->capture_default_str();
-  train_step->add_option("--threads", threads, "LibTorch threads (0: its default)")->capture_default_str();
+  train_step->add_option("--threads", threads, "LibTorch threads (0: every core)")->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -399,7 +406,7 @@ int main(int argc, char** argv) {
     if (*list) return run_backbones(json);
     if (*demo) return run_demo(demo_folder, quick);
     if (*train) return run_train(config_path, overrides, out, resume);
-    if (*predict) return run_predict(model_folder, inputs, out, overlap, mirror, probabilities, workers, shard);
+    if (*predict) return run_predict(model_folder, inputs, out, overlap, mirror, probabilities, workers, shard, threads);
     if (*evaluate) return run_evaluate(path, reference, csv_path, tolerance_mm);
     if (*embed) return run_embed(backbone, weights, lenient, in, embed_mode, out);
     if (*train_step) return run_bench_train_step(backbone, head, batch, patch_dhw, steps, threads);

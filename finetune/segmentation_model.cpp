@@ -1,6 +1,8 @@
 #include "finetune/segmentation_model.h"
 
+#include <algorithm>
 #include <map>
+#include <thread>
 
 #include "io/error.h"
 
@@ -110,6 +112,12 @@ torch::Tensor SegmentationModelImpl::forward(const torch::Tensor& input) {
     return static_cast<MedicalNetHeadImpl&>(*head_).forward(features, size);
   }
   return static_cast<UNetHeadImpl&>(*head_).forward(features, size);
+}
+
+int set_compute_threads(int requested) {
+  const int threads = requested > 0 ? requested : std::max(1u, std::thread::hardware_concurrency());
+  torch::set_num_threads(threads);
+  return threads;
 }
 
 torch::Tensor dice_ce_loss(const torch::Tensor& logits, const torch::Tensor& labels) {

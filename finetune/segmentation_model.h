@@ -37,6 +37,10 @@ class SegmentationModelImpl : public torch::nn::Module {
 };
 TORCH_MODULE(SegmentationModel);
 
+// Sets LibTorch's intra-op threads: `requested`, or every core for 0. Debian's LibTorch starts
+// with one thread, so without this a 2-core machine would train on half of it. Returns the count.
+int set_compute_threads(int requested);
+
 // Dice + cross-entropy (nnU-Net's default): CE plus 1 - soft Dice averaged over the foreground
 // classes, with Dice computed over the whole batch.
 torch::Tensor dice_ce_loss(const torch::Tensor& logits, const torch::Tensor& labels);

@@ -157,8 +157,7 @@ TrainResult train_prepared(const nlohmann::json& config, const std::vector<datas
   const nlohmann::json& train_settings = config["train"];
   const std::string output = config["output"];
   fs::create_directories(output);
-  const int threads = train_settings["threads"];
-  if (threads > 0) torch::set_num_threads(threads);
+  set_compute_threads(train_settings["threads"].get<int>());
   const std::uint64_t seed = config["seed"];
   torch::manual_seed(seed);
 

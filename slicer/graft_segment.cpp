@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    if (threads > 0) torch::set_num_threads(threads);
+    graft::finetune::set_compute_threads(threads);
     report("filter-start", "<filter-name>GraftSegment</filter-name><filter-comment>loading the model</filter-comment>");
     graft::finetune::Predictor predictor(model);
     graft::finetune::PredictOptions options;

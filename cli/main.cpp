@@ -26,6 +26,7 @@
 #include "finetune/trainer.h"
 #include "io/npy.h"
 #include "io/atomic_file.h"
+#include "io/dicom_series.h"
 #include "io/error.h"
 #include "io/image_file.h"
 #include "io/image_info.h"
@@ -55,6 +56,14 @@ void write_text_file(const std::string& path, const std::string& text) {
 }
 
 int run_info(const std::string& path, bool json) {
+  const io::DicomPath dicom = io::split_dicom_path(path);
+  if (dicom.series.empty() && io::sniff_format(dicom.path) == io::FileFormat::kDicom) {
+    // A DICOM folder holds any number of series: list them, with the selector for each.
+    const auto series = io::find_dicom_series(dicom.path);
+    if (json) std::cout << io::dicom_series_info_json(series).dump(2) << "\n";
+    else std::cout << path << ": " << io::dicom_series_info_text(series);
+    return 0;
+  }
   const io::Image image = io::read(path);
   if (json) std::cout << io::image_info_json(image).dump(2) << "\n";
   else std::cout << path << "\n" << io::image_info_text(image);
@@ -308,7 +317,8 @@ int main(int argc, char** argv) {
   bool json = false;
 
   auto* info = app.add_subcommand("info", "print an image's grid, dtype and metadata");
-  info->add_option("file", path, "image file (NIfTI, NRRD, NPY)")->required();
+  info->add_option("file", path, "image file (NIfTI, NRRD, NPY), or a DICOM folder or file; FOLDER#SERIES for one series")
+      ->required();
   info->add_flag("--json", json, "print JSON with the same keys for every format");
 
   auto* convert = app.add_subcommand("convert", "convert between formats, keeping geometry");

@@ -2,8 +2,10 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 #include "io/atomic_file.h"
+#include "io/dicom_series.h"
 #include "io/error.h"
 #include "io/file_bytes.h"
 #include "io/itk_formats.h"
@@ -26,12 +28,15 @@ std::string format_name(FileFormat format) {
     case FileFormat::kNifti: return "nifti";
     case FileFormat::kNrrd: return "nrrd";
     case FileFormat::kNpy: return "npy";
+    case FileFormat::kDicom: return "dicom";
     case FileFormat::kUnknown: break;
   }
   return "unknown";
 }
 
 FileFormat sniff_format(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) return FileFormat::kDicom;
   const std::vector<std::uint8_t> head = read_file_prefix(path, 352);
   auto has = [&](std::size_t offset, const char* magic, std::size_t length) {
     return head.size() >= offset + length && std::memcmp(head.data() + offset, magic, length) == 0;
@@ -41,7 +46,15 @@ FileFormat sniff_format(const std::string& path) {
   if (has(344, "n+1\0", 4) || has(344, "ni1\0", 4) || has(4, "n+2\0", 4) || has(4, "ni2\0", 4)) {
     return FileFormat::kNifti;
   }
+  if (looks_like_dicom(path)) return FileFormat::kDicom;
   return FileFormat::kUnknown;
+}
+
+DicomPath split_dicom_path(const std::string& path) {
+  std::error_code error;
+  const auto hash = path.rfind('#');
+  if (std::filesystem::exists(path, error) || hash == std::string::npos) return {path, ""};
+  return {path.substr(0, hash), path.substr(hash + 1)};
 }
 
 FileFormat format_from_extension(const std::string& path) {
@@ -58,7 +71,10 @@ std::string strip_image_extension(const std::string& path) {
   return path;
 }
 
-Image read(const std::string& path) {
+Image read(const std::string& path_and_series) {
+  const auto [path, series] = split_dicom_path(path_and_series);
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error) || !series.empty()) return read_dicom(path, series).image;
   const std::uint64_t bytes = file_size_bytes(path);
   if (bytes == 0) throw Error(path + ": file is empty");
   switch (sniff_format(path)) {
@@ -69,16 +85,19 @@ Image read(const std::string& path) {
       return read_itk(path, ItkFormat::kNrrd);
     case FileFormat::kNpy:
       return read_npy(path);
+    case FileFormat::kDicom:
+      return read_dicom(path).image;
     case FileFormat::kUnknown:
       break;
   }
-  throw Error(path + ": not a format graft reads (expected NIfTI, NRRD or NPY content)");
+  throw Error(path + ": not a format graft reads (expected NIfTI, NRRD, NPY or DICOM content)");
 }
 
 void write(const Image& image, const std::string& path) {
   const FileFormat format = format_from_extension(path);
   if (format == FileFormat::kUnknown) {
-    throw UsageError(path + ": unknown output extension (use .nii, .nii.gz, .nrrd, .nhdr or .npy)");
+    throw UsageError(path + ": unknown output extension (use .nii, .nii.gz, .nrrd, .nhdr or .npy; " +
+                     "DICOM output is a DICOM SEG of a label image, written by graft convert --reference-dicom)");
   }
   auto write_to = [&](const std::string& target) {
     if (format == FileFormat::kNpy) return write_npy(image, target);

@@ -6,11 +6,12 @@
 
 namespace graft::io {
 
-enum class FileFormat { kNifti, kNrrd, kNpy, kUnknown };
+enum class FileFormat { kNifti, kNrrd, kNpy, kDicom, kUnknown };
 
 std::string format_name(FileFormat format);
 
 // The format from the file's content (magic bytes, gunzipped when needed), never its extension.
+// A folder is a DICOM folder.
 FileFormat sniff_format(const std::string& path);
 // The format a path's extension names, for writing: .nii, .nii.gz, .nrrd, .nhdr, .npy.
 FileFormat format_from_extension(const std::string& path);
@@ -19,7 +20,17 @@ FileFormat format_from_extension(const std::string& path);
 // outputs after inputs; unchanged when it has none.
 std::string strip_image_extension(const std::string& path);
 
-// Reads any supported file into an Image, choosing the reader by content. Every failure is a
+// A DICOM input names a folder (or file) and optionally one series in it, as "FOLDER#SELECTOR"
+// where SELECTOR is a SeriesInstanceUID, "UID/sub-series" or a SeriesDescription. A path that
+// exists as written is never split, so files with '#' in their names still read.
+struct DicomPath {
+  std::string path;
+  std::string series;  // empty: the only series
+};
+DicomPath split_dicom_path(const std::string& path);
+
+// Reads any supported file into an Image, choosing the reader by content: NIfTI, NRRD, NPY, or
+// DICOM (a folder of series, a single file, or "FOLDER#SELECTOR"). Every failure is a
 // graft::Error that names the path and the field.
 Image read(const std::string& path);
 

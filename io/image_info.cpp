@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "io/dicom_series.h"
+
 namespace graft::io {
 
 nlohmann::json image_info_json(const Image& image) {
@@ -48,6 +50,34 @@ std::string image_info_text(const Image& image) {
   }
   if (image.metadata().rescale_applied) out << "rescale      slope/intercept applied\n";
   if (!image.metadata().modality.empty()) out << "modality     " << image.metadata().modality << "\n";
+  return out.str();
+}
+
+nlohmann::json dicom_series_info_json(const std::vector<DicomSeries>& series) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& s : series) {
+    list.push_back({{"series_instance_uid", s.series_instance_uid},
+                    {"sub_series", s.sub_series},
+                    {"selector", dicom_series_selector(s)},
+                    {"series_number", s.series_number},
+                    {"series_description", s.series_description},
+                    {"modality", s.modality},
+                    {"images", s.frame_count},
+                    {"files", s.files.size()},
+                    {"rows", s.rows},
+                    {"columns", s.columns}});
+  }
+  return {{"format", "dicom"}, {"series", list}};
+}
+
+std::string dicom_series_info_text(const std::vector<DicomSeries>& series) {
+  std::ostringstream out;
+  out << series.size() << " DICOM series\n";
+  for (const auto& s : series) {
+    out << "  #" << s.series_number << "  " << (s.modality.empty() ? "?" : s.modality) << "  \""
+        << s.series_description << "\"  " << s.frame_count << " images in " << s.files.size() << " files, "
+        << s.columns << " x " << s.rows << "\n      select with #" << dicom_series_selector(s) << "\n";
+  }
   return out.str();
 }
 

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <vector>
 
 #include "io/image.h"
 
@@ -12,5 +13,11 @@ namespace graft::io {
 // modality, orientation.
 nlohmann::json image_info_json(const Image& image);
 std::string image_info_text(const Image& image);
+
+struct DicomSeries;
+// The series found in a DICOM folder: number, modality, description, image count, size and the
+// selector that picks each. Never a patient field.
+nlohmann::json dicom_series_info_json(const std::vector<DicomSeries>& series);
+std::string dicom_series_info_text(const std::vector<DicomSeries>& series);
 
 }  // namespace graft::io

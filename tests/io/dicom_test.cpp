@@ -2,13 +2,16 @@
 // files that must fail with one clear line.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <fstream>
 
 #include "io/dicom_series.h"
 #include "io/error.h"
 #include "io/image_file.h"
+#include "io/image_info.h"
 #include "tests/support/test_support.h"
 
 namespace graft::io {
@@ -111,6 +114,217 @@ TEST(DicomSeries, ObliqueGeMprageMatchesDcm2niixInWorldSpace) {
   const Image reference = read(dicom_data("mr-oblique-3d.Ref/reference.nii.gz"));
   EXPECT_EQ(volume.image.geometry().size_xyz, (std::array<std::int64_t, 3>{256, 256, 130}));
   expect_same_in_world(volume.image, reference, 1e-3);
+}
+
+std::string pydicom_file(const std::string& name) {
+  return "/usr/lib/python3/dist-packages/pydicom/data/test_files/" + name;
+}
+
+#define REQUIRE_FILE(path)                                                              \
+  do {                                                                                  \
+    if (!graft::testing::file_exists(path)) GTEST_SKIP() << (path) << " is absent";     \
+  } while (0)
+
+void expect_same_voxels(const Image& ours, const Image& expected) {
+  ASSERT_EQ(ours.element_count(), expected.element_count());
+  ASSERT_TRUE(ours.geometry().same_grid(expected.geometry())) << ours.geometry().describe_difference(expected.geometry());
+  for (std::int64_t i = 0; i < ours.element_count(); ++i) {
+    if (ours.value_at(i) != expected.value_at(i)) {
+      FAIL() << "element " << i << ": " << ours.value_at(i) << " vs " << expected.value_at(i);
+    }
+  }
+}
+
+TEST(DicomFiles, PydicomMrSmallDecodesIdenticallyInEveryTransferSyntax) {
+  REQUIRE_FILE(pydicom_file("MR_small.dcm"));
+  const Image uncompressed = read_dicom(pydicom_file("MR_small.dcm")).image;
+  for (const char* variant : {"MR_small_implicit.dcm", "MR_small_bigendian.dcm", "MR_small_expb.dcm",
+                              "MR_small_RLE.dcm", "MR_small_jpeg_ls_lossless.dcm", "MR_small_jp2klossless.dcm",
+                              "MR_small_padded.dcm"}) {
+    SCOPED_TRACE(variant);
+    expect_same_voxels(read_dicom(pydicom_file(variant)).image, uncompressed);
+  }
+}
+
+// nibabel's DICOM wrappers (through pydicom) as the reference for geometry and scaled values:
+// CT with an intercept, MR, a float rescale, and Siemens diffusion mosaics.
+TEST(DicomFiles, MatchNibabelOnPydicomAndNibabelTestFiles) {
+  const std::string nibabel_data = "/usr/lib/python3/dist-packages/nibabel/nicom/tests/data/";
+  REQUIRE_FILE(nibabel_data + "siemens_dwi_1000.dcm.gz");
+  const std::string dir = graft::testing::temp_dir();
+  std::vector<std::string> paths = {pydicom_file("CT_small.dcm"), pydicom_file("MR_small.dcm"),
+                                    nibabel_data + "decimal_rescale.dcm"};
+  for (const char* mosaic : {"siemens_dwi_0", "siemens_dwi_1000"}) {
+    const std::string unpacked = dir + "/" + mosaic + ".dcm";
+    ASSERT_EQ(graft::testing::run_command("gunzip -c '" + nibabel_data + mosaic + ".dcm.gz' > '" + unpacked + "'"), 0);
+    paths.push_back(unpacked);
+  }
+  const auto references = graft::testing::python_reference("dicom_reference.py", "nibabel", paths);
+  if (references.empty()) GTEST_SKIP() << "Debian's python3 with nibabel and pydicom is absent";
+  ASSERT_EQ(references.size(), paths.size());
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    SCOPED_TRACE(paths[i]);
+    const auto& reference = references[i];
+    ASSERT_FALSE(reference.contains("error")) << reference.dump();
+    const Image image = read_dicom(paths[i]).image;
+    const auto& g = image.geometry();
+    EXPECT_EQ(g.size_xyz[0], reference["size"][0].get<std::int64_t>());
+    EXPECT_EQ(g.size_xyz[1], reference["size"][1].get<std::int64_t>());
+    EXPECT_EQ(g.size_xyz[2], reference["size"][2].get<std::int64_t>());
+    const auto affine = g.affine();
+    // A single slice has no second position, so its third axis is a convention; compare the
+    // in-plane axes and the origin there, everything for stacks and mosaics.
+    for (int column : g.size_xyz[2] > 1 ? std::vector<int>{0, 1, 2, 3} : std::vector<int>{0, 1, 3}) {
+      for (int row = 0; row < 3; ++row) {
+        EXPECT_NEAR(affine[row][column], reference["affine_lps"][row][column].get<double>(), 1e-3)
+            << "affine row " << row << " column " << column;
+      }
+    }
+    EXPECT_NEAR(graft::testing::voxel_sum(image), reference["sum"].get<double>(),
+                1e-9 * std::abs(reference["sum"].get<double>()) + 1e-3);
+    EXPECT_NEAR(graft::testing::weighted_checksum(image), reference["checksum_weighted"].get<double>(),
+                1e-9 * std::abs(reference["checksum_weighted"].get<double>()) + 1e-3);
+  }
+}
+
+// Copies of real slices, edited with DCMTK's dcmodify, for series with known defects.
+class DicomSeriesEdits : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    GRAFT_REQUIRE_SHARED_DATA();
+    if (graft::testing::run_command("command -v dcmodify >/dev/null") != 0) GTEST_SKIP() << "dcmodify (dcmtk) absent";
+    dir_ = graft::testing::temp_dir();
+    std::vector<std::string> files;
+    for (const auto& entry : fs::directory_iterator(dicom_data("mr-oblique-3d"))) files.push_back(entry.path().string());
+    std::sort(files.begin(), files.end());
+    // Five slices that are neighbours in space, so the copy is a valid small series.
+    const auto series = find_dicom_series(dicom_data("mr-oblique-3d"));
+    const DicomVolume volume = read_dicom_series(series.front());
+    for (int z = 60; z < 65; ++z) {
+      const std::string copy = dir_ + "/slice" + std::to_string(z) + ".dcm";
+      fs::copy_file(volume.source.slices[z].file, copy);
+      slices_.push_back(copy);
+    }
+  }
+  void modify(const std::string& file, const std::string& arguments) {
+    std::string output;
+    ASSERT_EQ(graft::testing::run_command("dcmodify -nb -q " + arguments + " '" + file + "'", &output), 0) << output;
+  }
+  std::string error_reading(const std::string& path) {
+    try {
+      read_dicom(path);
+    } catch (const Error& error) {
+      return error.what();
+    }
+    return "";
+  }
+  std::string dir_;
+  std::vector<std::string> slices_;
+};
+
+TEST_F(DicomSeriesEdits, ReadsTheCopyAndSkipsNonDicomFiles) {
+  std::ofstream(dir_ + "/README.txt") << "notes from the scanner room\n";
+  const DicomVolume volume = read_dicom(dir_);
+  EXPECT_EQ(volume.image.geometry().size_xyz[2], 5);
+  EXPECT_NEAR(volume.image.geometry().spacing_xyz[2], 1.2, 1e-4);
+}
+
+TEST_F(DicomSeriesEdits, MissingPositionIsOneLineNamingTheFile) {
+  modify(slices_[2], "-e \"(0020,0032)\"");
+  const std::string message = error_reading(dir_);
+  EXPECT_NE(message.find(slices_[2]), std::string::npos) << message;
+  EXPECT_NE(message.find("ImagePositionPatient"), std::string::npos) << message;
+  EXPECT_EQ(message.find('\n'), std::string::npos);
+}
+
+TEST_F(DicomSeriesEdits, UnevenSpacingIsRefusedWithTheMeasuredGaps) {
+  fs::remove(slices_[2]);
+  const std::string message = error_reading(dir_);
+  EXPECT_NE(message.find("uneven"), std::string::npos) << message;
+  EXPECT_NE(message.find("1.2000 to 2.4000 mm"), std::string::npos) << message;
+}
+
+TEST_F(DicomSeriesEdits, GantryTiltIsRefusedWithItsAngle) {
+  // Shift each slice along the column direction, as a tilted gantry does.
+  const DicomVolume volume = read_dicom(dir_);
+  const auto& g = volume.image.geometry();
+  for (int z = 0; z < 5; ++z) {
+    Vec3 position = g.index_to_world({0, 0, static_cast<double>(z)});
+    for (int d = 0; d < 3; ++d) position[d] += g.direction[d][1] * 0.2 * z;
+    char text[128];
+    std::snprintf(text, sizeof text, "%.6f\\%.6f\\%.6f", position[0], position[1], position[2]);
+    modify(slices_[z], "-m \"(0020,0032)=" + std::string(text) + "\"");
+  }
+  const std::string message = error_reading(dir_);
+  EXPECT_NE(message.find("gantry tilt 9.46"), std::string::npos) << message;  // atan(0.2 / 1.2)
+}
+
+TEST_F(DicomSeriesEdits, TemporalPositionsBecomeChannelsInTimeOrder) {
+  for (const auto& slice : slices_) {
+    const std::string later = slice + ".t2.dcm";
+    fs::copy_file(slice, later);
+    modify(later, "-gin -i \"(0020,0100)=2\"");
+    modify(slice, "-i \"(0020,0100)=1\"");
+  }
+  const DicomVolume volume = read_dicom(dir_);
+  EXPECT_EQ(volume.image.channels(), 2);
+  EXPECT_EQ(volume.image.geometry().size_xyz[2], 5);
+}
+
+TEST_F(DicomSeriesEdits, EchoesAndSizesSplitIntoSelectableSubSeries) {
+  for (const auto& slice : slices_) {
+    const std::string echo = slice + ".echo2.dcm";
+    fs::copy_file(slice, echo);
+    modify(echo, "-gin -i \"(0018,0086)=2\"");
+  }
+  const auto series = find_dicom_series(dir_);
+  ASSERT_EQ(series.size(), 2u);
+  EXPECT_NE(error_reading(dir_).find("pick one with --series"), std::string::npos);
+  const std::string selector = series[0].series_instance_uid + "/echo 2";
+  const DicomVolume echo2 = read_dicom(dir_, selector);
+  EXPECT_EQ(echo2.image.geometry().size_xyz[2], 5);
+  EXPECT_EQ(read(dir_ + "#" + selector).geometry().size_xyz[2], 5);
+}
+
+TEST_F(DicomSeriesEdits, TruncatedPixelDataIsOneLineNamingTheFile) {
+  const auto size = fs::file_size(slices_[1]);
+  fs::resize_file(slices_[1], size - 20000);
+  const std::string message = error_reading(dir_);
+  EXPECT_NE(message.find(slices_[1]), std::string::npos) << message;
+  EXPECT_EQ(message.find('\n'), std::string::npos);
+}
+
+TEST(DicomFiles, PydicomTruncatedFileIsOneLineError) {
+  REQUIRE_FILE(pydicom_file("MR_truncated.dcm"));
+  try {
+    read_dicom(pydicom_file("MR_truncated.dcm"));
+    FAIL() << "a truncated file must not read";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("MR_truncated.dcm"), std::string::npos) << error.what();
+  }
+}
+
+// Patient name, ID and birth date live in the source files; no non-DICOM output may carry them.
+TEST(DicomPrivacy, NoPatientFieldReachesInfoOrNiftiOrNrrd) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  const std::string source = dicom_data("transfer-syntaxes/1.dcm");
+  std::string dump;
+  graft::testing::run_command("dcmdump -q +P 0010,0010 +P 0010,0020 +P 0010,0030 '" + source + "'", &dump);
+  ASSERT_NE(dump.find("stc_test"), std::string::npos) << "the source must hold the fields this test looks for";
+  const std::vector<std::string> identifying = {"stc_test", "crlab", "19800707"};
+  const DicomVolume volume = read_dicom(source);
+  const std::string dir = graft::testing::temp_dir();
+  std::vector<std::string> texts = {dicom_series_info_text(find_dicom_series(source)),
+                                    dicom_series_info_json(find_dicom_series(source)).dump(),
+                                    image_info_text(volume.image), image_info_json(volume.image).dump()};
+  for (const char* name : {"/out.nii", "/out.nrrd"}) {
+    write(volume.image, dir + name);
+    std::ifstream stream(dir + name, std::ios::binary);
+    texts.emplace_back(std::istreambuf_iterator<char>(stream), std::istreambuf_iterator<char>());
+  }
+  for (const auto& text : texts) {
+    for (const auto& field : identifying) EXPECT_EQ(text.find(field), std::string::npos) << field;
+  }
 }
 
 }  // namespace

@@ -59,9 +59,14 @@ std::string python_with(const std::string& module) {
 }
 
 std::vector<nlohmann::json> nibabel_reference(const std::vector<std::string>& paths) {
-  const std::string python = python_with("nibabel");
+  return python_reference("nibabel_reference.py", "nibabel", paths);
+}
+
+std::vector<nlohmann::json> python_reference(const std::string& script, const std::string& module,
+                                             const std::vector<std::string>& paths) {
+  const std::string python = python_with(module);
   if (python.empty()) return {};
-  std::string command = python + " " + GRAFT_SOURCE_DIR + "/tests/tools/nibabel_reference.py";
+  std::string command = python + " " + GRAFT_SOURCE_DIR + "/tests/tools/" + script;
   for (const auto& path : paths) command += " '" + path + "'";
   FILE* pipe = popen(command.c_str(), "r");
   std::vector<nlohmann::json> out;

@@ -26,6 +26,9 @@ std::string python_with(const std::string& module);
 
 // nibabel's view of each file (tests/tools/nibabel_reference.py), one JSON object per path.
 std::vector<nlohmann::json> nibabel_reference(const std::vector<std::string>& paths);
+// Any tests/tools script that prints one JSON object per path; empty when `module` is missing.
+std::vector<nlohmann::json> python_reference(const std::string& script, const std::string& module,
+                                             const std::vector<std::string>& paths);
 
 // graft's own equivalents of the reference's fields, for the same comparison.
 double weighted_checksum(const io::Image& image);

@@ -26,11 +26,13 @@
 #include "finetune/trainer.h"
 #include "io/npy.h"
 #include "io/atomic_file.h"
+#include "io/dicom_seg.h"
 #include "io/dicom_series.h"
 #include "io/error.h"
 #include "io/image_file.h"
 #include "io/image_info.h"
 #include "preprocess/plan.h"
+#include "preprocess/reorient.h"
 
 namespace {
 
@@ -70,10 +72,42 @@ int run_info(const std::string& path, bool json) {
   return 0;
 }
 
-int run_convert(const std::string& in, const std::string& out, const std::string& dtype) {
+// Split "a,b,c" into names; empty pieces stay empty so positions keep their label values.
+std::vector<std::string> split_names(const std::string& text) {
+  std::vector<std::string> names;
+  if (text.empty()) return names;
+  std::size_t start = 0;
+  for (std::size_t comma; (comma = text.find(',', start)) != std::string::npos; start = comma + 1) {
+    names.push_back(text.substr(start, comma - start));
+  }
+  names.push_back(text.substr(start));
+  return names;
+}
+
+struct SegOutput {
+  std::string reference_dicom;
+  std::string segment_names;
+  bool anonymize = false;
+};
+
+int run_convert(const std::string& in, const std::string& out, const std::string& dtype, const SegOutput& seg_output) {
   graft::cli::Progress progress("convert", 2);
   progress.step("read");
   io::Image image = io::read(in);
+  if (io::is_dicom_seg_path(out)) {
+    if (seg_output.reference_dicom.empty()) {
+      throw UsageError(out + ": a DICOM SEG references its source series: give --reference-dicom FOLDER[#SERIES]");
+    }
+    const io::DicomVolumeSource source = io::dicom_volume_source(seg_output.reference_dicom);
+    // Masks saved by other tools (dcm2niix's voxel order, say) lie on the same grid re-indexed.
+    const io::Image labels = preprocess::onto_same_grid(image, source.geometry, in);
+    io::DicomSegOptions options;
+    options.anonymize = seg_output.anonymize;
+    progress.step("write");
+    io::write_dicom_seg(labels, source, io::segments_for_labels(labels, split_names(seg_output.segment_names)), out,
+                        options);
+    return 0;
+  }
   if (!dtype.empty()) image = image.cast(io::dtype_from_name(dtype));
   progress.step("write");
   io::write(image, out);
@@ -170,7 +204,8 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
 }
 
 int run_predict(const std::string& model, const std::vector<std::string>& inputs, const std::string& output,
-                double overlap, bool mirror, bool probabilities, int workers, const std::string& shard, int threads) {
+                double overlap, bool mirror, bool probabilities, int workers, const std::string& shard, int threads,
+                bool anonymize) {
   namespace fs = std::filesystem;
   // Batch workers share the cores between them.
   graft::finetune::set_compute_threads(threads > 0 ? threads
@@ -180,9 +215,15 @@ int run_predict(const std::string& model, const std::vector<std::string>& inputs
   options.overlap_fraction = overlap;
   options.mirror = mirror;
   options.write_probabilities = probabilities;
-  const bool one_file = inputs.size() == 1 && !fs::is_directory(inputs[0]) &&
-                        graft::io::sniff_format(inputs[0]) != graft::io::FileFormat::kUnknown && shard.empty() &&
-                        !fs::is_directory(output);
+  options.anonymize = anonymize;
+  // A DICOM folder is one case when the output names a file (out.nii.gz, seg.dcm); a folder
+  // output means a batch.
+  const bool output_is_file = !fs::is_directory(output) && (graft::io::is_dicom_seg_path(output) ||
+                                                            graft::io::format_from_extension(output) !=
+                                                                graft::io::FileFormat::kUnknown);
+  const std::string first_input = inputs.empty() ? "" : graft::io::split_dicom_path(inputs[0]).path;
+  const bool one_file = inputs.size() == 1 && shard.empty() && output_is_file &&
+                        graft::io::sniff_format(first_input) != graft::io::FileFormat::kUnknown;
   if (one_file) {
     graft::finetune::Predictor predictor(model);
     graft::cli::Progress bar("predict " + fs::path(inputs[0]).filename().string(), 100);
@@ -279,6 +320,22 @@ int run_embed(const std::string& backbone_name, const std::string& weights, bool
   return 0;
 }
 
+// Reads an image `repeats` times in this process and prints the median seconds: the load alone,
+// without the process start (LibTorch's operator registration costs ~0.5 s before main).
+int run_bench_load(const std::string& path, int repeats) {
+  std::vector<double> seconds;
+  for (int i = 0; i < std::max(1, repeats); ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    const io::Image image = io::read(path);
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    if (i == 0) std::printf("loaded %s: %lld voxels x %lld channel(s)\n", path.c_str(),
+                            static_cast<long long>(image.voxels_per_channel()), static_cast<long long>(image.channels()));
+  }
+  std::sort(seconds.begin(), seconds.end());
+  std::printf("median seconds per load: %.4f\n", seconds[seconds.size() / 2]);
+  return 0;
+}
+
 int run_bench_train_step(const std::string& backbone_name, const std::string& head, int batch,
                          const std::vector<std::int64_t>& patch_dhw, int steps, int threads) {
   if (patch_dhw.size() != 3) throw UsageError("--patch takes D H W");
@@ -325,6 +382,11 @@ int main(int argc, char** argv) {
   convert->add_option("input", in, "any readable image")->required();
   convert->add_option("output", out, "output; its extension picks the format")->required();
   convert->add_option("--dtype", dtype, "voxel type of the output (u8 i8 u16 i16 u32 i32 f32 f64)");
+  SegOutput seg_output;
+  convert->add_option("--reference-dicom", seg_output.reference_dicom,
+                      "for a .dcm output (DICOM SEG of a label image): the source series, FOLDER[#SERIES]");
+  convert->add_option("--segment-names", seg_output.segment_names, "DICOM SEG: names of labels 1, 2, ... (a,b,c)");
+  convert->add_flag("--anonymize", seg_output.anonymize, "DICOM SEG: de-identify (DICOM PS3.15 basic profile)");
 
   auto* plan = app.add_subcommand("plan", "show the preprocessing Plan for an image");
   plan->add_option("--backbone", backbone, "registered backbone name (see graft backbones)");
@@ -372,6 +434,7 @@ int main(int argc, char** argv) {
   predict->add_flag("--tta", mirror, "mirror test-time augmentation (8 flips)");
   predict->add_flag("--probabilities", probabilities, "also write per-class probability maps");
   predict->add_option("--threads", threads, "LibTorch threads (0: the cores shared among workers)");
+  predict->add_flag("--anonymize", seg_output.anonymize, "a DICOM SEG output (.dcm) is de-identified (PS3.15 basic profile)");
 
   auto* evaluate = app.add_subcommand("evaluate", "Dice, HD95 and surface Dice per label");
   evaluate->add_option("--pred", path, "predicted label map")->required();
@@ -396,6 +459,10 @@ int main(int argc, char** argv) {
   train_step->add_option("--patch", patch_dhw, "patch D H W")->expected(3);
   train_step->add_option("--steps", steps, "timed steps")->capture_default_str();
   train_step->add_option("--threads", threads, "LibTorch threads (0: every core)")->capture_default_str();
+  int repeats = 5;
+  auto* load = bench->add_subcommand("load", "median seconds to read an image or DICOM series, in-process");
+  load->add_option("input", in, "any readable image, DICOM folder or FOLDER#SERIES")->required();
+  load->add_option("--repeats", repeats, "timed reads")->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -410,15 +477,19 @@ int main(int argc, char** argv) {
 
   try {
     if (*info) return run_info(path, json);
-    if (*convert) return run_convert(in, out, dtype);
+    if (*convert) return run_convert(in, out, dtype, seg_output);
     if (*plan) return run_plan(backbone, contract_path, in, json);
     if (*prep) return run_preprocess(backbone, contract_path, in, out, plan_out, labels_in, labels_out);
     if (*list) return run_backbones(json);
     if (*demo) return run_demo(demo_folder, quick);
     if (*train) return run_train(config_path, overrides, out, resume);
-    if (*predict) return run_predict(model_folder, inputs, out, overlap, mirror, probabilities, workers, shard, threads);
+    if (*predict) {
+      return run_predict(model_folder, inputs, out, overlap, mirror, probabilities, workers, shard, threads,
+                         seg_output.anonymize);
+    }
     if (*evaluate) return run_evaluate(path, reference, csv_path, tolerance_mm);
     if (*embed) return run_embed(backbone, weights, lenient, in, embed_mode, out);
+    if (*load) return run_bench_load(in, repeats);
     if (*train_step) return run_bench_train_step(backbone, head, batch, patch_dhw, steps, threads);
   } catch (const UsageError& e) {
     print_error("usage error", e.what());

@@ -9,6 +9,8 @@
 #include "finetune/trainer.h"
 #include "io/atomic_file.h"
 #include "io/error.h"
+#include "io/dicom_seg.h"
+#include "io/dicom_series.h"
 #include "io/image_file.h"
 #include "preprocess/plan.h"
 
@@ -54,7 +56,17 @@ void Predictor::predict_file(const std::string& input, const std::string& output
   io::Image labels = preprocess::invert(plan, result.labels, preprocess::PredictionKind::kLabels);
   labels.metadata() = io::Metadata{};
   labels.metadata().source_format = image.metadata().source_format;
-  io::write(labels, output);
+  if (io::is_dicom_seg_path(output)) {
+    // A DICOM SEG that references the very instances the input was assembled from.
+    const io::DicomVolumeSource source = io::dicom_volume_source(input);
+    io::DicomSegOptions seg;
+    seg.anonymize = options.anonymize;
+    seg.algorithm_name = "graft " + config_["backbone"].get<std::string>();
+    const auto names = config_.value("class_names", std::vector<std::string>{});
+    io::write_dicom_seg(labels, source, io::segments_for_labels(labels, names), output, seg);
+  } else {
+    io::write(labels, output);
+  }
   const std::string stem = io::strip_image_extension(output);
   if (result.probabilities) {
     const io::Image probabilities =

@@ -15,6 +15,7 @@ struct PredictOptions {
   bool write_probabilities = false;  // also OUT_probabilities.nii.gz (f32, one channel per class)
   std::string probabilities_path;    // where the probabilities go instead; implies writing them
   bool write_plan = true;            // OUT.plan.json beside the prediction
+  bool anonymize = false;            // a DICOM SEG output (OUT.dcm) is de-identified (PS3.15 basic profile)
   std::function<void(double)> progress;
 };
 

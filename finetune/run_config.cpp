@@ -45,6 +45,7 @@ nlohmann::json default_run_config() {
     "in_channels": 0,
     "head": "medicalnet",
     "classes": 2,
+    "class_names": [],
     "seed": 0,
     "output": "graft-run",
     "data": {

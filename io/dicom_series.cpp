@@ -30,6 +30,7 @@
 
 #include "io/dicom_csa.h"
 #include "io/error.h"
+#include "io/image_file.h"
 #include "io/jpeg2000_decoder.h"
 
 namespace graft::io {
@@ -864,7 +865,17 @@ void place_plane(const std::vector<std::uint8_t>& frame, const PlaneImage& plane
 
 template <typename Out, typename In>
 void rescale_into(const In* raw, Out* out, std::size_t count, double slope, double intercept, bool invert,
-                  double stored_min, double stored_max) {
+                  double stored_min, double stored_max, bool integral) {
+  if (integral && !invert) {
+    // Integer slope and intercept (CT's -1024): exact in integer arithmetic, and several times
+    // faster than rounding a double per voxel.
+    const auto integer_slope = static_cast<std::int64_t>(slope);
+    const auto integer_intercept = static_cast<std::int64_t>(intercept);
+    for (std::size_t i = 0; i < count; ++i) {
+      out[i] = static_cast<Out>(static_cast<std::int64_t>(raw[i]) * integer_slope + integer_intercept);
+    }
+    return;
+  }
   for (std::size_t i = 0; i < count; ++i) {
     double value = static_cast<double>(raw[i]);
     if (invert) value = stored_min + stored_max - value;
@@ -896,10 +907,21 @@ Image apply_rescale(Image raw, const std::vector<std::vector<PlaneImage>>& slice
   const bool is_signed = first.pixel_representation == 1;
   const double stored_min = is_signed ? -std::ldexp(1.0, first.bits_stored - 1) : 0.0;
   const double stored_max = is_signed ? std::ldexp(1.0, first.bits_stored - 1) - 1 : std::ldexp(1.0, first.bits_stored) - 1;
+  // The output type follows the values actually stored, not BitsStored's whole range, so a 16-bit
+  // CT with intercept -1024 stays int16 when its data allow.
+  double raw_min = 0, raw_max = 0;
+  visit_dtype(raw.dtype(), [&](auto stored_tag) {
+    using In = decltype(stored_tag);
+    const In* in = reinterpret_cast<const In*>(raw.bytes());
+    const auto [smallest, largest] = std::minmax_element(in, in + raw.element_count());
+    raw_min = raw.element_count() > 0 ? static_cast<double>(*smallest) : 0.0;
+    raw_max = raw.element_count() > 0 ? static_cast<double>(*largest) : 0.0;
+  });
+  if (invert) std::tie(raw_min, raw_max) = std::make_pair(stored_min + stored_max - raw_max, stored_min + stored_max - raw_min);
   double low = std::numeric_limits<double>::max(), high = std::numeric_limits<double>::lowest();
   for (const auto& at_position : slices) {
     for (const auto& p : at_position) {
-      for (double stored : {stored_min, stored_max}) {
+      for (double stored : {raw_min, raw_max}) {
         const double value = stored * p.header->rescale_slope + p.header->rescale_intercept;
         low = std::min(low, value);
         high = std::max(high, value);
@@ -924,15 +946,15 @@ Image apply_rescale(Image raw, const std::vector<std::vector<PlaneImage>>& slice
         switch (out_dtype) {
           case DType::kI16:
             rescale_into(in + offset, out.data<std::int16_t>() + offset, plane_voxels, h.rescale_slope,
-                         h.rescale_intercept, invert, stored_min, stored_max);
+                         h.rescale_intercept, invert, stored_min, stored_max, integral);
             break;
           case DType::kI32:
             rescale_into(in + offset, out.data<std::int32_t>() + offset, plane_voxels, h.rescale_slope,
-                         h.rescale_intercept, invert, stored_min, stored_max);
+                         h.rescale_intercept, invert, stored_min, stored_max, integral);
             break;
           default:
             rescale_into(in + offset, out.data<float>() + offset, plane_voxels, h.rescale_slope, h.rescale_intercept,
-                         invert, stored_min, stored_max);
+                         invert, stored_min, stored_max, false);
         }
       }
     }
@@ -943,11 +965,34 @@ Image apply_rescale(Image raw, const std::vector<std::vector<PlaneImage>>& slice
 
 }  // namespace
 
-DicomVolume read_dicom_series(const DicomSeries& series) {
-  register_codecs();
+namespace {
+
+void check_has_headers(const DicomSeries& series) {
   if (!series.headers || series.headers->frames.empty()) {
     throw Error("series " + series.series_instance_uid + ": no images (was it found with find_dicom_series?)");
   }
+}
+
+DicomVolumeSource volume_source(const DicomSeries& series, const Geometry& geometry,
+                                const std::vector<std::vector<PlaneImage>>& slices) {
+  DicomVolumeSource source;
+  source.geometry = geometry;
+  source.study_instance_uid = series.study_instance_uid;
+  source.series_instance_uid = series.series_instance_uid;
+  source.frame_of_reference_uid = series.frame_of_reference_uid;
+  source.modality = series.modality;
+  for (const auto& at_position : slices) {
+    const auto& h = *at_position.front().header;
+    source.slices.push_back({h.file, h.sop_class_uid, h.sop_instance_uid, h.multi_frame ? h.frame_index + 1 : 0});
+  }
+  return source;
+}
+
+}  // namespace
+
+DicomVolume read_dicom_series(const DicomSeries& series) {
+  register_codecs();
+  check_has_headers(series);
   Assembly assembly = assemble(series);
   const auto& slices = assembly.slices;
   const DicomFrameHeader& first = *slices.front().front().header;
@@ -997,16 +1042,20 @@ DicomVolume read_dicom_series(const DicomSeries& series) {
   if (series.modality == "CT" && image.metadata().rescale_applied) image.metadata().units = "HU";
   image.geometry().validate("series " + series.series_instance_uid);
 
-  DicomVolume volume{std::move(image), {}};
-  volume.source.study_instance_uid = series.study_instance_uid;
-  volume.source.series_instance_uid = series.series_instance_uid;
-  volume.source.frame_of_reference_uid = series.frame_of_reference_uid;
-  volume.source.modality = series.modality;
-  for (const auto& at_position : slices) {
-    const auto& h = *at_position.front().header;
-    volume.source.slices.push_back({h.file, h.sop_class_uid, h.sop_instance_uid, h.multi_frame ? h.frame_index + 1 : 0});
-  }
-  return volume;
+  const Geometry geometry = image.geometry();
+  return {std::move(image), volume_source(series, geometry, slices)};
+}
+
+DicomVolumeSource dicom_volume_source(const DicomSeries& series) {
+  check_has_headers(series);
+  const Assembly assembly = assemble(series);
+  return volume_source(series, assembly.geometry, assembly.slices);
+}
+
+DicomVolumeSource dicom_volume_source(const std::string& dicom_path) {
+  const DicomPath split = split_dicom_path(dicom_path);
+  const auto series = find_dicom_series(split.path);
+  return dicom_volume_source(select_dicom_series(series, split.series, split.path));
 }
 
 DicomVolume read_dicom(const std::string& folder_or_file, const std::string& selector) {

@@ -45,6 +45,7 @@ struct DicomVolumeSource {
   std::string series_instance_uid;
   std::string frame_of_reference_uid;
   std::string modality;
+  Geometry geometry;  // the grid of the assembled volume
   std::vector<DicomSliceSource> slices;
 };
 
@@ -76,6 +77,12 @@ DicomVolume read_dicom_series(const DicomSeries& series);
 // The text that selects this series with select_dicom_series or "FOLDER#SELECTOR": the UID, plus
 // "/sub-series" when the series was split.
 std::string dicom_series_selector(const DicomSeries& series);
+
+// The DICOM identity of the volume read_dicom_series would assemble, without decoding pixels:
+// for writing results (DICOM SEG) that reference the source.
+DicomVolumeSource dicom_volume_source(const DicomSeries& series);
+// The same for "FOLDER", "FILE" or "FOLDER#SELECTOR" (see split_dicom_path in io/image_file.h).
+DicomVolumeSource dicom_volume_source(const std::string& dicom_path);
 
 // find + select + read, for a folder or a single file.
 DicomVolume read_dicom(const std::string& folder_or_file, const std::string& selector = "");

@@ -65,7 +65,7 @@ FileFormat format_from_extension(const std::string& path) {
 }
 
 std::string strip_image_extension(const std::string& path) {
-  for (const char* suffix : {".nii.gz", ".nii", ".nrrd", ".nhdr", ".npy"}) {
+  for (const char* suffix : {".nii.gz", ".nii", ".nrrd", ".nhdr", ".npy", ".dcm"}) {
     if (ends_with(path, suffix)) return path.substr(0, path.size() - std::string(suffix).size());
   }
   return path;

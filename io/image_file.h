@@ -16,7 +16,7 @@ FileFormat sniff_format(const std::string& path);
 // The format a path's extension names, for writing: .nii, .nii.gz, .nrrd, .nhdr, .npy.
 FileFormat format_from_extension(const std::string& path);
 
-// The path without a known image extension (.nii.gz, .nii, .nrrd, .nhdr, .npy), for naming
+// The path without a known image extension (.nii.gz, .nii, .nrrd, .nhdr, .npy, .dcm), for naming
 // outputs after inputs; unchanged when it has none.
 std::string strip_image_extension(const std::string& path);
 

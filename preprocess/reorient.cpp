@@ -133,4 +133,36 @@ io::Image permute_axes(const io::Image& image, const AxisPermutation& permutatio
   return out;
 }
 
+io::Image onto_same_grid(const io::Image& image, const io::Geometry& target, const std::string& source,
+                         double tolerance_mm) {
+  if (image.geometry().same_grid(target, tolerance_mm)) return image;
+  // Each target axis takes the image axis most nearly parallel to it.
+  const io::Mat3& from = image.geometry().direction;
+  AxisPermutation permutation;
+  bool used[3] = {false, false, false};
+  for (int t = 0; t < 3; ++t) {
+    int best_axis = 0;
+    double best = -1.0, best_dot = 0.0;
+    for (int a = 0; a < 3; ++a) {
+      double dot = 0.0;
+      for (int w = 0; w < 3; ++w) dot += target.direction[w][t] * from[w][a];
+      if (!used[a] && std::abs(dot) > best) {
+        best = std::abs(dot);
+        best_axis = a;
+        best_dot = dot;
+      }
+    }
+    used[best_axis] = true;
+    permutation.source_axis[t] = best_axis;
+    permutation.flip[t] = best_dot < 0.0;
+  }
+  io::Image permuted = permute_axes(image, permutation);
+  if (!permuted.geometry().same_grid(target, tolerance_mm)) {
+    throw Error(source + ": not on the reference grid (" + permuted.geometry().describe_difference(target, tolerance_mm) +
+                "); resample it onto the reference first");
+  }
+  permuted.geometry() = target;
+  return permuted;
+}
+
 }  // namespace graft::preprocess

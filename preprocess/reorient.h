@@ -28,6 +28,13 @@ io::Image permute_axes(const io::Image& image, const AxisPermutation& permutatio
 // Throws graft::Error for a code that is not three distinct axes from {L|R, P|A, S|I}.
 void check_orientation_code(const std::string& code);
 
+// The same voxels on `target`, when the image's grid differs from it only by the order and
+// direction of its axes (a mask saved by another tool on the same scan). Throws graft::Error
+// naming `source` and the difference when the grids truly differ: labels are never interpolated
+// onto a grid they were not drawn on.
+io::Image onto_same_grid(const io::Image& image, const io::Geometry& target, const std::string& source,
+                         double tolerance_mm = 1e-3);
+
 inline io::Image reorient(const io::Image& image, const std::string& code) {
   return permute_axes(image, permutation_to_orientation(image.geometry().direction, code));
 }

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "io/image_file.h"
+#include "io/dicom_seg.h"
+#include "io/dicom_series.h"
 #include "tests/support/test_support.h"
 
 namespace {
@@ -50,6 +52,21 @@ TEST(TrainPredict, TotalSegmentatorPairsTrainPredictOnTheInputGridAndEvaluate) {
     const auto b = references[1]["affine_ras"].get<std::vector<std::vector<double>>>();
     for (int r = 0; r < 3; ++r)
       for (int c = 0; c < 4; ++c) EXPECT_NEAR(a[r][c], b[r][c], 1e-3);
+  }
+  // A DICOM CT series in, a DICOM SEG on that series' grid out, de-identified on request.
+  const std::string series =
+      graft::testing::dicom_series_with_uids(graft::testing::shared_data_dir() + "/dicom/ct-j2k-series");
+  if (!series.empty()) {
+    ASSERT_EQ(graft("predict --model " + folder + "/model --input " + series + " --output " + folder +
+                        "/ct_seg.dcm --anonymize",
+                    &output),
+              0)
+        << output;
+    const graft::io::DicomSegContents seg = graft::io::read_dicom_seg(folder + "/ct_seg.dcm");
+    const graft::io::Geometry ct_grid = graft::io::dicom_volume_source(series).geometry;
+    EXPECT_TRUE(seg.labels.geometry().same_grid(ct_grid, 1e-3)) << seg.labels.geometry().describe_difference(ct_grid);
+    EXPECT_FALSE(seg.referenced_series_instance_uid.empty());
+    EXPECT_NE(seg.referenced_series_instance_uid, "1.2.826.0.1.3680043.10.1331.2");  // remapped by --anonymize
   }
   ASSERT_EQ(graft("evaluate --pred " + folder + "/ct_pred.nii.gz --ref " + data + "example_seg.nii.gz --csv " +
                       folder + "/scores.csv",

@@ -2,6 +2,15 @@
 
 #include <gtest/gtest.h>
 
+// DCMTK's configuration header must come before any other DCMTK header.
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcsequen.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmseg/segdoc.h>
+#include <dcmtk/dcmseg/segment.h>
+
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -10,13 +19,6 @@
 #include <string>
 #include <vector>
 
-#include "dcmtk/config/osconfig.h"  // DCMTK requires this before any of its headers
-#include "dcmtk/dcmdata/dcdeftag.h"
-#include "dcmtk/dcmdata/dcfilefo.h"
-#include "dcmtk/dcmdata/dcsequen.h"
-#include "dcmtk/dcmdata/dcuid.h"
-#include "dcmtk/dcmseg/segdoc.h"
-#include "dcmtk/dcmseg/segment.h"
 #include "io/dicom_anonymize.h"
 #include "io/error.h"
 #include "tests/support/test_support.h"
@@ -96,6 +98,7 @@ SourceSeries write_oblique_series(const std::string& folder, int slice_count) {
   series.source.series_instance_uid = fresh_uid();
   series.source.frame_of_reference_uid = string_of(dataset, DCM_FrameOfReferenceUID);
   series.source.modality = "CT";
+  series.source.geometry = grid;
   series.patient_id = string_of(dataset, DCM_PatientID);
   dataset.putAndInsertString(DCM_SeriesInstanceUID, series.source.series_instance_uid.c_str());
   dataset.putAndInsertString(DCM_PatientBirthDate, "19700101");
@@ -222,6 +225,7 @@ TEST(DicomSeg, SingleSliceSourceRoundTrips) {
   grid.size_xyz = {128, 128, 1};
   grid.spacing_xyz = {0.661468, 0.661468, 5.0};
   grid.origin_world = {-158.135803, -179.035797, -75.699997};
+  source.geometry = grid;
   const Image labels = two_segment_labels(grid);
   const std::string output = graft::testing::temp_dir() + "/seg.dcm";
   write_dicom_seg(labels, source, kSegments, output, DicomSegOptions{});
@@ -330,6 +334,7 @@ TEST(DicomSeg, ReferencesEachFrameOfMultiFrameSource) {
   // As an enhanced (multi-frame) CT would be assembled: every slice is a frame of one instance.
   const std::string instance_uid = series.source.slices.front().sop_instance_uid;
   for (std::size_t z = 0; z < series.source.slices.size(); ++z) {
+    series.source.slices[z].sop_class_uid = UID_EnhancedCTImageStorage;
     series.source.slices[z].sop_instance_uid = instance_uid;
     series.source.slices[z].frame_number = static_cast<int>(z) + 1;
   }
@@ -497,7 +502,7 @@ TEST(DicomAnonymize, CleansCtSmallAndRemapsUidsConsistentlyAcrossDatasets) {
   EXPECT_EQ(string_of(dataset, DCM_SOPInstanceUID), uid_map.replacement_for(original_sop));
 }
 
-TEST(DicomSeg, RejectsLabelsOnAnotherGridNamingPathAndMismatch) {
+TEST(DicomSeg, RejectsLabelsOffTheSourceGridNamingPathAndMismatch) {
   GRAFT_REQUIRE_CT_SMALL();
   const std::string folder = graft::testing::temp_dir();
   const SourceSeries series = write_oblique_series(folder, 4);
@@ -513,6 +518,19 @@ TEST(DicomSeg, RejectsLabelsOnAnotherGridNamingPathAndMismatch) {
     EXPECT_NE(message.find(output), std::string::npos) << message;
     EXPECT_NE(message.find("3 slices"), std::string::npos) << message;
     EXPECT_NE(message.find("has 4"), std::string::npos) << message;
+  }
+  EXPECT_FALSE(graft::testing::file_exists(output));
+
+  Geometry shifted_grid = series.geometry;
+  shifted_grid.origin_world[0] += 0.5;
+  try {
+    write_dicom_seg(two_segment_labels(shifted_grid), series.source, kSegments, output,
+                    DicomSegOptions{});
+    FAIL() << "labels shifted by 0.5 mm were accepted";
+  } catch (const graft::Error& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find(output), std::string::npos) << message;
+    EXPECT_NE(message.find("origin"), std::string::npos) << message;
   }
   EXPECT_FALSE(graft::testing::file_exists(output));
 }

@@ -110,4 +110,24 @@ std::int64_t nan_count(const io::Image& image) {
 
 std::string graft_executable() { return GRAFT_EXECUTABLE; }
 
+std::string dicom_series_with_uids(const std::string& source_folder) {
+  if (run_command("command -v dcmodify >/dev/null") != 0) return "";
+  // Its own folder: temp_dir() starts afresh each time a test calls it.
+  std::string pattern = (std::filesystem::temp_directory_path() / "graft-dicom-series-XXXXXX").string();
+  if (!mkdtemp(pattern.data())) return "";
+  const std::string folder = pattern + "/series";
+  std::string output;
+  if (run_command("cp -r '" + source_folder + "' '" + folder + "'", &output) != 0) return "";
+  // Fixed UIDs under a test root, so the test can look for them; -gin gives each file its own SOP UID.
+  const std::string command = "chmod -R u+w '" + folder + "' && dcmodify -nb -q -gin" +
+                              " -i '(0008,0016)=1.2.840.10008.5.1.4.1.1.2'"
+                              " -i '(0020,000d)=1.2.826.0.1.3680043.10.1331.1'"
+                              " -i '(0020,000e)=1.2.826.0.1.3680043.10.1331.2' '" + folder + "'/*";
+  if (run_command(command, &output) != 0) {
+    ADD_FAILURE() << output;
+    return "";
+  }
+  return folder;
+}
+
 }  // namespace graft::testing

@@ -35,6 +35,11 @@ double weighted_checksum(const io::Image& image);
 double voxel_sum(const io::Image& image);  // NaN voxels count as 0, as in the reference
 std::int64_t nan_count(const io::Image& image);
 
+// A copy of a DICOM series folder whose empty StudyInstanceUID, SeriesInstanceUID and SOP UIDs
+// (de-identified data) are filled in with DCMTK's dcmodify, as a PACS would hold it. Empty when
+// dcmodify is absent.
+std::string dicom_series_with_uids(const std::string& source_folder);
+
 // Path of the built graft executable.
 std::string graft_executable();
 

@@ -1,0 +1,123 @@
+// DICOM through the graft command: listing series, converting, and writing DICOM SEG results that
+// DCMTK, pydicom and dicom3tools' validator accept.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "io/dicom_seg.h"
+#include "io/dicom_series.h"
+#include "io/image_file.h"
+#include "tests/support/test_support.h"
+
+namespace {
+
+using graft::testing::run_command;
+
+int graft(const std::string& arguments, std::string* output) {
+  return run_command(graft::testing::graft_executable() + " " + arguments, output);
+}
+
+std::string dicom_data(const std::string& relative) {
+  return graft::testing::shared_data_dir() + "/dicom/" + relative;
+}
+
+TEST(DicomCli, InfoListsEverySeriesWithoutPatientFields) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  std::string output;
+  ASSERT_EQ(graft("info --json " + dicom_data(""), &output), 0) << output;
+  const auto info = nlohmann::json::parse(output);
+  ASSERT_EQ(info["series"].size(), 3u);
+  std::map<std::string, std::int64_t> images;
+  for (const auto& series : info["series"]) images[series["series_description"]] = series["images"];
+  EXPECT_EQ(images["CT Body 3.0"], 20);
+  EXPECT_EQ(images["3D Ax T1 MP-RAGE_R22"], 130);
+  ASSERT_EQ(graft("info " + dicom_data(""), &output), 0) << output;
+  // The transfer-syntax files name their patient stc_test, ID crlab, born 19800707.
+  for (const char* field : {"stc_test", "crlab", "19800707"}) EXPECT_EQ(output.find(field), std::string::npos);
+  EXPECT_NE(output.find("MP-RAGE"), std::string::npos) << output;
+}
+
+TEST(DicomCli, ConvertPicksASeriesBySelectorAndRefusesAmbiguity) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  const std::string folder = graft::testing::temp_dir();
+  std::string output;
+  EXPECT_EQ(graft("convert " + dicom_data("") + " " + folder + "/all.nii.gz", &output), 1);
+  EXPECT_NE(output.find("3 series"), std::string::npos) << output;
+  ASSERT_EQ(graft("convert '" + dicom_data("") + "#3D Ax T1 MP-RAGE_R22' " + folder + "/mprage.nrrd", &output), 0)
+      << output;
+  EXPECT_EQ(graft::io::read(folder + "/mprage.nrrd").geometry().size_xyz[2], 130);
+}
+
+// A real organ mask (TotalSegmentator, on dcm2niix's grid) written as a DICOM SEG of the CT
+// series it was drawn on, then read back by graft, DCMTK's dcmseg (inside read_dicom_seg),
+// pydicom and dicom3tools' dciodvfy.
+TEST(DicomCli, TotalSegmentatorMaskBecomesAValidDicomSegOfItsCtSeries) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  const std::string series = graft::testing::dicom_series_with_uids(dicom_data("ct-j2k-series"));
+  if (series.empty()) GTEST_SKIP() << "dcmodify (Debian dcmtk) is absent";
+  const std::string mask_path = dicom_data("ct-j2k-series.Ref/totalsegmentator-mask.nii.gz");
+  const std::string folder = graft::testing::temp_dir();
+  std::string output;
+  ASSERT_EQ(graft("convert " + mask_path + " " + folder + "/organs.dcm --reference-dicom " + series +
+                      " --segment-names liver,spleen",
+                  &output),
+            0)
+      << output;
+  const graft::io::DicomSegContents seg = graft::io::read_dicom_seg(folder + "/organs.dcm");
+  EXPECT_EQ(seg.referenced_series_instance_uid, "1.2.826.0.1.3680043.10.1331.2");
+  const graft::io::Image mask = graft::io::read(mask_path);
+  std::map<std::int64_t, std::int64_t> mask_counts;
+  for (std::int64_t i = 0; i < mask.element_count(); ++i) ++mask_counts[static_cast<std::int64_t>(mask.value_at(i))];
+  mask_counts.erase(0);
+  ASSERT_EQ(seg.segments.size(), mask_counts.size());
+  EXPECT_EQ(seg.segments.front().label, "liver");  // names follow label values 1, 2, ...
+  // Every voxel, compared in world space: each SEG voxel centre must hit the same label in the mask.
+  const auto& g = seg.labels.geometry();
+  std::int64_t mismatches = 0;
+  for (std::int64_t z = 0; z < g.size_xyz[2]; ++z) {
+    for (std::int64_t y = 0; y < g.size_xyz[1]; ++y) {
+      for (std::int64_t x = 0; x < g.size_xyz[0]; ++x) {
+        const auto index = mask.geometry().world_to_index(
+            g.index_to_world({static_cast<double>(x), static_cast<double>(y), static_cast<double>(z)}));
+        const auto mx = std::llround(index[0]), my = std::llround(index[1]), mz = std::llround(index[2]);
+        ASSERT_NEAR(index[0], static_cast<double>(mx), 1e-2);
+        const double expected = mask.value_at(mask.offset(0, mz, my, mx));
+        if (seg.labels.value_at(seg.labels.offset(0, z, y, x)) != expected) ++mismatches;
+      }
+    }
+  }
+  EXPECT_EQ(mismatches, 0);
+
+  const std::string python = graft::testing::python_with("pydicom");
+  if (!python.empty()) {
+    ASSERT_EQ(run_command(python + " -c \"import pydicom; d = pydicom.dcmread('" + folder +
+                              "/organs.dcm'); print(d.Modality, len(d.SegmentSequence), "
+                              "d.ReferencedSeriesSequence[0].SeriesInstanceUID)\"",
+                          &output),
+              0)
+        << output;
+    EXPECT_NE(output.find("SEG " + std::to_string(mask_counts.size()) + " 1.2.826.0.1.3680043.10.1331.2"),
+              std::string::npos)
+        << output;
+  }
+  if (run_command("command -v dciodvfy >/dev/null") == 0) {
+    run_command("dciodvfy " + folder + "/organs.dcm", &output);
+    EXPECT_EQ(output.find("Error"), std::string::npos) << output;
+  }
+}
+
+TEST(DicomCli, SegWithoutReferenceSeriesOrOffGridIsOneLineError) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  const std::string folder = graft::testing::temp_dir();
+  std::string output;
+  const std::string mask = dicom_data("ct-j2k-series.Ref/totalsegmentator-mask.nii.gz");
+  EXPECT_EQ(graft("convert " + mask + " " + folder + "/x.dcm", &output), 2);
+  EXPECT_NE(output.find("--reference-dicom"), std::string::npos) << output;
+  EXPECT_EQ(graft("convert " + mask + " " + folder + "/x.dcm --reference-dicom " + dicom_data("mr-oblique-3d"), &output),
+            1);
+  EXPECT_NE(output.find("not on the reference grid"), std::string::npos) << output;
+  EXPECT_EQ(std::count(output.begin(), output.end(), '\n'), 1) << output;
+}
+
+}  // namespace

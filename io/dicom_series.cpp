@@ -465,7 +465,12 @@ std::vector<DicomSeries> find_dicom_series(const std::string& folder_or_file) {
       groups[uid + "\n" + orientation_key(h) + "\n" + size_text(h) + "\n" + h.echo].push_back(std::move(h));
     }
   }
-  if (groups.empty()) throw Error(folder_or_file + ": no DICOM image with pixel data found");
+  if (groups.empty()) {
+    std::error_code error;
+    const bool is_folder = std::filesystem::is_directory(folder_or_file, error);
+    throw Error(folder_or_file + ": no DICOM image with pixel data found" +
+                (is_folder ? " in the folder (" + std::to_string(candidates.size()) + " DICOM-like files)" : ""));
+  }
 
   std::vector<DicomSeries> found;
   std::map<std::string, int> orientation_numbers;

@@ -41,7 +41,15 @@ Predictor::Predictor(const std::string& model_folder) : folder_(model_folder) {
 }
 
 void Predictor::predict_file(const std::string& input, const std::string& output, const PredictOptions& options) {
-  const io::Image image = io::read(input);
+  // A DICOM SEG output references the instances the input was assembled from, so a DICOM input
+  // is read together with that identity: one discovery pass, not a second one at write time.
+  const bool dicom_seg_output = io::is_dicom_seg_path(output);
+  io::DicomVolume dicom;
+  if (dicom_seg_output) {
+    const io::DicomPath split = io::split_dicom_path(input);
+    dicom = io::read_dicom(split.path, split.series);
+  }
+  const io::Image image = dicom_seg_output ? std::move(dicom.image) : io::read(input);
   const preprocess::Plan plan = preprocess::make_plan(contract_, image, config_["seed"].get<std::uint64_t>());
   const io::Image prepared = preprocess::apply(plan, image);
   SlidingWindowOptions window;
@@ -56,14 +64,12 @@ void Predictor::predict_file(const std::string& input, const std::string& output
   io::Image labels = preprocess::invert(plan, result.labels, preprocess::PredictionKind::kLabels);
   labels.metadata() = io::Metadata{};
   labels.metadata().source_format = image.metadata().source_format;
-  if (io::is_dicom_seg_path(output)) {
-    // A DICOM SEG that references the very instances the input was assembled from.
-    const io::DicomVolumeSource source = io::dicom_volume_source(input);
+  if (dicom_seg_output) {
     io::DicomSegOptions seg;
     seg.anonymize = options.anonymize;
     seg.algorithm_name = "graft " + config_["backbone"].get<std::string>();
     const auto names = config_.value("class_names", std::vector<std::string>{});
-    io::write_dicom_seg(labels, source, io::segments_for_labels(labels, names), output, seg);
+    io::write_dicom_seg(labels, dicom.source, io::segments_for_labels(labels, names), output, seg);
   } else {
     io::write(labels, output);
   }

@@ -384,7 +384,7 @@ bool is_dicom_seg_path(const std::string& path) {
 }
 
 std::vector<DicomSegment> segments_for_labels(const Image& labels, const std::vector<std::string>& names) {
-  if (labels.dtype() == DType::kF32 || labels.dtype() == DType::kF64) {
+  if (!dtype_is_integer(labels.dtype())) {
     throw Error("labels must have an integer dtype for a DICOM SEG, not " + dtype_name(labels.dtype()));
   }
   std::set<std::int64_t> present;
@@ -461,10 +461,6 @@ struct SegReader {
   }
 };
 
-Vec3 cross(const Vec3& a, const Vec3& b) {
-  return {a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]};
-}
-double dot(const Vec3& a, const Vec3& b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
 
 template <typename Group>
 Group* frame_group(DcmSegmentation& seg, std::size_t frame, DcmFGTypes::E_FGType type,

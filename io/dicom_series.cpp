@@ -126,14 +126,9 @@ DcmItem* functional_group(DcmItem* per_frame, DcmItem* shared, const DcmTagKey& 
   return nullptr;
 }
 
-Vec3 cross(const Vec3& a, const Vec3& b) {
-  return {a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]};
-}
-double dot(const Vec3& a, const Vec3& b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
 Vec3 scaled(const Vec3& a, double s) { return {a[0] * s, a[1] * s, a[2] * s}; }
 Vec3 plus(const Vec3& a, const Vec3& b) { return {a[0] + b[0], a[1] + b[1], a[2] + b[2]}; }
 Vec3 minus(const Vec3& a, const Vec3& b) { return {a[0] - b[0], a[1] - b[1], a[2] - b[2]}; }
-double norm(const Vec3& a) { return std::sqrt(dot(a, a)); }
 
 Vec3 row_direction(const DicomFrameHeader& h) {
   return {h.orientation[0], h.orientation[1], h.orientation[2]};
@@ -157,7 +152,6 @@ CsaHeader read_csa_image_header(DcmItem* dataset, const std::string& file) {
 }
 
 void read_mosaic(DcmItem* dataset, DicomFrameHeader& header) {
-  const std::string image_type = get_string(dataset, DCM_ImageType);
   OFString full_type;
   dataset->findAndGetOFStringArray(DCM_ImageType, full_type);
   if (std::string(full_type.c_str()).find("MOSAIC") == std::string::npos) return;
@@ -346,15 +340,13 @@ bool has_pixel_data(DcmDataset* dataset) {
          dataset->tagExists(DCM_DoubleFloatPixelData);
 }
 
-std::string describe_condition(const OFCondition& condition) { return condition.text(); }
-
 void load_file(DcmFileFormat& file_format, const std::string& path, bool headers_only) {
   // With a small read limit, DCMTK leaves large values (the pixels) in the file until asked.
   const Uint32 max_read_length = headers_only ? 4096 : DCM_MaxReadLength;
   const OFCondition status =
       file_format.loadFile(OFFilename(path.c_str()), EXS_Unknown, EGL_noChange, max_read_length);
   if (status.bad()) {
-    throw Error(path + ": not readable as DICOM (" + describe_condition(status) + ")");
+    throw Error(path + ": not readable as DICOM (" + status.text() + ")");
   }
 }
 
@@ -675,7 +667,6 @@ Assembly assemble(const DicomSeries& series) {
   double spacing_mm = first.spacing_between_slices_mm > 0 ? first.spacing_between_slices_mm
                       : first.slice_thickness_mm > 0   ? first.slice_thickness_mm
                                                        : 1.0;
-  Vec3 slice_direction = normal;
   if (slices.size() > 1) {
     std::vector<double> gaps;
     for (std::size_t z = 1; z < slices.size(); ++z) {
@@ -703,7 +694,6 @@ Assembly assemble(const DicomSeries& series) {
                   "graft does not resample silently: correct the tilt first (dcm2niix does by default)");
     }
     spacing_mm = along_mm / static_cast<double>(slices.size() - 1);
-    slice_direction = normal;
   }
   g.size_xyz[2] = static_cast<std::int64_t>(slices.size());
   g.spacing_xyz[2] = spacing_mm;
@@ -712,7 +702,7 @@ Assembly assemble(const DicomSeries& series) {
   for (int i = 0; i < 3; ++i) {
     g.direction[i][0] = r[i];
     g.direction[i][1] = c[i];
-    g.direction[i][2] = slice_direction[i];
+    g.direction[i][2] = normal[i];
   }
   assembly.slices = std::move(slices);
   return assembly;
@@ -806,7 +796,7 @@ void decode_frame(DcmDataset* dataset, const DicomFrameHeader& h, int frame_coun
       static_cast<Uint32>(frame_bytes), color_model);
   if (status.bad()) {
     throw Error(where + ": cannot decode PixelData in transfer syntax " + h.transfer_syntax_uid + " (" +
-                describe_condition(status) + ")");
+                status.text() + ")");
   }
   if (h.samples_per_pixel == 3 && color_model != "RGB") {
     throw Error(where + ": color model " + std::string(color_model.c_str()) + " is not supported (RGB only)");

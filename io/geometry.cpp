@@ -15,6 +15,14 @@ Mat3 mat3_multiply(const Mat3& a, const Mat3& b) {
   return out;
 }
 
+double dot(const Vec3& a, const Vec3& b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
+
+Vec3 cross(const Vec3& a, const Vec3& b) {
+  return {a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]};
+}
+
+double norm(const Vec3& a) { return std::sqrt(dot(a, a)); }
+
 Mat3 mat3_inverse(const Mat3& m) {
   const double det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) -
                      m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +

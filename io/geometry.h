@@ -47,6 +47,9 @@ struct Geometry {
 };
 
 Mat3 mat3_inverse(const Mat3& m);
+double dot(const Vec3& a, const Vec3& b);
+Vec3 cross(const Vec3& a, const Vec3& b);
+double norm(const Vec3& a);
 Mat3 mat3_multiply(const Mat3& a, const Mat3& b);
 
 // Three-letter orientation code ("LPS", "RAS", ...) of the nearest axis-aligned orientation. Each

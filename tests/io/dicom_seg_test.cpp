@@ -509,29 +509,23 @@ TEST(DicomSeg, RejectsLabelsOffTheSourceGridNamingPathAndMismatch) {
   Geometry wrong_grid = series.geometry;
   wrong_grid.size_xyz[2] = 3;
   const std::string output = folder + "/seg.dcm";
-  try {
-    write_dicom_seg(two_segment_labels(wrong_grid), series.source, kSegments, output,
-                    DicomSegOptions{});
-    FAIL() << "a 3-slice label image was accepted for a 4-slice source";
-  } catch (const graft::Error& error) {
-    const std::string message = error.what();
-    EXPECT_NE(message.find(output), std::string::npos) << message;
-    EXPECT_NE(message.find("3 slices"), std::string::npos) << message;
-    EXPECT_NE(message.find("has 4"), std::string::npos) << message;
-  }
+  std::string message = graft::testing::error_message([&] {
+    write_dicom_seg(two_segment_labels(wrong_grid), series.source, kSegments, output, DicomSegOptions{});
+  });
+  ASSERT_FALSE(message.empty()) << "a 3-slice label image was accepted for a 4-slice source";
+  EXPECT_NE(message.find(output), std::string::npos) << message;
+  EXPECT_NE(message.find("3 slices"), std::string::npos) << message;
+  EXPECT_NE(message.find("has 4"), std::string::npos) << message;
   EXPECT_FALSE(graft::testing::file_exists(output));
 
   Geometry shifted_grid = series.geometry;
   shifted_grid.origin_world[0] += 0.5;
-  try {
-    write_dicom_seg(two_segment_labels(shifted_grid), series.source, kSegments, output,
-                    DicomSegOptions{});
-    FAIL() << "labels shifted by 0.5 mm were accepted";
-  } catch (const graft::Error& error) {
-    const std::string message = error.what();
-    EXPECT_NE(message.find(output), std::string::npos) << message;
-    EXPECT_NE(message.find("origin"), std::string::npos) << message;
-  }
+  message = graft::testing::error_message([&] {
+    write_dicom_seg(two_segment_labels(shifted_grid), series.source, kSegments, output, DicomSegOptions{});
+  });
+  ASSERT_FALSE(message.empty()) << "labels shifted by 0.5 mm were accepted";
+  EXPECT_NE(message.find(output), std::string::npos) << message;
+  EXPECT_NE(message.find("origin"), std::string::npos) << message;
   EXPECT_FALSE(graft::testing::file_exists(output));
 }
 
@@ -541,15 +535,12 @@ TEST(DicomSeg, RejectsLabelValueWithoutSegment) {
   const SourceSeries series = write_oblique_series(folder, 4);
   const std::string output = folder + "/seg.dcm";
   const std::vector<DicomSegment> liver_only = {kSegments[0]};
-  try {
-    write_dicom_seg(two_segment_labels(series.geometry), series.source, liver_only, output,
-                    DicomSegOptions{});
-    FAIL() << "label value 7 has no segment but was accepted";
-  } catch (const graft::Error& error) {
-    const std::string message = error.what();
-    EXPECT_NE(message.find(output), std::string::npos) << message;
-    EXPECT_NE(message.find("label value 7"), std::string::npos) << message;
-  }
+  const std::string message = graft::testing::error_message([&] {
+    write_dicom_seg(two_segment_labels(series.geometry), series.source, liver_only, output, DicomSegOptions{});
+  });
+  ASSERT_FALSE(message.empty()) << "label value 7 has no segment but was accepted";
+  EXPECT_NE(message.find(output), std::string::npos) << message;
+  EXPECT_NE(message.find("label value 7"), std::string::npos) << message;
   EXPECT_FALSE(graft::testing::file_exists(output));
 }
 

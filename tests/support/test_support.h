@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "io/error.h"
 #include "io/image.h"
 
 namespace graft::testing {
@@ -39,6 +40,17 @@ std::int64_t nan_count(const io::Image& image);
 // (de-identified data) are filled in with DCMTK's dcmodify, as a PACS would hold it. Empty when
 // dcmodify is absent.
 std::string dicom_series_with_uids(const std::string& source_folder);
+
+// The message of the graft::Error that `action` throws, or "" when it throws none.
+template <typename Action>
+std::string error_message(Action&& action) {
+  try {
+    action();
+  } catch (const graft::Error& error) {
+    return error.what();
+  }
+  return "";
+}
 
 // Path of the built graft executable.
 std::string graft_executable();

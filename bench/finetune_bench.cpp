@@ -24,24 +24,18 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-// Peak resident memory so far, in MB, from the kernel's own account.
-double peak_rss_mb() {
+// A memory figure from the kernel's own account (/proc/self/status), in MB.
+double status_mb(const std::string& key) {
   std::ifstream status("/proc/self/status");
   std::string line;
   while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+    if (line.rfind(key, 0) == 0) return std::stod(line.substr(key.size())) / 1024.0;
   }
   return 0.0;
 }
 
-double current_rss_mb() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
-  }
-  return 0.0;
-}
+double peak_rss_mb() { return status_mb("VmHWM:"); }
+double current_rss_mb() { return status_mb("VmRSS:"); }
 
 int loader_bench(int workers, int threads) {
   namespace fs = std::filesystem;

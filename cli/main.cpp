@@ -53,10 +53,6 @@ preprocess::Contract contract_for(const std::string& backbone, const std::string
   return graft::backbones::find_backbone(backbone).contract;
 }
 
-void write_text_file(const std::string& path, const std::string& text) {
-  graft::io::write_text_atomically(path, text);
-}
-
 int run_info(const std::string& path, bool json) {
   const io::DicomPath dicom = io::split_dicom_path(path);
   if (dicom.series.empty() && io::sniff_format(dicom.path) == io::FileFormat::kDicom) {
@@ -145,7 +141,7 @@ int run_preprocess(const std::string& backbone, const std::string& contract_path
     const io::Image labels = io::read(labels_in);
     io::write(preprocess::apply_to_labels(plan, labels), labels_out);
   }
-  if (!plan_out.empty()) write_text_file(plan_out, preprocess::to_json(plan).dump(2) + "\n");
+  if (!plan_out.empty()) graft::io::write_text_atomically(plan_out, preprocess::to_json(plan).dump(2) + "\n");
   progress.finish();
   std::cout << preprocess::to_text(plan);
   return 0;
@@ -288,7 +284,7 @@ int run_evaluate(const std::string& prediction_path, const std::string& referenc
     std::printf("label %lld  dice %.4f  hd95 %.2f mm  surface dice (%.1f mm) %.4f\n", static_cast<long long>(label), value,
                 s.hd95_mm, tolerance_mm, s.surface_dice);
   }
-  if (!csv_path.empty()) write_text_file(csv_path, csv.str());
+  if (!csv_path.empty()) graft::io::write_text_atomically(csv_path, csv.str());
   return 0;
 }
 
@@ -497,13 +493,8 @@ int main(int argc, char** argv) {
   } catch (const std::bad_alloc&) {
     print_error("error", "out of memory");
     return 1;
-  } catch (const c10::Error& e) {
-    // LibTorch appends a C++ backtrace; the user gets its first line only.
-    std::string message = e.what_without_backtrace();
-    message = message.substr(0, message.find('\n'));
-    print_error("error", message);
-    return 1;
   } catch (const std::exception& e) {
+    // Only the first line: LibTorch's errors carry a C++ backtrace after it.
     std::string message = e.what();
     print_error("error", message.substr(0, message.find('\n')));
     return 1;

@@ -20,10 +20,6 @@ std::string resolve(const std::string& base_folder, const std::string& path) {
   return (fs::path(base_folder) / path).lexically_normal().string();
 }
 
-std::string stem_of(const std::string& path) {
-  return fs::path(io::strip_image_extension(path)).filename().string();
-}
-
 std::vector<std::string> split_csv_line(const std::string& line) {
   std::vector<std::string> fields;
   std::string field;
@@ -65,7 +61,7 @@ std::vector<CaseEntry> read_csv(const std::string& path, const std::string& base
     entry.image = resolve(base, fields[image]);
     if (label >= 0 && label < static_cast<int>(fields.size())) entry.label = resolve(base, fields[label]);
     if (split >= 0 && split < static_cast<int>(fields.size())) entry.split = fields[split];
-    entry.id = id >= 0 && id < static_cast<int>(fields.size()) ? fields[id] : stem_of(entry.image);
+    entry.id = id >= 0 && id < static_cast<int>(fields.size()) ? fields[id] : io::image_stem(entry.image);
     cases.push_back(entry);
   }
   return cases;
@@ -91,7 +87,7 @@ std::vector<CaseEntry> read_json(const std::string& path, const std::string& bas
     entry.image = resolve(base, item["image"].get<std::string>());
     entry.label = resolve(base, item.value("label", ""));
     entry.split = item.value("split", "");
-    entry.id = item.value("id", stem_of(entry.image));
+    entry.id = item.value("id", io::image_stem(entry.image));
     cases.push_back(entry);
   }
   return cases;
@@ -104,7 +100,7 @@ std::vector<CaseEntry> read_folder(const std::string& folder) {
   }
   std::vector<CaseEntry> cases;
   for (const auto& file : fs::directory_iterator(images)) {
-    std::string stem = stem_of(file.path().string());
+    std::string stem = io::image_stem(file.path().string());
     // nnU-Net names the first channel CASE_0000; the label is CASE.
     if (stem.size() > 5 && stem.compare(stem.size() - 5, 5, "_0000") == 0) stem.resize(stem.size() - 5);
     CaseEntry entry;

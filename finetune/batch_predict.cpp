@@ -1,9 +1,6 @@
 #include "finetune/batch_predict.h"
 
-#include <signal.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstdlib>
 #include <atomic>
 #include <chrono>
@@ -23,10 +20,6 @@ namespace graft::finetune {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string case_id(const std::string& path) {
-  return fs::path(io::strip_image_extension(path)).filename().string();
-}
 
 std::string csv_field(const std::string& text) {
   if (text.find_first_of(",\"\n") == std::string::npos) return text;
@@ -61,20 +54,13 @@ std::vector<BatchCase> predict_batch(const std::string& model_folder, const std:
                      std::to_string(options.shard_count) + ")");
   }
   fs::create_directories(output_folder);
-  // A killed run leaves its temporary files (.partial-PID-name) behind; remove those whose
-  // writer is gone, but never another live shard's.
-  for (const auto& entry : fs::directory_iterator(output_folder)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind(".partial-", 0) != 0) continue;
-    const long pid = std::strtol(name.c_str() + 9, nullptr, 10);
-    if (pid > 0 && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) fs::remove(entry.path());
-  }
+  io::remove_abandoned_temporaries(output_folder);
   std::vector<BatchCase> cases;
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     if (static_cast<int>(k % options.shard_count) != options.shard_index) continue;
     BatchCase item;
     item.input = inputs[k];
-    item.id = case_id(inputs[k]);
+    item.id = io::image_stem(inputs[k]);
     item.output = (fs::path(output_folder) / (item.id + "_seg.nii.gz")).string();
     cases.push_back(item);
   }

@@ -29,7 +29,7 @@ nlohmann::json read_json_file(const std::string& path) {
 
 }  // namespace
 
-Predictor::Predictor(const std::string& model_folder) : folder_(model_folder) {
+Predictor::Predictor(const std::string& model_folder) {
   config_ = read_json_file(model_folder + "/config.json");
   contract_ = preprocess::contract_from_json(read_json_file(model_folder + "/contract.json"),
                                              model_folder + "/contract.json");

@@ -33,7 +33,6 @@ class Predictor {
   const nlohmann::json& config() const { return config_; }
 
  private:
-  std::string folder_;
   nlohmann::json config_;
   preprocess::Contract contract_;
   SegmentationModel model_{nullptr};

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "io/error.h"
+#include "preprocess/intensity.h"
 
 namespace graft::finetune {
 
@@ -260,18 +261,6 @@ std::int64_t mark_surface(const std::vector<std::uint8_t>& mask,
   return count;
 }
 
-// numpy.percentile's default ("linear") rule: interpolate between the order statistics at ranks
-// floor and ceil of q (n - 1). Reorders `values`.
-double percentile_linear(std::vector<double>& values, double percent) {
-  const double rank = percent / 100.0 * static_cast<double>(values.size() - 1);
-  const auto lower = static_cast<std::size_t>(std::floor(rank));
-  std::nth_element(values.begin(), values.begin() + lower, values.end());
-  const double below = values[lower];
-  if (lower + 1 >= values.size()) return below;
-  const double above = *std::min_element(values.begin() + lower + 1, values.end());
-  return below + (above - below) * (rank - static_cast<double>(lower));
-}
-
 }  // namespace
 
 std::map<std::int64_t, SurfaceMetrics> surface_metrics_per_label(const io::Image& prediction,
@@ -321,7 +310,7 @@ std::map<std::int64_t, SurfaceMetrics> surface_metrics_per_label(const io::Image
         if (d <= tolerance_mm) ++within_tolerance;
       }
       distances_mm.insert(distances_mm.end(), directed_mm.begin(), directed_mm.end());
-      hd95_mm = std::max(hd95_mm, percentile_linear(directed_mm, 95.0));
+      hd95_mm = std::max(hd95_mm, preprocess::percentile_linear(directed_mm, 95.0));
     }
     double sum_mm = 0.0;
     for (double d : distances_mm) sum_mm += d;

@@ -86,6 +86,10 @@ SlidingWindowResult predict_sliding_window(SegmentationModelImpl& model, const i
   torch::NoGradGuard no_grad;
   model.eval();
   std::int64_t done = 0;
+  // Every slab visits the same in-plane windows.
+  std::vector<std::array<std::int64_t, 2>> windows;
+  for (std::int64_t y0 : y_starts)
+    for (std::int64_t x0 : x_starts) windows.push_back({y0, x0});
   for (std::size_t k = 0; k < z_starts.size(); ++k) {
     const std::int64_t z0 = z_starts[k];
     const std::int64_t depth = std::min(patch[0], size[0] - z0);
@@ -107,9 +111,6 @@ SlidingWindowResult predict_sliding_window(SegmentationModelImpl& model, const i
       weights = next_weights;
       pending_begin = z0;
     }
-    std::vector<std::array<std::int64_t, 2>> windows;
-    for (std::int64_t y0 : y_starts)
-      for (std::int64_t x0 : x_starts) windows.push_back({y0, x0});
     for (std::size_t w = 0; w < windows.size(); w += options.windows_per_batch) {
       const std::size_t count = std::min<std::size_t>(options.windows_per_batch, windows.size() - w);
       torch::Tensor batch = torch::zeros({static_cast<std::int64_t>(count), channels, patch[0], patch[1], patch[2]});

@@ -238,16 +238,17 @@ TrainResult train_prepared(const nlohmann::json& config, const std::vector<datas
       datasets::Batch batch = loader.next();
       optimizer.optimizer->zero_grad();
       const torch::Tensor loss = loss_of(loss_name, model->forward(batch.image), batch.labels);
-      if (!std::isfinite(loss.item<double>())) {
+      const double loss_value = loss.item<double>();
+      if (!std::isfinite(loss_value)) {
         throw Error("training diverged at epoch " + std::to_string(epoch) + " step " + std::to_string(step) +
                     " (loss is not finite); lower train.lr. The last good checkpoint is " + checkpoint_path);
       }
       loss.backward();
       if (clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), clip);
       optimizer.optimizer->step();
-      loss_sum += loss.item<double>();
+      loss_sum += loss_value;
       TrainEvent event{"step", epoch, step};
-      event.loss = loss.item<double>();
+      event.loss = loss_value;
       event.learning_rate = learning_rate;
       emit(event);
     }

@@ -71,6 +71,10 @@ std::string strip_image_extension(const std::string& path) {
   return path;
 }
 
+std::string image_stem(const std::string& path) {
+  return std::filesystem::path(strip_image_extension(path)).filename().string();
+}
+
 Image read(const std::string& path_and_series) {
   const auto [path, series] = split_dicom_path(path_and_series);
   std::error_code error;

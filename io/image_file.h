@@ -19,6 +19,9 @@ FileFormat format_from_extension(const std::string& path);
 // The path without a known image extension (.nii.gz, .nii, .nrrd, .nhdr, .npy, .dcm), for naming
 // outputs after inputs; unchanged when it has none.
 std::string strip_image_extension(const std::string& path);
+// The file name without folder and image extension: a case's id ("case_007" for
+// "/data/case_007.nii.gz").
+std::string image_stem(const std::string& path);
 
 // A DICOM input names a folder (or file) and optionally one series in it, as "FOLDER#SELECTOR"
 // where SELECTOR is a SeriesInstanceUID, "UID/sub-series" or a SeriesDescription. A path that

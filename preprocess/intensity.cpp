@@ -140,14 +140,7 @@ ChannelStatistics channel_statistics(const io::Image& image, std::int64_t channe
 double channel_percentile(const io::Image& image, std::int64_t channel, double percent) {
   std::vector<float> values = channel_as_float(image, channel);
   if (values.empty()) return 0.0;
-  const double rank = std::clamp(percent, 0.0, 100.0) / 100.0 * static_cast<double>(values.size() - 1);
-  const auto below = static_cast<std::size_t>(std::floor(rank));
-  const auto above = std::min(below + 1, values.size() - 1);
-  std::nth_element(values.begin(), values.begin() + below, values.end());
-  const double low = values[below];
-  double high = low;
-  if (above != below) high = *std::min_element(values.begin() + below + 1, values.end());
-  return low + (high - low) * (rank - static_cast<double>(below));
+  return percentile_linear(values, std::clamp(percent, 0.0, 100.0));
 }
 
 io::Image apply_intensity(io::Image image, const IntensityStep& step, std::uint64_t seed) {

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -63,5 +65,18 @@ ChannelStatistics channel_statistics(const io::Image& image, std::int64_t channe
 // The p-th percentile (0..100) of one channel by linear interpolation between order statistics,
 // as numpy.percentile computes it.
 double channel_percentile(const io::Image& image, std::int64_t channel, double percent);
+
+// numpy.percentile's default ("linear") rule: interpolate between the order statistics at ranks
+// floor and ceil of q (n - 1). `values` must not be empty; they are reordered.
+template <typename T>
+double percentile_linear(std::vector<T>& values, double percent) {
+  const double rank = percent / 100.0 * static_cast<double>(values.size() - 1);
+  const auto lower = static_cast<std::size_t>(std::floor(rank));
+  std::nth_element(values.begin(), values.begin() + lower, values.end());
+  const double below = values[lower];
+  if (lower + 1 >= values.size()) return below;
+  const double above = *std::min_element(values.begin() + lower + 1, values.end());
+  return below + (above - below) * (rank - static_cast<double>(lower));
+}
 
 }  // namespace graft::preprocess

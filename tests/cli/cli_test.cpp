@@ -2,6 +2,7 @@
 // error contract, and round trips through files.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -43,6 +44,25 @@ TEST(Cli, BadUsageExitsTwoWithOneLine) {
     EXPECT_EQ(result.exit_code, 2) << arguments << ": " << result.output;
     EXPECT_EQ(line_count(result.output), 1u) << arguments << ": " << result.output;
   }
+}
+
+// graft starts without LibTorch (format commands answer in milliseconds) and hands the model
+// commands to graft-ml beside it; without graft-ml those fail with one line that names it.
+TEST(Cli, FormatCommandsRunWithoutLibTorchAndModelCommandsInGraftMl) {
+  std::string libraries;
+  ASSERT_EQ(run_command("ldd " + graft::testing::graft_executable(), &libraries), 0) << libraries;
+  EXPECT_EQ(libraries.find("libtorch"), std::string::npos) << libraries;
+  EXPECT_EQ(libraries.find("libc10"), std::string::npos) << libraries;
+
+  const std::string alone = graft::testing::temp_dir() + "/graft";
+  std::filesystem::copy_file(graft::testing::graft_executable(), alone);
+  std::filesystem::permissions(alone, std::filesystem::perms::owner_all);
+  Result result;
+  result.exit_code = run_command(alone + " backbones", &result.output);
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_EQ(line_count(result.output), 1u) << result.output;
+  EXPECT_NE(result.output.find("graft-ml"), std::string::npos) << result.output;
+  EXPECT_EQ(run_command(alone + " info --help"), 0);
 }
 
 TEST(Cli, InfoJsonHasTheSameKeysForEveryFormat) {

@@ -1,0 +1,302 @@
+// graft-ml: the graft commands that need LibTorch (backbones, plan, preprocess, train, predict,
+// evaluate, embed, bench train-step). `graft` hands these to it with the same arguments.
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <thread>
+#include <nlohmann/json.hpp>
+
+#include "backbones/factory.h"
+#include "backbones/registry.h"
+#include "backbones/weight_loading.h"
+#include "cli/command_line.h"
+#include "cli/progress.h"
+#include "finetune/batch_predict.h"
+#include "finetune/demo.h"
+#include "finetune/predictor.h"
+#include "finetune/run_config.h"
+#include "finetune/segmentation_metrics.h"
+#include "finetune/trainer.h"
+#include "io/npy.h"
+#include "io/atomic_file.h"
+#include "io/dicom_seg.h"
+#include "io/error.h"
+#include "io/image_file.h"
+#include "preprocess/plan.h"
+
+namespace {
+
+using graft::Error;
+using graft::UsageError;
+using graft::cli::print_error;
+namespace io = graft::io;
+namespace preprocess = graft::preprocess;
+
+preprocess::Contract contract_for(const std::string& backbone, const std::string& contract_path) {
+  if (!contract_path.empty()) return preprocess::read_contract(contract_path);
+  if (backbone.empty()) throw UsageError("give --backbone NAME or --contract FILE");
+  return graft::backbones::find_backbone(backbone).contract;
+}
+
+int run_plan(const std::string& backbone, const std::string& contract_path, const std::string& in,
+             bool json) {
+  const preprocess::Contract contract = contract_for(backbone, contract_path);
+  const io::Image image = io::read(in);
+  const preprocess::Plan plan = preprocess::make_plan(contract, image);
+  if (json) std::cout << preprocess::to_json(plan).dump(2) << "\n";
+  else std::cout << preprocess::to_text(plan);
+  return 0;
+}
+
+int run_preprocess(const std::string& backbone, const std::string& contract_path,
+                   const std::string& in, const std::string& out, const std::string& plan_out,
+                   const std::string& labels_in, const std::string& labels_out) {
+  if (labels_in.empty() != labels_out.empty()) {
+    throw UsageError("--labels and --labels-out go together");
+  }
+  const preprocess::Contract contract = contract_for(backbone, contract_path);
+  graft::cli::Progress progress("preprocess", labels_in.empty() ? 4 : 6);
+  progress.step("read");
+  const io::Image image = io::read(in);
+  progress.step("plan");
+  const preprocess::Plan plan = preprocess::make_plan(contract, image);
+  progress.step("apply");
+  const io::Image result = preprocess::apply(plan, image);
+  progress.step("write");
+  io::write(result, out);
+  if (!labels_in.empty()) {
+    progress.step("labels");
+    const io::Image labels = io::read(labels_in);
+    io::write(preprocess::apply_to_labels(plan, labels), labels_out);
+  }
+  if (!plan_out.empty()) graft::io::write_text_atomically(plan_out, preprocess::to_json(plan).dump(2) + "\n");
+  progress.finish();
+  std::cout << preprocess::to_text(plan);
+  return 0;
+}
+
+int run_backbones(bool json) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& backbone : graft::backbones::registered_backbones()) {
+    if (json) {
+      list.push_back({{"name", backbone.name},
+                      {"summary", backbone.summary},
+                      {"contract", preprocess::to_json(backbone.contract)}});
+    } else {
+      std::cout << backbone.name << "  (" << backbone.summary << ")\n"
+                << preprocess::describe(backbone.contract) << "\n";
+    }
+  }
+  if (json) std::cout << list.dump(2) << "\n";
+  return 0;
+}
+
+int run_demo(const std::string& folder, bool quick) {
+  graft::finetune::run_demo(folder, quick);
+  return 0;
+}
+
+int run_train(const std::string& config_path, const std::vector<std::string>& overrides,
+              const std::string& output, bool resume) {
+  nlohmann::json config = graft::finetune::resolve_run_config(config_path, overrides);
+  if (!output.empty()) config["output"] = output;
+  std::unique_ptr<graft::cli::Progress> bar;
+  const auto progress = [&](const graft::finetune::TrainEvent& event) {
+    if (event.kind == "epoch_start") {
+      bar = std::make_unique<graft::cli::Progress>(
+          "epoch " + std::to_string(event.epoch + 1) + "/" + std::to_string(event.epochs), event.steps_per_epoch);
+    } else if (event.kind == "step" && bar) {
+      char loss[32];
+      std::snprintf(loss, sizeof(loss), "loss %.4f", event.loss);
+      bar->step(loss);
+    } else if (event.kind == "epoch_end") {
+      if (bar) bar->finish();
+      std::printf("epoch %d/%d  train loss %.4f", event.epoch + 1, event.epochs, event.loss);
+      for (const auto& [name, value] : event.metrics) {
+        if (name.rfind("val_dice", 0) == 0) std::printf("  %s %.4f", name.c_str(), value);
+      }
+      std::printf("  (%.0f s)\n", event.seconds);
+      std::fflush(stdout);
+    } else if (event.kind == "early_stop") {
+      std::printf("early stop after epoch %d: validation Dice stopped improving\n", event.epoch + 1);
+    }
+  };
+  const auto result = graft::finetune::train(config, {progress}, resume);
+  std::printf("train: model folder %s (best validation Dice %.4f at epoch %d)\n",
+              config["output"].get<std::string>().c_str(), result.best_val_dice, result.best_epoch + 1);
+  return 0;
+}
+
+int run_predict(const std::string& model, const std::vector<std::string>& inputs, const std::string& output,
+                double overlap, bool mirror, bool probabilities, int workers, const std::string& shard, int threads,
+                bool anonymize) {
+  namespace fs = std::filesystem;
+  // Batch workers share the cores between them.
+  graft::finetune::set_compute_threads(threads > 0 ? threads
+                                                   : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) /
+                                                                     std::max(1, workers)));
+  graft::finetune::PredictOptions options;
+  options.overlap_fraction = overlap;
+  options.mirror = mirror;
+  options.write_probabilities = probabilities;
+  options.anonymize = anonymize;
+  // A DICOM folder is one case when the output names a file (out.nii.gz, seg.dcm); a folder
+  // output means a batch.
+  const bool output_is_file = !fs::is_directory(output) && (graft::io::is_dicom_seg_path(output) ||
+                                                            graft::io::format_from_extension(output) !=
+                                                                graft::io::FileFormat::kUnknown);
+  const std::string first_input = inputs.empty() ? "" : graft::io::split_dicom_path(inputs[0]).path;
+  const bool one_file = inputs.size() == 1 && shard.empty() && output_is_file &&
+                        graft::io::sniff_format(first_input) != graft::io::FileFormat::kUnknown;
+  if (one_file) {
+    graft::finetune::Predictor predictor(model);
+    graft::cli::Progress bar("predict " + fs::path(inputs[0]).filename().string(), 100);
+    int shown = 0;
+    options.progress = [&](double fraction) {
+      for (; shown < static_cast<int>(fraction * 100); ++shown) bar.step("windows");
+    };
+    predictor.predict_file(inputs[0], output, options);
+    bar.finish();
+    std::printf("%s -> %s\n", inputs[0].c_str(), output.c_str());
+    return 0;
+  }
+  // Batch: a folder, a manifest, or several files, into the output folder.
+  std::vector<std::string> files;
+  for (const std::string& input : inputs) {
+    const bool listing = fs::is_directory(input) || graft::io::sniff_format(input) == graft::io::FileFormat::kUnknown;
+    if (listing) {
+      const auto listed = graft::finetune::batch_inputs(input);
+      files.insert(files.end(), listed.begin(), listed.end());
+    } else {
+      files.push_back(input);
+    }
+  }
+  graft::finetune::BatchOptions batch;
+  batch.workers = workers;
+  batch.predict = options;
+  if (!shard.empty()) {
+    const auto slash = shard.find('/');
+    try {
+      if (slash == std::string::npos) throw std::invalid_argument(shard);
+      batch.shard_index = std::stoi(shard.substr(0, slash));
+      batch.shard_count = std::stoi(shard.substr(slash + 1));
+    } catch (const std::exception&) {
+      throw UsageError("--shard expects i/n, e.g. --shard 0/8 (got '" + shard + "')");
+    }
+  }
+  const auto cases = graft::finetune::predict_batch(model, files, output, batch);
+  int done = 0, skipped = 0;
+  std::vector<const graft::finetune::BatchCase*> failed;
+  for (const auto& item : cases) {
+    if (item.status == "done") ++done;
+    else if (item.status == "skipped") ++skipped;
+    else failed.push_back(&item);
+  }
+  std::printf("predict: %d done, %d skipped (already there), %zu failed; summary in %s\n", done, skipped,
+              failed.size(), output.c_str());
+  for (const auto* item : failed) print_error("failed", item->input + ": " + item->error);
+  return failed.empty() ? 0 : 1;
+}
+
+int run_evaluate(const std::string& prediction_path, const std::string& reference_path, const std::string& csv_path,
+                 double tolerance_mm) {
+  const io::Image prediction = io::read(prediction_path);
+  const io::Image reference = io::read(reference_path);
+  const auto dice = graft::finetune::dice_per_label(prediction, reference);
+  const auto surface = graft::finetune::surface_metrics_per_label(prediction, reference, tolerance_mm);
+  std::ostringstream csv;
+  csv << "label,dice,hd95_mm,surface_dice,mean_surface_distance_mm\n";
+  for (const auto& [label, value] : dice) {
+    const auto& s = surface.at(label);
+    csv << label << "," << value << "," << s.hd95_mm << "," << s.surface_dice << "," << s.mean_surface_distance_mm << "\n";
+    std::printf("label %lld  dice %.4f  hd95 %.2f mm  surface dice (%.1f mm) %.4f\n", static_cast<long long>(label), value,
+                s.hd95_mm, tolerance_mm, s.surface_dice);
+  }
+  if (!csv_path.empty()) graft::io::write_text_atomically(csv_path, csv.str());
+  return 0;
+}
+
+int run_embed(const std::string& backbone_name, const std::string& weights, bool lenient, const std::string& input,
+              const std::string& mode, const std::string& output) {
+  if (mode != "pooled" && mode != "features") throw UsageError("--output must be pooled or features");
+  const io::NpyArray array = io::read_npy_array(input);
+  if (array.dtype != io::DType::kF32 || array.shape.size() < 3) {
+    throw Error(input + ": embed needs a float32 array shaped N x C x spatial...");
+  }
+  graft::finetune::set_compute_threads(0);
+  auto backbone = graft::backbones::create_backbone(backbone_name, static_cast<int>(array.shape[1]));
+  if (!weights.empty()) {
+    const auto report = graft::backbones::load_weights(*backbone, weights, !lenient);
+    std::fprintf(stderr, "%s", report.summary().c_str());
+  }
+  backbone->eval();
+  torch::NoGradGuard no_grad;
+  torch::Tensor x = torch::from_blob(const_cast<std::uint8_t*>(array.bytes.data()), array.shape, torch::kFloat32);
+  torch::Tensor deepest = backbone->features(x).back();
+  torch::Tensor result = mode == "pooled" ? deepest.flatten(2).mean(2) : deepest;
+  result = result.contiguous();
+  io::NpyArray out;
+  out.dtype = io::DType::kF32;
+  out.shape = result.sizes().vec();
+  out.bytes.assign(static_cast<const std::uint8_t*>(result.data_ptr()),
+                   static_cast<const std::uint8_t*>(result.data_ptr()) + result.numel() * sizeof(float));
+  io::write_npy_array(out, output);
+  return 0;
+}
+
+int run_bench_train_step(const std::string& backbone_name, const std::string& head, int batch,
+                         const std::vector<std::int64_t>& patch_dhw, int steps, int threads) {
+  if (patch_dhw.size() != 3) throw UsageError("--patch takes D H W");
+  graft::finetune::set_compute_threads(threads);
+  torch::manual_seed(0);
+  graft::finetune::SegmentationModel model(graft::backbones::create_backbone(backbone_name),
+                                           graft::finetune::head_kind_from_name(head), 2);
+  model->train();
+  torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(1e-3).momentum(0.9));
+  const torch::Tensor x = torch::randn({batch, 1, patch_dhw[0], patch_dhw[1], patch_dhw[2]});
+  const torch::Tensor y = torch::randint(0, 2, {batch, patch_dhw[0], patch_dhw[1], patch_dhw[2]}, torch::kInt64);
+  auto step = [&] {
+    optimizer.zero_grad();
+    torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x), y);
+    loss.backward();
+    optimizer.step();
+  };
+  step();  // warm-up: first-call allocations and kernel selection
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < steps; ++i) step();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("threads %d\nseconds_per_step %.6f\n", torch::get_num_threads(), seconds / steps);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  graft::cli::CommandLine l;
+  if (const int status = graft::cli::parse_command_line(argc, argv, l); status >= 0) return status;
+  return graft::cli::run_reporting_errors([&] {
+    const std::string& c = l.command;
+    if (c == "plan") return run_plan(l.backbone, l.contract_path, l.in, l.json);
+    if (c == "preprocess") {
+      return run_preprocess(l.backbone, l.contract_path, l.in, l.out, l.plan_out, l.labels_in, l.labels_out);
+    }
+    if (c == "backbones") return run_backbones(l.json);
+    if (c == "demo") return run_demo(l.demo_folder, l.quick);
+    if (c == "train") return run_train(l.config_path, l.overrides, l.out, l.resume);
+    if (c == "predict") {
+      return run_predict(l.model_folder, l.inputs, l.out, l.overlap, l.mirror, l.probabilities, l.workers, l.shard,
+                         l.threads, l.anonymize);
+    }
+    if (c == "evaluate") return run_evaluate(l.path, l.reference, l.csv_path, l.tolerance_mm);
+    if (c == "embed") return run_embed(l.backbone, l.weights, l.lenient, l.in, l.embed_mode, l.out);
+    if (c == "bench train-step") {
+      return run_bench_train_step(l.backbone, l.head, l.batch, l.patch_dhw, l.steps, l.threads);
+    }
+    throw UsageError("'" + c + "' runs in graft, not graft-ml");
+  });
+}

@@ -176,5 +176,5 @@ PY
 done
 echo "ratio = graft convert .nii / dcm2niix (goal <= 1.0x); graft MB/s = decoded voxel MB / graft s;"
 echo "'graft npy' = graft convert to .npy; cpu = median user+sys s. /usr/bin/time has 0.01 s resolution."
-echo "load s = graft bench load (median in-process read, without graft's ~0.5 s process start, which is"
-echo "LibTorch registering its operators); load ratio = load s / dcm2niix s (dcm2niix's time includes its write)."
+echo "load s = graft bench load (median in-process read: no process start, no write);"
+echo "load ratio = load s / dcm2niix s (dcm2niix's time includes its write)."

@@ -15,6 +15,10 @@
 #include <dcmtk/dcmjpls/djdecode.h>
 #include <dcmtk/oflog/oflog.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -45,6 +49,7 @@ struct DicomFrameHeader {
   std::string modality, series_description;
   int series_number = 0;
   std::string sop_class_uid, sop_instance_uid, transfer_syntax_uid;
+  std::uint32_t pixel_data_bytes = 0;  // PixelData's declared length (undefined when encapsulated)
   std::int64_t rows = 0, columns = 0;
   int samples_per_pixel = 1, bits_allocated = 16, bits_stored = 16, pixel_representation = 0;
   std::string photometric = "MONOCHROME2";
@@ -192,6 +197,10 @@ DicomFrameHeader read_common_header(DcmFileFormat& file_format, const std::strin
     h.sop_instance_uid = get_string(file_format.getMetaInfo(), DCM_MediaStorageSOPInstanceUID);
   }
   h.transfer_syntax_uid = DcmXfer(dataset->getOriginalXfer()).getXferID();
+  DcmElement* pixel_data = nullptr;
+  if (dataset->findAndGetElement(DCM_PixelData, pixel_data).good() && pixel_data) {
+    h.pixel_data_bytes = pixel_data->getLength();
+  }
   h.rows = get_int(dataset, DCM_Rows);
   h.columns = get_int(dataset, DCM_Columns);
   h.samples_per_pixel = get_int(dataset, DCM_SamplesPerPixel, 1);
@@ -763,21 +772,24 @@ std::vector<std::uint8_t> encapsulated_frame(DcmPixelData* pixel_data, const Dic
   return bytes;
 }
 
-// Decodes one frame into `buffer` (rows x columns x samples, samples interleaved, native order).
-void decode_frame(DcmDataset* dataset, const DicomFrameHeader& h, int frame_count, std::vector<std::uint8_t>& buffer) {
+std::size_t frame_byte_count(const DicomFrameHeader& h) {
+  return static_cast<std::size_t>(h.rows * h.columns) * h.samples_per_pixel * (h.bits_allocated / 8);
+}
+
+// Decodes one frame into `destination`, frame_byte_count(h) bytes (rows x columns x samples,
+// samples interleaved, native order).
+void decode_frame(DcmDataset* dataset, const DicomFrameHeader& h, int frame_count, std::uint8_t* destination) {
   const std::string where = h.file + (h.multi_frame ? " frame " + std::to_string(h.frame_index + 1) : "");
   DcmElement* element = nullptr;
   if (dataset->findAndGetElement(DCM_PixelData, element).bad() || !element) {
     throw Error(where + ": PixelData missing (only integer PixelData is supported)");
   }
   auto* pixel_data = static_cast<DcmPixelData*>(element);
-  const std::size_t frame_bytes = static_cast<std::size_t>(h.rows * h.columns) * h.samples_per_pixel *
-                                  (h.bits_allocated / 8);
-  buffer.resize(frame_bytes);
+  const std::size_t frame_bytes = frame_byte_count(h);
   if (is_jpeg2000(h.transfer_syntax_uid)) {
     const std::vector<std::uint8_t> codestream = encapsulated_frame(pixel_data, h, frame_count);
     PixelLayout layout{h.rows, h.columns, h.samples_per_pixel, h.bits_allocated, h.pixel_representation == 1};
-    decode_jpeg2000_frame(codestream.data(), codestream.size(), layout, buffer.data(), where);
+    decode_jpeg2000_frame(codestream.data(), codestream.size(), layout, destination, where);
     return;
   }
   if (!DcmXfer(h.transfer_syntax_uid.c_str()).isEncapsulated()) {
@@ -792,7 +804,7 @@ void decode_frame(DcmDataset* dataset, const DicomFrameHeader& h, int frame_coun
   Uint32 start_fragment = 0;
   OFString color_model;
   const OFCondition status = pixel_data->getUncompressedFrame(
-      dataset, static_cast<Uint32>(h.frame_index), start_fragment, buffer.data(),
+      dataset, static_cast<Uint32>(h.frame_index), start_fragment, destination,
       static_cast<Uint32>(frame_bytes), color_model);
   if (status.bad()) {
     throw Error(where + ": cannot decode PixelData in transfer syntax " + h.transfer_syntax_uid + " (" +
@@ -802,6 +814,63 @@ void decode_frame(DcmDataset* dataset, const DicomFrameHeader& h, int frame_coun
     throw Error(where + ": color model " + std::string(color_model.c_str()) + " is not supported (RGB only)");
   }
 }
+
+// Uncompressed little-endian files nearly always end with PixelData: its value is then the file's
+// last pixel_data_bytes bytes, behind an element header that says so. When the bytes there match
+// exactly, frames are read by offset, and the file is never parsed a second time; anything else
+// (trailing elements, truncation, other syntaxes) leaves the frame to DCMTK.
+class NativePixelFile {
+ public:
+  explicit NativePixelFile(const DicomFrameHeader& h) {
+    const bool little_endian_native =
+        h.transfer_syntax_uid == "1.2.840.10008.1.2" || h.transfer_syntax_uid == "1.2.840.10008.1.2.1";
+    if (!little_endian_native || gLocalByteOrder != EBO_LittleEndian || h.pixel_data_bytes == 0 ||
+        h.pixel_data_bytes == DCM_UndefinedLength) {
+      return;
+    }
+    fd_ = ::open(h.file.c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat status {};
+    if (fd_ < 0 || ::fstat(fd_, &status) != 0 || status.st_size < static_cast<off_t>(h.pixel_data_bytes) + 12) return;
+    const off_t value_offset = status.st_size - static_cast<off_t>(h.pixel_data_bytes);
+    std::uint8_t header[12];
+    if (::pread(fd_, header, sizeof header, value_offset - 12) != static_cast<ssize_t>(sizeof header)) return;
+    const std::uint8_t tag[4] = {0xE0, 0x7F, 0x10, 0x00};
+    std::uint8_t length[4];
+    for (int i = 0; i < 4; ++i) length[i] = static_cast<std::uint8_t>(h.pixel_data_bytes >> (8 * i));
+    const bool is_explicit = h.transfer_syntax_uid == "1.2.840.10008.1.2.1";
+    // Explicit VR: tag, "OW" or "OB", two reserved bytes, 4-byte length. Implicit: tag, length.
+    const bool matches =
+        is_explicit ? std::memcmp(header, tag, 4) == 0 && header[4] == 'O' && (header[5] == 'W' || header[5] == 'B') &&
+                          header[6] == 0 && header[7] == 0 && std::memcmp(header + 8, length, 4) == 0
+                    : std::memcmp(header + 4, tag, 4) == 0 && std::memcmp(header + 8, length, 4) == 0;
+    if (matches) value_offset_ = value_offset;
+  }
+  ~NativePixelFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  NativePixelFile(const NativePixelFile&) = delete;
+  NativePixelFile& operator=(const NativePixelFile&) = delete;
+
+  // Reads frame h.frame_index into `destination`; false when this file cannot be read by offset.
+  bool read_frame(const DicomFrameHeader& h, std::uint8_t* destination) const {
+    if (value_offset_ < 0) return false;
+    const std::size_t frame_bytes = frame_byte_count(h);
+    const std::size_t start = frame_bytes * static_cast<std::size_t>(h.frame_index);
+    if (start + frame_bytes > h.pixel_data_bytes) return false;
+    std::size_t done = 0;
+    while (done < frame_bytes) {
+      const ssize_t got = ::pread(fd_, destination + done, frame_bytes - done,
+                                  value_offset_ + static_cast<off_t>(start + done));
+      if (got <= 0) return false;
+      done += static_cast<std::size_t>(got);
+    }
+    return true;
+  }
+
+ private:
+  int fd_ = -1;
+  off_t value_offset_ = -1;
+};
 
 // Masks bits above BitsStored (overlays may live there) and sign-extends signed data.
 template <typename T>
@@ -816,6 +885,27 @@ void normalize_stored_bits(T* values, std::size_t count, int bits_stored, bool i
     if (is_signed && (bits & sign_bit)) bits = static_cast<Unsigned>(bits | ~mask);
     values[i] = static_cast<T>(bits);
   }
+}
+
+// The smallest and largest stored value seen, over every plane of a series.
+struct StoredRange {
+  std::int64_t low = std::numeric_limits<std::int64_t>::max();
+  std::int64_t high = std::numeric_limits<std::int64_t>::min();
+  void include(const StoredRange& other) {
+    low = std::min(low, other.low);
+    high = std::max(high, other.high);
+  }
+};
+
+template <typename T>
+void measure_stored_range(const T* values, std::size_t count, StoredRange& range) {
+  if (count == 0) return;
+  T low = values[0], high = values[0];
+  for (std::size_t i = 1; i < count; ++i) {
+    low = std::min(low, values[i]);
+    high = std::max(high, values[i]);
+  }
+  range.include({static_cast<std::int64_t>(low), static_cast<std::int64_t>(high)});
 }
 
 DType stored_dtype(const DicomFrameHeader& h) {
@@ -860,17 +950,7 @@ void place_plane(const std::vector<std::uint8_t>& frame, const PlaneImage& plane
 
 template <typename Out, typename In>
 void rescale_into(const In* raw, Out* out, std::size_t count, double slope, double intercept, bool invert,
-                  double stored_min, double stored_max, bool integral) {
-  if (integral && !invert) {
-    // Integer slope and intercept (CT's -1024): exact in integer arithmetic, and several times
-    // faster than rounding a double per voxel.
-    const auto integer_slope = static_cast<std::int64_t>(slope);
-    const auto integer_intercept = static_cast<std::int64_t>(intercept);
-    for (std::size_t i = 0; i < count; ++i) {
-      out[i] = static_cast<Out>(static_cast<std::int64_t>(raw[i]) * integer_slope + integer_intercept);
-    }
-    return;
-  }
+                  double stored_min, double stored_max) {
   for (std::size_t i = 0; i < count; ++i) {
     double value = static_cast<double>(raw[i]);
     if (invert) value = stored_min + stored_max - value;
@@ -883,9 +963,22 @@ void rescale_into(const In* raw, Out* out, std::size_t count, double slope, doub
   }
 }
 
+// Integer slope and intercept (CT's -1024) in place: exact in integer arithmetic, several times
+// faster than rounding a double per voxel, and no second buffer. Out has In's width, so the bits
+// written are Out's value.
+template <typename Out, typename In>
+void rescale_integral_in_place(In* values, std::size_t count, std::int64_t slope, std::int64_t intercept) {
+  static_assert(sizeof(Out) == sizeof(In), "in place needs one width");
+  for (std::size_t i = 0; i < count; ++i) {
+    values[i] = static_cast<In>(static_cast<Out>(static_cast<std::int64_t>(values[i]) * slope + intercept));
+  }
+}
+
 // Applies RescaleSlope/Intercept per slice (they may differ between slices) and inverts
 // MONOCHROME1, into the narrowest of int16, int32 and float32 that holds every result exactly.
-Image apply_rescale(Image raw, const std::vector<std::vector<PlaneImage>>& slices) {
+// `stored` is the range of the values actually stored, so a 16-bit CT with intercept -1024 stays
+// int16 when its data allow.
+Image apply_rescale(Image raw, const std::vector<std::vector<PlaneImage>>& slices, StoredRange stored) {
   const DicomFrameHeader& first = *slices.front().front().header;
   const bool invert = first.photometric == "MONOCHROME1";
   bool identity = !invert, integral = true;
@@ -902,24 +995,16 @@ Image apply_rescale(Image raw, const std::vector<std::vector<PlaneImage>>& slice
   const bool is_signed = first.pixel_representation == 1;
   const double stored_min = is_signed ? -std::ldexp(1.0, first.bits_stored - 1) : 0.0;
   const double stored_max = is_signed ? std::ldexp(1.0, first.bits_stored - 1) - 1 : std::ldexp(1.0, first.bits_stored) - 1;
-  // The output type follows the values actually stored, not BitsStored's whole range, so a 16-bit
-  // CT with intercept -1024 stays int16 when its data allow.
-  double raw_min = 0, raw_max = 0;
-  visit_dtype(raw.dtype(), [&](auto stored_tag) {
-    using In = decltype(stored_tag);
-    const In* in = reinterpret_cast<const In*>(raw.bytes());
-    const auto [smallest, largest] = std::minmax_element(in, in + raw.element_count());
-    raw_min = raw.element_count() > 0 ? static_cast<double>(*smallest) : 0.0;
-    raw_max = raw.element_count() > 0 ? static_cast<double>(*largest) : 0.0;
-  });
+  double raw_min = raw.element_count() > 0 ? static_cast<double>(stored.low) : 0.0;
+  double raw_max = raw.element_count() > 0 ? static_cast<double>(stored.high) : 0.0;
   if (invert) std::tie(raw_min, raw_max) = std::make_pair(stored_min + stored_max - raw_max, stored_min + stored_max - raw_min);
   double low = std::numeric_limits<double>::max(), high = std::numeric_limits<double>::lowest();
   for (const auto& at_position : slices) {
     for (const auto& p : at_position) {
-      for (double stored : {raw_min, raw_max}) {
-        const double value = stored * p.header->rescale_slope + p.header->rescale_intercept;
-        low = std::min(low, value);
-        high = std::max(high, value);
+      for (double value : {raw_min, raw_max}) {
+        const double rescaled = value * p.header->rescale_slope + p.header->rescale_intercept;
+        low = std::min(low, rescaled);
+        high = std::max(high, rescaled);
       }
     }
   }
@@ -927,32 +1012,56 @@ Image apply_rescale(Image raw, const std::vector<std::vector<PlaneImage>>& slice
                           : (low >= -32768 && high <= 32767) ? DType::kI16
                           : (low >= -2147483648.0 && high <= 2147483647.0) ? DType::kI32
                                                                             : DType::kF32;
-  Image out = Image::uninitialized(out_dtype, raw.channels(), raw.geometry());
-  out.metadata() = raw.metadata();
   const std::int64_t plane_voxels = raw.geometry().size_xyz[0] * raw.geometry().size_xyz[1];
   const std::int64_t samples = first.samples_per_pixel;
+  const auto slice_count = static_cast<std::size_t>(slices.size());
+  if (!invert && dtype_is_integer(out_dtype) && dtype_size_bytes(out_dtype) == dtype_size_bytes(raw.dtype())) {
+    visit_dtype(raw.dtype(), [&](auto stored_tag) {
+      using In = decltype(stored_tag);
+      In* values = reinterpret_cast<In*>(raw.bytes());
+      for_each_index(slice_count, [&](std::size_t z) {
+        for (std::int64_t c = 0; c < raw.channels(); ++c) {
+          const auto& h = *slices[z][c / samples].header;
+          In* plane = values + raw.offset(c, static_cast<std::int64_t>(z), 0, 0);
+          const auto slope = static_cast<std::int64_t>(h.rescale_slope);
+          const auto intercept = static_cast<std::int64_t>(h.rescale_intercept);
+          if constexpr (std::is_integral_v<In> && sizeof(In) == 2) {
+            rescale_integral_in_place<std::int16_t>(plane, plane_voxels, slope, intercept);
+          } else if constexpr (std::is_integral_v<In> && sizeof(In) == 4) {
+            rescale_integral_in_place<std::int32_t>(plane, plane_voxels, slope, intercept);
+          }
+        }
+      });
+    });
+    raw.relabel_integer_dtype(out_dtype);
+    raw.metadata().rescale_applied = true;
+    return raw;
+  }
+  Image out = Image::uninitialized(out_dtype, raw.channels(), raw.geometry());
+  out.metadata() = raw.metadata();
   visit_dtype(raw.dtype(), [&](auto stored_tag) {
     using In = decltype(stored_tag);
     const In* in = reinterpret_cast<const In*>(raw.bytes());
-    for (std::int64_t z = 0; z < static_cast<std::int64_t>(slices.size()); ++z) {
+    for_each_index(slice_count, [&](std::size_t slice) {
+      const auto z = static_cast<std::int64_t>(slice);
       for (std::int64_t c = 0; c < raw.channels(); ++c) {
-        const auto& h = *slices[z][c / samples].header;
+        const auto& h = *slices[slice][c / samples].header;
         const std::int64_t offset = raw.offset(c, z, 0, 0);
         switch (out_dtype) {
           case DType::kI16:
             rescale_into(in + offset, out.data<std::int16_t>() + offset, plane_voxels, h.rescale_slope,
-                         h.rescale_intercept, invert, stored_min, stored_max, integral);
+                         h.rescale_intercept, invert, stored_min, stored_max);
             break;
           case DType::kI32:
             rescale_into(in + offset, out.data<std::int32_t>() + offset, plane_voxels, h.rescale_slope,
-                         h.rescale_intercept, invert, stored_min, stored_max, integral);
+                         h.rescale_intercept, invert, stored_min, stored_max);
             break;
           default:
             rescale_into(in + offset, out.data<float>() + offset, plane_voxels, h.rescale_slope, h.rescale_intercept,
-                         invert, stored_min, stored_max, false);
+                         invert, stored_min, stored_max);
         }
       }
-    }
+    });
   });
   out.metadata().rescale_applied = true;
   return out;
@@ -1003,37 +1112,66 @@ DicomVolume read_dicom_series(const DicomSeries& series) {
   }
   std::vector<std::string> files;
   for (const auto& entry : planes_by_file) files.push_back(entry.first);
+  const auto bytes_per_sample = static_cast<std::size_t>(first.bits_allocated / 8);
+  const std::int64_t plane_voxels = assembly.geometry.size_xyz[0] * assembly.geometry.size_xyz[1];
+  std::vector<StoredRange> ranges(files.size());
   for_each_index(files.size(), [&](std::size_t i) {
-    DcmFileFormat file_format;
-    load_file(file_format, files[i], /*headers_only=*/false);
-    DcmDataset* dataset = file_format.getDataset();
-    const int frame_count = std::max(1, get_int(dataset, DCM_NumberOfFrames, 1));
-    std::vector<std::uint8_t> frame;
-    int decoded_frame = -1;
     auto wanted = planes_by_file.at(files[i]);
     std::sort(wanted.begin(), wanted.end(), [&](const auto& a, const auto& b) {
       return slices[a.first][a.second].header->frame_index < slices[b.first][b.second].header->frame_index;
     });
+    const DicomFrameHeader& file_header = *slices[wanted.front().first][wanted.front().second].header;
+    const NativePixelFile native(file_header);
+    // DCMTK parses the file only for frames that cannot be read by offset. Uncompressed: headers
+    // only, and DCMTK reads each frame straight into place. Compressed: the whole file at once
+    // (fragment by fragment from the file is slower).
+    DcmFileFormat file_format;
+    DcmDataset* dataset = nullptr;
+    int frame_count = 1;
+    auto decode = [&](const DicomFrameHeader& h, std::uint8_t* destination) {
+      if (native.read_frame(h, destination)) return;
+      if (!dataset) {
+        load_file(file_format, files[i], !DcmXfer(h.transfer_syntax_uid.c_str()).isEncapsulated());
+        dataset = file_format.getDataset();
+        frame_count = std::max(1, get_int(dataset, DCM_NumberOfFrames, 1));
+      }
+      decode_frame(dataset, h, frame_count, destination);
+    };
+    std::vector<std::uint8_t> frame;
+    int decoded_frame = -1;
     for (const auto& [z, k] : wanted) {
       const PlaneImage& plane = slices[z][k];
-      if (plane.header->frame_index != decoded_frame) {
-        decode_frame(dataset, *plane.header, frame_count, frame);
-        decoded_frame = plane.header->frame_index;
-        visit_dtype(raw.dtype(), [&](auto stored_tag) {
-          using T = decltype(stored_tag);
-          if constexpr (std::is_integral_v<T>) {
-            normalize_stored_bits(reinterpret_cast<T*>(frame.data()), frame.size() / sizeof(T), first.bits_stored,
-                                  first.pixel_representation == 1);
-          }
-        });
+      const DicomFrameHeader& h = *plane.header;
+      const std::int64_t first_channel = k * first.samples_per_pixel;
+      if (plane.tile < 0 && h.samples_per_pixel == 1) {
+        // The frame is exactly the plane: decode into the volume, no copy.
+        decode(h, raw.bytes() + raw.offset(first_channel, z, 0, 0) * bytes_per_sample);
+      } else {
+        if (h.frame_index != decoded_frame) {
+          frame.resize(frame_byte_count(h));
+          decode(h, frame.data());
+          decoded_frame = h.frame_index;
+        }
+        place_plane(frame, plane, z, first_channel, raw);
       }
-      place_plane(frame, plane, z, k * first.samples_per_pixel, raw);
+      visit_dtype(raw.dtype(), [&](auto stored_tag) {
+        using T = decltype(stored_tag);
+        if constexpr (std::is_integral_v<T>) {
+          for (int sample = 0; sample < first.samples_per_pixel; ++sample) {
+            T* values = raw.data<T>() + raw.offset(first_channel + sample, z, 0, 0);
+            normalize_stored_bits(values, plane_voxels, first.bits_stored, first.pixel_representation == 1);
+            measure_stored_range(values, plane_voxels, ranges[i]);
+          }
+        }
+      });
     }
   });
+  StoredRange stored;
+  for (const auto& range : ranges) stored.include(range);
 
   raw.metadata().modality = series.modality;
   raw.metadata().source_format = "dicom";
-  Image image = apply_rescale(std::move(raw), slices);
+  Image image = apply_rescale(std::move(raw), slices, stored);
   if (series.modality == "CT" && image.metadata().rescale_applied) image.metadata().units = "HU";
   image.geometry().validate("series " + series.series_instance_uid);
 

@@ -63,6 +63,15 @@ void convert_elements(const From* in, To* out, std::int64_t count) {
 
 }  // namespace
 
+void Image::relabel_integer_dtype(DType same_width_integer) {
+  if (!dtype_is_integer(dtype_) || !dtype_is_integer(same_width_integer) ||
+      dtype_size_bytes(dtype_) != dtype_size_bytes(same_width_integer)) {
+    throw Error("cannot relabel " + dtype_name(dtype_) + " voxels as " + dtype_name(same_width_integer) +
+                ": only integer types of one width share their bytes");
+  }
+  dtype_ = same_width_integer;
+}
+
 Image Image::cast(DType dtype) const {
   Image out = Image::uninitialized(dtype, channels_, geometry_);
   out.metadata_ = metadata_;

@@ -73,6 +73,10 @@ class Image {
   // and clamping to the type's range) and the same geometry and metadata.
   Image cast(DType dtype) const;
 
+  // Reads the same bytes as another integer dtype of the same width (uint16 as int16), for
+  // producers that transform values in place; any other change is an error.
+  void relabel_integer_dtype(DType same_width_integer);
+
  private:
   void check_type(DType requested) const;
 

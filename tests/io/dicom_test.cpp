@@ -315,6 +315,19 @@ TEST_F(DicomSeriesEdits, EchoesAndSizesSplitIntoSelectableSubSeries) {
   EXPECT_EQ(read(dir_ + "#" + selector).geometry().size_xyz[2], 5);
 }
 
+TEST_F(DicomSeriesEdits, Monochrome1IsInvertedOverTheStoredRange) {
+  const Image original = read_dicom(dir_).image;
+  for (const auto& slice : slices_) modify(slice, "-m \"(0028,0004)=MONOCHROME1\"");
+  const Image inverted = read_dicom(dir_).image;
+  // Signed 16-bit stored values: white is -32768 + 32767 - v = -1 - v, kept exactly as int16.
+  ASSERT_EQ(original.dtype(), DType::kI16);
+  ASSERT_EQ(inverted.dtype(), DType::kI16);
+  ASSERT_EQ(inverted.element_count(), original.element_count());
+  for (std::int64_t i = 0; i < original.element_count(); ++i) {
+    ASSERT_EQ(inverted.value_at(i), -1.0 - original.value_at(i)) << "element " << i;
+  }
+}
+
 TEST_F(DicomSeriesEdits, TruncatedPixelDataIsOneLineNamingTheFile) {
   const auto size = fs::file_size(slices_[1]);
   fs::resize_file(slices_[1], size - 20000);

@@ -36,6 +36,7 @@
 #include "io/error.h"
 #include "io/image_file.h"
 #include "io/jpeg2000_decoder.h"
+#include "io/rle_decoder.h"
 
 namespace graft::io {
 
@@ -52,6 +53,7 @@ struct DicomFrameHeader {
   std::uint32_t pixel_data_bytes = 0;  // PixelData's declared length (undefined when encapsulated)
   std::int64_t rows = 0, columns = 0;
   int samples_per_pixel = 1, bits_allocated = 16, bits_stored = 16, pixel_representation = 0;
+  int planar_configuration = 0;  // 1: colour by plane (RRR...GGG...BBB) in uncompressed pixel data
   std::string photometric = "MONOCHROME2";
   bool has_position = false;
   Vec3 position_lps{0, 0, 0};
@@ -207,6 +209,7 @@ DicomFrameHeader read_common_header(DcmFileFormat& file_format, const std::strin
   h.bits_allocated = get_int(dataset, DCM_BitsAllocated, 16);
   h.bits_stored = get_int(dataset, DCM_BitsStored, h.bits_allocated);
   h.pixel_representation = get_int(dataset, DCM_PixelRepresentation, 0);
+  h.planar_configuration = get_int(dataset, DCM_PlanarConfiguration, 0);
   const std::string photometric = get_string(dataset, DCM_PhotometricInterpretation);
   if (!photometric.empty()) h.photometric = photometric;
   h.has_position = get_doubles(dataset, DCM_ImagePositionPatient, h.position_lps);
@@ -786,10 +789,17 @@ void decode_frame(DcmDataset* dataset, const DicomFrameHeader& h, int frame_coun
   }
   auto* pixel_data = static_cast<DcmPixelData*>(element);
   const std::size_t frame_bytes = frame_byte_count(h);
+  const PixelLayout layout{h.rows, h.columns, h.samples_per_pixel, h.bits_allocated, h.pixel_representation == 1};
   if (is_jpeg2000(h.transfer_syntax_uid)) {
     const std::vector<std::uint8_t> codestream = encapsulated_frame(pixel_data, h, frame_count);
-    PixelLayout layout{h.rows, h.columns, h.samples_per_pixel, h.bits_allocated, h.pixel_representation == 1};
     decode_jpeg2000_frame(codestream.data(), codestream.size(), layout, destination, where);
+    return;
+  }
+  if (h.transfer_syntax_uid == "1.2.840.10008.1.2.5") {
+    // graft's own RLE decoder writes straight into place: 3.8x fewer CPU samples than DCMTK's
+    // on the synthetic RLE CT (perf).
+    const std::vector<std::uint8_t> compressed = encapsulated_frame(pixel_data, h, frame_count);
+    decode_rle_frame(compressed.data(), compressed.size(), layout, destination, where);
     return;
   }
   if (!DcmXfer(h.transfer_syntax_uid.c_str()).isEncapsulated()) {
@@ -915,6 +925,21 @@ DType stored_dtype(const DicomFrameHeader& h) {
     case 16: return is_signed ? DType::kI16 : DType::kU16;
     default: return is_signed ? DType::kI32 : DType::kU32;
   }
+}
+
+// Uncompressed colour by plane (PlanarConfiguration 1) to the interleaved order place_plane reads.
+void interleave_planes(std::vector<std::uint8_t>& frame, const DicomFrameHeader& h) {
+  const auto sample_bytes = static_cast<std::size_t>(h.bits_allocated / 8);
+  const auto pixels = static_cast<std::size_t>(h.rows * h.columns);
+  const auto samples = static_cast<std::size_t>(h.samples_per_pixel);
+  std::vector<std::uint8_t> interleaved(frame.size());
+  for (std::size_t sample = 0; sample < samples; ++sample) {
+    for (std::size_t pixel = 0; pixel < pixels; ++pixel) {
+      std::memcpy(interleaved.data() + (pixel * samples + sample) * sample_bytes,
+                  frame.data() + (sample * pixels + pixel) * sample_bytes, sample_bytes);
+    }
+  }
+  frame.swap(interleaved);
 }
 
 // Copies a decoded frame (or one mosaic tile) into channel slots of the raw volume.
@@ -1150,6 +1175,10 @@ DicomVolume read_dicom_series(const DicomSeries& series) {
         if (h.frame_index != decoded_frame) {
           frame.resize(frame_byte_count(h));
           decode(h, frame.data());
+          if (h.samples_per_pixel > 1 && h.planar_configuration == 1 &&
+              !DcmXfer(h.transfer_syntax_uid.c_str()).isEncapsulated()) {
+            interleave_planes(frame, h);
+          }
           decoded_frame = h.frame_index;
         }
         place_plane(frame, plane, z, first_channel, raw);

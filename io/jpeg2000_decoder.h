@@ -4,16 +4,9 @@
 #include <cstdint>
 #include <string>
 
-namespace graft::io {
+#include "io/pixel_layout.h"
 
-// What the DICOM header says one decoded frame must look like.
-struct PixelLayout {
-  std::int64_t rows = 0;
-  std::int64_t columns = 0;
-  int samples_per_pixel = 1;
-  int bits_allocated = 16;  // 8, 16 or 32
-  bool is_signed = false;   // PixelRepresentation == 1
-};
+namespace graft::io {
 
 // Decodes one frame of a DICOM JPEG 2000 transfer syntax (1.2.840.10008.1.2.4.90 and .91):
 // a raw J2K codestream (FF 4F FF 51) or a JP2 file (signature box), told apart by their magic.

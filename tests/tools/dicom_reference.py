@@ -10,7 +10,6 @@ slice (mosaic tile); the affine maps (x, y, z) to patient LPS millimetres.
   nibabel_reference.py), rescaled (bool).
 Files nibabel cannot read give {"path": ..., "error": ...}.
 """
-import json
 import sys
 import warnings
 
@@ -18,6 +17,7 @@ import numpy as np
 
 warnings.simplefilter("ignore")  # nibabel warns that its DICOM readers are experimental
 import nibabel.nicom.dicomwrappers as wrappers  # noqa: E402
+from json_lines import report_each  # noqa: E402
 
 CHECKSUM_MOD = 1009
 
@@ -42,14 +42,5 @@ def describe(path):
     }
 
 
-def main(paths):
-    for path in paths:
-        try:
-            out = describe(path)
-        except Exception as error:  # report, don't stop: one file's failure is its own result
-            out = {"path": path, "error": f"{type(error).__name__}: {error}"}
-        print(json.dumps(out), flush=True)
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    report_each(describe, sys.argv[1:])

@@ -11,7 +11,7 @@
 
 #include "io/error.h"
 #include "io/image_file.h"
-#include "preprocess/parallel_for.h"
+#include "io/parallel.h"
 #include "preprocess/plan.h"
 
 namespace {
@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
         "{\"input_bytes\": %zu, \"input_mb\": %.3f, \"threads\": %d, \"seconds_best\": %.4f, "
         "\"mb_per_s\": %.2f, \"stages\": {\"read\": %.4f, \"plan\": %.4f, \"apply\": %.4f}, "
         "\"output_size\": [%lld, %lld, %lld], \"memcpy_mb_per_s\": %.1f}\n",
-        input_bytes, input_mb, graft::preprocess::preprocess_threads(), best, input_mb / best,
+        input_bytes, input_mb, graft::io::worker_threads(), best, input_mb / best,
         best_read, best_plan, best_apply, static_cast<long long>(output_size[0]),
         static_cast<long long>(output_size[1]), static_cast<long long>(output_size[2]),
         memcpy_mb_per_s(input_bytes, repeat));

@@ -71,7 +71,6 @@ class BatchLoader {
 
   void start_epoch(int epoch);
   Batch next();  // blocks until the next batch in order is ready
-  int batches_per_epoch() const { return batches_per_epoch_; }
 
  private:
   void work();

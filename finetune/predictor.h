@@ -30,7 +30,6 @@ class Predictor {
   // input's grid and writes them to `output` (.nii, .nii.gz, .nrrd) with the input's geometry.
   void predict_file(const std::string& input, const std::string& output, const PredictOptions& options);
 
-  const nlohmann::json& config() const { return config_; }
 
  private:
   nlohmann::json config_;

@@ -90,7 +90,6 @@ HeadKind head_kind_from_name(const std::string& name) {
   throw Error("unknown head '" + name + "' (expected medicalnet or unet)");
 }
 
-std::string head_kind_name(HeadKind kind) { return kind == HeadKind::kMedicalNet ? "medicalnet" : "unet"; }
 
 SegmentationModelImpl::SegmentationModelImpl(std::shared_ptr<backbones::BackboneImpl> backbone,
                                              HeadKind head, int classes)

@@ -16,7 +16,6 @@ enum class HeadKind {
 };
 
 HeadKind head_kind_from_name(const std::string& name);  // "medicalnet" or "unet"
-std::string head_kind_name(HeadKind kind);
 
 // A backbone (submodule "backbone") and a segmentation head (submodule "head") that returns
 // logits (B, classes, D, H, W) at the input's resolution.

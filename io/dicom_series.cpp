@@ -36,6 +36,7 @@
 #include "io/error.h"
 #include "io/image_file.h"
 #include "io/jpeg2000_decoder.h"
+#include "io/parallel.h"
 #include "io/rle_decoder.h"
 
 namespace graft::io {
@@ -382,32 +383,6 @@ std::vector<std::string> list_files(const std::string& folder_or_file) {
   return files;
 }
 
-// Runs work(i) for i in [0, count) on up to hardware_concurrency threads; the first exception
-// (in index order) is rethrown after all threads finish.
-template <typename Work>
-void for_each_index(std::size_t count, Work&& work) {
-  const std::size_t thread_count =
-      std::min<std::size_t>(count, std::max(1u, std::thread::hardware_concurrency()));
-  std::atomic<std::size_t> next{0};
-  std::vector<std::exception_ptr> failures(count);
-  auto run = [&] {
-    for (std::size_t i = next++; i < count; i = next++) {
-      try {
-        work(i);
-      } catch (...) {
-        failures[i] = std::current_exception();
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  for (std::size_t t = 1; t < thread_count; ++t) threads.emplace_back(run);
-  run();
-  for (auto& thread : threads) thread.join();
-  for (auto& failure : failures) {
-    if (failure) std::rethrow_exception(failure);
-  }
-}
-
 std::string round_text(double value, int decimals) {
   std::ostringstream text;
   text.setf(std::ios::fixed);
@@ -449,7 +424,7 @@ std::vector<DicomSeries> find_dicom_series(const std::string& folder_or_file) {
     if (looks_like_dicom(file)) candidates.push_back(file);
   }
   std::vector<std::vector<DicomFrameHeader>> per_file(candidates.size());
-  for_each_index(candidates.size(), [&](std::size_t i) {
+  parallel_for_each(candidates.size(), [&](std::size_t i) {
     DcmFileFormat file_format;
     load_file(file_format, candidates[i], /*headers_only=*/true);
     DcmDataset* dataset = file_format.getDataset();
@@ -1044,7 +1019,7 @@ Image apply_rescale(Image raw, const std::vector<std::vector<PlaneImage>>& slice
     visit_dtype(raw.dtype(), [&](auto stored_tag) {
       using In = decltype(stored_tag);
       In* values = reinterpret_cast<In*>(raw.bytes());
-      for_each_index(slice_count, [&](std::size_t z) {
+      parallel_for_each(slice_count, [&](std::size_t z) {
         for (std::int64_t c = 0; c < raw.channels(); ++c) {
           const auto& h = *slices[z][c / samples].header;
           In* plane = values + raw.offset(c, static_cast<std::int64_t>(z), 0, 0);
@@ -1067,7 +1042,7 @@ Image apply_rescale(Image raw, const std::vector<std::vector<PlaneImage>>& slice
   visit_dtype(raw.dtype(), [&](auto stored_tag) {
     using In = decltype(stored_tag);
     const In* in = reinterpret_cast<const In*>(raw.bytes());
-    for_each_index(slice_count, [&](std::size_t slice) {
+    parallel_for_each(slice_count, [&](std::size_t slice) {
       const auto z = static_cast<std::int64_t>(slice);
       for (std::int64_t c = 0; c < raw.channels(); ++c) {
         const auto& h = *slices[slice][c / samples].header;
@@ -1140,7 +1115,7 @@ DicomVolume read_dicom_series(const DicomSeries& series) {
   const auto bytes_per_sample = static_cast<std::size_t>(first.bits_allocated / 8);
   const std::int64_t plane_voxels = assembly.geometry.size_xyz[0] * assembly.geometry.size_xyz[1];
   std::vector<StoredRange> ranges(files.size());
-  for_each_index(files.size(), [&](std::size_t i) {
+  parallel_for_each(files.size(), [&](std::size_t i) {
     auto wanted = planes_by_file.at(files[i]);
     std::sort(wanted.begin(), wanted.end(), [&](const auto& a, const auto& b) {
       return slices[a.first][a.second].header->frame_index < slices[b.first][b.second].header->frame_index;

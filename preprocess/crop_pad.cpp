@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "io/error.h"
-#include "preprocess/parallel_for.h"
+#include "io/parallel.h"
 
 namespace graft::preprocess {
 
@@ -75,7 +75,7 @@ io::Image crop_or_pad(const io::Image& image, const IndexBox& box, double fill_v
     const T* source = image.data<T>();
     T* destination = out.data<T>();
     const std::int64_t rows = image.channels() * n_out[2] * n_out[1];
-    parallel_for(rows, [&](std::int64_t begin, std::int64_t end) {
+    io::parallel_for(rows, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t row = begin; row < end; ++row) {
         const std::int64_t y = row % n_out[1];
         const std::int64_t z = (row / n_out[1]) % n_out[2];

@@ -8,7 +8,7 @@
 
 #include "io/error.h"
 #include "preprocess/named_enum.h"
-#include "preprocess/parallel_for.h"
+#include "io/parallel.h"
 
 namespace graft::preprocess {
 namespace {
@@ -104,7 +104,7 @@ ChannelStatistics channel_statistics(const io::Image& image, std::int64_t channe
   io::visit_dtype(image.dtype(), [&](auto zero) {
     using T = decltype(zero);
     const T* in = image.data<T>() + channel * voxels;
-    parallel_for(voxels, [&](std::int64_t begin, std::int64_t end) {
+    io::parallel_for(voxels, [&](std::int64_t begin, std::int64_t end) {
       double partial = 0.0;
       std::int64_t partial_count = 0;
       for (std::int64_t i = begin; i < end; ++i) {
@@ -118,7 +118,7 @@ ChannelStatistics channel_statistics(const io::Image& image, std::int64_t channe
     }, 1 << 16);
     if (count == 0) return;
     const double mean = sum / static_cast<double>(count);
-    parallel_for(voxels, [&](std::int64_t begin, std::int64_t end) {
+    io::parallel_for(voxels, [&](std::int64_t begin, std::int64_t end) {
       double partial = 0.0;
       for (std::int64_t i = begin; i < end; ++i) {
         if (over_nonzero && in[i] == T{0}) continue;
@@ -204,7 +204,7 @@ io::Image apply_intensity(io::Image image, const IntensityStep& step, std::uint6
     }
     const auto scale_f = static_cast<float>(scale), offset_f = static_cast<float>(offset);
     const auto low_f = static_cast<float>(low), high_f = static_cast<float>(high);
-    parallel_for(voxels, [&](std::int64_t begin, std::int64_t end) {
+    io::parallel_for(voxels, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t i = begin; i < end; ++i) {
         if (keep_outside && background[i]) continue;
         values[i] = std::min(std::max(values[i] * scale_f + offset_f, low_f), high_f);

@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "io/error.h"
-#include "preprocess/parallel_for.h"
+#include "io/parallel.h"
 
 namespace graft::preprocess {
 namespace {
@@ -119,7 +119,7 @@ io::Image permute_axes(const io::Image& image, const AxisPermutation& permutatio
     for (std::int64_t c = 0; c < image.channels(); ++c) {
       const T* source = image.data<T>() + c * voxels;
       T* destination = out.data<T>() + c * voxels;
-      parallel_for(n[2], [&](std::int64_t z_begin, std::int64_t z_end) {
+      io::parallel_for(n[2], [&](std::int64_t z_begin, std::int64_t z_end) {
         for (std::int64_t z = z_begin; z < z_end; ++z) {
           for (std::int64_t y = 0; y < n[1]; ++y) {
             const std::int64_t row = start[0] + start[1] + start[2] + z * step[2] + y * step[1];

@@ -8,7 +8,7 @@
 
 #include "io/error.h"
 #include "preprocess/named_enum.h"
-#include "preprocess/parallel_for.h"
+#include "io/parallel.h"
 
 namespace graft::preprocess {
 namespace {
@@ -135,7 +135,7 @@ void apply_taps(const In* in, Out* out, const AxisView& view, const AxisTaps& ta
   const std::int64_t m = taps.outputs;
   const int width = taps.width;
   if (view.inner == 1) {
-    parallel_for(view.outer, [&](std::int64_t begin, std::int64_t end) {
+    io::parallel_for(view.outer, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t outer = begin; outer < end; ++outer) {
         const In* row = in + outer * view.n;
         Out* destination = out + outer * m;
@@ -172,14 +172,14 @@ void apply_taps(const In* in, Out* out, const AxisView& view, const AxisTaps& ta
       std::copy(base + index[0] * view.inner, base + (index[0] + 1) * view.inner, destination);
     }
   };
-  if (view.outer >= 2 * preprocess_threads()) {
-    parallel_for(view.outer, [&](std::int64_t begin, std::int64_t end) {
+  if (view.outer >= 2 * io::worker_threads()) {
+    io::parallel_for(view.outer, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t outer = begin; outer < end; ++outer)
         for (std::int64_t o = 0; o < m; ++o) one_run(outer, o);
     });
   } else {
     for (std::int64_t outer = 0; outer < view.outer; ++outer) {
-      parallel_for(m, [&](std::int64_t begin, std::int64_t end) {
+      io::parallel_for(m, [&](std::int64_t begin, std::int64_t end) {
         for (std::int64_t o = begin; o < end; ++o) one_run(outer, o);
       });
     }
@@ -230,7 +230,7 @@ void bspline_prefilter(std::vector<float>& data, const AxisView& view) {
   const double gain = (1.0 - pole) * (1.0 - 1.0 / pole);
   const std::int64_t horizon =
       std::min<std::int64_t>(view.n, static_cast<std::int64_t>(std::ceil(std::log(1e-9) / std::log(std::abs(pole)))));
-  parallel_for(view.outer, [&](std::int64_t begin, std::int64_t end) {
+  io::parallel_for(view.outer, [&](std::int64_t begin, std::int64_t end) {
     std::vector<double> causal(view.n * view.inner);
     for (std::int64_t outer = begin; outer < end; ++outer) {
       float* line = data.data() + outer * view.n * view.inner;
@@ -277,7 +277,7 @@ std::vector<float> to_float(const Image& image) {
     using T = decltype(zero);
     const T* in = image.data<T>();
     const std::int64_t count = image.element_count();
-    parallel_for(count, [&](std::int64_t begin, std::int64_t end) {
+    io::parallel_for(count, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t i = begin; i < end; ++i) out[i] = static_cast<float>(in[i]);
     }, 1 << 16);
   });

@@ -1,10 +1,10 @@
-#include "preprocess/parallel_for.h"
+#include "io/parallel.h"
 
 #include <cstdlib>
 
-namespace graft::preprocess {
+namespace graft::io {
 
-int preprocess_threads() {
+int worker_threads() {
   if (const char* env = std::getenv("GRAFT_THREADS")) {
     const int requested = std::atoi(env);
     if (requested > 0) return requested;
@@ -13,4 +13,4 @@ int preprocess_threads() {
   return hardware == 0 ? 1 : static_cast<int>(hardware);
 }
 
-}  // namespace graft::preprocess
+}  // namespace graft::io

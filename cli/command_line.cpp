@@ -10,7 +10,7 @@
 namespace graft::cli {
 
 bool needs_torch(const std::string& command) {
-  return command != "info" && command != "convert" && command != "bench load";
+  return command != "info" && command != "convert" && command != "stack" && command != "bench load";
 }
 
 namespace {
@@ -20,18 +20,37 @@ void define_commands(CLI::App& app, CommandLine& l) {
   app.set_help_all_flag("--help-all", "help for every subcommand");
 
   auto* info = app.add_subcommand("info", "print an image's grid, dtype and metadata");
-  info->add_option("file", l.path, "image file (NIfTI, NRRD, NPY), or a DICOM folder or file; FOLDER#SERIES for one series")
+  info->add_option(
+          "file", l.path,
+          "image file (NIfTI, NRRD, NPY), or a DICOM folder or file; FOLDER#SERIES for one series")
       ->required();
   info->add_flag("--json", l.json, "print JSON with the same keys for every format");
 
   auto* convert = app.add_subcommand("convert", "convert between formats, keeping geometry");
   convert->add_option("input", l.in, "any readable image")->required();
   convert->add_option("output", l.out, "output; its extension picks the format")->required();
-  convert->add_option("--dtype", l.dtype, "voxel type of the output (u8 i8 u16 i16 u32 i32 f32 f64)");
-  convert->add_option("--reference-dicom", l.reference_dicom,
-                      "for a .dcm output (DICOM SEG of a label image): the source series, FOLDER[#SERIES]");
-  convert->add_option("--segment-names", l.segment_names, "DICOM SEG: names of labels 1, 2, ... (a,b,c)");
-  convert->add_flag("--anonymize", l.anonymize, "DICOM SEG: de-identify (DICOM PS3.15 basic profile)");
+  convert->add_option("--dtype", l.dtype,
+                      "voxel type of the output (u8 i8 u16 i16 u32 i32 f32 f64)");
+  convert->add_option(
+      "--reference-dicom", l.reference_dicom,
+      "for a .dcm output (DICOM SEG of a label image): the source series, FOLDER[#SERIES]");
+  convert->add_option("--segment-names", l.segment_names,
+                      "DICOM SEG: names of labels 1, 2, ... (a,b,c)");
+  convert->add_flag("--anonymize", l.anonymize,
+                    "DICOM SEG: de-identify (DICOM PS3.15 basic profile)");
+
+  convert->add_flag("--cog", l.cog, "a .tif output is a Cloud Optimized GeoTIFF (tiled, with overviews)");
+  convert->add_option("--compress", l.compress, "a .tif output's compression: DEFLATE, LZW, ZSTD, NONE")
+      ->capture_default_str();
+
+  auto* stack = app.add_subcommand("stack", "stack one-band rasters (Sentinel-2, Landsat) into one image");
+  stack->add_option("output", l.out, "the stacked image (.tif keeps the CRS)")->required();
+  stack->add_option("bands", l.inputs, "one file per band, in the order wanted")->required();
+  stack->add_option("--reference", l.reference_band, "the band file whose grid the stack takes (default: finest)");
+  stack->add_option("--resampling", l.resampling, "for coarser bands: nearest, bilinear, cubic, average")
+      ->capture_default_str();
+  stack->add_flag("--cog", l.cog, "write a Cloud Optimized GeoTIFF");
+  stack->add_option("--compress", l.compress, "GeoTIFF compression")->capture_default_str();
 
   auto* plan = app.add_subcommand("plan", "show the preprocessing Plan for an image");
   plan->add_option("--backbone", l.backbone, "registered backbone name (see graft backbones)");
@@ -56,28 +75,36 @@ void define_commands(CLI::App& app, CommandLine& l) {
   demo->add_flag("--quick", l.quick, "a smoke run of a few steps (numbers are meaningless)");
 
   auto* train = app.add_subcommand("train", "fine-tune a backbone on a labelled dataset");
-  train->add_option("--config", l.config_path, "run config (YAML or JSON); every field has a default");
+  train->add_option("--config", l.config_path,
+                    "run config (YAML or JSON); every field has a default");
   train->add_option("--set", l.overrides, "override a field: --set train.epochs=5 (repeatable)");
   train->add_option("--output", l.out, "model folder (overrides the config's output)");
   train->add_flag("--resume", l.resume, "continue from OUTPUT/checkpoint.pt");
 
   auto* predict = app.add_subcommand("predict", "segment images with a trained model folder");
   predict->add_option("--model", l.model_folder, "model folder written by graft train")->required();
-  predict->add_option("--input", l.inputs, "image files, a folder of them, or a manifest")->required();
+  predict->add_option("--input", l.inputs, "image files, a folder of them, or a manifest")
+      ->required();
   predict->add_option("--output", l.out, "output file, or a folder for a batch")->required();
-  predict->add_option("--workers", l.workers, "batch: cases segmented at once")->capture_default_str();
-  predict->add_option("--shard", l.shard, "batch: only shard i of n (0-based), e.g. $SLURM_ARRAY_TASK_ID/8");
-  predict->add_option("--overlap", l.overlap, "sliding-window overlap fraction (default: the model's)");
+  predict->add_option("--workers", l.workers, "batch: cases segmented at once")
+      ->capture_default_str();
+  predict->add_option("--shard", l.shard,
+                      "batch: only shard i of n (0-based), e.g. $SLURM_ARRAY_TASK_ID/8");
+  predict->add_option("--overlap", l.overlap,
+                      "sliding-window overlap fraction (default: the model's)");
   predict->add_flag("--tta", l.mirror, "mirror test-time augmentation (8 flips)");
   predict->add_flag("--probabilities", l.probabilities, "also write per-class probability maps");
-  predict->add_option("--threads", l.threads, "LibTorch threads (0: the cores shared among workers)");
-  predict->add_flag("--anonymize", l.anonymize, "a DICOM SEG output (.dcm) is de-identified (PS3.15 basic profile)");
+  predict->add_option("--threads", l.threads,
+                      "LibTorch threads (0: the cores shared among workers)");
+  predict->add_flag("--anonymize", l.anonymize,
+                    "a DICOM SEG output (.dcm) is de-identified (PS3.15 basic profile)");
 
   auto* evaluate = app.add_subcommand("evaluate", "Dice, HD95 and surface Dice per label");
   evaluate->add_option("--pred", l.path, "predicted label map")->required();
   evaluate->add_option("--ref", l.reference, "reference label map")->required();
   evaluate->add_option("--csv", l.csv_path, "write the numbers to this CSV");
-  evaluate->add_option("--tolerance-mm", l.tolerance_mm, "surface Dice tolerance")->capture_default_str();
+  evaluate->add_option("--tolerance-mm", l.tolerance_mm, "surface Dice tolerance")
+      ->capture_default_str();
 
   auto* embed = app.add_subcommand("embed", "run a backbone on a raw N x C x spatial float32 NPY");
   embed->add_option("--backbone", l.backbone, "registered backbone")->required();
@@ -89,14 +116,18 @@ void define_commands(CLI::App& app, CommandLine& l) {
 
   auto* bench = app.add_subcommand("bench", "measure graft's own speed");
   bench->require_subcommand(1);
-  auto* train_step = bench->add_subcommand("train-step", "seconds per training step on random data");
-  train_step->add_option("--backbone", l.backbone, "registered backbone")->default_val("med3d-resnet10");
+  auto* train_step =
+      bench->add_subcommand("train-step", "seconds per training step on random data");
+  train_step->add_option("--backbone", l.backbone, "registered backbone")
+      ->default_val("med3d-resnet10");
   train_step->add_option("--head", l.head, "medicalnet or unet")->capture_default_str();
   train_step->add_option("--batch", l.batch, "batch size")->capture_default_str();
   train_step->add_option("--patch", l.patch_dhw, "patch D H W")->expected(3);
   train_step->add_option("--steps", l.steps, "timed steps")->capture_default_str();
-  train_step->add_option("--threads", l.threads, "LibTorch threads (0: every core)")->capture_default_str();
-  auto* load = bench->add_subcommand("load", "median seconds to read an image or DICOM series, in-process");
+  train_step->add_option("--threads", l.threads, "LibTorch threads (0: every core)")
+      ->capture_default_str();
+  auto* load =
+      bench->add_subcommand("load", "median seconds to read an image or DICOM series, in-process");
   load->add_option("input", l.in, "any readable image, DICOM folder or FOLDER#SERIES")->required();
   load->add_option("--repeats", l.repeats, "timed reads")->capture_default_str();
 }
@@ -125,8 +156,8 @@ int parse_command_line(int argc, char** argv, CommandLine& line) {
 
 void print_error(const std::string& kind, const std::string& message) {
   const bool colour = isatty(2) != 0;
-  std::fprintf(stderr, "%sgraft: %s:%s %s\n", colour ? "\033[31m" : "", kind.c_str(), colour ? "\033[0m" : "",
-               message.c_str());
+  std::fprintf(stderr, "%sgraft: %s:%s %s\n", colour ? "\033[31m" : "", kind.c_str(),
+               colour ? "\033[0m" : "", message.c_str());
 }
 
 int run_reporting_errors(const std::function<int()>& command) {

@@ -20,8 +20,12 @@ struct CommandLine {
   // DICOM SEG outputs (convert, predict).
   std::string reference_dicom, segment_names;
   bool anonymize = false;
+  // GeoTIFF outputs (convert, stack) and band stacks.
+  bool cog = false;
+  std::string compress = "DEFLATE", reference_band, resampling = "bilinear";
   bool quick = false, resume = false, mirror = false, probabilities = false, lenient = false;
-  std::string config_path, model_folder, reference, csv_path, weights, embed_mode = "pooled", head = "medicalnet";
+  std::string config_path, model_folder, reference, csv_path, weights, embed_mode = "pooled",
+                                                                       head = "medicalnet";
   std::vector<std::string> overrides, inputs;
   double overlap = -1, tolerance_mm = 1.0;
   int batch = 2, steps = 10, threads = 0, workers = 1, repeats = 5;

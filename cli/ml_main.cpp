@@ -7,9 +7,9 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
-#include <nlohmann/json.hpp>
 
 #include "backbones/factory.h"
 #include "backbones/registry.h"
@@ -22,11 +22,11 @@
 #include "finetune/run_config.h"
 #include "finetune/segmentation_metrics.h"
 #include "finetune/trainer.h"
-#include "io/npy.h"
 #include "io/atomic_file.h"
 #include "io/dicom_seg.h"
 #include "io/error.h"
 #include "io/image_file.h"
+#include "io/npy.h"
 #include "preprocess/plan.h"
 
 namespace {
@@ -48,8 +48,10 @@ int run_plan(const std::string& backbone, const std::string& contract_path, cons
   const preprocess::Contract contract = contract_for(backbone, contract_path);
   const io::Image image = io::read(in);
   const preprocess::Plan plan = preprocess::make_plan(contract, image);
-  if (json) std::cout << preprocess::to_json(plan).dump(2) << "\n";
-  else std::cout << preprocess::to_text(plan);
+  if (json)
+    std::cout << preprocess::to_json(plan).dump(2) << "\n";
+  else
+    std::cout << preprocess::to_text(plan);
   return 0;
 }
 
@@ -74,7 +76,8 @@ int run_preprocess(const std::string& backbone, const std::string& contract_path
     const io::Image labels = io::read(labels_in);
     io::write(preprocess::apply_to_labels(plan, labels), labels_out);
   }
-  if (!plan_out.empty()) graft::io::write_text_atomically(plan_out, preprocess::to_json(plan).dump(2) + "\n");
+  if (!plan_out.empty())
+    graft::io::write_text_atomically(plan_out, preprocess::to_json(plan).dump(2) + "\n");
   progress.finish();
   std::cout << preprocess::to_text(plan);
   return 0;
@@ -109,7 +112,8 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
   const auto progress = [&](const graft::finetune::TrainEvent& event) {
     if (event.kind == "epoch_start") {
       bar = std::make_unique<graft::cli::Progress>(
-          "epoch " + std::to_string(event.epoch + 1) + "/" + std::to_string(event.epochs), event.steps_per_epoch);
+          "epoch " + std::to_string(event.epoch + 1) + "/" + std::to_string(event.epochs),
+          event.steps_per_epoch);
     } else if (event.kind == "step" && bar) {
       char loss[32];
       std::snprintf(loss, sizeof(loss), "loss %.4f", event.loss);
@@ -123,23 +127,26 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
       std::printf("  (%.0f s)\n", event.seconds);
       std::fflush(stdout);
     } else if (event.kind == "early_stop") {
-      std::printf("early stop after epoch %d: validation Dice stopped improving\n", event.epoch + 1);
+      std::printf("early stop after epoch %d: validation Dice stopped improving\n",
+                  event.epoch + 1);
     }
   };
   const auto result = graft::finetune::train(config, {progress}, resume);
   std::printf("train: model folder %s (best validation Dice %.4f at epoch %d)\n",
-              config["output"].get<std::string>().c_str(), result.best_val_dice, result.best_epoch + 1);
+              config["output"].get<std::string>().c_str(), result.best_val_dice,
+              result.best_epoch + 1);
   return 0;
 }
 
-int run_predict(const std::string& model, const std::vector<std::string>& inputs, const std::string& output,
-                double overlap, bool mirror, bool probabilities, int workers, const std::string& shard, int threads,
-                bool anonymize) {
+int run_predict(const std::string& model, const std::vector<std::string>& inputs,
+                const std::string& output, double overlap, bool mirror, bool probabilities,
+                int workers, const std::string& shard, int threads, bool anonymize) {
   namespace fs = std::filesystem;
   // Batch workers share the cores between them.
-  graft::finetune::set_compute_threads(threads > 0 ? threads
-                                                   : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) /
-                                                                     std::max(1, workers)));
+  graft::finetune::set_compute_threads(
+      threads > 0 ? threads
+                  : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) /
+                                    std::max(1, workers)));
   graft::finetune::PredictOptions options;
   options.overlap_fraction = overlap;
   options.mirror = mirror;
@@ -147,9 +154,10 @@ int run_predict(const std::string& model, const std::vector<std::string>& inputs
   options.anonymize = anonymize;
   // A DICOM folder is one case when the output names a file (out.nii.gz, seg.dcm); a folder
   // output means a batch.
-  const bool output_is_file = !fs::is_directory(output) && (graft::io::is_dicom_seg_path(output) ||
-                                                            graft::io::format_from_extension(output) !=
-                                                                graft::io::FileFormat::kUnknown);
+  const bool output_is_file =
+      !fs::is_directory(output) &&
+      (graft::io::is_dicom_seg_path(output) ||
+       graft::io::format_from_extension(output) != graft::io::FileFormat::kUnknown);
   const std::string first_input = inputs.empty() ? "" : graft::io::split_dicom_path(inputs[0]).path;
   const bool one_file = inputs.size() == 1 && shard.empty() && output_is_file &&
                         graft::io::sniff_format(first_input) != graft::io::FileFormat::kUnknown;
@@ -168,7 +176,8 @@ int run_predict(const std::string& model, const std::vector<std::string>& inputs
   // Batch: a folder, a manifest, or several files, into the output folder.
   std::vector<std::string> files;
   for (const std::string& input : inputs) {
-    const bool listing = fs::is_directory(input) || graft::io::sniff_format(input) == graft::io::FileFormat::kUnknown;
+    const bool listing = fs::is_directory(input) ||
+                         graft::io::sniff_format(input) == graft::io::FileFormat::kUnknown;
     if (listing) {
       const auto listed = graft::finetune::batch_inputs(input);
       files.insert(files.end(), listed.begin(), listed.end());
@@ -193,58 +202,67 @@ int run_predict(const std::string& model, const std::vector<std::string>& inputs
   int done = 0, skipped = 0;
   std::vector<const graft::finetune::BatchCase*> failed;
   for (const auto& item : cases) {
-    if (item.status == "done") ++done;
-    else if (item.status == "skipped") ++skipped;
-    else failed.push_back(&item);
+    if (item.status == "done")
+      ++done;
+    else if (item.status == "skipped")
+      ++skipped;
+    else
+      failed.push_back(&item);
   }
-  std::printf("predict: %d done, %d skipped (already there), %zu failed; summary in %s\n", done, skipped,
-              failed.size(), output.c_str());
+  std::printf("predict: %d done, %d skipped (already there), %zu failed; summary in %s\n", done,
+              skipped, failed.size(), output.c_str());
   for (const auto* item : failed) print_error("failed", item->input + ": " + item->error);
   return failed.empty() ? 0 : 1;
 }
 
-int run_evaluate(const std::string& prediction_path, const std::string& reference_path, const std::string& csv_path,
-                 double tolerance_mm) {
+int run_evaluate(const std::string& prediction_path, const std::string& reference_path,
+                 const std::string& csv_path, double tolerance_mm) {
   const io::Image prediction = io::read(prediction_path);
   const io::Image reference = io::read(reference_path);
   const auto dice = graft::finetune::dice_per_label(prediction, reference);
-  const auto surface = graft::finetune::surface_metrics_per_label(prediction, reference, tolerance_mm);
+  const auto surface =
+      graft::finetune::surface_metrics_per_label(prediction, reference, tolerance_mm);
   std::ostringstream csv;
   csv << "label,dice,hd95_mm,surface_dice,mean_surface_distance_mm\n";
   for (const auto& [label, value] : dice) {
     const auto& s = surface.at(label);
-    csv << label << "," << value << "," << s.hd95_mm << "," << s.surface_dice << "," << s.mean_surface_distance_mm << "\n";
-    std::printf("label %lld  dice %.4f  hd95 %.2f mm  surface dice (%.1f mm) %.4f\n", static_cast<long long>(label), value,
-                s.hd95_mm, tolerance_mm, s.surface_dice);
+    csv << label << "," << value << "," << s.hd95_mm << "," << s.surface_dice << ","
+        << s.mean_surface_distance_mm << "\n";
+    std::printf("label %lld  dice %.4f  hd95 %.2f mm  surface dice (%.1f mm) %.4f\n",
+                static_cast<long long>(label), value, s.hd95_mm, tolerance_mm, s.surface_dice);
   }
   if (!csv_path.empty()) graft::io::write_text_atomically(csv_path, csv.str());
   return 0;
 }
 
-int run_embed(const std::string& backbone_name, const std::string& weights, bool lenient, const std::string& input,
-              const std::string& mode, const std::string& output) {
-  if (mode != "pooled" && mode != "features") throw UsageError("--output must be pooled or features");
+int run_embed(const std::string& backbone_name, const std::string& weights, bool lenient,
+              const std::string& input, const std::string& mode, const std::string& output) {
+  if (mode != "pooled" && mode != "features")
+    throw UsageError("--output must be pooled or features");
   const io::NpyArray array = io::read_npy_array(input);
   if (array.dtype != io::DType::kF32 || array.shape.size() < 3) {
     throw Error(input + ": embed needs a float32 array shaped N x C x spatial...");
   }
   graft::finetune::set_compute_threads(0);
-  auto backbone = graft::backbones::create_backbone(backbone_name, static_cast<int>(array.shape[1]));
+  auto backbone =
+      graft::backbones::create_backbone(backbone_name, static_cast<int>(array.shape[1]));
   if (!weights.empty()) {
     const auto report = graft::backbones::load_weights(*backbone, weights, !lenient);
     std::fprintf(stderr, "%s", report.summary().c_str());
   }
   backbone->eval();
   torch::NoGradGuard no_grad;
-  torch::Tensor x = torch::from_blob(const_cast<std::uint8_t*>(array.bytes.data()), array.shape, torch::kFloat32);
+  torch::Tensor x =
+      torch::from_blob(const_cast<std::uint8_t*>(array.bytes.data()), array.shape, torch::kFloat32);
   torch::Tensor deepest = backbone->features(x).back();
   torch::Tensor result = mode == "pooled" ? deepest.flatten(2).mean(2) : deepest;
   result = result.contiguous();
   io::NpyArray out;
   out.dtype = io::DType::kF32;
   out.shape = result.sizes().vec();
-  out.bytes.assign(static_cast<const std::uint8_t*>(result.data_ptr()),
-                   static_cast<const std::uint8_t*>(result.data_ptr()) + result.numel() * sizeof(float));
+  out.bytes.assign(
+      static_cast<const std::uint8_t*>(result.data_ptr()),
+      static_cast<const std::uint8_t*>(result.data_ptr()) + result.numel() * sizeof(float));
   io::write_npy_array(out, output);
   return 0;
 }
@@ -259,7 +277,8 @@ int run_bench_train_step(const std::string& backbone_name, const std::string& he
   model->train();
   torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(1e-3).momentum(0.9));
   const torch::Tensor x = torch::randn({batch, 1, patch_dhw[0], patch_dhw[1], patch_dhw[2]});
-  const torch::Tensor y = torch::randint(0, 2, {batch, patch_dhw[0], patch_dhw[1], patch_dhw[2]}, torch::kInt64);
+  const torch::Tensor y =
+      torch::randint(0, 2, {batch, patch_dhw[0], patch_dhw[1], patch_dhw[2]}, torch::kInt64);
   auto step = [&] {
     optimizer.zero_grad();
     torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x), y);
@@ -269,7 +288,8 @@ int run_bench_train_step(const std::string& backbone_name, const std::string& he
   step();  // warm-up: first-call allocations and kernel selection
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < steps; ++i) step();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("threads %d\nseconds_per_step %.6f\n", torch::get_num_threads(), seconds / steps);
   return 0;
 }
@@ -283,14 +303,15 @@ int main(int argc, char** argv) {
     const std::string& c = l.command;
     if (c == "plan") return run_plan(l.backbone, l.contract_path, l.in, l.json);
     if (c == "preprocess") {
-      return run_preprocess(l.backbone, l.contract_path, l.in, l.out, l.plan_out, l.labels_in, l.labels_out);
+      return run_preprocess(l.backbone, l.contract_path, l.in, l.out, l.plan_out, l.labels_in,
+                            l.labels_out);
     }
     if (c == "backbones") return run_backbones(l.json);
     if (c == "demo") return run_demo(l.demo_folder, l.quick);
     if (c == "train") return run_train(l.config_path, l.overrides, l.out, l.resume);
     if (c == "predict") {
-      return run_predict(l.model_folder, l.inputs, l.out, l.overlap, l.mirror, l.probabilities, l.workers, l.shard,
-                         l.threads, l.anonymize);
+      return run_predict(l.model_folder, l.inputs, l.out, l.overlap, l.mirror, l.probabilities,
+                         l.workers, l.shard, l.threads, l.anonymize);
     }
     if (c == "evaluate") return run_evaluate(l.path, l.reference, l.csv_path, l.tolerance_mm);
     if (c == "embed") return run_embed(l.backbone, l.weights, l.lenient, l.in, l.embed_mode, l.out);

@@ -1,5 +1,6 @@
 #include "io/geometry.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -157,6 +158,50 @@ std::string orientation_code(const Mat3& direction) {
     code[axis] = direction[best][axis] >= 0 ? kPositive[best] : kNegative[best];
   }
   return code;
+}
+
+Geometry geometry_from_geotransform(const GeoTransform& transform, std::int64_t width, std::int64_t height,
+                                    const std::string& crs_wkt) {
+  Geometry g;
+  g.size_xyz = {width, height, 1};
+  g.frame = Frame::kCRS;
+  g.crs_wkt = crs_wkt;
+  g.geotransform = transform;
+  const double column_step = std::hypot(transform[1], transform[4]);
+  const double row_step = std::hypot(transform[2], transform[5]);
+  g.spacing_xyz = {column_step, row_step, 1.0};
+  g.direction = {{{transform[1] / column_step, transform[2] / row_step, 0.0},
+                  {transform[4] / column_step, transform[5] / row_step, 0.0},
+                  {0.0, 0.0, 1.0}}};
+  // Geometry's origin is the centre of pixel (0, 0); the geotransform's is its corner.
+  g.origin_world = {transform[0] + 0.5 * transform[1] + 0.5 * transform[2],
+                    transform[3] + 0.5 * transform[4] + 0.5 * transform[5], 0.0};
+  return g;
+}
+
+GeoTransform geotransform_of(const Geometry& g) {
+  const bool planar = g.size_xyz[2] == 1 && g.direction[0][2] == 0.0 && g.direction[1][2] == 0.0 &&
+                      g.direction[2][0] == 0.0 && g.direction[2][1] == 0.0;
+  if (!planar) {
+    throw Error("a raster is one plane in x and y: this grid has " + std::to_string(g.size_xyz[2]) +
+                " slices or a tilted plane");
+  }
+  GeoTransform derived{};
+  derived[1] = g.direction[0][0] * g.spacing_xyz[0];
+  derived[4] = g.direction[1][0] * g.spacing_xyz[0];
+  derived[2] = g.direction[0][1] * g.spacing_xyz[1];
+  derived[5] = g.direction[1][1] * g.spacing_xyz[1];
+  derived[0] = g.origin_world[0] - 0.5 * derived[1] - 0.5 * derived[2];
+  derived[3] = g.origin_world[1] - 0.5 * derived[4] - 0.5 * derived[5];
+  if (g.geotransform) {
+    const GeoTransform& kept = *g.geotransform;
+    const double pixel = std::min(g.spacing_xyz[0], g.spacing_xyz[1]);
+    bool same = true;
+    // Deriving costs a few ulps of the corner coordinates (1.4e7 m in Web Mercator).
+    for (int i = 0; i < 6; ++i) same = same && std::abs(kept[i] - derived[i]) <= 1e-9 * pixel + 1e-12 * std::abs(kept[i]);
+    if (same) return kept;
+  }
+  return derived;
 }
 
 }  // namespace graft::io

@@ -46,6 +46,19 @@ struct Geometry {
   void validate(const std::string& source) const;
 };
 
+// GDAL's geotransform: x = gt[0] + column * gt[1] + row * gt[2], y = gt[3] + column * gt[4] +
+// row * gt[5], at pixel corners (column, row integers at the top-left corner of a pixel).
+using GeoTransform = std::array<double, 6>;
+
+// The 2D CRS grid of a width x height raster: pixel centres, spacing and direction (rotation and
+// shear included) from the geotransform, which is kept exactly for writing back.
+Geometry geometry_from_geotransform(const GeoTransform& transform, std::int64_t width, std::int64_t height,
+                                    const std::string& crs_wkt);
+// The geotransform of a 2D grid: the one kept from the file while it still describes the grid
+// (to 1e-9 of a pixel), else one derived from origin, spacing and direction (after a crop or a
+// resample, say). Throws graft::Error when the grid is not a single plane with a z axis of (0,0,1).
+GeoTransform geotransform_of(const Geometry& geometry);
+
 Mat3 mat3_inverse(const Mat3& m);
 double dot(const Vec3& a, const Vec3& b);
 Vec3 cross(const Vec3& a, const Vec3& b);

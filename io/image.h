@@ -20,7 +20,7 @@ struct Metadata {
   std::vector<std::string> band_names;  // one per channel when known
   std::vector<double> wavelengths_nm;   // one per channel when known
   std::string units;
-  std::optional<double> nodata;
+  std::vector<std::optional<double>> nodata;  // per channel (band), when the format says so
   bool rescale_applied = false;  // scl_slope/intercept or RescaleSlope/Intercept already in voxels
   std::string source_format;     // "nifti", "nrrd", "npy", ...
 };

@@ -8,6 +8,7 @@
 #include "io/dicom_series.h"
 #include "io/error.h"
 #include "io/file_bytes.h"
+#include "io/gdal_raster.h"
 #include "io/itk_formats.h"
 #include "io/nifti_reader.h"
 #include "io/npy.h"
@@ -29,6 +30,7 @@ std::string format_name(FileFormat format) {
     case FileFormat::kNrrd: return "nrrd";
     case FileFormat::kNpy: return "npy";
     case FileFormat::kDicom: return "dicom";
+    case FileFormat::kGdal: return "gdal";
     case FileFormat::kUnknown: break;
   }
   return "unknown";
@@ -46,7 +48,11 @@ FileFormat sniff_format(const std::string& path) {
   if (has(344, "n+1\0", 4) || has(344, "ni1\0", 4) || has(4, "n+2\0", 4) || has(4, "ni2\0", 4)) {
     return FileFormat::kNifti;
   }
+  if (has(0, "II*\0", 4) || has(0, "MM\0*", 4) || has(0, "II+\0", 4) || has(0, "MM\0+", 4)) {
+    return FileFormat::kGdal;  // TIFF and BigTIFF
+  }
   if (looks_like_dicom(path)) return FileFormat::kDicom;
+  if (!head.empty() && gdal_can_read(path)) return FileFormat::kGdal;
   return FileFormat::kUnknown;
 }
 
@@ -61,11 +67,12 @@ FileFormat format_from_extension(const std::string& path) {
   if (ends_with(path, ".nii") || ends_with(path, ".nii.gz")) return FileFormat::kNifti;
   if (ends_with(path, ".nrrd") || ends_with(path, ".nhdr")) return FileFormat::kNrrd;
   if (ends_with(path, ".npy")) return FileFormat::kNpy;
+  if (ends_with(path, ".tif") || ends_with(path, ".tiff")) return FileFormat::kGdal;
   return FileFormat::kUnknown;
 }
 
 std::string strip_image_extension(const std::string& path) {
-  for (const char* suffix : {".nii.gz", ".nii", ".nrrd", ".nhdr", ".npy", ".dcm"}) {
+  for (const char* suffix : {".nii.gz", ".nii", ".nrrd", ".nhdr", ".npy", ".dcm", ".tif", ".tiff"}) {
     if (ends_with(path, suffix)) return path.substr(0, path.size() - std::string(suffix).size());
   }
   return path;
@@ -91,20 +98,23 @@ Image read(const std::string& path_and_series) {
       return read_npy(path);
     case FileFormat::kDicom:
       return read_dicom(path).image;
+    case FileFormat::kGdal:
+      return read_gdal(path);
     case FileFormat::kUnknown:
       break;
   }
-  throw Error(path + ": not a format graft reads (expected NIfTI, NRRD, NPY or DICOM content)");
+  throw Error(path + ": not a format graft reads (expected NIfTI, NRRD, NPY, DICOM or a raster GDAL opens)");
 }
 
 void write(const Image& image, const std::string& path) {
   const FileFormat format = format_from_extension(path);
   if (format == FileFormat::kUnknown) {
-    throw UsageError(path + ": unknown output extension (use .nii, .nii.gz, .nrrd, .nhdr or .npy; " +
+    throw UsageError(path + ": unknown output extension (use .nii, .nii.gz, .nrrd, .nhdr, .npy or .tif; " +
                      "DICOM output is a DICOM SEG of a label image, written by graft convert --reference-dicom)");
   }
   auto write_to = [&](const std::string& target) {
     if (format == FileFormat::kNpy) return write_npy(image, target);
+    if (format == FileFormat::kGdal) return write_gdal(image, target);
     write_itk(image, target, format == FileFormat::kNifti ? ItkFormat::kNifti : ItkFormat::kNrrd);
   };
   if (ends_with(path, ".nhdr")) {

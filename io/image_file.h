@@ -6,17 +6,19 @@
 
 namespace graft::io {
 
-enum class FileFormat { kNifti, kNrrd, kNpy, kDicom, kUnknown };
+enum class FileFormat { kNifti, kNrrd, kNpy, kDicom, kGdal, kUnknown };
 
 std::string format_name(FileFormat format);
 
 // The format from the file's content (magic bytes, gunzipped when needed), never its extension.
-// A folder is a DICOM folder.
+// A folder is a DICOM folder. TIFF, and any other raster GDAL's drivers recognise, is kGdal.
 FileFormat sniff_format(const std::string& path);
-// The format a path's extension names, for writing: .nii, .nii.gz, .nrrd, .nhdr, .npy.
+// The format a path's extension names, for writing: .nii, .nii.gz, .nrrd, .nhdr, .npy, .tif, .tiff
+// (GeoTIFF).
 FileFormat format_from_extension(const std::string& path);
 
-// The path without a known image extension (.nii.gz, .nii, .nrrd, .nhdr, .npy, .dcm), for naming
+// The path without a known image extension (.nii.gz, .nii, .nrrd, .nhdr, .npy, .dcm, .tif, .tiff),
+// for naming
 // outputs after inputs; unchanged when it has none.
 std::string strip_image_extension(const std::string& path);
 // The file name without folder and image extension: a case's id ("case_007" for
@@ -32,8 +34,8 @@ struct DicomPath {
 };
 DicomPath split_dicom_path(const std::string& path);
 
-// Reads any supported file into an Image, choosing the reader by content: NIfTI, NRRD, NPY, or
-// DICOM (a folder of series, a single file, or "FOLDER#SELECTOR"). Every failure is a
+// Reads any supported file into an Image, choosing the reader by content: NIfTI, NRRD, NPY, DICOM
+// (a folder of series, a single file, or "FOLDER#SELECTOR"), or a GDAL raster (bands as channels). Every failure is a
 // graft::Error that names the path and the field.
 Image read(const std::string& path);
 

@@ -51,7 +51,8 @@ void parallel_for(std::int64_t count, Fn&& fn, std::int64_t min_chunk = 1) {
 // after every thread has finished.
 template <typename Work>
 void parallel_for_each(std::size_t count, Work&& work) {
-  const std::size_t thread_count = std::min<std::size_t>(count, static_cast<std::size_t>(worker_threads()));
+  const std::size_t thread_count =
+      std::min<std::size_t>(count, static_cast<std::size_t>(worker_threads()));
   std::atomic<std::size_t> next{0};
   std::vector<std::exception_ptr> failures(count);
   auto run = [&] {

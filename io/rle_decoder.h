@@ -14,7 +14,7 @@ namespace graft::io {
 // bits_allocated / 8 bytes, native (little-endian) byte order, samples interleaved per pixel.
 // Throws graft::Error naming `source` when the segment count does not fit the layout, an offset
 // points outside the frame, or a segment decodes to the wrong length. Thread-safe.
-void decode_rle_frame(const std::uint8_t* data, std::size_t size, const PixelLayout& layout, std::uint8_t* out,
-                      const std::string& source);
+void decode_rle_frame(const std::uint8_t* data, std::size_t size, const PixelLayout& layout,
+                      std::uint8_t* out, const std::string& source);
 
 }  // namespace graft::io

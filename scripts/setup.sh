@@ -12,6 +12,7 @@ packages=(
   libdcmtk-dev dcmtk               # DICOM series, codecs and DICOM SEG; dcmdump for tests
   libopenjp2-7-dev                 # JPEG 2000 frames, which Debian's DCMTK cannot decode
   dicom3tools                      # dciodvfy validates the DICOM SEG files graft writes (tests)
+  libgdal-dev gdal-bin             # GeoTIFF/COG and other rasters; gdalinfo is the tests' reference
   libcli11-dev nlohmann-json3-dev libyaml-cpp-dev zlib1g-dev libdeflate-dev libpng-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy python3-nibabel python3-scipy python3-torch python3-pydicom dcm2niix  # references for tests and benches

@@ -30,7 +30,7 @@ std::size_t line_count(const std::string& text) {
 }
 
 TEST(Cli, EverySubcommandHasHelp) {
-  for (const char* command : {"info", "convert", "plan", "preprocess", "backbones", "demo"}) {
+  for (const char* command : {"info", "convert", "stack", "plan", "preprocess", "backbones", "demo"}) {
     const Result result = graft(std::string(command) + " --help");
     EXPECT_EQ(result.exit_code, 0) << command;
     EXPECT_NE(result.output.find("Usage"), std::string::npos) << command;
@@ -89,6 +89,38 @@ TEST(Cli, InfoJsonHasTheSameKeysForEveryFormat) {
   }
   EXPECT_EQ(keys_seen[0], keys_seen[1]);
   EXPECT_EQ(keys_seen[0], keys_seen[2]);
+  // A GeoTIFF is one plane; its info, read from the header alone, has every key and "overviews".
+  g.size_xyz = {4, 3, 1};
+  graft::io::write(graft::io::Image(graft::io::DType::kI16, 2, g), folder + "/a.tif");
+  const Result tif = graft("info --json " + folder + "/a.tif");
+  ASSERT_EQ(tif.exit_code, 0) << tif.output;
+  const auto json = nlohmann::json::parse(tif.output);
+  const auto nrrd = nlohmann::json::parse(graft("info --json " + folder + "/a.nrrd").output);
+  for (const auto& item : nrrd.items()) {
+    EXPECT_TRUE(json.contains(item.key())) << item.key();
+  }
+  EXPECT_EQ(json["size"], nlohmann::json({4, 3, 1}));
+  EXPECT_EQ(json["channels"], 2);
+  EXPECT_TRUE(json.contains("overviews"));
+}
+
+// Sentinel-2 bands at 10, 20 and 60 m stack into one 10 m GeoTIFF, here as a COG (too small for
+// overviews: GDAL makes none under one 512-pixel block).
+TEST(Cli, StackWritesOneGeoTiffFromBandFiles) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  const std::string patch = graft::testing::shared_data_dir() +
+                            "/geotiff/bigearthnet/BigEarthNet-S2-Example/S2A_MSIL2A_20170613T101031_87_48/"
+                            "S2A_MSIL2A_20170613T101031_87_48_";
+  const std::string out = graft::testing::temp_dir() + "/stack.tif";
+  const Result result = graft("stack " + out + " " + patch + "B04.tif " + patch + "B03.tif " + patch + "B02.tif " +
+                              patch + "B05.tif " + patch + "B01.tif --cog --compress LZW");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const auto json = nlohmann::json::parse(graft("info --json " + out).output);
+  EXPECT_EQ(json["size"], nlohmann::json({120, 120, 1}));
+  EXPECT_EQ(json["band_names"], nlohmann::json({"B04", "B03", "B02", "B05", "B01"}));
+  const Result wrong = graft("stack " + out + " " + patch + "labels_metadata.json");
+  EXPECT_EQ(wrong.exit_code, 1) << wrong.output;
+  EXPECT_EQ(line_count(wrong.output), 1u) << wrong.output;
 }
 
 // The acceptance check: graft convert round trips each NIfTI with the same world affine and

@@ -1,5 +1,7 @@
 // io/parallel: every index once, GRAFT_THREADS honoured, and a worker's exception reaches the
 // caller (the lowest index's first) instead of ending the process.
+#include "io/parallel.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,8 +11,6 @@
 #include <set>
 #include <stdexcept>
 #include <thread>
-
-#include "io/parallel.h"
 
 namespace graft::io {
 namespace {
@@ -37,7 +37,8 @@ TEST_F(ParallelTest, ChunksCoverEveryIndexOnceInThreeContiguousPieces) {
     chunks.emplace(begin, end);
   });
   EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), 100);
-  EXPECT_EQ(chunks, (std::set<std::pair<std::int64_t, std::int64_t>>{{0, 34}, {34, 68}, {68, 100}}));
+  EXPECT_EQ(chunks,
+            (std::set<std::pair<std::int64_t, std::int64_t>>{{0, 34}, {34, 68}, {68, 100}}));
 }
 
 TEST_F(ParallelTest, EachIndexRunsOnceAndTheLowestFailureIsRethrownAfterAllFinish) {
@@ -52,9 +53,10 @@ TEST_F(ParallelTest, EachIndexRunsOnceAndTheLowestFailureIsRethrownAfterAllFinis
     EXPECT_STREQ(error.what(), "item 7");
   }
   for (auto& count : seen) EXPECT_EQ(count.load(), 1);
-  EXPECT_THROW(parallel_for(9, [](std::int64_t begin, std::int64_t) {
-                 if (begin > 0) throw std::runtime_error("chunk");
-               }),
+  EXPECT_THROW(parallel_for(9,
+                            [](std::int64_t begin, std::int64_t) {
+                              if (begin > 0) throw std::runtime_error("chunk");
+                            }),
                std::runtime_error);
 }
 

@@ -38,8 +38,8 @@ TEST(RleDecoder, SixteenBitSamplesComeMostSignificantSegmentFirst) {
   // Values 0x1234, 0x1256: high bytes 0x12 twice (repeat), low bytes 0x34, 0x56 (literal).
   const auto frame = rle_frame({{0xFF, 0x12}, {0x01, 0x34, 0x56}});
   std::vector<std::uint16_t> out(2);
-  decode_rle_frame(frame.data(), frame.size(), {1, 2, 1, 16, false}, reinterpret_cast<std::uint8_t*>(out.data()),
-                   "test");
+  decode_rle_frame(frame.data(), frame.size(), {1, 2, 1, 16, false},
+                   reinterpret_cast<std::uint8_t*>(out.data()), "test");
   EXPECT_EQ(out, (std::vector<std::uint16_t>{0x1234, 0x1256}));
 }
 
@@ -54,18 +54,22 @@ TEST(RleDecoder, BrokenFramesAreOneLineErrorsNamingTheSource) {
   std::vector<std::uint8_t> out(4);
   const PixelLayout grey16{1, 2, 1, 16, false};
   auto message = [&](std::vector<std::uint8_t> frame, const PixelLayout& layout) {
-    return graft::testing::error_message(
-        [&] { decode_rle_frame(frame.data(), frame.size(), layout, out.data(), "scan.dcm frame 2"); });
+    return graft::testing::error_message([&] {
+      decode_rle_frame(frame.data(), frame.size(), layout, out.data(), "scan.dcm frame 2");
+    });
   };
   const std::string wrong_count = message(rle_frame({{0x01, 0x34, 0x56}}), grey16);
-  EXPECT_NE(wrong_count.find("scan.dcm frame 2: RLE header has 1 segments"), std::string::npos) << wrong_count;
+  EXPECT_NE(wrong_count.find("scan.dcm frame 2: RLE header has 1 segments"), std::string::npos)
+      << wrong_count;
   const std::string short_segment = message(rle_frame({{0x00, 0x12}, {0x01, 0x34, 0x56}}), grey16);
   EXPECT_NE(short_segment.find("segment 1 decodes to 1 bytes"), std::string::npos) << short_segment;
   auto outside = rle_frame({{0xFF, 0x12}, {0x01, 0x34, 0x56}});
   outside[8] = 0xF0;  // segment 2 starts past the end
   EXPECT_NE(message(outside, grey16).find("outside the"), std::string::npos);
-  EXPECT_NE(message(std::vector<std::uint8_t>(10, 0), grey16).find("less than its 64-byte header"), std::string::npos);
-  for (const auto& text : {wrong_count, short_segment}) EXPECT_EQ(text.find('\n'), std::string::npos);
+  EXPECT_NE(message(std::vector<std::uint8_t>(10, 0), grey16).find("less than its 64-byte header"),
+            std::string::npos);
+  for (const auto& text : {wrong_count, short_segment})
+    EXPECT_EQ(text.find('\n'), std::string::npos);
 }
 
 }  // namespace

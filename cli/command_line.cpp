@@ -39,15 +39,22 @@ void define_commands(CLI::App& app, CommandLine& l) {
   convert->add_flag("--anonymize", l.anonymize,
                     "DICOM SEG: de-identify (DICOM PS3.15 basic profile)");
 
-  convert->add_flag("--cog", l.cog, "a .tif output is a Cloud Optimized GeoTIFF (tiled, with overviews)");
-  convert->add_option("--compress", l.compress, "a .tif output's compression: DEFLATE, LZW, ZSTD, NONE")
+  convert->add_flag("--cog", l.cog,
+                    "a .tif output is a Cloud Optimized GeoTIFF (tiled, with overviews)");
+  convert
+      ->add_option("--compress", l.compress,
+                   "a .tif output's compression: DEFLATE, LZW, ZSTD, NONE")
       ->capture_default_str();
 
-  auto* stack = app.add_subcommand("stack", "stack one-band rasters (Sentinel-2, Landsat) into one image");
+  auto* stack =
+      app.add_subcommand("stack", "stack one-band rasters (Sentinel-2, Landsat) into one image");
   stack->add_option("output", l.out, "the stacked image (.tif keeps the CRS)")->required();
   stack->add_option("bands", l.inputs, "one file per band, in the order wanted")->required();
-  stack->add_option("--reference", l.reference_band, "the band file whose grid the stack takes (default: finest)");
-  stack->add_option("--resampling", l.resampling, "for coarser bands: nearest, bilinear, cubic, average")
+  stack->add_option("--reference", l.reference_band,
+                    "the band file whose grid the stack takes (default: finest)");
+  stack
+      ->add_option("--resampling", l.resampling,
+                   "for coarser bands: nearest, bilinear, cubic, average")
       ->capture_default_str();
   stack->add_flag("--cog", l.cog, "write a Cloud Optimized GeoTIFF");
   stack->add_option("--compress", l.compress, "GeoTIFF compression")->capture_default_str();
@@ -66,6 +73,13 @@ void define_commands(CLI::App& app, CommandLine& l) {
   prep->add_option("--plan-out", l.plan_out, "save the Plan as JSON");
   prep->add_option("--labels", l.labels_in, "a label map on the input's grid to transform too");
   prep->add_option("--labels-out", l.labels_out, "where the transformed label map goes");
+  for (CLI::App* command : {plan, prep}) {
+    command->add_option("--bands", l.band_names,
+                        "names of the input's bands in order (B4,B3,B2), instead of the file's");
+    command->add_flag(
+        "--fill-missing-bands", l.fill_missing_bands,
+        "bands the backbone expects and the input lacks are zero after normalisation");
+  }
 
   auto* list = app.add_subcommand("backbones", "list registered backbones and their contracts");
   list->add_flag("--json", l.json, "print JSON");
@@ -175,6 +189,17 @@ int run_reporting_errors(const std::function<int()>& command) {
     print_error("error", message.substr(0, message.find('\n')));
     return 1;
   }
+}
+
+std::vector<std::string> split_names(const std::string& text) {
+  std::vector<std::string> names;
+  if (text.empty()) return names;
+  std::size_t start = 0;
+  for (std::size_t comma; (comma = text.find(',', start)) != std::string::npos; start = comma + 1) {
+    names.push_back(text.substr(start, comma - start));
+  }
+  names.push_back(text.substr(start));
+  return names;
 }
 
 }  // namespace graft::cli

@@ -23,6 +23,9 @@ struct CommandLine {
   // GeoTIFF outputs (convert, stack) and band stacks.
   bool cog = false;
   std::string compress = "DEFLATE", reference_band, resampling = "bilinear";
+  // Band semantics (plan, preprocess): the user's names for the input's bands, and zero-filling.
+  std::string band_names;
+  bool fill_missing_bands = false;
   bool quick = false, resume = false, mirror = false, probabilities = false, lenient = false;
   std::string config_path, model_folder, reference, csv_path, weights, embed_mode = "pooled",
                                                                        head = "medicalnet";
@@ -46,5 +49,8 @@ void print_error(const std::string& kind, const std::string& message);
 // Runs a command and turns what it throws into one line on stderr and graft's exit status:
 // 2 for bad usage, 1 for bad input or any other failure.
 int run_reporting_errors(const std::function<int()>& command);
+
+// "a,b,c" -> names; empty pieces stay so that positions keep their meaning.
+std::vector<std::string> split_names(const std::string& text);
 
 }  // namespace graft::cli

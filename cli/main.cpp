@@ -58,18 +58,6 @@ int run_info(const std::string& path, bool json) {
   return 0;
 }
 
-// Split "a,b,c" into names; empty pieces stay empty so positions keep their label values.
-std::vector<std::string> split_names(const std::string& text) {
-  std::vector<std::string> names;
-  if (text.empty()) return names;
-  std::size_t start = 0;
-  for (std::size_t comma; (comma = text.find(',', start)) != std::string::npos; start = comma + 1) {
-    names.push_back(text.substr(start, comma - start));
-  }
-  names.push_back(text.substr(start));
-  return names;
-}
-
 void write_image(const io::Image& image, const graft::cli::CommandLine& l);
 
 int run_convert(const graft::cli::CommandLine& l) {
@@ -90,8 +78,8 @@ int run_convert(const graft::cli::CommandLine& l) {
     options.anonymize = l.anonymize;
     progress.step("write");
     io::write_dicom_seg(labels, source,
-                        io::segments_for_labels(labels, split_names(l.segment_names)), out,
-                        options);
+                        io::segments_for_labels(labels, graft::cli::split_names(l.segment_names)),
+                        out, options);
     return 0;
   }
   if (!dtype.empty()) image = image.cast(io::dtype_from_name(dtype));
@@ -110,7 +98,8 @@ void write_image(const io::Image& image, const graft::cli::CommandLine& l) {
   io::GdalWriteOptions options;
   options.cloud_optimized = l.cog;
   options.compression = l.compress;
-  io::write_atomically(l.out, [&](const std::string& temporary) { io::write_gdal(image, temporary, options); });
+  io::write_atomically(
+      l.out, [&](const std::string& temporary) { io::write_gdal(image, temporary, options); });
 }
 
 int run_stack(const graft::cli::CommandLine& l) {
@@ -119,8 +108,8 @@ int run_stack(const graft::cli::CommandLine& l) {
   options.resampling = l.resampling;
   const io::Image stack = io::read_band_stack(l.inputs, options);
   write_image(stack, l);
-  std::cout << l.out << ": " << stack.channels() << " bands on a " << stack.geometry().size_xyz[0] << " x "
-            << stack.geometry().size_xyz[1] << " grid\n";
+  std::cout << l.out << ": " << stack.channels() << " bands on a " << stack.geometry().size_xyz[0]
+            << " x " << stack.geometry().size_xyz[1] << " grid\n";
   return 0;
 }
 

@@ -43,11 +43,19 @@ preprocess::Contract contract_for(const std::string& backbone, const std::string
   return graft::backbones::find_backbone(backbone).contract;
 }
 
-int run_plan(const std::string& backbone, const std::string& contract_path, const std::string& in,
+preprocess::PlanOptions plan_options(const graft::cli::CommandLine& l) {
+  preprocess::PlanOptions options;
+  options.band_names = graft::cli::split_names(l.band_names);
+  options.fill_missing_bands = l.fill_missing_bands;
+  return options;
+}
+
+int run_plan(const preprocess::PlanOptions& options, const std::string& backbone, const std::string& contract_path,
+             const std::string& in,
              bool json) {
   const preprocess::Contract contract = contract_for(backbone, contract_path);
   const io::Image image = io::read(in);
-  const preprocess::Plan plan = preprocess::make_plan(contract, image);
+  const preprocess::Plan plan = preprocess::make_plan(contract, image, options);
   if (json)
     std::cout << preprocess::to_json(plan).dump(2) << "\n";
   else
@@ -55,7 +63,8 @@ int run_plan(const std::string& backbone, const std::string& contract_path, cons
   return 0;
 }
 
-int run_preprocess(const std::string& backbone, const std::string& contract_path,
+int run_preprocess(const preprocess::PlanOptions& options, const std::string& backbone,
+                   const std::string& contract_path,
                    const std::string& in, const std::string& out, const std::string& plan_out,
                    const std::string& labels_in, const std::string& labels_out) {
   if (labels_in.empty() != labels_out.empty()) {
@@ -66,7 +75,7 @@ int run_preprocess(const std::string& backbone, const std::string& contract_path
   progress.step("read");
   const io::Image image = io::read(in);
   progress.step("plan");
-  const preprocess::Plan plan = preprocess::make_plan(contract, image);
+  const preprocess::Plan plan = preprocess::make_plan(contract, image, options);
   progress.step("apply");
   const io::Image result = preprocess::apply(plan, image);
   progress.step("write");
@@ -301,9 +310,9 @@ int main(int argc, char** argv) {
   if (const int status = graft::cli::parse_command_line(argc, argv, l); status >= 0) return status;
   return graft::cli::run_reporting_errors([&] {
     const std::string& c = l.command;
-    if (c == "plan") return run_plan(l.backbone, l.contract_path, l.in, l.json);
+    if (c == "plan") return run_plan(plan_options(l), l.backbone, l.contract_path, l.in, l.json);
     if (c == "preprocess") {
-      return run_preprocess(l.backbone, l.contract_path, l.in, l.out, l.plan_out, l.labels_in,
+      return run_preprocess(plan_options(l), l.backbone, l.contract_path, l.in, l.out, l.plan_out, l.labels_in,
                             l.labels_out);
     }
     if (c == "backbones") return run_backbones(l.json);

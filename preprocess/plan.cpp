@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "io/error.h"
+#include "preprocess/bands.h"
 
 namespace graft::preprocess {
 
@@ -29,7 +30,8 @@ io::Image select_channels(const io::Image& image, const std::vector<int>& order,
   const std::size_t plane = static_cast<std::size_t>(image.voxels_per_channel()) *
                             io::dtype_size_bytes(image.dtype());
   for (std::size_t i = 0; i < order.size(); ++i) {
-    std::memcpy(out.bytes() + i * plane, image.bytes() + order[i] * plane, plane);
+    if (order[i] < 0) std::memset(out.bytes() + i * plane, 0, plane);
+    else std::memcpy(out.bytes() + i * plane, image.bytes() + order[i] * plane, plane);
   }
   return out;
 }
@@ -44,24 +46,33 @@ void check_on_grid(const io::Image& image, const io::Geometry& expected, const s
 }  // namespace
 
 Plan make_plan(const Contract& contract, const io::Image& image, std::uint64_t seed) {
+  PlanOptions options;
+  options.seed = seed;
+  return make_plan(contract, image, options);
+}
+
+Plan make_plan(const Contract& contract, const io::Image& image, const PlanOptions& options) {
   Plan plan;
   plan.contract_name = contract.name;
   plan.input_geometry = image.geometry();
   plan.input_channels = image.channels();
-  plan.seed = seed;
+  plan.seed = options.seed;
   plan.intensity = contract.intensity;
   plan.notes = contract.deviations;
 
-  // Channels / bands: by name when the image names them, by count otherwise.
+  // Channels / bands: by name when the image (or the user) names them, by count otherwise.
+  if (!options.band_names.empty() && static_cast<std::int64_t>(options.band_names.size()) != image.channels()) {
+    throw Error("--bands names " + std::to_string(options.band_names.size()) + " bands, the input has " +
+                std::to_string(image.channels()));
+  }
   if (!contract.channels.empty()) {
-    const auto& names = image.metadata().band_names;
-    if (!names.empty()) {
-      for (const auto& wanted : contract.channels) {
-        const auto found = std::find(names.begin(), names.end(), wanted);
-        if (found == names.end()) {
-          throw Error("input lacks channel '" + wanted + "' that " + contract.name + " expects");
-        }
-        plan.channel_order.push_back(static_cast<int>(found - names.begin()));
+    const auto& names = options.band_names.empty() ? image.metadata().band_names : options.band_names;
+    const bool named = std::any_of(names.begin(), names.end(), [](const std::string& n) { return !n.empty(); });
+    if (named) {
+      const BandMatch match = match_bands(contract.channels, names, options.fill_missing_bands, contract.name);
+      plan.channel_order = match.input_channel;
+      for (const auto& band : match.missing) {
+        plan.notes.push_back("band " + band + " is missing from the input: filled with zeros after normalisation");
       }
     } else if (image.channels() == contract.channel_count()) {
       for (int i = 0; i < contract.channel_count(); ++i) plan.channel_order.push_back(i);
@@ -146,6 +157,12 @@ io::Image apply(const Plan& plan, const io::Image& image) {
   }
   if (current->dtype() != io::DType::kF32) replace(current->cast(io::DType::kF32));
   io::Image result = owned ? std::move(*owned) : *current;
+  // Missing bands read as the weights' mean: zero once normalised.
+  for (std::size_t c = 0; c < plan.channel_order.size(); ++c) {
+    if (plan.channel_order[c] >= 0) continue;
+    float* plane = result.data<float>() + c * static_cast<std::size_t>(result.voxels_per_channel());
+    std::fill(plane, plane + result.voxels_per_channel(), 0.0f);
+  }
   result.geometry() = plan.output_geometry;
   return result;
 }
@@ -203,7 +220,9 @@ std::string to_text(const Plan& plan) {
   if (!plan.channel_order.empty()) {
     out << "  " << number++ << ". channels: ";
     for (std::size_t i = 0; i < plan.channel_order.size(); ++i) {
-      out << (i ? ", " : "") << plan.channel_names[i] << " <- input " << plan.channel_order[i];
+      out << (i ? ", " : "") << plan.channel_names[i];
+      if (plan.channel_order[i] < 0) out << " <- zeros (missing)";
+      else out << " <- input " << plan.channel_order[i];
     }
     out << "\n";
   }

@@ -31,7 +31,8 @@ struct Plan {
   std::string contract_name;
   io::Geometry input_geometry;
   std::int64_t input_channels = 1;
-  // Output channel i reads input channel channel_order[i]; empty keeps channels as they are.
+  // Output channel i reads input channel channel_order[i] (-1: a missing band, zero after
+  // intensity normalisation); empty keeps channels as they are.
   std::vector<int> channel_order;
   std::vector<std::string> channel_names;
   std::string orientation;  // target code, empty when the orientation is kept
@@ -46,7 +47,17 @@ struct Plan {
   std::vector<std::string> notes;
 };
 
+struct PlanOptions {
+  std::uint64_t seed = 0;
+  // The user's names for the input's channels, in order; they replace the file's band names.
+  std::vector<std::string> band_names;
+  // Bands the contract names and the input lacks are zero after intensity normalisation (the
+  // weights' mean for a z-scored band) instead of refused. The Plan's notes list them.
+  bool fill_missing_bands = false;
+};
+
 // Derives the Plan for `image` under `contract`. Reads voxels only to find the nonzero box.
+Plan make_plan(const Contract& contract, const io::Image& image, const PlanOptions& options);
 Plan make_plan(const Contract& contract, const io::Image& image, std::uint64_t seed = 0);
 
 // Runs every step on an image that lies on plan.input_geometry; the result is f32 on

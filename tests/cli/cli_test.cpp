@@ -154,6 +154,40 @@ void expect_convert_round_trip(const std::vector<std::string>& inputs) {
   }
 }
 
+// A Sentinel-2 contract on a real BigEarthNet stack: the Plan takes each band by name, resizes the
+// 120 px patch to the weights' 224 px, and fills the L2A product's missing B10 only when asked.
+TEST(Cli, PlanMapsRealBandsToTheContractAndFillsOnlyWhenAsked) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  const std::string folder = graft::testing::temp_dir();
+  const std::string patch = graft::testing::shared_data_dir() +
+                            "/geotiff/bigearthnet/BigEarthNet-S2-Example/S2A_MSIL2A_20170613T101031_87_48/"
+                            "S2A_MSIL2A_20170613T101031_87_48_";
+  std::string bands;
+  for (const char* band : {"B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B11", "B12", "B8A"}) {
+    bands += " " + patch + band + ".tif";
+  }
+  ASSERT_EQ(graft("stack " + folder + "/patch.tif" + bands).exit_code, 0);
+  std::ofstream(folder + "/s2.json") << R"({"name": "s2-test", "spatial_dims": 2,
+    "channels": ["B1","B2","B3","B4","B5","B6","B7","B8","B8A","B9","B10","B11","B12"],
+    "resize": "size", "target_size_xyz": [224, 224, 1],
+    "intensity": [{"kind": "scale_offset", "scale": 0.0001, "offset": 0}]})";
+  const Result refused = graft("plan --contract " + folder + "/s2.json " + folder + "/patch.tif");
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_NE(refused.output.find("lacks band(s) B10"), std::string::npos) << refused.output;
+  const Result filled =
+      graft("plan --json --fill-missing-bands --contract " + folder + "/s2.json " + folder + "/patch.tif");
+  ASSERT_EQ(filled.exit_code, 0) << filled.output;
+  const auto plan = nlohmann::json::parse(filled.output);
+  EXPECT_EQ(plan["channel_order"], nlohmann::json({0, 1, 2, 3, 4, 5, 6, 7, 11, 8, -1, 9, 10}));
+  EXPECT_EQ(plan["output_geometry"]["size"], nlohmann::json({224, 224, 1}));
+  // The user's names win over the file's: calling the first three bands B4, B3, B2 makes them RGB.
+  std::ofstream(folder + "/rgb.json") << R"({"name": "rgb", "spatial_dims": 2, "channels": ["B2","B3","B4"]})";
+  const Result renamed = graft("plan --json --bands B4,B3,B2,x4,x5,x6,x7,x8,x9,x10,x11,x12 --contract " + folder +
+                               "/rgb.json " + folder + "/patch.tif");
+  ASSERT_EQ(renamed.exit_code, 0) << renamed.output;
+  EXPECT_EQ(nlohmann::json::parse(renamed.output)["channel_order"], nlohmann::json({2, 1, 0}));
+}
+
 TEST(Cli, ConvertRoundTripsSharedNiftiFilesLikeNibabel) {
   GRAFT_REQUIRE_SHARED_DATA();
   const std::string folder = graft::testing::shared_data_dir() + "/nifti/";

@@ -23,6 +23,9 @@ class BackboneImpl : public torch::nn::Module {
   virtual std::vector<FeatureInfo> feature_info() const = 0;
   // The name of the first convolution's weight, which input-channel adaptation rewrites.
   virtual std::string input_conv_weight_name() const = 0;
+  // Checkpoint keys that belong to a classifier the backbone leaves out (timm's "fc."): a
+  // checkpoint may carry them, and loading drops them with a note instead of refusing.
+  virtual std::vector<std::string> classifier_prefixes() const { return {}; }
 };
 
 }  // namespace graft::backbones

@@ -2,6 +2,7 @@
 
 #include "backbones/med3d_resnet.h"
 #include "backbones/registry.h"
+#include "backbones/timm_resnet.h"
 #include "io/error.h"
 
 namespace graft::backbones {
@@ -11,6 +12,12 @@ std::shared_ptr<BackboneImpl> create_backbone(const std::string& name, int in_ch
   if (info.architecture == "med3d-resnet") {
     const int channels = in_channels > 0 ? in_channels : info.contract.channel_count();
     return std::make_shared<Med3dResNetImpl>(med3d_config_for_depth(info.depth, channels));
+  }
+  if (info.architecture == "timm-resnet") {
+    TimmResNetConfig config;
+    config.depth = info.depth;
+    config.in_channels = in_channels > 0 ? in_channels : info.contract.channel_count();
+    return std::make_shared<TimmResNetImpl>(config);
   }
   throw Error("backbone '" + name + "' is a contract without a network");
 }

@@ -83,12 +83,77 @@ BackboneInfo med3d_resnet(int depth) {
   return info;
 }
 
+// TorchGeo's SSL4EO weights for timm's ResNet (torchgeo/models/resnet.py: ResNet18/50_Weights
+// SENTINEL2_ALL_MOCO and LANDSAT_OLI_TIRS_TOA_MOCO): the band order and scaling in their meta
+// and transforms. Small chips are resized to the 224 px the weights saw (Corley et al. 2023).
+struct GeoWeights {
+  std::string sensor;  // "s2" or "l8"
+  std::vector<std::string> bands;
+  double divide_by;
+  std::string product, source, crop_rule;
+};
+
+GeoWeights sentinel2_weights() {
+  return {"s2",
+          {"B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12"},
+          10000.0,
+          "Sentinel-2 L1C top-of-atmosphere reflectance (13 bands, SSL4EO-S12)",
+          "TorchGeo resnet.py SENTINEL2_ALL_MOCO: meta bands B1..B12 with B8A after B8, transforms "
+          "Resize(256), CenterCrop(224), divide by 10000 (SSL4EO-S12, Wang et al. 2022)",
+          "TorchGeo resizes to 256 px and centre-crops 224; graft resizes the whole chip to 224 px so no "
+          "border is cut (the rule Corley et al. 2023 measured for small chips)"};
+}
+
+GeoWeights landsat8_weights() {
+  return {"l8",
+          {"B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11"},
+          255.0,
+          "Landsat 8/9 OLI-TIRS top-of-atmosphere, 11 bands, as SSL4EO-L stores it (8 bit)",
+          "TorchGeo resnet.py LANDSAT_OLI_TIRS_TOA_MOCO: meta bands B1..B11, transforms divide by 255, "
+          "CenterCrop(224) (SSL4EO-L, Stewart et al. 2023)",
+          "TorchGeo centre-crops SSL4EO-L's 264 px patches to 224; graft resizes the whole chip to 224 px. "
+          "SSL4EO-L rescaled TOA reflectance to 8 bits: Collection 2 Level-1 digital numbers must be "
+          "converted to that scale first"};
+}
+
+BackboneInfo geo_resnet(int depth, const GeoWeights& weights) {
+  preprocess::Contract contract;
+  contract.name = "geo-resnet" + std::to_string(depth) + "-" + weights.sensor;
+  contract.description = "timm ResNet-" + std::to_string(depth) + " pretrained with MoCo on " + weights.product;
+  contract.spatial_dims = 2;
+  contract.channels = weights.bands;
+  contract.resize = preprocess::ResizeRule::kSize;
+  contract.target_size_xyz = {224, 224, 1};
+  contract.image_interpolation = preprocess::Interpolation::kLinear;
+  contract.label_interpolation = preprocess::LabelInterpolation::kNearest;
+  contract.anisotropy_threshold = 0.0;
+  preprocess::IntensityStep scale;
+  scale.kind = preprocess::IntensityKind::kScaleOffset;
+  scale.scale = 1.0 / weights.divide_by;
+  contract.intensity.push_back(scale);
+  contract.sources = {weights.source,
+                      "Corley et al. 2023, Revisiting pre-trained remote sensing model benchmarks: resizing "
+                      "and normalization matters"};
+  contract.deviations = {weights.crop_rule};
+  BackboneInfo info{contract.name,
+                    "timm ResNet-" + std::to_string(depth) + ", " + std::to_string(weights.bands.size()) +
+                        " bands, features at strides 2, 4, 8, 16, 32",
+                    contract};
+  info.architecture = "timm-resnet";
+  info.depth = depth;
+  return info;
+}
+
 }  // namespace
 
 const std::vector<BackboneInfo>& registered_backbones() {
   static const std::vector<BackboneInfo> backbones = [] {
     std::vector<BackboneInfo> list;
     for (int depth : {10, 18, 34, 50, 101, 152, 200}) list.push_back(med3d_resnet(depth));
+    for (int depth : {18, 50}) {
+      list.push_back(geo_resnet(depth, sentinel2_weights()));
+      list.push_back(geo_resnet(depth, landsat8_weights()));
+    }
     list.push_back(test_ct_contract());
     list.push_back(test_mr_contract());
     return list;

@@ -13,7 +13,7 @@ struct BackboneInfo {
   std::string name;
   std::string summary;
   preprocess::Contract contract;
-  // How create_backbone builds it: the family ("med3d-resnet", or "" for contract-only test
+  // How create_backbone builds it: the family ("med3d-resnet", "timm-resnet", or "" for contract-only test
   // entries that have no network) and its size.
   std::string architecture;
   int depth = 0;

@@ -160,7 +160,21 @@ LoadReport load_weights(BackboneImpl& backbone, const std::string& path, bool st
   LoadOptions options;
   options.strict = strict;
   options.input_conv_weight_name = backbone.input_conv_weight_name();
-  LoadReport report = load_state_dict(backbone, file.tensors, options, path);
+  StateDict tensors;
+  std::vector<std::string> dropped;
+  for (const auto& [name, tensor] : file.tensors) {
+    const auto prefixes = backbone.classifier_prefixes();
+    const bool classifier = std::any_of(prefixes.begin(), prefixes.end(),
+                                        [&](const std::string& prefix) { return name.rfind(prefix, 0) == 0; });
+    if (classifier) dropped.push_back(name);
+    else tensors.emplace_back(name, tensor);
+  }
+  LoadReport report = load_state_dict(backbone, tensors, options, path);
+  if (!dropped.empty()) {
+    std::string names;
+    for (const auto& name : dropped) names += (names.empty() ? "" : ", ") + name;
+    report.notes.push_back("classifier tensors not used by the backbone: " + names);
+  }
   report.notes.insert(report.notes.begin(), "format " + file.format);
   report.notes.insert(report.notes.end(), file.notes.begin(), file.notes.end());
   return report;

@@ -17,6 +17,7 @@
 #include "finetune/run_config.h"
 #include "finetune/sliding_window.h"
 #include "finetune/trainer.h"
+#include "bench/memory_status.h"
 #include "io/image_file.h"
 
 namespace {
@@ -24,18 +25,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-// A memory figure from the kernel's own account (/proc/self/status), in MB.
-double status_mb(const std::string& key) {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind(key, 0) == 0) return std::stod(line.substr(key.size())) / 1024.0;
-  }
-  return 0.0;
-}
-
-double peak_rss_mb() { return status_mb("VmHWM:"); }
-double current_rss_mb() { return status_mb("VmRSS:"); }
+using graft::bench::current_rss_mb;
+using graft::bench::peak_rss_mb;
 
 int loader_bench(int workers, int threads) {
   namespace fs = std::filesystem;

@@ -17,6 +17,8 @@ namespace {
 
 constexpr const char kTemporaryPrefix[] = ".partial-";
 
+}  // namespace
+
 std::string temporary_path_for(const std::string& path) {
   const auto slash = path.rfind('/');
   const std::string folder = slash == std::string::npos ? "" : path.substr(0, slash + 1);
@@ -24,7 +26,13 @@ std::string temporary_path_for(const std::string& path) {
   return folder + kTemporaryPrefix + std::to_string(getpid()) + "-" + name;
 }
 
-}  // namespace
+void move_into_place(const std::string& temporary, const std::string& path) {
+  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+    const int rename_errno = errno;
+    std::remove(temporary.c_str());
+    throw Error(path + ": cannot move the finished file into place (" + std::strerror(rename_errno) + ")");
+  }
+}
 
 void write_atomically(const std::string& path, const std::function<void(const std::string& temporary)>& write_to) {
   const std::string temporary = temporary_path_for(path);
@@ -34,11 +42,7 @@ void write_atomically(const std::string& path, const std::function<void(const st
     std::remove(temporary.c_str());
     throw;
   }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    const int rename_errno = errno;
-    std::remove(temporary.c_str());
-    throw Error(path + ": cannot move the finished file into place (" + std::strerror(rename_errno) + ")");
-  }
+  move_into_place(temporary, path);
 }
 
 void write_text_atomically(const std::string& path, const std::string& text) {

@@ -13,6 +13,12 @@ void write_atomically(const std::string& path, const std::function<void(const st
 
 void write_text_atomically(const std::string& path, const std::string& text);
 
+// The pieces of write_atomically, for writers that fill a file over a long time (a scene written
+// window by window): the temporary beside `path`, and the rename that publishes it (removing the
+// temporary and throwing graft::Error when the rename fails).
+std::string temporary_path_for(const std::string& path);
+void move_into_place(const std::string& temporary, const std::string& path);
+
 // A killed run leaves its temporaries behind; removes those in `folder` whose writing process is
 // gone, never another live process's.
 void remove_abandoned_temporaries(const std::string& folder);

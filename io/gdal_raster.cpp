@@ -9,11 +9,13 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <memory>
 #include <mutex>
 
+#include "io/atomic_file.h"
 #include "io/error.h"
 
 namespace graft::io {
@@ -23,7 +25,12 @@ namespace {
 std::once_flag drivers_registered;
 
 void register_drivers() {
-  std::call_once(drivers_registered, [] { GDALAllRegister(); });
+  std::call_once(drivers_registered, [] {
+    GDALAllRegister();
+    // GDAL caches 5% of RAM in blocks by default; a scene streamed window by window needs far
+    // less, and memory must not grow with the scene. GDAL_CACHEMAX still overrides it.
+    if (!CPLGetConfigOption("GDAL_CACHEMAX", nullptr)) GDALSetCacheMax64(std::int64_t{256} << 20);
+  });
 }
 
 // Collects GDAL's errors for one call on this thread instead of letting GDAL print them, so that
@@ -396,6 +403,132 @@ bool same_crs(const std::string& wkt_a, const std::string& wkt_b) {
       b.importFromWkt(wkt_b.c_str()) != OGRERR_NONE)
     return false;
   return a.IsSame(&b);
+}
+
+struct GdalRasterWriter::State {
+  std::string path, temporary;
+  RasterLayout layout;
+  GdalWriteOptions options;
+  DatasetPointer dataset;
+};
+
+GdalRasterWriter::GdalRasterWriter(const std::string& path, const RasterLayout& layout,
+                                   const GdalWriteOptions& options)
+    : state_(std::make_unique<State>()) {
+  register_drivers();
+  GdalErrorCapture errors;
+  State& s = *state_;
+  s.path = path;
+  s.temporary = temporary_path_for(path) + (options.cloud_optimized ? ".tiles.tif" : "");
+  s.layout = layout;
+  s.options = options;
+  if (layout.width <= 0 || layout.height <= 0 || layout.bands <= 0) {
+    throw Error(path + ": a raster needs a positive size and at least one band");
+  }
+  GDALDriver* driver = GetGDALDriverManager()->GetDriverByName("GTiff");
+  CPLStringList create_options;
+  create_options.SetNameValue("TILED", "YES");
+  create_options.SetNameValue("BIGTIFF", "IF_SAFER");
+  // The tiles of a COG are recompressed when it is copied out; the intermediate stays fast.
+  const std::string compression = options.cloud_optimized ? "NONE" : options.compression;
+  create_options.SetNameValue("COMPRESS", compression.c_str());
+  if (compression != "NONE") {
+    create_options.SetNameValue("PREDICTOR",
+                                GDALDataTypeIsFloating(gdal_from_dtype(layout.dtype)) ? "3" : "2");
+  }
+  const DType stored = layout.dtype == DType::kI8 ? DType::kI16 : layout.dtype;
+  s.dataset.reset(driver->Create(s.temporary.c_str(), static_cast<int>(layout.width),
+                                 static_cast<int>(layout.height), layout.bands,
+                                 gdal_from_dtype(stored), create_options.List()));
+  if (!s.dataset)
+    throw Error(path + ": cannot create (" + errors.reason("GDAL Create failed") + ")");
+  GeoTransform transform = layout.geotransform;
+  s.dataset->SetGeoTransform(transform.data());
+  if (!layout.crs_wkt.empty()) {
+    OGRSpatialReference crs;
+    if (crs.importFromWkt(layout.crs_wkt.c_str()) != OGRERR_NONE)
+      throw Error(path + ": the CRS WKT does not parse");
+    s.dataset->SetSpatialRef(&crs);
+  }
+  for (int b = 1; b <= layout.bands; ++b) {
+    GDALRasterBand* band = s.dataset->GetRasterBand(b);
+    if (static_cast<std::size_t>(b - 1) < layout.band_names.size()) {
+      band->SetDescription(layout.band_names[b - 1].c_str());
+    }
+    if (layout.nodata) band->SetNoDataValue(*layout.nodata);
+  }
+}
+
+GdalRasterWriter::~GdalRasterWriter() {
+  if (!state_ || !state_->dataset) return;
+  GdalErrorCapture quiet;
+  state_->dataset.reset();
+  std::remove(state_->temporary.c_str());
+}
+
+void GdalRasterWriter::write(const Image& source, std::int64_t x, std::int64_t y) {
+  State& s = *state_;
+  if (!s.dataset) throw Error(s.path + ": the writer is finished");
+  const RasterLayout& layout = s.layout;
+  const auto& size = source.geometry().size_xyz;
+  if (source.channels() != layout.bands || source.dtype() != layout.dtype || size[2] != 1) {
+    throw Error(s.path + ": a window must have " + std::to_string(layout.bands) + " bands of " +
+                dtype_name(layout.dtype) + " in one plane (got " +
+                std::to_string(source.channels()) + " of " + dtype_name(source.dtype()) + ")");
+  }
+  if (x < 0 || y < 0 || x + size[0] > layout.width || y + size[1] > layout.height) {
+    throw Error(s.path + ": window at (" + std::to_string(x) + ", " + std::to_string(y) + ") of " +
+                std::to_string(size[0]) + " x " + std::to_string(size[1]) + " lies outside the " +
+                std::to_string(layout.width) + " x " + std::to_string(layout.height) + " raster");
+  }
+  const Image widened = source.dtype() == DType::kI8 ? source.cast(DType::kI16) : Image();
+  const Image& window = source.dtype() == DType::kI8 ? widened : source;
+  GdalErrorCapture errors;
+  const std::size_t element = dtype_size_bytes(window.dtype());
+  std::vector<int> bands(static_cast<std::size_t>(layout.bands));
+  for (int b = 0; b < layout.bands; ++b) bands[b] = b + 1;
+  const CPLErr status = s.dataset->RasterIO(
+      GF_Write, static_cast<int>(x), static_cast<int>(y), static_cast<int>(size[0]),
+      static_cast<int>(size[1]), const_cast<std::uint8_t*>(window.bytes()),
+      static_cast<int>(size[0]), static_cast<int>(size[1]), gdal_from_dtype(window.dtype()),
+      layout.bands, bands.data(), static_cast<GSpacing>(element),
+      static_cast<GSpacing>(size[0] * element), static_cast<GSpacing>(size[0] * size[1] * element),
+      nullptr);
+  if (status != CE_None)
+    throw Error(s.path + ": writing a window failed (" + errors.reason("") + ")");
+}
+
+void GdalRasterWriter::finish() {
+  State& s = *state_;
+  if (!s.dataset) throw Error(s.path + ": the writer is already finished");
+  GdalErrorCapture errors;
+  if (!s.options.cloud_optimized) {
+    s.dataset.reset();
+    if (errors.failed()) {
+      std::remove(s.temporary.c_str());
+      throw Error(s.path + ": writing failed (" + errors.reason("") + ")");
+    }
+    move_into_place(s.temporary, s.path);
+    return;
+  }
+  // The COG driver builds the overviews and the final tile order from the finished tiles.
+  GDALDriver* cog = GetGDALDriverManager()->GetDriverByName("COG");
+  const std::string copy_path = temporary_path_for(s.path);
+  CPLStringList cog_options;
+  cog_options.SetNameValue("COMPRESS", s.options.compression.c_str());
+  cog_options.SetNameValue("BIGTIFF", "IF_SAFER");
+  DatasetPointer copy(cog ? cog->CreateCopy(copy_path.c_str(), s.dataset.get(), FALSE,
+                                            cog_options.List(), nullptr, nullptr)
+                          : nullptr);
+  copy.reset();
+  s.dataset.reset();
+  std::remove(s.temporary.c_str());
+  if (errors.failed() || !std::filesystem::exists(copy_path)) {
+    std::remove(copy_path.c_str());
+    throw Error(s.path + ": writing the COG failed (" + errors.reason("GDAL CreateCopy failed") +
+                ")");
+  }
+  move_into_place(copy_path, s.path);
 }
 
 std::string band_name_from_file(const std::string& path) {

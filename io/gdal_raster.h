@@ -4,6 +4,7 @@
 // channels, a 2D CRS grid with the geotransform kept exactly) and back out as GeoTIFF or COG.
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -63,6 +64,38 @@ struct GdalWriteOptions {
 // GeoTIFF, so differing per-band values are refused. Writes `path` directly; io::write makes it
 // atomic.
 void write_gdal(const Image& image, const std::string& path, const GdalWriteOptions& options = {});
+
+// What a raster written window by window will hold.
+struct RasterLayout {
+  std::int64_t width = 0, height = 0;
+  int bands = 1;
+  DType dtype = DType::kU8;
+  GeoTransform geotransform{0, 1, 0, 0, 0, 1};
+  std::string crs_wkt;
+  std::optional<double> nodata;
+  std::vector<std::string> band_names;
+};
+
+// Writes a GeoTIFF (or COG) window by window, so a scene larger than memory can be produced: each
+// window goes to disk when written. The file appears under `path` only when finish() succeeds;
+// a writer destroyed before that removes its temporary, so no half-written scene is left.
+class GdalRasterWriter {
+ public:
+  GdalRasterWriter(const std::string& path, const RasterLayout& layout,
+                   const GdalWriteOptions& options = {});
+  ~GdalRasterWriter();
+  GdalRasterWriter(const GdalRasterWriter&) = delete;
+  GdalRasterWriter& operator=(const GdalRasterWriter&) = delete;
+
+  // Writes `window` (layout.bands channels, layout.dtype, one plane) with its top-left pixel at
+  // (x, y). Throws graft::Error naming the file when it does not fit the raster.
+  void write(const Image& window, std::int64_t x, std::int64_t y);
+  void finish();
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
 
 // One image from one file per band (Sentinel-2, Landsat, BigEarthNet), on the grid of the file
 // with the finest pixels (or of `reference`, when given). A band on a coarser grid of the same

@@ -21,6 +21,9 @@ class BackboneImpl : public torch::nn::Module {
   // One tensor per feature_info() entry, in the same order (shallow to deep).
   virtual std::vector<torch::Tensor> features(const torch::Tensor& input) = 0;
   virtual std::vector<FeatureInfo> feature_info() const = 0;
+  // One vector per input: the deepest features averaged over space, unless the architecture has
+  // its own (a ViT's class token).
+  virtual torch::Tensor embedding(const torch::Tensor& input) { return features(input).back().flatten(2).mean(2); }
   // The name of the first convolution's weight, which input-channel adaptation rewrites.
   virtual std::string input_conv_weight_name() const = 0;
   // Checkpoint keys that belong to a classifier the backbone leaves out (timm's "fc."): a

@@ -3,6 +3,7 @@
 #include "backbones/med3d_resnet.h"
 #include "backbones/registry.h"
 #include "backbones/timm_resnet.h"
+#include "backbones/timm_vit.h"
 #include "io/error.h"
 
 namespace graft::backbones {
@@ -18,6 +19,11 @@ std::shared_ptr<BackboneImpl> create_backbone(const std::string& name, int in_ch
     config.depth = info.depth;
     config.in_channels = in_channels > 0 ? in_channels : info.contract.channel_count();
     return std::make_shared<TimmResNetImpl>(config);
+  }
+  if (info.architecture == "timm-vit") {
+    TimmVitConfig config = vit_small_patch16();
+    config.in_channels = in_channels > 0 ? in_channels : info.contract.channel_count();
+    return std::make_shared<TimmVitImpl>(config);
   }
   throw Error("backbone '" + name + "' is a contract without a network");
 }

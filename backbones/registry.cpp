@@ -144,6 +144,22 @@ BackboneInfo geo_resnet(int depth, const GeoWeights& weights) {
   return info;
 }
 
+// TorchGeo's ViTSmall16_Weights.SENTINEL2_ALL_MOCO: timm's vit_small_patch16_224 on the same 13
+// bands and scaling as the ResNets.
+BackboneInfo geo_vit_small(const GeoWeights& weights) {
+  BackboneInfo info = geo_resnet(18, weights);
+  info.name = info.contract.name = "geo-vit-s16-" + weights.sensor;
+  info.contract.description = "timm ViT-S/16 pretrained with MoCo on " + weights.product;
+  info.contract.sources.front() =
+      "TorchGeo vit.py ViTSmall16_Weights.SENTINEL2_ALL_MOCO: timm vit_small_patch16_224, 13 bands B1..B12 "
+      "with B8A after B8, Resize(256), CenterCrop(224), divide by 10000 (SSL4EO-S12)";
+  info.summary = "timm ViT-S/16, " + std::to_string(weights.bands.size()) +
+                 " bands, 384-wide tokens at stride 16, class-token embedding";
+  info.architecture = "timm-vit";
+  info.depth = 0;
+  return info;
+}
+
 }  // namespace
 
 const std::vector<BackboneInfo>& registered_backbones() {
@@ -154,6 +170,7 @@ const std::vector<BackboneInfo>& registered_backbones() {
       list.push_back(geo_resnet(depth, sentinel2_weights()));
       list.push_back(geo_resnet(depth, landsat8_weights()));
     }
+    list.push_back(geo_vit_small(sentinel2_weights()));
     list.push_back(test_ct_contract());
     list.push_back(test_mr_contract());
     return list;

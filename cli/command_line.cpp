@@ -124,8 +124,15 @@ void define_commands(CLI::App& app, CommandLine& l) {
   embed->add_option("--backbone", l.backbone, "registered backbone")->required();
   embed->add_option("--weights", l.weights, "checkpoint (torch.save or safetensors)");
   embed->add_flag("--lenient", l.lenient, "load what fits and report the rest");
-  embed->add_option("--input-npy", l.in, "input NPY (float32, N x C x D x H x W)")->required();
-  embed->add_option("--output", l.embed_mode, "pooled or features")->capture_default_str();
+  embed
+      ->add_option("--input-npy", l.in,
+                   "input NPY (float32, N x C x spatial: D x H x W for 3D, H x W for 2D)")
+      ->required();
+  embed
+      ->add_option(
+          "--output", l.embed_mode,
+          "pooled (the embedding: mean of the deepest features, a ViT's class token) or features")
+      ->capture_default_str();
   embed->add_option("--out", l.out, "output NPY")->required();
 
   auto* bench = app.add_subcommand("bench", "measure graft's own speed");

@@ -263,8 +263,7 @@ int run_embed(const std::string& backbone_name, const std::string& weights, bool
   torch::NoGradGuard no_grad;
   torch::Tensor x =
       torch::from_blob(const_cast<std::uint8_t*>(array.bytes.data()), array.shape, torch::kFloat32);
-  torch::Tensor deepest = backbone->features(x).back();
-  torch::Tensor result = mode == "pooled" ? deepest.flatten(2).mean(2) : deepest;
+  torch::Tensor result = mode == "pooled" ? backbone->embedding(x) : backbone->features(x).back();
   result = result.contiguous();
   io::NpyArray out;
   out.dtype = io::DType::kF32;

@@ -13,21 +13,20 @@
 #include "backbones/weight_loading.h"
 #include "io/error.h"
 #include "io/npy.h"
+#include "tests/backbones/pytorch_reference.h"
 #include "tests/support/test_support.h"
 
 namespace graft::backbones {
 namespace {
 
+using testing::expect_resnet_features_match;
+using testing::max_relative_difference;
+using testing::npy_tensor;
+
 struct Reference {
   std::string folder;  // empty when python3-torch is missing
 };
 
-torch::Tensor npy_tensor(const std::string& path) {
-  const io::NpyArray array = io::read_npy_array(path);
-  torch::Tensor tensor = torch::empty(array.shape, torch::kFloat32);
-  std::memcpy(tensor.data_ptr(), array.bytes.data(), array.bytes.size());
-  return tensor;
-}
 
 // Runs the PyTorch reference once per depth and channel count, into a temporary folder.
 const Reference& reference(int depth, int in_channels = 1) {
@@ -64,24 +63,7 @@ class Med3dReference : public ::testing::Test {
 #define REQUIRE_TORCH_REFERENCE(ref)                                                    \
   if ((ref).folder.empty()) GTEST_SKIP() << "Debian python3-torch is not installed"
 
-double max_relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a - b).abs().max().item<double>() / std::max(1e-12, b.abs().max().item<double>());
-}
 
-void expect_features_match(BackboneImpl& network, const std::string& folder) {
-  network.eval();
-  torch::NoGradGuard no_grad;
-  const auto features = network.features(npy_tensor(folder + "/input.npy"));
-  const char* names[] = {"stem", "layer1", "layer2", "layer3", "layer4"};
-  ASSERT_EQ(features.size(), 5u);
-  for (int i = 0; i < 5; ++i) {
-    const torch::Tensor expected = npy_tensor(folder + "/" + names[i] + ".npy");
-    ASSERT_EQ(features[i].sizes(), expected.sizes()) << names[i];
-    EXPECT_LT(max_relative_difference(features[i], expected), 1e-5) << names[i];
-  }
-  const torch::Tensor pooled = features[4].mean({2, 3, 4});
-  EXPECT_LT(max_relative_difference(pooled, npy_tensor(folder + "/pooled.npy")), 1e-5);
-}
 
 TEST_F(Med3dReference, NetworkKeysAndShapesEqualPyTorchs) {
   for (int depth : {10, 18}) {
@@ -110,7 +92,7 @@ TEST_F(Med3dReference, ZipLegacyBareAndTrainingCheckpointsReproducePyTorchFeatur
       auto network = create_backbone("med3d-resnet" + std::to_string(depth));
       const LoadReport report = load_weights(*network, ref.folder + "/" + file);
       EXPECT_TRUE(report.clean()) << report.summary();
-      expect_features_match(*network, ref.folder);
+      expect_resnet_features_match(*network, ref.folder);
     }
   }
 }
@@ -144,7 +126,7 @@ TEST_F(Med3dReference, SafetensorsWrittenByGraftReadBackInPythonAndGraft) {
   EXPECT_NE(output.find("\"conv1.weight\": [\"F32\", [64, 1, 7, 7, 7]"), std::string::npos) << output.substr(0, 300);
   auto again = create_backbone("med3d-resnet10");
   load_weights(*again, path);
-  expect_features_match(*again, ref.folder);
+  expect_resnet_features_match(*again, ref.folder);
 }
 
 TEST_F(Med3dReference, MoreInputChannelsAdaptConv1SoRepeatedInputGivesTheSameFeatures) {

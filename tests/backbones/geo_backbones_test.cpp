@@ -1,7 +1,7 @@
-// timm/TorchGeo 2D ResNets against PyTorch: tests/tools/timm_resnet_reference.py (Debian
-// python3-torch) defines the network independently with timm's key names, saves a torch.save
-// state_dict with 13 (Sentinel-2) or 11 (Landsat 8) input channels, and computes the features;
-// graft must load the file strictly and reproduce every feature map.
+// timm/TorchGeo 2D ResNets and ViT-S/16 against PyTorch: tests/tools/timm_{resnet,vit}_reference.py
+// (Debian python3-torch) define the networks independently with timm's key names, save torch.save
+// state_dicts with 13 (Sentinel-2) or 11 (Landsat 8) input channels, and compute the features;
+// graft must load the files strictly and reproduce every feature map.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -10,22 +10,19 @@
 #include "backbones/factory.h"
 #include "backbones/registry.h"
 #include "backbones/weight_loading.h"
+#include "io/error.h"
 #include "io/npy.h"
+#include "tests/backbones/pytorch_reference.h"
 #include "tests/support/test_support.h"
 
 namespace graft::backbones {
 namespace {
 
-torch::Tensor npy_tensor(const std::string& path) {
-  const io::NpyArray array = io::read_npy_array(path);
-  torch::Tensor tensor = torch::empty(array.shape, torch::kFloat32);
-  std::memcpy(tensor.data_ptr(), array.bytes.data(), array.bytes.size());
-  return tensor;
-}
+using testing::expect_resnet_features_match;
+using testing::max_relative_difference;
+using testing::npy_tensor;
 
-double max_relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a - b).abs().max().item<double>() / std::max(1e-12, b.abs().max().item<double>());
-}
+
 
 // The reference for one depth and channel count, in a fresh folder; empty without python3-torch.
 std::string reference(int depth, int in_channels, bool with_fc) {
@@ -42,20 +39,6 @@ std::string reference(int depth, int in_channels, bool with_fc) {
   return folder;
 }
 
-void expect_features_match(BackboneImpl& network, const std::string& folder) {
-  network.eval();
-  torch::NoGradGuard no_grad;
-  const auto features = network.features(npy_tensor(folder + "/input.npy"));
-  const char* names[] = {"stem", "layer1", "layer2", "layer3", "layer4"};
-  ASSERT_EQ(features.size(), 5u);
-  for (int i = 0; i < 5; ++i) {
-    const torch::Tensor expected = npy_tensor(folder + "/" + names[i] + ".npy");
-    ASSERT_EQ(features[i].sizes(), expected.sizes()) << names[i];
-    EXPECT_LT(max_relative_difference(features[i], expected), 1e-5) << names[i];
-  }
-  EXPECT_LT(max_relative_difference(features[4].mean({2, 3}), npy_tensor(folder + "/pooled.npy")),
-            1e-4);
-}
 
 TEST(GeoResNet, Sentinel2ResNet18LoadsStrictlyAndReproducesPyTorch) {
   const std::string folder = reference(18, 13, false);
@@ -64,7 +47,7 @@ TEST(GeoResNet, Sentinel2ResNet18LoadsStrictlyAndReproducesPyTorch) {
   const LoadReport report = load_weights(*network, folder + "/model.pth");
   EXPECT_TRUE(report.clean()) << report.summary();
   EXPECT_EQ(report.loaded.size(), 120u);  // 20 convolutions, 20 batch norms with 5 tensors each
-  expect_features_match(*network, folder);
+  expect_resnet_features_match(*network, folder);
   // The same through the command line: graft embed's pooled features are PyTorch's to 1e-4.
   std::string output;
   ASSERT_EQ(
@@ -91,7 +74,7 @@ TEST(GeoResNet, LandsatResNet50DropsTheClassifierAndReproducesPyTorch) {
       report.summary().find("classifier tensors not used by the backbone: fc.weight, fc.bias"),
       std::string::npos)
       << report.summary();
-  expect_features_match(*network, folder);
+  expect_resnet_features_match(*network, folder);
 }
 
 // timm's adapt_input_conv: RGB weights on 6 bands repeat the kernels twice and halve them, so the
@@ -114,6 +97,43 @@ TEST(GeoResNet, RgbWeightsAdaptToMoreBands) {
   auto thirteen = create_backbone("geo-resnet18-s2");
   EXPECT_NE(load_weights(*thirteen, folder + "/model.pth").adapted.at(0).find("3 -> 13"),
             std::string::npos);
+}
+
+// ViT-S/16 on 13 bands: patch tokens and the class-token embedding at the trained 224 px, and at
+// 128 x 96 px with pos_embed resampled bicubically as timm does; the checkpoint's head is dropped.
+TEST(GeoVit, Sentinel2VitSmallReproducesPyTorchAtAnyMultipleOf16) {
+  if (graft::testing::python_with("torch").empty())
+    GTEST_SKIP() << "Debian python3-torch is not installed";
+  const std::string folder = graft::testing::temp_dir() + "/vit";
+  std::string output;
+  ASSERT_EQ(
+      graft::testing::run_command("/usr/bin/python3 " GRAFT_SOURCE_DIR
+                                  "/tests/tools/timm_vit_reference.py --in-chans 13 --out-dir " +
+                                      folder,
+                                  &output),
+      0)
+      << output;
+  auto network = create_backbone("geo-vit-s16-s2");
+  const LoadReport report = load_weights(*network, folder + "/model.pth");
+  EXPECT_TRUE(report.clean()) << report.summary();
+  EXPECT_NE(
+      report.summary().find("classifier tensors not used by the backbone: head.weight, head.bias"),
+      std::string::npos)
+      << report.summary();
+  network->eval();
+  torch::NoGradGuard no_grad;
+  for (const char* size : {"224", "small"}) {
+    SCOPED_TRACE(size);
+    const torch::Tensor x = npy_tensor(folder + "/input_" + size + ".npy");
+    const torch::Tensor tokens = network->features(x).at(0);
+    const torch::Tensor expected = npy_tensor(folder + "/tokens_" + size + ".npy");
+    ASSERT_EQ(tokens.sizes(), expected.sizes());
+    EXPECT_LT(max_relative_difference(tokens, expected), 1e-4);
+    EXPECT_LT(max_relative_difference(network->embedding(x),
+                                      npy_tensor(folder + "/cls_" + size + ".npy")),
+              1e-4);
+  }
+  EXPECT_THROW(network->features(torch::zeros({1, 13, 100, 96})), Error);  // not a multiple of 16
 }
 
 TEST(GeoResNet, ContractsCarryTheWeightsBandsScalingAndSize) {

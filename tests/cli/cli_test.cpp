@@ -118,6 +118,11 @@ TEST(Cli, StackWritesOneGeoTiffFromBandFiles) {
   const auto json = nlohmann::json::parse(graft("info --json " + out).output);
   EXPECT_EQ(json["size"], nlohmann::json({120, 120, 1}));
   EXPECT_EQ(json["band_names"], nlohmann::json({"B04", "B03", "B02", "B05", "B01"}));
+  // NIfTI has no place for a map CRS: converting a map raster to it is refused in one line.
+  const Result nifti = graft("convert " + out + " " + out.substr(0, out.size() - 4) + ".nii.gz");
+  EXPECT_EQ(nifti.exit_code, 1) << nifti.output;
+  EXPECT_EQ(line_count(nifti.output), 1u) << nifti.output;
+  EXPECT_NE(nifti.output.find("this image is in a map CRS"), std::string::npos) << nifti.output;
   const Result wrong = graft("stack " + out + " " + patch + "labels_metadata.json");
   EXPECT_EQ(wrong.exit_code, 1) << wrong.output;
   EXPECT_EQ(line_count(wrong.output), 1u) << wrong.output;

@@ -5,8 +5,10 @@
 // downsample.0/.1), so their state_dicts load by name.
 #include <torch/torch.h>
 
+#include <array>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace graft::backbones::resnet {
 
@@ -134,6 +136,23 @@ torch::nn::Sequential make_stage(int64_t& inplanes, int64_t planes, int count, i
     inplanes = planes * expansion;
   }
   return stage;
+}
+
+// The stem (conv1, bn1, ReLU) and then max pool and the four stages: the stem's output followed by
+// each stage's, shallow to deep.
+template <typename Conv, typename Norm, typename Pool>
+std::vector<torch::Tensor> stem_and_stages(const torch::Tensor& input, Conv& conv1, Norm& bn1,
+                                           Pool& maxpool,
+                                           const std::array<torch::nn::Sequential*, 4>& stages) {
+  std::vector<torch::Tensor> out;
+  torch::Tensor x = torch::relu(bn1->forward(conv1->forward(input)));
+  out.push_back(x);
+  x = maxpool->forward(x);
+  for (auto* stage : stages) {
+    x = (*stage)->forward(x);
+    out.push_back(x);
+  }
+  return out;
 }
 
 }  // namespace graft::backbones::resnet

@@ -52,15 +52,7 @@ std::vector<torch::Tensor> TimmResNetImpl::features(const torch::Tensor& input) 
                 std::to_string(input.dim()) + " dims" +
                 (input.dim() > 1 ? " with " + std::to_string(input.size(1)) + " channels" : ""));
   }
-  std::vector<torch::Tensor> out;
-  torch::Tensor x = torch::relu(bn1->forward(conv1->forward(input)));
-  out.push_back(x);
-  x = maxpool->forward(x);
-  for (auto* layer : {&layer1, &layer2, &layer3, &layer4}) {
-    x = (*layer)->forward(x);
-    out.push_back(x);
-  }
-  return out;
+  return resnet::stem_and_stages(input, conv1, bn1, maxpool, {&layer1, &layer2, &layer3, &layer4});
 }
 
 std::vector<FeatureInfo> TimmResNetImpl::feature_info() const {

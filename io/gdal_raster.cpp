@@ -173,13 +173,6 @@ GdalRasterInfo describe(GDALDataset& dataset, const std::string& path) {
   return info;
 }
 
-// The pixel-corner geotransform of the window (x, y) at `scale` source pixels per read pixel.
-GeoTransform window_transform(const GeoTransform& t, double x, double y, double scale_x,
-                              double scale_y) {
-  return {t[0] + x * t[1] + y * t[2], t[1] * scale_x, t[2] * scale_y,
-          t[3] + x * t[4] + y * t[5], t[4] * scale_x, t[5] * scale_y};
-}
-
 GDALRIOResampleAlg resampling_from_name(const std::string& name) {
   if (name == "nearest") return GRIORA_NearestNeighbour;
   if (name == "bilinear") return GRIORA_Bilinear;
@@ -189,6 +182,12 @@ GDALRIOResampleAlg resampling_from_name(const std::string& name) {
 }
 
 }  // namespace
+
+GeoTransform subgrid_geotransform(const GeoTransform& t, double x, double y, double scale_x,
+                                  double scale_y) {
+  return {t[0] + x * t[1] + y * t[2], t[1] * scale_x, t[2] * scale_y,
+          t[3] + x * t[4] + y * t[5], t[4] * scale_x, t[5] * scale_y};
+}
 
 bool gdal_can_read(const std::string& path) {
   register_drivers();
@@ -261,7 +260,7 @@ Image read_gdal(const std::string& path, const GdalReadOptions& options) {
 
   const GeoTransform full = info.geotransform.value_or(GeoTransform{0, 1, 0, 0, 0, 1});
   const GeoTransform read_transform =
-      window_transform(full, window.x * scale_x, window.y * scale_y, scale_x, scale_y);
+      subgrid_geotransform(full, window.x * scale_x, window.y * scale_y, scale_x, scale_y);
   Geometry geometry =
       geometry_from_geotransform(read_transform, window.width, window.height, info.crs_wkt);
   if (!info.geotransform) {
@@ -549,9 +548,13 @@ std::string band_name_from_file(const std::string& path) {
 Image read_band_stack(const std::vector<std::string>& files, const BandStackOptions& options) {
   if (files.empty()) throw UsageError("a band stack needs at least one file");
   const GDALRIOResampleAlg resampling = resampling_from_name(options.resampling);
+  // Each file is opened once: its header here, its pixels below.
   std::vector<GdalRasterInfo> infos;
+  std::vector<DatasetPointer> datasets;
   for (const auto& file : files) {
-    infos.push_back(read_gdal_info(file));
+    GdalErrorCapture errors;
+    datasets.push_back(open_raster(file, errors));
+    infos.push_back(describe(*datasets.back(), file));
     if (infos.back().bands.size() != 1) {
       throw Error(file + ": a band stack takes single-band files; this one has " +
                   std::to_string(infos.back().bands.size()) + " bands");
@@ -611,7 +614,7 @@ Image read_band_stack(const std::vector<std::string>& files, const BandStackOpti
                   std::to_string(info.width) + " x " + std::to_string(info.height) + ")");
     }
     GdalErrorCapture errors;
-    DatasetPointer dataset = open_raster(files[i], errors);
+    GDALDataset* dataset = datasets[i].get();
     const int x = static_cast<int>(std::floor(std::max(0.0, x0) + kSlack));
     const int y = static_cast<int>(std::floor(std::max(0.0, y0) + kSlack));
     const int read_width = std::min<int>(static_cast<int>(info.width) - x,

@@ -43,6 +43,11 @@ struct PixelWindow {
   std::int64_t x = 0, y = 0, width = 0, height = 0;
 };
 
+// The geotransform of a sub-grid whose top-left pixel corner is at full-resolution pixel (x, y)
+// and whose pixels each span scale_x by scale_y full-resolution pixels (a window, an overview).
+GeoTransform subgrid_geotransform(const GeoTransform& transform, double x, double y,
+                                  double scale_x = 1.0, double scale_y = 1.0);
+
 struct GdalReadOptions {
   std::optional<PixelWindow> window;  // only these pixels are read from the file
   int overview = -1;                  // -1: full resolution; k: GDAL's overview level k

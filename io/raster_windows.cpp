@@ -49,8 +49,9 @@ std::int64_t pixels_for_map_distance(const GeoTransform& transform, double dista
   return std::max<std::int64_t>(1, std::llround(distance / pixel));
 }
 
-GeoTransform window_geotransform(const GeoTransform& t, const PixelWindow& w) {
-  return {t[0] + w.x * t[1] + w.y * t[2], t[1], t[2], t[3] + w.x * t[4] + w.y * t[5], t[4], t[5]};
+GeoTransform window_geotransform(const GeoTransform& transform, const PixelWindow& window) {
+  return subgrid_geotransform(transform, static_cast<double>(window.x),
+                              static_cast<double>(window.y));
 }
 
 std::vector<PixelWindow> random_windows(const std::string& path,

@@ -21,6 +21,8 @@ class BackboneImpl : public torch::nn::Module {
   // One tensor per feature_info() entry, in the same order (shallow to deep).
   virtual std::vector<torch::Tensor> features(const torch::Tensor& input) = 0;
   virtual std::vector<FeatureInfo> feature_info() const = 0;
+  // 3 for volumes (input B, C, D, H, W), 2 for images (B, C, H, W).
+  virtual int spatial_dims() const { return 3; }
   // One vector per input: the deepest features averaged over space, unless the architecture has
   // its own (a ViT's class token).
   virtual torch::Tensor embedding(const torch::Tensor& input) { return features(input).back().flatten(2).mean(2); }

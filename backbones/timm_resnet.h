@@ -20,6 +20,7 @@ class TimmResNetImpl : public BackboneImpl {
   explicit TimmResNetImpl(const TimmResNetConfig& config);
   std::vector<torch::Tensor> features(const torch::Tensor& input) override;
   std::vector<FeatureInfo> feature_info() const override;
+  int spatial_dims() const override { return 2; }
   std::string input_conv_weight_name() const override { return "conv1.weight"; }
   std::vector<std::string> classifier_prefixes() const override { return {"fc."}; }
 

@@ -29,6 +29,7 @@ class TimmVitImpl : public BackboneImpl {
   // size get pos_embed resampled bicubically (timm's resample_abs_pos_embed, no antialiasing).
   std::vector<torch::Tensor> features(const torch::Tensor& input) override;
   std::vector<FeatureInfo> feature_info() const override;
+  int spatial_dims() const override { return 2; }
   // The normed class token, as timm's global_pool="token" and UNI use it.
   torch::Tensor embedding(const torch::Tensor& input) override;
   std::string input_conv_weight_name() const override { return "patch_embed.proj.weight"; }

@@ -17,13 +17,14 @@
 #include "finetune/run_config.h"
 #include "finetune/sliding_window.h"
 #include "finetune/trainer.h"
+#include "bench/stopwatch.h"
 #include "bench/memory_status.h"
 #include "io/image_file.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+using graft::bench::Clock;
+using graft::bench::seconds_since;
 
 using graft::bench::current_rss_mb;
 using graft::bench::peak_rss_mb;
@@ -46,7 +47,7 @@ int loader_bench(int workers, int threads) {
   const auto contract = graft::finetune::run_contract(config);
   auto start = Clock::now();
   std::vector<graft::datasets::PreparedCase> cases;
-  for (const auto& entry : entries) cases.push_back(graft::datasets::prepare_case(entry, contract, 0, 3));
+  for (const auto& entry : entries) cases.push_back(graft::datasets::prepare_case(entry, contract, {0}, 3));
   const double prepare_s = seconds_since(start) / entries.size();
 
   graft::datasets::PatchOptions options;

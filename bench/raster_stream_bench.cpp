@@ -11,16 +11,16 @@
 #include <filesystem>
 #include <string>
 
+#include "bench/stopwatch.h"
 #include "bench/memory_status.h"
+#include "bench/synthetic_scene.h"
 #include "io/gdal_raster.h"
 #include "io/raster_windows.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+using graft::bench::Clock;
+using graft::bench::seconds_since;
 
 }  // namespace
 
@@ -35,33 +35,12 @@ int main(int argc, char** argv) {
   const std::string scene = folder + "/scene.tif", streamed = folder + "/streamed.tif",
                     copied = folder + "/copied.tif";
 
-  io::RasterLayout layout;
-  layout.width = layout.height = size;
-  layout.bands = bands;
-  layout.dtype = io::DType::kU16;
-  layout.geotransform = {600000, 10, 0, 5000000, 0, -10};  // a UTM tile's 10 m grid
-  layout.nodata = 0.0;
+  const io::RasterLayout layout = graft::bench::synthetic_scene_layout(size, bands);
   const double scene_mb = static_cast<double>(size) * size * bands * 2 / 1e6;
 
   if (!std::filesystem::exists(scene)) {
-    // Reflectance-like values that vary in space and by band, so DEFLATE has real work.
     const auto start = Clock::now();
-    io::GdalRasterWriter writer(scene, layout);
-    for (const auto& w : io::grid_windows(size, size, window, 0)) {
-      io::Geometry g;
-      g.size_xyz = {w.width, w.height, 1};
-      io::Image tile = io::Image::uninitialized(io::DType::kU16, bands, g);
-      auto* values = tile.data<std::uint16_t>();
-      for (std::int64_t b = 0; b < bands; ++b)
-        for (std::int64_t y = 0; y < w.height; ++y)
-          for (std::int64_t x = 0; x < w.width; ++x) {
-            const std::int64_t gx = w.x + x, gy = w.y + y;
-            values[(b * w.height + y) * w.width + x] = static_cast<std::uint16_t>(
-                1 + (gx * 7 + gy * 13 + (gx * gy) % 97 + b * 517) % 9000);
-          }
-      writer.write(tile, w.x, w.y);
-    }
-    writer.finish();
+    graft::bench::write_synthetic_scene(scene, layout, window);
     std::printf("made %s: %lld x %lld x %d uint16 (%.0f MB of pixels) in %.1f s\n", scene.c_str(),
                 static_cast<long long>(size), static_cast<long long>(size), bands, scene_mb,
                 seconds_since(start));

@@ -95,7 +95,8 @@ void define_commands(CLI::App& app, CommandLine& l) {
   train->add_option("--output", l.out, "model folder (overrides the config's output)");
   train->add_flag("--resume", l.resume, "continue from OUTPUT/checkpoint.pt");
 
-  auto* predict = app.add_subcommand("predict", "segment images with a trained model folder");
+  auto* predict = app.add_subcommand(
+      "predict", "segment images (a raster scene tile by tile into a GeoTIFF) or classify chips with a trained model folder");
   predict->add_option("--model", l.model_folder, "model folder written by graft train")->required();
   predict->add_option("--input", l.inputs, "image files, a folder of them, or a manifest")
       ->required();
@@ -107,6 +108,7 @@ void define_commands(CLI::App& app, CommandLine& l) {
   predict->add_option("--overlap", l.overlap,
                       "sliding-window overlap fraction (default: the model's)");
   predict->add_flag("--tta", l.mirror, "mirror test-time augmentation (8 flips)");
+  predict->add_flag("--cog", l.cog, "a raster's prediction is written as a Cloud Optimized GeoTIFF");
   predict->add_flag("--probabilities", l.probabilities, "also write per-class probability maps");
   predict->add_option("--threads", l.threads,
                       "LibTorch threads (0: the cores shared among workers)");

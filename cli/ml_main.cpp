@@ -17,6 +17,7 @@
 #include "cli/command_line.h"
 #include "cli/progress.h"
 #include "finetune/batch_predict.h"
+#include "finetune/classification.h"
 #include "finetune/demo.h"
 #include "finetune/predictor.h"
 #include "finetune/run_config.h"
@@ -131,25 +132,69 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
       if (bar) bar->finish();
       std::printf("epoch %d/%d  train loss %.4f", event.epoch + 1, event.epochs, event.loss);
       for (const auto& [name, value] : event.metrics) {
-        if (name.rfind("val_dice", 0) == 0) std::printf("  %s %.4f", name.c_str(), value);
+        if (name.rfind("val_", 0) == 0) std::printf("  %s %.4f", name.c_str(), value);
       }
       std::printf("  (%.0f s)\n", event.seconds);
       std::fflush(stdout);
     } else if (event.kind == "early_stop") {
-      std::printf("early stop after epoch %d: validation Dice stopped improving\n",
+      std::printf("early stop after epoch %d: the validation metric stopped improving\n",
                   event.epoch + 1);
     }
   };
-  const auto result = graft::finetune::train(config, {progress}, resume);
-  std::printf("train: model folder %s (best validation Dice %.4f at epoch %d)\n",
-              config["output"].get<std::string>().c_str(), result.best_val_dice,
-              result.best_epoch + 1);
+  const std::string task = config["task"];
+  if (task != "segmentation" && task != "classification") {
+    throw Error("task '" + task + "' is not one of segmentation, classification");
+  }
+  const auto result = task == "classification"
+                          ? graft::finetune::train_classifier(config, {progress}, resume)
+                          : graft::finetune::train(config, {progress}, resume);
+  std::printf("train: model folder %s (best %s %.4f at epoch %d)\n",
+              config["output"].get<std::string>().c_str(), result.metric.c_str(),
+              result.best_val_metric, result.best_epoch + 1);
+  return 0;
+}
+
+// Scene classification: one row per input image with the predicted class(es) and every class's
+// probability, printed and, with an output path, written as CSV.
+int run_classify(const std::string& model, const std::vector<std::string>& inputs, const std::string& output) {
+  graft::finetune::Classifier classifier(model);
+  const auto& names = classifier.class_names();
+  std::ostringstream csv;
+  csv << "image,predicted";
+  for (const auto& name : names) csv << ",p_" << name;
+  csv << "\n";
+  std::vector<std::string> files;
+  for (const std::string& input : inputs) {
+    const bool listing = std::filesystem::is_directory(input) ||
+                         graft::io::sniff_format(input) == graft::io::FileFormat::kUnknown;
+    const auto listed = listing ? graft::finetune::batch_inputs(input) : std::vector<std::string>{input};
+    files.insert(files.end(), listed.begin(), listed.end());
+  }
+  for (const std::string& file : files) {
+    const auto probabilities = classifier.probabilities(io::read(file), file);
+    std::string predicted;
+    if (classifier.multi_label()) {
+      for (std::size_t c = 0; c < names.size(); ++c) {
+        if (probabilities[c] >= 0.5) predicted += (predicted.empty() ? "" : ";") + names[c];
+      }
+    } else {
+      predicted = names[std::max_element(probabilities.begin(), probabilities.end()) - probabilities.begin()];
+    }
+    csv << file << "," << predicted;
+    for (double p : probabilities) csv << "," << p;
+    csv << "\n";
+    std::printf("%s: %s\n", file.c_str(), predicted.c_str());
+  }
+  if (!output.empty()) {
+    graft::io::write_text_atomically(output, csv.str());
+    std::printf("predict: %zu images classified; table in %s\n", files.size(), output.c_str());
+  }
   return 0;
 }
 
 int run_predict(const std::string& model, const std::vector<std::string>& inputs,
                 const std::string& output, double overlap, bool mirror, bool probabilities,
-                int workers, const std::string& shard, int threads, bool anonymize) {
+                int workers, const std::string& shard, int threads, bool anonymize, bool cloud_optimized) {
   namespace fs = std::filesystem;
   // Batch workers share the cores between them.
   graft::finetune::set_compute_threads(
@@ -161,6 +206,7 @@ int run_predict(const std::string& model, const std::vector<std::string>& inputs
   options.mirror = mirror;
   options.write_probabilities = probabilities;
   options.anonymize = anonymize;
+  options.cloud_optimized = cloud_optimized;
   // A DICOM folder is one case when the output names a file (out.nii.gz, seg.dcm); a folder
   // output means a batch.
   const bool output_is_file =
@@ -318,8 +364,11 @@ int main(int argc, char** argv) {
     if (c == "demo") return run_demo(l.demo_folder, l.quick);
     if (c == "train") return run_train(l.config_path, l.overrides, l.out, l.resume);
     if (c == "predict") {
+      if (graft::finetune::read_json_file(l.model_folder + "/config.json").value("task", "") == "classification") {
+        return run_classify(l.model_folder, l.inputs, l.out);
+      }
       return run_predict(l.model_folder, l.inputs, l.out, l.overlap, l.mirror, l.probabilities,
-                         l.workers, l.shard, l.threads, l.anonymize);
+                         l.workers, l.shard, l.threads, l.anonymize, l.cog);
     }
     if (c == "evaluate") return run_evaluate(l.path, l.reference, l.csv_path, l.tolerance_mm);
     if (c == "embed") return run_embed(l.backbone, l.weights, l.lenient, l.in, l.embed_mode, l.out);

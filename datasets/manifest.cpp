@@ -37,6 +37,18 @@ std::vector<std::string> split_csv_line(const std::string& line) {
   return fields;
 }
 
+std::vector<std::string> split_class_names(const std::string& text) {
+  std::vector<std::string> names;
+  std::string name;
+  std::istringstream in(text);
+  while (std::getline(in, name, ';')) {
+    name.erase(0, name.find_first_not_of(" \t"));
+    name.erase(name.find_last_not_of(" \t") + 1);
+    if (!name.empty()) names.push_back(name);
+  }
+  return names;
+}
+
 std::vector<CaseEntry> read_csv(const std::string& path, const std::string& base) {
   std::ifstream in(path);
   std::string line;
@@ -46,7 +58,8 @@ std::vector<CaseEntry> read_csv(const std::string& path, const std::string& base
     const auto found = std::find(header.begin(), header.end(), name);
     return found == header.end() ? -1 : static_cast<int>(found - header.begin());
   };
-  const int image = column("image"), label = column("label"), split = column("split"), id = column("id");
+  const int image = column("image"), label = column("label"), split = column("split"), id = column("id"),
+            classes = column("classes");
   if (image < 0) throw Error(path + ": manifest header needs an 'image' column");
   std::vector<CaseEntry> cases;
   int line_number = 1;
@@ -61,6 +74,7 @@ std::vector<CaseEntry> read_csv(const std::string& path, const std::string& base
     entry.image = resolve(base, fields[image]);
     if (label >= 0 && label < static_cast<int>(fields.size())) entry.label = resolve(base, fields[label]);
     if (split >= 0 && split < static_cast<int>(fields.size())) entry.split = fields[split];
+    if (classes >= 0 && classes < static_cast<int>(fields.size())) entry.classes = split_class_names(fields[classes]);
     entry.id = id >= 0 && id < static_cast<int>(fields.size()) ? fields[id] : io::image_stem(entry.image);
     cases.push_back(entry);
   }
@@ -88,6 +102,16 @@ std::vector<CaseEntry> read_json(const std::string& path, const std::string& bas
     entry.label = resolve(base, item.value("label", ""));
     entry.split = item.value("split", "");
     entry.id = item.value("id", io::image_stem(entry.image));
+    if (item.contains("classes")) {
+      const auto& classes = item["classes"];
+      if (classes.is_string()) {
+        entry.classes = split_class_names(classes.get<std::string>());
+      } else if (classes.is_array() && std::all_of(classes.begin(), classes.end(), [](const auto& c) { return c.is_string(); })) {
+        entry.classes = classes.get<std::vector<std::string>>();
+      } else {
+        throw Error(path + ": case " + entry.id + ": field 'classes' must be a string or a list of strings");
+      }
+    }
     cases.push_back(entry);
   }
   return cases;

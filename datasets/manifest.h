@@ -11,9 +11,12 @@ struct CaseEntry {
   std::string image;
   std::string label;  // empty for unlabelled cases
   std::string split;  // "train", "val", "test" or empty (assigned by k-fold)
+  // Scene classification: the class names of the image, ';'-separated in CSV, a string or a list
+  // in JSON (several for a multi-label task such as BigEarthNet's).
+  std::vector<std::string> classes;
 };
 
-// A manifest in CSV (header with image,label[,split][,id]) or JSON (a list of objects, or
+// A manifest in CSV (header with image,label[,classes][,split][,id]) or JSON (a list of objects, or
 // {"cases": [...]} with the same keys), or a folder in nnU-Net's convention: imagesTr/ with
 // CASE_0000.nii.gz and labelsTr/ with CASE.nii.gz. Relative paths resolve against the
 // manifest's folder. Throws graft::Error naming the manifest and the line or case.

@@ -11,21 +11,22 @@
 
 namespace graft::datasets {
 
+void refuse_nan_voxels(const io::Image& image, const std::string& path) {
+  if (io::dtype_is_integer(image.dtype())) return;
+  std::int64_t nan_count = 0;
+  for (std::int64_t i = 0; i < image.element_count(); ++i) nan_count += std::isnan(image.value_at(i));
+  if (nan_count > 0) throw Error(path + ": " + std::to_string(nan_count) + " voxels are NaN; fix or mask them first");
+}
+
 PreparedCase prepare_case(const CaseEntry& entry, const preprocess::Contract& contract,
-                          std::uint64_t seed, int classes) {
+                          const preprocess::PlanOptions& plan_options, int classes) {
   PreparedCase prepared;
   prepared.id = entry.id;
   prepared.image_path = entry.image;
   prepared.label_path = entry.label;
   const io::Image image = io::read(entry.image);
-  std::int64_t nan_count = 0;
-  if (!io::dtype_is_integer(image.dtype())) {
-    for (std::int64_t i = 0; i < image.element_count(); ++i) nan_count += std::isnan(image.value_at(i));
-  }
-  if (nan_count > 0) {
-    throw Error(entry.image + ": " + std::to_string(nan_count) + " voxels are NaN; fix or mask them first");
-  }
-  prepared.plan = preprocess::make_plan(contract, image, seed);
+  refuse_nan_voxels(image, entry.image);
+  prepared.plan = preprocess::make_plan(contract, image, plan_options);
   prepared.image = preprocess::apply(prepared.plan, image);
   if (entry.label.empty()) return prepared;
 

@@ -29,10 +29,13 @@ struct PreparedCase {
   std::vector<std::int64_t> foreground;  // linear voxel indices with a label > 0 (a sample)
 };
 
+// Throws graft::Error naming `path` and the count when a float image holds NaN voxels.
+void refuse_nan_voxels(const io::Image& image, const std::string& path);
+
 // Reads, checks and preprocesses one case. Errors name both files when the image and labels
 // disagree on the grid, and the file and value for NaN voxels or labels outside [0, classes).
 PreparedCase prepare_case(const CaseEntry& entry, const preprocess::Contract& contract,
-                          std::uint64_t seed, int classes);
+                          const preprocess::PlanOptions& plan_options, int classes);
 
 struct AugmentOptions {
   bool flip = true;          // each axis with p = 0.5

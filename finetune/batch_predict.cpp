@@ -35,7 +35,9 @@ std::vector<std::string> batch_inputs(const std::string& folder_or_manifest) {
   if (fs::is_directory(folder_or_manifest) && !fs::exists(fs::path(folder_or_manifest) / "imagesTr")) {
     for (const auto& entry : fs::directory_iterator(folder_or_manifest)) {
       const io::FileFormat format = io::format_from_extension(entry.path().string());
-      if (entry.is_regular_file() && (format == io::FileFormat::kNifti || format == io::FileFormat::kNrrd)) {
+      const bool image = format == io::FileFormat::kNifti || format == io::FileFormat::kNrrd ||
+                         format == io::FileFormat::kGdal;
+      if (entry.is_regular_file() && image) {
         inputs.push_back(entry.path().string());
       }
     }
@@ -43,7 +45,7 @@ std::vector<std::string> batch_inputs(const std::string& folder_or_manifest) {
     for (const auto& entry : datasets::read_manifest(folder_or_manifest)) inputs.push_back(entry.image);
   }
   std::sort(inputs.begin(), inputs.end());
-  if (inputs.empty()) throw Error(folder_or_manifest + ": no NIfTI or NRRD inputs found");
+  if (inputs.empty()) throw Error(folder_or_manifest + ": no NIfTI, NRRD or GeoTIFF inputs found");
   return inputs;
 }
 

@@ -64,7 +64,7 @@ nlohmann::json demo_config(const std::string& output, int epochs, int batches_pe
 std::vector<datasets::PreparedCase> prepare(const std::vector<datasets::CaseEntry>& entries,
                                             const preprocess::Contract& contract) {
   std::vector<datasets::PreparedCase> cases;
-  for (std::size_t i = 0; i < entries.size(); ++i) cases.push_back(datasets::prepare_case(entries[i], contract, i, 2));
+  for (std::size_t i = 0; i < entries.size(); ++i) cases.push_back(datasets::prepare_case(entries[i], contract, {i}, 2));
   return cases;
 }
 
@@ -127,7 +127,7 @@ DemoResult run_demo(const std::string& folder, bool quick) {
   std::vector<double> epochs;
   for (int e = 1; e <= finetune_epochs; ++e) epochs.push_back(e);
   write_plot_png({{"validation Dice, target organ", "epoch", "Dice",
-                   {{"pretrained", epochs, with.val_dice_per_epoch}, {"scratch", epochs, without.val_dice_per_epoch}}},
+                   {{"pretrained", epochs, with.val_metric_per_epoch}, {"scratch", epochs, without.val_metric_per_epoch}}},
                   {"training loss", "epoch", "loss",
                    {{"pretrained", epochs, with.train_loss_per_epoch}, {"scratch", epochs, without.train_loss_per_epoch}}}},
                  folder + "/dice_curves.png");
@@ -138,7 +138,7 @@ DemoResult run_demo(const std::string& folder, bool quick) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::printf("demo: curves in %s/dice_curves.png, predicted masks in %s/*_predicted_organ2.nii.gz (%.0f s)\n",
               folder.c_str(), folder.c_str(), seconds);
-  DemoResult result{with.val_dice_per_epoch.back(), without.val_dice_per_epoch.back(), finetune_epochs};
+  DemoResult result{with.val_metric_per_epoch.back(), without.val_metric_per_epoch.back(), finetune_epochs};
   std::printf("demo: validation dice %.2f (pretrained) vs %.2f (scratch) after %d epochs\n", result.pretrained_dice,
               result.scratch_dice, result.epochs);
   return result;

@@ -6,6 +6,8 @@
 #include "backbones/checkpoint_file.h"
 #include "backbones/weight_loading.h"
 #include "finetune/sliding_window.h"
+#include "finetune/run_config.h"
+#include "finetune/scene_prediction.h"
 #include "finetune/trainer.h"
 #include "io/atomic_file.h"
 #include "io/error.h"
@@ -15,20 +17,6 @@
 #include "preprocess/plan.h"
 
 namespace graft::finetune {
-namespace {
-
-nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path + ": missing (is this a graft model folder?)");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path + ": not valid JSON (" + std::string(e.what()) + ")");
-  }
-}
-
-}  // namespace
-
 Predictor::Predictor(const std::string& model_folder) {
   config_ = read_json_file(model_folder + "/config.json");
   contract_ = preprocess::contract_from_json(read_json_file(model_folder + "/contract.json"),
@@ -43,6 +31,19 @@ Predictor::Predictor(const std::string& model_folder) {
 void Predictor::predict_file(const std::string& input, const std::string& output, const PredictOptions& options) {
   // A DICOM SEG output references the instances the input was assembled from, so a DICOM input
   // is read together with that identity: one discovery pass, not a second one at write time.
+  if (model_->backbone().spatial_dims() == 2 && io::sniff_format(input) == io::FileFormat::kGdal) {
+    if (io::format_from_extension(output) != io::FileFormat::kGdal) {
+      throw UsageError(output + ": a raster's prediction is written as GeoTIFF; name the output .tif");
+    }
+    ScenePredictOptions scene;
+    scene.tile_px = config_["data"]["patch_size"][0];
+    scene.overlap_fraction = options.overlap_fraction >= 0 ? options.overlap_fraction
+                                                           : config_["predict"]["overlap"].get<double>();
+    scene.write.cloud_optimized = options.cloud_optimized;
+    scene.progress = options.progress;
+    predict_scene(*model_, contract_, run_plan_options(config_, config_["seed"]), input, output, scene);
+    return;
+  }
   const bool dicom_seg_output = io::is_dicom_seg_path(output);
   io::DicomVolume dicom;
   if (dicom_seg_output) {
@@ -50,7 +51,7 @@ void Predictor::predict_file(const std::string& input, const std::string& output
     dicom = io::read_dicom(split.path, split.series);
   }
   const io::Image image = dicom_seg_output ? std::move(dicom.image) : io::read(input);
-  const preprocess::Plan plan = preprocess::make_plan(contract_, image, config_["seed"].get<std::uint64_t>());
+  const preprocess::Plan plan = preprocess::make_plan(contract_, image, run_plan_options(config_, config_["seed"]));
   const io::Image prepared = preprocess::apply(plan, image);
   SlidingWindowOptions window;
   const auto patch = config_["data"]["patch_size"].get<std::vector<std::int64_t>>();

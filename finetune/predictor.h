@@ -16,6 +16,7 @@ struct PredictOptions {
   std::string probabilities_path;    // where the probabilities go instead; implies writing them
   bool write_plan = true;            // OUT.plan.json beside the prediction
   bool anonymize = false;            // a DICOM SEG output (OUT.dcm) is de-identified (PS3.15 basic profile)
+  bool cloud_optimized = false;      // a raster's prediction is written as a COG
   std::function<void(double)> progress;
 };
 
@@ -28,6 +29,7 @@ class Predictor {
 
   // Reads `input`, applies the Plan, runs sliding-window inference, maps the labels back onto the
   // input's grid and writes them to `output` (.nii, .nii.gz, .nrrd) with the input's geometry.
+  // A 2D model on a GDAL raster streams it tile by tile instead (predict_scene) into a GeoTIFF.
   void predict_file(const std::string& input, const std::string& output, const PredictOptions& options);
 
 

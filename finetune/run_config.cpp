@@ -2,6 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <fstream>
+
 #include "io/error.h"
 
 namespace graft::finetune {
@@ -39,6 +41,7 @@ nlohmann::json yaml_to_json(const YAML::Node& node) {
 
 nlohmann::json default_run_config() {
   return nlohmann::json::parse(R"({
+    "task": "segmentation",
     "backbone": "med3d-resnet10",
     "weights": "",
     "lenient": false,
@@ -46,6 +49,7 @@ nlohmann::json default_run_config() {
     "head": "medicalnet",
     "classes": 2,
     "class_names": [],
+    "multi_label": false,
     "seed": 0,
     "output": "graft-run",
     "data": {
@@ -59,6 +63,8 @@ nlohmann::json default_run_config() {
       "workers": 2,
       "prefetch": 4,
       "augment": true,
+      "band_names": [],
+      "fill_missing_bands": false,
       "contract": {}
     },
     "train": {
@@ -76,7 +82,8 @@ nlohmann::json default_run_config() {
       "loss": "dice_ce",
       "early_stopping_patience": 0,
       "threads": 0,
-      "max_validation_cases": 0
+      "max_validation_cases": 0,
+      "linear_probe": false
     },
     "predict": {
       "overlap": 0.5,
@@ -136,6 +143,16 @@ nlohmann::json resolve_run_config(const std::string& path, const std::vector<std
     merge_config(config, patch, "--set " + dotted);
   }
   return config;
+}
+
+nlohmann::json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": missing (is this a graft model folder?)");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ": not valid JSON (" + std::string(e.what()) + ")");
+  }
 }
 
 }  // namespace graft::finetune

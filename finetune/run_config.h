@@ -18,4 +18,7 @@ nlohmann::json resolve_run_config(const std::string& path, const std::vector<std
 // Merges `overrides` into `base` key by key (objects recursively), refusing unknown keys.
 void merge_config(nlohmann::json& base, const nlohmann::json& overrides, const std::string& where);
 
+// One JSON file of a model folder; errors name the file (missing, or not JSON).
+nlohmann::json read_json_file(const std::string& path);
+
 }  // namespace graft::finetune

@@ -14,8 +14,26 @@ namespace F = torch::nn::functional;
 
 torch::Tensor upsample_to(const torch::Tensor& x, torch::IntArrayRef size) {
   if (x.sizes().slice(2) == size) return x;
-  return F::interpolate(x, F::InterpolateFuncOptions().size(size.vec()).mode(torch::kTrilinear).align_corners(false));
+  auto options = F::InterpolateFuncOptions().size(size.vec()).align_corners(false);
+  if (x.dim() == 5) return F::interpolate(x, options.mode(torch::kTrilinear));
+  return F::interpolate(x, options.mode(torch::kBilinear));
 }
+
+// The layers of a head for 2D or 3D features.
+template <int Dims>
+struct Layers;
+template <>
+struct Layers<3> {
+  using Conv = nn::Conv3d;
+  using ConvOptions = nn::Conv3dOptions;
+  using BatchNorm = nn::BatchNorm3d;
+};
+template <>
+struct Layers<2> {
+  using Conv = nn::Conv2d;
+  using ConvOptions = nn::Conv2dOptions;
+  using BatchNorm = nn::BatchNorm2d;
+};
 
 // MedicalNet's conv_seg: ConvTranspose3d(2, stride 2) -> BN -> ReLU -> Conv3d 3x3x3 -> BN -> ReLU
 // -> Conv3d 1x1x1 to the classes. Names follow MedicalNet (conv_seg.0 ... conv_seg.6).
@@ -35,15 +53,19 @@ class MedicalNetHeadImpl : public nn::Module {
   nn::Sequential conv_seg{nullptr};
 };
 
+template <int Dims>
 nn::Sequential conv_block(std::int64_t in, std::int64_t out) {
-  return nn::Sequential(nn::Conv3d(nn::Conv3dOptions(in, out, 3).padding(1).bias(false)), nn::BatchNorm3d(out),
-                        nn::ReLU(nn::ReLUOptions(true)),
-                        nn::Conv3d(nn::Conv3dOptions(out, out, 3).padding(1).bias(false)), nn::BatchNorm3d(out),
-                        nn::ReLU(nn::ReLUOptions(true)));
+  using L = Layers<Dims>;
+  return nn::Sequential(typename L::Conv(typename L::ConvOptions(in, out, 3).padding(1).bias(false)),
+                        typename L::BatchNorm(out), nn::ReLU(nn::ReLUOptions(true)),
+                        typename L::Conv(typename L::ConvOptions(out, out, 3).padding(1).bias(false)),
+                        typename L::BatchNorm(out), nn::ReLU(nn::ReLUOptions(true)));
 }
 
 // Features are grouped by stride, deepest first; each group is concatenated with the upsampled
-// result so far and refined by a conv block; the last block runs at full resolution.
+// result so far and refined by a conv block; the last block runs at full resolution. Dims is the
+// backbone's: 3 for volumes, 2 for rasters and slides.
+template <int Dims>
 class UNetHeadImpl : public nn::Module {
  public:
   UNetHeadImpl(const std::vector<backbones::FeatureInfo>& info, int classes) {
@@ -56,12 +78,13 @@ class UNetHeadImpl : public nn::Module {
       for (int index : indices) in += info[index].channels;
       // Narrower at finer levels, as in a U-Net: 16 channels per unit of stride.
       const std::int64_t out = std::min<std::int64_t>(256, 16 * stride);
-      blocks_.push_back(register_module("block" + std::to_string(level++), conv_block(in, out)));
+      blocks_.push_back(register_module("block" + std::to_string(level++), conv_block<Dims>(in, out)));
       groups_.push_back(indices);
       previous = out;
     }
-    final_block_ = register_module("final_block", conv_block(previous, 16));
-    classifier_ = register_module("classifier", nn::Conv3d(nn::Conv3dOptions(16, classes, 1)));
+    final_block_ = register_module("final_block", conv_block<Dims>(previous, 16));
+    classifier_ = register_module("classifier",
+                                  typename Layers<Dims>::Conv(typename Layers<Dims>::ConvOptions(16, classes, 1)));
   }
   torch::Tensor forward(const std::vector<torch::Tensor>& features, torch::IntArrayRef size) {
     torch::Tensor x;
@@ -79,7 +102,7 @@ class UNetHeadImpl : public nn::Module {
   std::vector<nn::Sequential> blocks_;
   std::vector<std::vector<int>> groups_;
   nn::Sequential final_block_{nullptr};
-  nn::Conv3d classifier_{nullptr};
+  typename Layers<Dims>::Conv classifier_{nullptr};
 };
 
 }  // namespace
@@ -97,20 +120,36 @@ SegmentationModelImpl::SegmentationModelImpl(std::shared_ptr<backbones::Backbone
   if (classes < 2) throw Error("a segmentation model needs at least 2 classes (background + 1)");
   register_module("backbone", backbone_);
   const auto info = backbone_->feature_info();
+  const int dims = backbone_->spatial_dims();
   if (head == HeadKind::kMedicalNet) {
+    if (dims != 3) throw Error("the medicalnet head is 3D; a 2D backbone takes head: unet");
     head_ = register_module("head", std::make_shared<MedicalNetHeadImpl>(info.back().channels, classes));
+  } else if (dims == 3) {
+    head_ = register_module("head", std::make_shared<UNetHeadImpl<3>>(info, classes));
   } else {
-    head_ = register_module("head", std::make_shared<UNetHeadImpl>(info, classes));
+    head_ = register_module("head", std::make_shared<UNetHeadImpl<2>>(info, classes));
   }
 }
 
 torch::Tensor SegmentationModelImpl::forward(const torch::Tensor& input) {
-  const auto features = backbone_->features(input);
-  const torch::IntArrayRef size = input.sizes().slice(2);
-  if (head_kind_ == HeadKind::kMedicalNet) {
-    return static_cast<MedicalNetHeadImpl&>(*head_).forward(features, size);
+  // A 2D backbone sees (B, C, 1, H, W) patches of a one-slice grid as (B, C, H, W) images.
+  const bool planar = backbone_->spatial_dims() == 2;
+  if (planar && (input.dim() != 5 || input.size(2) != 1)) {
+    throw Error("a 2D backbone segments one slice at a time (patch size z must be 1, got input " +
+                c10::str(input.sizes()) + ")");
   }
-  return static_cast<UNetHeadImpl&>(*head_).forward(features, size);
+  const torch::Tensor image = planar ? input.squeeze(2) : input;
+  const auto features = backbone_->features(image);
+  const torch::IntArrayRef size = image.sizes().slice(2);
+  torch::Tensor logits;
+  if (head_kind_ == HeadKind::kMedicalNet) {
+    logits = static_cast<MedicalNetHeadImpl&>(*head_).forward(features, size);
+  } else if (planar) {
+    logits = static_cast<UNetHeadImpl<2>&>(*head_).forward(features, size);
+  } else {
+    logits = static_cast<UNetHeadImpl<3>&>(*head_).forward(features, size);
+  }
+  return planar ? logits.unsqueeze(2) : logits;
 }
 
 int set_compute_threads(int requested) {

@@ -22,6 +22,12 @@ namespace graft::io {
 
 namespace {
 
+// WKT as files carry it, or what a user types ("EPSG:32632"); files and URLs are not followed.
+bool parse_crs(const std::string& text, OGRSpatialReference& crs) {
+  return crs.SetFromUserInput(text.c_str(), OGRSpatialReference::SET_FROM_USER_INPUT_LIMITATIONS_get()) ==
+         OGRERR_NONE;
+}
+
 std::once_flag drivers_registered;
 
 void register_drivers() {
@@ -351,9 +357,8 @@ void write_gdal(const Image& source, const std::string& path, const GdalWriteOpt
   dataset->SetGeoTransform(transform.data());
   if (!g.crs_wkt.empty()) {
     OGRSpatialReference crs;
-    if (crs.importFromWkt(g.crs_wkt.c_str()) != OGRERR_NONE) {
-      throw Error(path + ": the image's CRS WKT does not parse (" +
-                  errors.reason("OGR importFromWkt failed") + ")");
+    if (!parse_crs(g.crs_wkt, crs)) {
+      throw Error(path + ": the image's CRS does not parse (" + errors.reason("not WKT or an authority code") + ")");
     }
     dataset->SetSpatialRef(&crs);
   }
@@ -398,9 +403,7 @@ bool same_crs(const std::string& wkt_a, const std::string& wkt_b) {
   if (wkt_a.empty() || wkt_b.empty()) return wkt_a.empty() && wkt_b.empty();
   if (wkt_a == wkt_b) return true;
   OGRSpatialReference a, b;
-  if (a.importFromWkt(wkt_a.c_str()) != OGRERR_NONE ||
-      b.importFromWkt(wkt_b.c_str()) != OGRERR_NONE)
-    return false;
+  if (!parse_crs(wkt_a, a) || !parse_crs(wkt_b, b)) return false;
   return a.IsSame(&b);
 }
 
@@ -445,8 +448,7 @@ GdalRasterWriter::GdalRasterWriter(const std::string& path, const RasterLayout& 
   s.dataset->SetGeoTransform(transform.data());
   if (!layout.crs_wkt.empty()) {
     OGRSpatialReference crs;
-    if (crs.importFromWkt(layout.crs_wkt.c_str()) != OGRERR_NONE)
-      throw Error(path + ": the CRS WKT does not parse");
+    if (!parse_crs(layout.crs_wkt, crs)) throw Error(path + ": the CRS does not parse (not WKT or an authority code)");
     s.dataset->SetSpatialRef(&crs);
   }
   for (int b = 1; b <= layout.bands; ++b) {

@@ -21,7 +21,7 @@ struct Geometry {
   Vec3 origin_world{0.0, 0.0, 0.0};  // world position of the centre of voxel (0, 0, 0)
   Mat3 direction{{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}};
   Frame frame = Frame::kLPS;
-  std::string crs_wkt;  // empty unless frame == kCRS
+  std::string crs_wkt;  // empty unless frame == kCRS; files give WKT, a writer also takes "EPSG:32632"
   // GDAL's geotransform, kept exactly as read so rasters round trip without rounding.
   std::optional<std::array<double, 6>> geotransform;
 

@@ -98,7 +98,7 @@ TEST(SegmentationData, MismatchedGridAndBadLabelsNameTheFiles) {
   const preprocess::Contract contract;
   datasets::CaseEntry entry{"x", folder + "/image.nii.gz", folder + "/shifted.nii.gz", ""};
   try {
-    datasets::prepare_case(entry, contract, 0, 2);
+    datasets::prepare_case(entry, contract, {0}, 2);
     FAIL();
   } catch (const Error& e) {
     const std::string message = e.what();
@@ -108,7 +108,7 @@ TEST(SegmentationData, MismatchedGridAndBadLabelsNameTheFiles) {
   }
   entry.label = folder + "/bad.nii.gz";
   try {
-    datasets::prepare_case(entry, contract, 0, 2);
+    datasets::prepare_case(entry, contract, {0}, 2);
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("label value 7"), std::string::npos) << e.what();
@@ -119,7 +119,7 @@ std::vector<datasets::PreparedCase> prepared_cases(const std::string& folder, in
   const auto entries = datasets::read_manifest(write_dataset(folder, count));
   preprocess::Contract contract;
   std::vector<datasets::PreparedCase> cases;
-  for (const auto& entry : entries) cases.push_back(datasets::prepare_case(entry, contract, 0, 3));
+  for (const auto& entry : entries) cases.push_back(datasets::prepare_case(entry, contract, {0}, 3));
   return cases;
 }
 

@@ -1,0 +1,306 @@
+#include "finetune/classification.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "backbones/checkpoint_file.h"
+#include "backbones/factory.h"
+#include "backbones/weight_loading.h"
+#include "datasets/image_tensor.h"
+#include "datasets/segmentation_data.h"
+#include "finetune/run_config.h"
+#include "finetune/segmentation_model.h"
+#include "finetune/trainer.h"
+#include "io/atomic_file.h"
+#include "io/error.h"
+
+namespace graft::finetune {
+namespace {
+
+namespace fs = std::filesystem;
+namespace F = torch::nn::functional;
+
+torch::Tensor chip_targets(const std::vector<datasets::PreparedChip>& chips, int classes, bool multi_label) {
+  const auto count = static_cast<std::int64_t>(chips.size());
+  torch::Tensor targets = multi_label ? torch::zeros({count, classes}) : torch::empty({count}, torch::kInt64);
+  for (std::int64_t i = 0; i < count; ++i) {
+    if (multi_label) {
+      for (int c : chips[i].classes) targets[i][c] = 1.0f;
+    } else {
+      targets[i] = chips[i].classes.front();
+    }
+  }
+  return targets;
+}
+
+std::vector<std::int64_t> batch_indices(const std::vector<std::int64_t>& order, int step, int batch_size) {
+  const auto begin = order.begin() + std::min<std::size_t>(order.size(), static_cast<std::size_t>(step) * batch_size);
+  const auto end = order.begin() + std::min<std::size_t>(order.size(), static_cast<std::size_t>(step + 1) * batch_size);
+  return {begin, end};
+}
+
+// Average precision of one class: mean precision at the rank of each positive.
+double average_precision(const std::vector<std::pair<float, bool>>& scored) {
+  std::vector<std::pair<float, bool>> ranked = scored;
+  std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  double sum = 0.0;
+  int positives = 0;
+  for (std::size_t rank = 0; rank < ranked.size(); ++rank) {
+    if (!ranked[rank].second) continue;
+    ++positives;
+    sum += static_cast<double>(positives) / static_cast<double>(rank + 1);
+  }
+  return positives ? sum / positives : NAN;
+}
+
+double f1(std::int64_t true_positive, std::int64_t false_positive, std::int64_t false_negative) {
+  const std::int64_t denominator = 2 * true_positive + false_positive + false_negative;
+  return denominator ? 2.0 * true_positive / denominator : NAN;
+}
+
+double mean_ignoring_nan(const std::vector<double>& values) {
+  double sum = 0.0;
+  int counted = 0;
+  for (double value : values) {
+    if (std::isnan(value)) continue;
+    sum += value;
+    ++counted;
+  }
+  return counted ? sum / counted : 0.0;
+}
+
+}  // namespace
+
+ClassificationModelImpl::ClassificationModelImpl(std::shared_ptr<backbones::BackboneImpl> backbone, int classes)
+    : backbone_(std::move(backbone)) {
+  if (classes < 2) throw Error("a classification model needs at least 2 classes");
+  register_module("backbone", backbone_);
+  head_ = register_module("head", torch::nn::Linear(backbone_->feature_info().back().channels, classes));
+}
+
+ClassificationModel build_classifier(const nlohmann::json& config) {
+  auto backbone = backbones::create_backbone(config["backbone"], config["in_channels"].get<int>());
+  return ClassificationModel(backbone, config["classes"].get<int>());
+}
+
+torch::Tensor classification_loss(const torch::Tensor& logits, const torch::Tensor& targets, bool multi_label) {
+  if (multi_label) return F::binary_cross_entropy_with_logits(logits, targets);
+  return F::cross_entropy(logits, targets);
+}
+
+std::map<std::string, double> classification_metrics(const torch::Tensor& logits, const torch::Tensor& targets,
+                                                     bool multi_label) {
+  const torch::Tensor scores = logits.detach().to(torch::kFloat32).contiguous();
+  const std::int64_t count = scores.size(0), classes = scores.size(1);
+  std::vector<std::int64_t> true_positive(classes, 0), false_positive(classes, 0), false_negative(classes, 0);
+  std::map<std::string, double> metrics;
+  if (!multi_label) {
+    const torch::Tensor predicted = scores.argmax(1);
+    std::int64_t correct = 0;
+    std::vector<std::int64_t> support(classes, 0);
+    for (std::int64_t i = 0; i < count; ++i) {
+      const std::int64_t truth = targets[i].item<std::int64_t>(), guess = predicted[i].item<std::int64_t>();
+      ++support[truth];
+      if (truth == guess) {
+        ++correct;
+        ++true_positive[truth];
+      } else {
+        ++false_positive[guess];
+        ++false_negative[truth];
+      }
+    }
+    std::vector<double> recall, f1_per_class;
+    for (std::int64_t c = 0; c < classes; ++c) {
+      if (support[c] > 0) recall.push_back(static_cast<double>(true_positive[c]) / support[c]);
+      f1_per_class.push_back(f1(true_positive[c], false_positive[c], false_negative[c]));
+    }
+    metrics["accuracy"] = count ? static_cast<double>(correct) / count : 0.0;
+    metrics["balanced_accuracy"] = mean_ignoring_nan(recall);
+    metrics["f1_macro"] = mean_ignoring_nan(f1_per_class);
+    return metrics;
+  }
+  const torch::Tensor probabilities = torch::sigmoid(scores);
+  const auto p = probabilities.accessor<float, 2>();
+  const torch::Tensor truth_tensor = targets.to(torch::kFloat32).contiguous();
+  const auto truth = truth_tensor.accessor<float, 2>();
+  std::int64_t exact = 0;
+  std::vector<double> ap(classes), f1_per_class(classes);
+  for (std::int64_t i = 0; i < count; ++i) {
+    bool all_right = true;
+    for (std::int64_t c = 0; c < classes; ++c) {
+      const bool positive = truth[i][c] > 0.5f, guessed = p[i][c] >= 0.5f;
+      true_positive[c] += positive && guessed;
+      false_positive[c] += !positive && guessed;
+      false_negative[c] += positive && !guessed;
+      all_right = all_right && positive == guessed;
+    }
+    exact += all_right;
+  }
+  std::int64_t tp = 0, fp = 0, fn = 0;
+  for (std::int64_t c = 0; c < classes; ++c) {
+    std::vector<std::pair<float, bool>> scored(count);
+    for (std::int64_t i = 0; i < count; ++i) scored[i] = {p[i][c], truth[i][c] > 0.5f};
+    ap[c] = average_precision(scored);
+    f1_per_class[c] = f1(true_positive[c], false_positive[c], false_negative[c]);
+    tp += true_positive[c];
+    fp += false_positive[c];
+    fn += false_negative[c];
+  }
+  const double micro = f1(tp, fp, fn);
+  metrics["f1_micro"] = std::isnan(micro) ? 0.0 : micro;
+  metrics["f1_macro"] = mean_ignoring_nan(f1_per_class);
+  metrics["subset_accuracy"] = count ? static_cast<double>(exact) / count : 0.0;
+  metrics["map_macro"] = mean_ignoring_nan(ap);
+  return metrics;
+}
+
+ChipSplits read_chip_splits(nlohmann::json& config) {
+  const std::string manifest = config["data"]["manifest"];
+  if (manifest.empty()) throw UsageError("data.manifest is not set (a CSV/JSON manifest with image and classes)");
+  std::vector<datasets::CaseEntry> cases = datasets::read_manifest(manifest);
+  const std::uint64_t seed = config["seed"];
+  datasets::assign_folds(cases, config["data"]["folds"], config["data"]["fold"], seed);
+  if (config["class_names"].empty()) config["class_names"] = datasets::class_names_of(cases);
+  const auto class_names = config["class_names"].get<std::vector<std::string>>();
+  config["classes"] = class_names.size();
+  const preprocess::Contract contract = run_contract(config);
+  const bool multi_label = config["multi_label"];
+  ChipSplits splits;
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    if (cases[i].classes.empty()) throw Error(manifest + ": case " + cases[i].id + " has no classes");
+    auto chip = datasets::prepare_chip(cases[i], contract, run_plan_options(config, seed + i), class_names, multi_label);
+    const std::string& split = cases[i].split;
+    (split == "test" ? splits.test : split == "val" ? splits.val : splits.train).push_back(std::move(chip));
+  }
+  return splits;
+}
+
+torch::Tensor chip_logits(ClassificationModelImpl& model, const std::vector<datasets::PreparedChip>& chips,
+                          int batch_size) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> parts;
+  for (std::size_t start = 0; start < chips.size(); start += batch_size) {
+    std::vector<torch::Tensor> images;
+    for (std::size_t i = start; i < std::min(chips.size(), start + batch_size); ++i) images.push_back(chips[i].image);
+    parts.push_back(model.forward(torch::stack(images)));
+  }
+  return torch::cat(parts);
+}
+
+TrainResult train_classifier_prepared(const nlohmann::json& config, const std::vector<datasets::PreparedChip>& train,
+                                      const std::vector<datasets::PreparedChip>& val,
+                                      const std::vector<TrainEventSink>& sinks, bool resume) {
+  if (train.empty()) throw Error("no training chips (every chip went to validation or test?)");
+  for (const auto* set : {&train, &val}) {
+    for (const auto& chip : *set) {
+      if (!chip.image.sizes().equals(train.front().image.sizes())) {
+        throw Error(chip.image_path + ": preprocessed to " + c10::str(chip.image.sizes()) + " but " +
+                    train.front().image_path + " to " + c10::str(train.front().image.sizes()) +
+                    "; a batch needs one size (keep the contract's resize rule)");
+      }
+    }
+  }
+  const std::uint64_t seed = seed_run(config);
+  ClassificationModel model = build_classifier(config);
+  TrainingTask task;
+  start_run_folder(config, model->backbone(), task);
+
+  const bool multi_label = config["multi_label"], linear_probe = config["train"]["linear_probe"];
+  const bool augment = config["data"]["augment"];
+  const int classes = config["classes"], batch_size = config["data"]["batch_size"];
+  const torch::Tensor train_targets = chip_targets(train, classes, multi_label);
+  const torch::Tensor val_targets = chip_targets(val, classes, multi_label);
+  task.model = model.get();
+  task.backbone = &model->backbone();
+  task.head = model->head().get();
+  task.steps_per_epoch = static_cast<int>((train.size() + batch_size - 1) / batch_size);
+  task.metric = multi_label ? "val_f1_micro" : "val_accuracy";
+  task.metric_label = multi_label ? "validation F1 (micro)" : "validation accuracy";
+  std::vector<std::int64_t> order;
+  int epoch_now = 0, step_now = 0;
+  task.start_epoch = [&](int epoch) {
+    order = datasets::epoch_order(static_cast<std::int64_t>(train.size()), seed, epoch);
+    epoch_now = epoch;
+    step_now = 0;
+  };
+  auto prefixed = [](const std::map<std::string, double>& metrics) {
+    std::map<std::string, double> out;
+    for (const auto& [name, value] : metrics) out["val_" + name] = value;
+    return out;
+  };
+
+  torch::Tensor train_embeddings, val_embeddings;
+  if (linear_probe) {
+    // The backbone never changes in a linear probe, so its embeddings are computed once, without
+    // augmentation, and each epoch costs only the head.
+    task.frozen_epochs = config["train"]["epochs"].get<int>();
+    model->eval();
+    torch::NoGradGuard no_grad;
+    auto embed_all = [&](const std::vector<datasets::PreparedChip>& chips) {
+      std::vector<torch::Tensor> parts;
+      for (std::size_t start = 0; start < chips.size(); start += batch_size) {
+        std::vector<torch::Tensor> images;
+        for (std::size_t i = start; i < std::min(chips.size(), start + batch_size); ++i) images.push_back(chips[i].image);
+        parts.push_back(model->embed(torch::stack(images)));
+      }
+      return parts.empty() ? torch::Tensor() : torch::cat(parts);
+    };
+    train_embeddings = embed_all(train);
+    val_embeddings = embed_all(val);
+    task.next_loss = [&] {
+      const auto indices = torch::tensor(batch_indices(order, step_now++, batch_size), torch::kInt64);
+      return classification_loss(model->classify(train_embeddings.index_select(0, indices)),
+                                 train_targets.index_select(0, indices), multi_label);
+    };
+    if (!val.empty()) {
+      task.validate = [&] { return prefixed(classification_metrics(model->classify(val_embeddings), val_targets, multi_label)); };
+    }
+  } else {
+    task.frozen_epochs = config["train"]["freeze_backbone_epochs"];
+    task.next_loss = [&] {
+      const std::uint64_t batch_seed = seed * 7919ULL + static_cast<std::uint64_t>(epoch_now) * 100003ULL + step_now;
+      const datasets::ChipBatch batch =
+          datasets::chip_batch(train, batch_indices(order, step_now++, batch_size), classes, multi_label, augment, batch_seed);
+      return classification_loss(model->forward(batch.image), batch.targets, multi_label);
+    };
+    if (!val.empty()) {
+      task.validate = [&] { return prefixed(classification_metrics(chip_logits(*model, val, batch_size), val_targets, multi_label)); };
+    }
+  }
+  return run_training(config, task, sinks, resume);
+}
+
+TrainResult train_classifier(nlohmann::json config, const std::vector<TrainEventSink>& sinks, bool resume) {
+  const ChipSplits splits = read_chip_splits(config);
+  return train_classifier_prepared(config, splits.train, splits.val, sinks, resume);
+}
+
+Classifier::Classifier(const std::string& model_folder) {
+  config_ = read_json_file(model_folder + "/config.json");
+  if (config_.value("task", "segmentation") != "classification") {
+    throw Error(model_folder + "/config.json: field 'task' is not 'classification'");
+  }
+  contract_ = preprocess::contract_from_json(read_json_file(model_folder + "/contract.json"),
+                                             model_folder + "/contract.json");
+  class_names_ = config_["class_names"].get<std::vector<std::string>>();
+  multi_label_ = config_["multi_label"];
+  model_ = build_classifier(config_);
+  const auto weights = backbones::read_checkpoint(model_folder + "/model.safetensors");
+  backbones::LoadOptions options;  // strict: a model folder must match its own config exactly
+  backbones::load_state_dict(*model_, weights.tensors, options, model_folder + "/model.safetensors");
+  model_->eval();
+}
+
+std::vector<double> Classifier::probabilities(const io::Image& image, const std::string& source) {
+  if (image.geometry().size_xyz[2] != 1) throw Error(source + ": scene classification needs a 2D image");
+  datasets::refuse_nan_voxels(image, source);
+  const preprocess::Plan plan = preprocess::make_plan(contract_, image, run_plan_options(config_, config_["seed"]));
+  const torch::Tensor input = datasets::image_to_tensor(preprocess::apply(plan, image)).squeeze(1).unsqueeze(0);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor logits = model_->forward(input)[0];
+  const torch::Tensor probabilities = multi_label_ ? torch::sigmoid(logits) : torch::softmax(logits, 0);
+  return {probabilities.data_ptr<float>(), probabilities.data_ptr<float>() + probabilities.numel()};
+}
+
+}  // namespace graft::finetune

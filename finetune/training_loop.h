@@ -1,0 +1,62 @@
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace graft::finetune {
+
+// One stream of training progress. The terminal progress bar, the JSON-lines log, the metrics
+// CSV and the GUI's chart all read these.
+struct TrainEvent {
+  std::string kind;  // "epoch_start", "step", "epoch_end", "checkpoint", "early_stop", "done"
+  int epoch = 0;
+  int step = 0;
+  int steps_per_epoch = 0;
+  int epochs = 0;
+  double loss = 0.0;
+  double learning_rate = 0.0;
+  double seconds = 0.0;                   // since the run (or resume) started
+  std::map<std::string, double> metrics;  // "train_loss", "val_dice", "val_accuracy", ...
+  std::string path;                       // for "checkpoint"
+};
+using TrainEventSink = std::function<void(const TrainEvent&)>;
+
+struct TrainResult {
+  std::string metric;  // the validation metric that picks the best epoch ("val_dice", ...)
+  int epochs_run = 0;
+  double best_val_metric = 0.0;
+  int best_epoch = -1;
+  std::vector<double> val_metric_per_epoch;  // NaN for epochs without validation
+  std::vector<double> train_loss_per_epoch;
+};
+
+// What a task (segmentation, classification) hands the shared training loop.
+struct TrainingTask {
+  torch::nn::Module* model = nullptr;     // every weight: checkpointed and kept as model.safetensors
+  torch::nn::Module* backbone = nullptr;  // its parameters get the base learning rate
+  torch::nn::Module* head = nullptr;      // its parameters get lr * head_lr_multiplier
+  int steps_per_epoch = 0;
+  int frozen_epochs = 0;     // the backbone is frozen (and in eval mode) for epochs below this
+  std::string metric;        // higher is better, e.g. "val_dice"
+  std::string metric_label;  // for the plot, e.g. "validation Dice"
+  std::function<void(int epoch)> start_epoch;
+  std::function<torch::Tensor()> next_loss;  // loss of the next batch, with the graph attached
+  // Metrics on the validation data, containing `metric`; empty when there is none.
+  std::function<std::map<std::string, double>()> validate;
+  std::vector<std::string> notes;  // written to events.jsonl first (weight-loading reports)
+};
+
+// The loop every task shares: optimizer with a backbone and a head parameter group, learning-rate
+// schedule, gradient clipping, a finite-loss check, per-epoch validation, model.safetensors at the
+// best validation metric (or the last epoch without validation), checkpoint.pt every epoch
+// (atomic, with optimizer state, so `resume` continues exactly where a killed run stopped),
+// events.jsonl, metrics.csv, training.png and early stopping. Writes config.json in config.output.
+TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const std::vector<TrainEventSink>& sinks,
+                         bool resume);
+
+}  // namespace graft::finetune

@@ -1,0 +1,224 @@
+// Scene classification: metrics with hand-worked answers, the chip manifest, and short training
+// runs (linear probe, fine-tune, multi-label) on synthetic Sentinel-2 chips whose classes are
+// written into known bands.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <random>
+
+#include "datasets/chip_data.h"
+#include "datasets/manifest.h"
+#include "finetune/classification.h"
+#include "finetune/run_config.h"
+#include "finetune/trainer.h"
+#include "backbones/checkpoint_file.h"
+#include "backbones/weight_loading.h"
+#include "io/error.h"
+#include "io/image_file.h"
+#include "tests/support/test_support.h"
+
+namespace graft::finetune {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::vector<std::string> kSentinel2Bands{"B1", "B2", "B3",  "B4", "B5",  "B6", "B7",
+                                               "B8", "B8A", "B9", "B10", "B11", "B12"};
+
+// A 13-band uint16 chip on a 10 m UTM grid. Every band is noise around 1500; each named class
+// raises its own band (water: B3, vegetation: B8, bare: B11) to about 4000 over the chip.
+io::Image synthetic_chip(const std::vector<std::string>& classes, std::mt19937& random, std::int64_t size = 24) {
+  const io::GeoTransform transform{500000.0, 10.0, 0.0, 4000000.0, 0.0, -10.0};
+  const io::Geometry geometry = io::geometry_from_geotransform(transform, size, size, "EPSG:32633");
+  io::Image chip(io::DType::kU16, 13, geometry);
+  chip.metadata().band_names = kSentinel2Bands;
+  std::normal_distribution<double> noise(1500.0, 300.0);
+  auto* values = chip.data<std::uint16_t>();
+  const std::int64_t pixels = size * size;
+  for (std::int64_t i = 0; i < 13 * pixels; ++i) values[i] = static_cast<std::uint16_t>(std::max(0.0, noise(random)));
+  for (const auto& name : classes) {
+    const int band = name == "water" ? 2 : name == "vegetation" ? 7 : 11;
+    for (std::int64_t i = 0; i < pixels; ++i) values[band * pixels + i] += 2500;
+  }
+  return chip;
+}
+
+// Writes `count` chips per class set as GeoTIFFs and a CSV manifest; returns the manifest path.
+std::string write_chip_manifest(const std::string& folder, const std::vector<std::vector<std::string>>& class_sets,
+                                int count, std::uint32_t seed) {
+  std::mt19937 random(seed);
+  std::ofstream manifest(folder + "/chips.csv");
+  manifest << "image,classes\n";
+  for (int i = 0; i < count; ++i) {
+    for (std::size_t s = 0; s < class_sets.size(); ++s) {
+      const std::string name = "chip_" + std::to_string(i) + "_" + std::to_string(s) + ".tif";
+      io::write(synthetic_chip(class_sets[s], random), folder + "/" + name);
+      std::string classes;
+      for (const auto& c : class_sets[s]) classes += (classes.empty() ? "" : ";") + c;
+      manifest << name << "," << classes << "\n";
+    }
+  }
+  return folder + "/chips.csv";
+}
+
+nlohmann::json chip_run_config(const std::string& manifest, const std::string& output) {
+  nlohmann::json config = default_run_config();
+  config["task"] = "classification";
+  config["backbone"] = "geo-resnet18-s2";
+  config["output"] = output;
+  config["data"]["manifest"] = manifest;
+  config["data"]["batch_size"] = 8;
+  config["data"]["folds"] = 4;
+  // 64 px instead of the weights' 224 keeps the test short; the rule under test is the same.
+  config["data"]["contract"]["target_size_xyz"] = {64, 64, 1};
+  config["train"]["epochs"] = 4;
+  config["train"]["optimizer"] = "adamw";
+  config["train"]["lr"] = 1e-3;
+  config["train"]["head_lr_multiplier"] = 10.0;
+  config["train"]["schedule"] = "constant";
+  return config;
+}
+
+TEST(ClassificationMetrics, SingleLabelMatchesHandCounts) {
+  // Truth 0,0,1,1,2 ; predicted 0,1,1,1,0.
+  const torch::Tensor logits = torch::tensor({{5.f, 1.f, 0.f}, {0.f, 3.f, 1.f}, {0.f, 2.f, 1.f},
+                                              {1.f, 4.f, 0.f}, {2.f, 0.f, 1.f}});
+  const torch::Tensor truth = torch::tensor({0, 0, 1, 1, 2}, torch::kInt64);
+  const auto metrics = classification_metrics(logits, truth, false);
+  EXPECT_DOUBLE_EQ(metrics.at("accuracy"), 3.0 / 5.0);
+  // Recall: class 0 1/2, class 1 2/2, class 2 0/1.
+  EXPECT_DOUBLE_EQ(metrics.at("balanced_accuracy"), (0.5 + 1.0 + 0.0) / 3.0);
+  // F1: class 0 tp1 fp1 fn1 -> 0.5; class 1 tp2 fp1 fn0 -> 0.8; class 2 tp0 fp0 fn1 -> 0.
+  EXPECT_NEAR(metrics.at("f1_macro"), (0.5 + 0.8 + 0.0) / 3.0, 1e-12);
+}
+
+TEST(ClassificationMetrics, MultiLabelMatchesHandCounts) {
+  // Logits > 0 means probability > 0.5. Rows: truth {0,1}, {1}, {} ; predicted {0}, {1}, {1}.
+  const torch::Tensor logits = torch::tensor({{3.f, -1.f}, {-2.f, 2.f}, {-3.f, 1.f}});
+  const torch::Tensor truth = torch::tensor({{1.f, 1.f}, {0.f, 1.f}, {0.f, 0.f}});
+  const auto metrics = classification_metrics(logits, truth, true);
+  // tp 2 (0/0, 1/1), fp 1 (2/1), fn 1 (0/1): micro F1 = 4 / (4 + 2).
+  EXPECT_NEAR(metrics.at("f1_micro"), 4.0 / 6.0, 1e-12);
+  EXPECT_NEAR(metrics.at("subset_accuracy"), 1.0 / 3.0, 1e-12);
+  // Class 0: one positive ranked first -> AP 1. Class 1: scores 2 (pos), 1 (neg), -1 (pos):
+  // precision at the positives 1/1 and 2/3 -> AP 5/6.
+  EXPECT_NEAR(metrics.at("map_macro"), (1.0 + 5.0 / 6.0) / 2.0, 1e-6);
+  // F1 class 0: tp1 fn0 fp0 -> 1; class 1: tp1 fp1 fn1 -> 0.5.
+  EXPECT_NEAR(metrics.at("f1_macro"), 0.75, 1e-12);
+}
+
+TEST(ChipManifest, ClassesComeFromCsvAndJsonAndBadChipsAreRefusedByName) {
+  const std::string folder = graft::testing::temp_dir();
+  std::mt19937 random(1);
+  io::write(synthetic_chip({"water"}, random), folder + "/a.tif");
+  io::Geometry volume_grid;
+  volume_grid.size_xyz = {8, 8, 4};
+  io::write(io::Image(io::DType::kF32, 1, volume_grid), folder + "/volume.nii.gz");
+  std::ofstream(folder + "/m.csv") << "image,classes\na.tif, water ; vegetation \n";
+  std::ofstream(folder + "/m.json") << R"([{"image": "a.tif", "classes": ["bare", "water"]}])";
+  const auto csv = datasets::read_manifest(folder + "/m.csv");
+  EXPECT_EQ(csv[0].classes, (std::vector<std::string>{"water", "vegetation"}));
+  const auto json = datasets::read_manifest(folder + "/m.json");
+  EXPECT_EQ(json[0].classes, (std::vector<std::string>{"bare", "water"}));
+  EXPECT_EQ(datasets::class_names_of({csv[0], json[0]}), (std::vector<std::string>{"bare", "vegetation", "water"}));
+
+  const nlohmann::json config = chip_run_config(folder + "/m.csv", folder + "/run");
+  const preprocess::Contract contract = run_contract(config);
+  const std::vector<std::string> names{"vegetation", "water"};
+  const std::string two_classes = graft::testing::error_message(
+      [&] { datasets::prepare_chip(csv[0], contract, {}, names, false); });
+  EXPECT_NE(two_classes.find("a.tif"), std::string::npos) << two_classes;
+  EXPECT_NE(two_classes.find("multi_label"), std::string::npos) << two_classes;
+  const std::string unknown = graft::testing::error_message(
+      [&] { datasets::prepare_chip(json[0], contract, {}, names, true); });
+  EXPECT_NE(unknown.find("'bare'"), std::string::npos) << unknown;
+  datasets::CaseEntry volume{"volume", folder + "/volume.nii.gz", "", "", {"water"}};
+  const std::string three_d = graft::testing::error_message(
+      [&] { datasets::prepare_chip(volume, contract, {}, names, false); });
+  EXPECT_NE(three_d.find("volume.nii.gz"), std::string::npos) << three_d;
+  EXPECT_NE(three_d.find("2D"), std::string::npos) << three_d;
+
+  // A good chip: 13 bands in the weights' order, scaled by 1/10000, resized to the contract's size.
+  const datasets::CaseEntry good{"a", folder + "/a.tif", "", "", {"water"}};
+  const auto chip = datasets::prepare_chip(good, contract, {}, names, false);
+  EXPECT_EQ(chip.image.sizes(), (torch::IntArrayRef{13, 64, 64}));
+  EXPECT_EQ(chip.classes, (std::vector<int>{1}));
+  const float water_band = chip.image[2].mean().item<float>(), other_band = chip.image[3].mean().item<float>();
+  EXPECT_NEAR(water_band, 0.4, 0.01);   // (1500 + 2500) / 10000
+  EXPECT_NEAR(other_band, 0.15, 0.01);  // 1500 / 10000
+}
+
+TEST(SceneClassification, LinearProbeAndFineTuneLearnSeparableClassesAndPredictFromTheFolder) {
+  const std::string folder = graft::testing::temp_dir();
+  const std::string manifest =
+      write_chip_manifest(folder, {{"water"}, {"vegetation"}, {"bare"}}, 20, 7);  // 60 chips, 15 for validation
+
+  nlohmann::json probe = chip_run_config(manifest, folder + "/probe");
+  probe["train"]["linear_probe"] = true;
+  probe["train"]["epochs"] = 30;
+  probe["train"]["lr"] = 1e-2;
+  std::vector<TrainEvent> events;
+  const TrainResult probed = train_classifier(probe, {[&](const TrainEvent& e) { events.push_back(e); }}, false);
+  EXPECT_EQ(probed.metric, "val_accuracy");
+  EXPECT_GE(probed.best_val_metric, 0.99) << "a linear probe on separable chips";
+  // The backbone never moves in a linear probe: its weights equal a fresh model's with the seed.
+  const auto saved = backbones::read_checkpoint(folder + "/probe/model.safetensors");
+  torch::manual_seed(probe["seed"].get<std::uint64_t>());
+  nlohmann::json resolved = probe;
+  resolved["classes"] = 3;
+  ClassificationModel fresh = build_classifier(resolved);
+  const auto conv1 = std::find_if(saved.tensors.begin(), saved.tensors.end(),
+                                  [](const auto& item) { return item.first == "backbone.conv1.weight"; });
+  ASSERT_NE(conv1, saved.tensors.end());
+  EXPECT_TRUE(torch::equal(backbones::to_torch(conv1->second), fresh->backbone().named_parameters()["conv1.weight"]));
+
+  nlohmann::json tune = chip_run_config(manifest, folder + "/tune");
+  // From random weights, batch norm's running statistics need some dozens of steps to settle.
+  tune["train"]["epochs"] = 8;
+  tune["train"]["lr"] = 5e-4;
+  tune["train"]["head_lr_multiplier"] = 1.0;
+  const TrainResult tuned = train_classifier(tune, {}, false);
+  EXPECT_GE(tuned.best_val_metric, 0.9) << "fine-tuning separable chips from random weights";
+  const auto written = read_json_file(folder + "/tune/config.json");
+  EXPECT_EQ(written["class_names"], nlohmann::json({"bare", "vegetation", "water"}));
+  EXPECT_EQ(written["classes"], 3);
+
+  Classifier classifier(folder + "/tune");
+  std::mt19937 random(99);
+  for (const std::string name : {"bare", "vegetation", "water"}) {
+    const auto p = classifier.probabilities(synthetic_chip({name}, random), name);
+    const auto best = std::max_element(p.begin(), p.end()) - p.begin();
+    EXPECT_EQ(classifier.class_names()[best], name);
+    EXPECT_NEAR(std::accumulate(p.begin(), p.end(), 0.0), 1.0, 1e-5);
+  }
+}
+
+TEST(SceneClassification, MultiLabelChipsTrainWithBinaryCrossEntropy) {
+  const std::string folder = graft::testing::temp_dir();
+  const std::string manifest =
+      write_chip_manifest(folder, {{"water"}, {"vegetation"}, {"water", "vegetation"}, {"bare", "water"}}, 12, 3);
+  nlohmann::json config = chip_run_config(manifest, folder + "/run");
+  config["multi_label"] = true;
+  config["train"]["epochs"] = 8;
+  const TrainResult result = train_classifier(config, {}, false);
+  EXPECT_EQ(result.metric, "val_f1_micro");
+  EXPECT_GE(result.best_val_metric, 0.9);
+  Classifier classifier(folder + "/run");
+  EXPECT_TRUE(classifier.multi_label());
+  std::mt19937 random(5);
+  const auto p = classifier.probabilities(synthetic_chip({"water", "vegetation"}, random), "both");
+  // Sorted names: bare, vegetation, water.
+  EXPECT_LT(p[0], 0.5);
+  EXPECT_GT(p[1], 0.5);
+  EXPECT_GT(p[2], 0.5);
+  // A single-label run refuses the same manifest, naming the chip.
+  config["multi_label"] = false;
+  config["output"] = folder + "/single";
+  const std::string refused = graft::testing::error_message([&] { train_classifier(config, {}, false); });
+  EXPECT_NE(refused.find("multi_label"), std::string::npos) << refused;
+}
+
+}  // namespace
+}  // namespace graft::finetune

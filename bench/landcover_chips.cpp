@@ -1,11 +1,11 @@
 // Cuts land-cover chips from the real Landsat-8 and BigEarthNet rasters in ../shared/data and
 // labels them by a spectral-index rule, for bench/run_landcover.sh. The rule stands in for the
 // land-cover maps these samples do not ship: per pixel, water where MNDWI = (green - SWIR1) /
-// (green + SWIR1) > 0.1, vegetation where NDVI = (NIR - red) / (NIR + red) > 0.4, otherwise bare
-// or built. A chip's single label is its majority class; its multi-label set holds every class
-// covering at least 10% of it. Splits are spatial (Landsat: the eastern 30% of the scene is
-// validation) or by patch (BigEarthNet: two patches of six), so no validation pixel is seen in
-// training.
+// (green + SWIR1) > 0.1, else by NDVI = (NIR - red) / (NIR + red): dense vegetation above 0.6,
+// sparse vegetation above 0.3, otherwise bare or built. A chip's single label is its majority
+// class; its multi-label set holds every class covering at least 10% of it. Splits are spatial
+// (Landsat: one block of 4 x 4 chips in four; BigEarthNet: each patch's eastern chip column), so
+// no validation pixel is seen in training.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -18,27 +18,30 @@
 #include "io/gdal_raster.h"
 #include "io/image_file.h"
 #include "io/raster_windows.h"
+#include "preprocess/bands.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using graft::io::Image;
 
-const char* kClassNames[] = {"bare_or_built", "vegetation", "water"};
+constexpr int kClasses = 4;
+const char* kClassNames[kClasses] = {"bare_or_built", "sparse_vegetation", "dense_vegetation", "water"};
 
 struct SpectralBands {
   int green, red, nir, swir1;  // channel indices
+  double scale, offset;         // stored value -> reflectance
 };
 
 int channel_of(const Image& image, const std::string& band) {
   const auto& names = image.metadata().band_names;
   for (std::size_t c = 0; c < names.size(); ++c) {
-    if (names[c] == band) return static_cast<int>(c);
+    if (graft::preprocess::canonical_band_name(names[c]) == band) return static_cast<int>(c);
   }
   throw graft::Error("no band " + band + " in the stack");
 }
 
-// Class per pixel of a chip at (x, y) of the stack: 0 bare/built, 1 vegetation, 2 water.
+// Class per pixel of a chip at (x, y) of the stack, as kClassNames orders them.
 std::vector<int> pixel_classes(const Image& stack, const SpectralBands& b, std::int64_t x0, std::int64_t y0,
                                std::int64_t size) {
   const auto& grid = stack.geometry().size_xyz;
@@ -46,11 +49,12 @@ std::vector<int> pixel_classes(const Image& stack, const SpectralBands& b, std::
   for (std::int64_t y = y0; y < y0 + size; ++y) {
     for (std::int64_t x = x0; x < x0 + size; ++x) {
       const std::int64_t i = y * grid[0] + x, plane = grid[0] * grid[1];
-      const double green = stack.value_at(b.green * plane + i), red = stack.value_at(b.red * plane + i);
-      const double nir = stack.value_at(b.nir * plane + i), swir1 = stack.value_at(b.swir1 * plane + i);
+      auto reflectance = [&](int channel) { return stack.value_at(channel * plane + i) * b.scale + b.offset; };
+      const double green = reflectance(b.green), red = reflectance(b.red);
+      const double nir = reflectance(b.nir), swir1 = reflectance(b.swir1);
       const double mndwi = (green - swir1) / std::max(1e-9, green + swir1);
       const double ndvi = (nir - red) / std::max(1e-9, nir + red);
-      classes.push_back(mndwi > 0.1 ? 2 : ndvi > 0.4 ? 1 : 0);
+      classes.push_back(mndwi > 0.1 ? 3 : ndvi > 0.6 ? 2 : ndvi > 0.3 ? 1 : 0);
     }
   }
   return classes;
@@ -61,12 +65,12 @@ struct Labels {
 };
 
 Labels chip_labels(const std::vector<int>& classes) {
-  int count[3] = {0, 0, 0};
+  int count[kClasses] = {};
   for (int c : classes) ++count[c];
   int majority = 0;
-  for (int c = 1; c < 3; ++c) if (count[c] > count[majority]) majority = c;
+  for (int c = 1; c < kClasses; ++c) if (count[c] > count[majority]) majority = c;
   Labels labels{kClassNames[majority], ""};
-  for (int c = 0; c < 3; ++c) {
+  for (int c = 0; c < kClasses; ++c) {
     if (count[c] >= 0.1 * classes.size()) labels.multi += (labels.multi.empty() ? "" : ";") + std::string(kClassNames[c]);
   }
   return labels;
@@ -118,8 +122,9 @@ void landsat_chips(const std::string& folder, const std::string& out, std::int64
     files.push_back(folder + "/l8_" + band + ".tif");
   }
   const Image stack = graft::io::read_band_stack(files);
+  // Collection 1 digital numbers to TOA reflectance with l8_MTL.txt's REFLECTANCE_MULT/ADD.
   const SpectralBands bands{channel_of(stack, "B3"), channel_of(stack, "B4"), channel_of(stack, "B5"),
-                            channel_of(stack, "B6")};
+                            channel_of(stack, "B6"), 2e-5, -0.1};
   fs::create_directories(out + "/chips");
   ManifestWriter manifest(out);
   const auto& grid = stack.geometry().size_xyz;
@@ -127,7 +132,11 @@ void landsat_chips(const std::string& folder, const std::string& out, std::int64
     for (std::int64_t x = 0; x + size <= grid[0]; x += size) {
       const std::string name = "chips/l8_" + std::to_string(x) + "_" + std::to_string(y) + ".tif";
       graft::io::write(crop(stack, x, y, size), out + "/" + name);
-      manifest.add(name, chip_labels(pixel_classes(stack, bands, x, y, size)), x >= 0.7 * grid[0] ? "val" : "train");
+      // Blocks of 4 x 4 chips, every fourth block (checkerboard-like) held out: validation chips
+      // come from all over the scene, and most touch only other validation chips.
+      const std::int64_t block_x = x / (4 * size), block_y = y / (4 * size);
+      manifest.add(name, chip_labels(pixel_classes(stack, bands, x, y, size)),
+                   (block_x + 2 * block_y) % 4 == 0 ? "val" : "train");
     }
   }
   manifest.report("landsat8");
@@ -149,16 +158,17 @@ void bigearthnet_chips(const std::string& folder, const std::string& out, std::i
     }
     std::sort(files.begin(), files.end());
     const Image stack = graft::io::read_band_stack(files);
+    // L2A surface reflectance stored x 10000.
     const SpectralBands bands{channel_of(stack, "B3"), channel_of(stack, "B4"), channel_of(stack, "B8"),
-                              channel_of(stack, "B11")};
+                              channel_of(stack, "B11"), 1e-4, 0.0};
     const auto& grid = stack.geometry().size_xyz;
-    const std::string split = p + 2 >= patches.size() ? "val" : "train";
     for (std::int64_t y = 0; y + size <= grid[1]; y += size) {
       for (std::int64_t x = 0; x + size <= grid[0]; x += size) {
         const std::string name = "chips/" + patches[p].filename().string() + "_" + std::to_string(x) + "_" +
                                  std::to_string(y) + ".tif";
         graft::io::write(crop(stack, x, y, size), out + "/" + name);
-        manifest.add(name, chip_labels(pixel_classes(stack, bands, x, y, size)), split);
+        // The eastern column of chips of every patch is held out.
+        manifest.add(name, chip_labels(pixel_classes(stack, bands, x, y, size)), x + 2 * size > grid[0] ? "val" : "train");
       }
     }
   }

@@ -21,7 +21,7 @@ std::shared_ptr<BackboneImpl> create_backbone(const std::string& name, int in_ch
     return std::make_shared<TimmResNetImpl>(config);
   }
   if (info.architecture == "timm-vit") {
-    TimmVitConfig config = vit_small_patch16();
+    TimmVitConfig config = vit_config(info.variant);
     config.in_channels = in_channels > 0 ? in_channels : info.contract.channel_count();
     return std::make_shared<TimmVitImpl>(config);
   }

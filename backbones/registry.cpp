@@ -157,6 +157,44 @@ BackboneInfo geo_vit_small(const GeoWeights& weights) {
                  " bands, 384-wide tokens at stride 16, class-token embedding";
   info.architecture = "timm-vit";
   info.depth = 0;
+  info.variant = "vit_small_patch16";
+  return info;
+}
+
+// RGB ViTs: UNI's recipe (uni/get_encoder: Resize(224), CenterCrop(224), ToTensor, ImageNet mean
+// and std), which timm's original ImageNet ViTs share.
+BackboneInfo rgb_vit(const std::string& name, const std::string& variant, int patch, const std::string& summary,
+                     const std::string& source) {
+  preprocess::Contract contract;
+  contract.name = name;
+  contract.description = summary;
+  contract.spatial_dims = 2;
+  contract.channels = {"Red", "Green", "Blue"};
+  contract.resize = preprocess::ResizeRule::kSize;
+  contract.target_size_xyz = {224, 224, 1};
+  contract.image_interpolation = preprocess::Interpolation::kLinear;
+  contract.anisotropy_threshold = 0.0;
+  preprocess::IntensityStep to_unit;
+  to_unit.kind = preprocess::IntensityKind::kScaleOffset;
+  to_unit.scale = 1.0 / 255.0;
+  preprocess::IntensityStep imagenet;
+  imagenet.kind = preprocess::IntensityKind::kChannelMeanStd;
+  imagenet.mean = {0.485, 0.456, 0.406};
+  imagenet.std = {0.229, 0.224, 0.225};
+  contract.intensity = {to_unit, imagenet};
+  contract.sources = {source, "ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225), timm IMAGENET_DEFAULT"};
+  contract.deviations = {"UNI resizes the shorter side to 224 px and centre-crops 224; graft resizes the whole "
+                         "patch to 224 px, which is the same for the square patches tiling produces"};
+  if (patch == 14) {
+    contract.deviations.push_back("patch 14: inputs must be multiples of 14 px; 224 is");
+  }
+  if (variant.rfind("vit_", 0) == 0) {
+    contract.deviations.push_back("timm's augreg weights under this name were trained with mean = std = 0.5; "
+                                  "for those, override data.contract.intensity");
+  }
+  BackboneInfo info{name, summary, contract};
+  info.architecture = "timm-vit";
+  info.variant = variant;
   return info;
 }
 
@@ -171,6 +209,22 @@ const std::vector<BackboneInfo>& registered_backbones() {
       list.push_back(geo_resnet(depth, landsat8_weights()));
     }
     list.push_back(geo_vit_small(sentinel2_weights()));
+    list.push_back(rgb_vit("uni-vit-l16", "uni", 16,
+                           "UNI: timm ViT-L/16 with layer scale, 1024-wide class token (Chen et al. 2024)",
+                           "mahmoodlab/UNI get_encoder: timm vit_large_patch16_224, init_values=1e-5, num_classes=0, "
+                           "dynamic_img_size=True, pretrained with DINOv2 on H&E patches at 20x (~0.5 um/px)"));
+    list.push_back(rgb_vit("uni2-vit-h14", "uni2_h", 14,
+                           "UNI2-h: 1536-wide ViT/14, 24 blocks, packed SwiGLU, 8 register tokens",
+                           "mahmoodlab/UNI get_encoder: timm vit_giant_patch14_224 with embed_dim 1536, depth 24, "
+                           "24 heads, mlp_ratio 5.33334, SwiGLUPacked, reg_tokens 8, no_embed_class, init_values 1e-5"));
+    list.push_back(rgb_vit("vit-s16", "vit_small_patch16", 16, "timm ViT-S/16, 384-wide class token",
+                           "timm vit_small_patch16_224"));
+    list.push_back(rgb_vit("vit-b16", "vit_base_patch16", 16, "timm ViT-B/16, 768-wide class token",
+                           "timm vit_base_patch16_224"));
+    list.push_back(rgb_vit("vit-l16", "vit_large_patch16", 16, "timm ViT-L/16, 1024-wide class token",
+                           "timm vit_large_patch16_224"));
+    list.push_back(rgb_vit("vit-h14", "vit_huge_patch14", 14, "timm ViT-H/14, 1280-wide class token",
+                           "timm vit_huge_patch14_224"));
     list.push_back(test_ct_contract());
     list.push_back(test_mr_contract());
     return list;

@@ -17,6 +17,7 @@ struct BackboneInfo {
   // entries that have no network) and its size.
   std::string architecture;
   int depth = 0;
+  std::string variant;  // the configuration within the family, e.g. "uni" for a timm-vit
 };
 
 const std::vector<BackboneInfo>& registered_backbones();

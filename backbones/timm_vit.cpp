@@ -44,37 +44,77 @@ struct AttentionImpl : nn::Module {
 TORCH_MODULE(Attention);
 
 struct MlpImpl : nn::Module {
-  MlpImpl(int64_t dim, int64_t hidden) {
+  MlpImpl(int64_t dim, int64_t hidden, bool swiglu_packed) : swiglu_packed(swiglu_packed) {
+    if (swiglu_packed && hidden % 2 != 0) throw Error("a packed SwiGLU needs an even hidden width");
     fc1 = register_module("fc1", nn::Linear(dim, hidden));
-    fc2 = register_module("fc2", nn::Linear(hidden, dim));
+    fc2 = register_module("fc2", nn::Linear(swiglu_packed ? hidden / 2 : hidden, dim));
   }
   torch::Tensor forward(const torch::Tensor& x) {
-    return fc2->forward(torch::gelu(fc1->forward(x)));
+    const torch::Tensor hidden = fc1->forward(x);
+    if (!swiglu_packed) return fc2->forward(torch::gelu(hidden));
+    const auto halves = hidden.chunk(2, -1);  // the first half gates the second
+    return fc2->forward(torch::silu(halves[0]) * halves[1]);
   }
+  bool swiglu_packed;
   nn::Linear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(Mlp);
 
+// timm's LayerScale: a learned per-channel factor on a residual branch.
+struct LayerScaleImpl : nn::Module {
+  explicit LayerScaleImpl(int64_t dim) { gamma = register_parameter("gamma", torch::full({dim}, 1e-5)); }
+  torch::Tensor forward(const torch::Tensor& x) { return x * gamma; }
+  torch::Tensor gamma;
+};
+TORCH_MODULE(LayerScale);
+
 struct BlockImpl : nn::Module {
-  BlockImpl(int64_t dim, int64_t heads, int64_t mlp_ratio) {
+  BlockImpl(const TimmVitConfig& config) {
+    const int64_t dim = config.embed_dim;
     norm1 = register_module("norm1", layer_norm(dim));
-    attn = register_module("attn", Attention(dim, heads));
+    attn = register_module("attn", Attention(dim, config.heads));
     norm2 = register_module("norm2", layer_norm(dim));
-    mlp = register_module("mlp", Mlp(dim, dim * mlp_ratio));
+    // timm: mlp_hidden_dim = int(dim * mlp_ratio).
+    mlp = register_module("mlp", Mlp(dim, static_cast<int64_t>(dim * config.mlp_ratio), config.swiglu_packed));
+    if (config.layer_scale) {
+      ls1 = register_module("ls1", LayerScale(dim));
+      ls2 = register_module("ls2", LayerScale(dim));
+    }
   }
   torch::Tensor forward(torch::Tensor x) {
-    x = x + attn->forward(norm1->forward(x));
-    return x + mlp->forward(norm2->forward(x));
+    torch::Tensor branch = attn->forward(norm1->forward(x));
+    x = x + (ls1 ? ls1->forward(branch) : branch);
+    branch = mlp->forward(norm2->forward(x));
+    return x + (ls2 ? ls2->forward(branch) : branch);
   }
   nn::LayerNorm norm1{nullptr}, norm2{nullptr};
   Attention attn{nullptr};
   Mlp mlp{nullptr};
+  LayerScale ls1{nullptr}, ls2{nullptr};
 };
 TORCH_MODULE(Block);
 
 }  // namespace
 
-TimmVitConfig vit_small_patch16() { return {}; }
+TimmVitConfig vit_config(const std::string& variant) {
+  TimmVitConfig config;  // vit_small_patch16
+  if (variant == "vit_small_patch16") return config;
+  if (variant == "vit_base_patch16") {
+    config.embed_dim = 768, config.heads = 12;
+  } else if (variant == "vit_large_patch16" || variant == "uni") {
+    config.embed_dim = 1024, config.depth = 24, config.heads = 16;
+    config.layer_scale = variant == "uni";  // UNI: init_values=1e-5
+  } else if (variant == "vit_huge_patch14") {
+    config.patch_size = 14, config.embed_dim = 1280, config.depth = 32, config.heads = 16;
+  } else if (variant == "uni2_h") {
+    config.patch_size = 14, config.embed_dim = 1536, config.depth = 24, config.heads = 24;
+    config.mlp_ratio = 5.33334, config.swiglu_packed = true, config.layer_scale = true;
+    config.register_tokens = 8, config.no_embed_class = true;
+  } else {
+    throw Error("unknown ViT configuration '" + variant + "'");
+  }
+  return config;
+}
 
 TimmVitImpl::TimmVitImpl(const TimmVitConfig& config) : config_(config) {
   if (config.in_channels < 1) throw Error("ViT needs at least one input channel");
@@ -85,10 +125,13 @@ TimmVitImpl::TimmVitImpl(const TimmVitConfig& config) : config_(config) {
       register_module("patch_embed", PatchEmbed(config.in_channels, dim, config.patch_size));
   patch_embed_proj = patch_embed->proj;
   cls_token = register_parameter("cls_token", torch::zeros({1, 1, dim}));
-  pos_embed = register_parameter("pos_embed", torch::randn({1, 1 + grid * grid, dim}) * 0.02);
+  if (config.register_tokens > 0) {
+    reg_token = register_parameter("reg_token", torch::zeros({1, config.register_tokens, dim}));
+  }
+  const int64_t embedded_prefix = config.no_embed_class ? 0 : 1 + config.register_tokens;
+  pos_embed = register_parameter("pos_embed", torch::randn({1, embedded_prefix + grid * grid, dim}) * 0.02);
   blocks = register_module("blocks", nn::ModuleList());
-  for (int i = 0; i < config.depth; ++i)
-    blocks->push_back(Block(dim, config.heads, config.mlp_ratio));
+  for (int i = 0; i < config.depth; ++i) blocks->push_back(Block(config));
   norm = register_module("norm", layer_norm(dim));
 }
 
@@ -104,24 +147,32 @@ torch::Tensor TimmVitImpl::tokens(const torch::Tensor& input) {
                 columns = input.size(3) / config_.patch_size;
   torch::Tensor x =
       patch_embed_proj->forward(input).flatten(2).transpose(1, 2);  // (N, rows * columns, D)
-  torch::Tensor positions = pos_embed;
-  const int64_t grid = config_.image_size / config_.patch_size;
+  const int64_t grid = config_.image_size / config_.patch_size, dim = config_.embed_dim;
+  const int64_t embedded_prefix = config_.no_embed_class ? 0 : 1 + config_.register_tokens;
+  torch::Tensor prefix_positions = pos_embed.narrow(1, 0, embedded_prefix);
+  torch::Tensor patch_positions = pos_embed.narrow(1, embedded_prefix, grid * grid);
   if (rows != grid || columns != grid) {
-    // The trained grid of positions, resampled to this input's (class token kept as it is).
-    const int64_t dim = config_.embed_dim;
-    torch::Tensor patch_positions =
-        pos_embed.narrow(1, 1, grid * grid).reshape({1, grid, grid, dim}).permute({0, 3, 1, 2});
-    patch_positions = torch::nn::functional::interpolate(
-        patch_positions, torch::nn::functional::InterpolateFuncOptions()
-                             .size(std::vector<int64_t>{rows, columns})
-                             .mode(torch::kBicubic)
-                             .align_corners(false));
-    positions =
-        torch::cat({pos_embed.narrow(1, 0, 1),
-                    patch_positions.permute({0, 2, 3, 1}).reshape({1, rows * columns, dim})},
-                   1);
+    // timm's resample_abs_pos_embed: the trained grid resampled bicubically with antialiasing, in
+    // float32, the prefix tokens' positions kept as they are.
+    namespace F = torch::nn::functional;
+    const torch::Tensor trained = patch_positions.reshape({1, grid, grid, dim}).permute({0, 3, 1, 2});
+    patch_positions = F::interpolate(trained.to(torch::kFloat32), F::InterpolateFuncOptions()
+                                                                      .size(std::vector<int64_t>{rows, columns})
+                                                                      .mode(torch::kBicubic)
+                                                                      .align_corners(false)
+                                                                      .antialias(true))
+                          .to(pos_embed.scalar_type())
+                          .permute({0, 2, 3, 1})
+                          .reshape({1, rows * columns, dim});
   }
-  x = torch::cat({cls_token.expand({x.size(0), -1, -1}), x}, 1) + positions;
+  std::vector<torch::Tensor> prefix{cls_token.expand({x.size(0), -1, -1})};
+  if (config_.register_tokens > 0) prefix.push_back(reg_token.expand({x.size(0), -1, -1}));
+  const torch::Tensor prefix_tokens = torch::cat(prefix, 1);
+  if (config_.no_embed_class) {
+    x = torch::cat({prefix_tokens, x + patch_positions}, 1);
+  } else {
+    x = torch::cat({prefix_tokens, x}, 1) + torch::cat({prefix_positions, patch_positions}, 1);
+  }
   for (const auto& block : *blocks) x = block->as<BlockImpl>()->forward(x);
   return norm->forward(x);
 }
@@ -130,7 +181,7 @@ std::vector<torch::Tensor> TimmVitImpl::features(const torch::Tensor& input) {
   const torch::Tensor all = tokens(input);
   const int64_t rows = input.size(2) / config_.patch_size,
                 columns = input.size(3) / config_.patch_size;
-  return {all.narrow(1, 1, rows * columns)
+  return {all.narrow(1, 1 + config_.register_tokens, rows * columns)
               .transpose(1, 2)
               .reshape({input.size(0), config_.embed_dim, rows, columns})};
 }

@@ -7,9 +7,10 @@
 namespace graft::backbones {
 
 // timm's VisionTransformer (Dosovitskiy et al. 2021) with its module names, so timm's, TorchGeo's
-// and UNI's state_dicts load by name: patch_embed.proj, cls_token, pos_embed, blocks.N.{norm1,
-// attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2}, norm. Pre-norm blocks, LayerNorm eps 1e-6, exact
-// GELU, a class token, learned absolute positions; no classifier head.
+// and UNI's state_dicts load by name: patch_embed.proj, cls_token, reg_token, pos_embed,
+// blocks.N.{norm1, attn.qkv, attn.proj, ls1.gamma, norm2, mlp.fc1, mlp.fc2, ls2.gamma}, norm.
+// Pre-norm blocks, LayerNorm eps 1e-6, exact GELU (or timm's packed SwiGLU), a class token,
+// optional register tokens, learned absolute positions; no classifier head.
 struct TimmVitConfig {
   int in_channels = 3;
   int patch_size = 16;
@@ -17,16 +18,25 @@ struct TimmVitConfig {
   int embed_dim = 384;
   int depth = 12;
   int heads = 6;
-  int mlp_ratio = 4;
+  double mlp_ratio = 4.0;   // hidden width = int(embed_dim * mlp_ratio), as timm computes it
+  bool layer_scale = false;  // timm's init_values: ls1.gamma / ls2.gamma scale each branch
+  int register_tokens = 0;   // reg_token, after the class token (Darcet et al. 2024)
+  bool no_embed_class = false;  // pos_embed covers the patches only, not the class/register tokens
+  // timm's SwiGLUPacked MLP: fc1 gives 2 halves, SiLU(first) * second, and fc2 maps half back.
+  bool swiglu_packed = false;
 };
 
-TimmVitConfig vit_small_patch16();
+// Configurations by name: "vit_small_patch16", "vit_base_patch16", "vit_large_patch16",
+// "vit_huge_patch14", "uni" (UNI: ViT-L/16 with layer scale), "uni2_h" (UNI2-h: ViT-H/14-like,
+// 1536 wide, 8 registers, packed SwiGLU, layer scale, no position for the prefix tokens).
+TimmVitConfig vit_config(const std::string& variant);
 
 class TimmVitImpl : public BackboneImpl {
  public:
   explicit TimmVitImpl(const TimmVitConfig& config);
-  // One level: the normed patch tokens as a (N, embed_dim, H/16, W/16) map. Inputs of another
-  // size get pos_embed resampled bicubically (timm's resample_abs_pos_embed, no antialiasing).
+  // One level: the normed patch tokens as a (N, embed_dim, H/P, W/P) map. Inputs of another
+  // size get pos_embed resampled as timm's resample_abs_pos_embed does (bicubic, antialiased,
+  // in float32, prefix tokens kept aside).
   std::vector<torch::Tensor> features(const torch::Tensor& input) override;
   std::vector<FeatureInfo> feature_info() const override;
   int spatial_dims() const override { return 2; }
@@ -41,7 +51,7 @@ class TimmVitImpl : public BackboneImpl {
 
   TimmVitConfig config_;
   torch::nn::Conv2d patch_embed_proj{nullptr};
-  torch::Tensor cls_token, pos_embed;
+  torch::Tensor cls_token, reg_token, pos_embed;
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::LayerNorm norm{nullptr};
 };

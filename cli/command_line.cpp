@@ -25,10 +25,12 @@ void define_commands(CLI::App& app, CommandLine& l) {
           "image file (NIfTI, NRRD, NPY), or a DICOM folder or file; FOLDER#SERIES for one series")
       ->required();
   info->add_flag("--json", l.json, "print JSON with the same keys for every format");
+  info->add_option("--dataset", l.dataset, "HDF5: describe this dataset as an image (without: list them all)");
 
   auto* convert = app.add_subcommand("convert", "convert between formats, keeping geometry");
   convert->add_option("input", l.in, "any readable image")->required();
   convert->add_option("output", l.out, "output; its extension picks the format")->required();
+  convert->add_option("--dataset", l.dataset, "HDF5 input: the dataset to read (needed when there are several)");
   convert->add_option("--dtype", l.dtype,
                       "voxel type of the output (u8 i8 u16 i16 u32 i32 f32 f64)");
   convert->add_option(

@@ -22,6 +22,7 @@ struct CommandLine {
   bool anonymize = false;
   // GeoTIFF outputs (convert, stack) and band stacks.
   bool cog = false;
+  std::string dataset;  // HDF5 dataset path
   std::string compress = "DEFLATE", reference_band, resampling = "bilinear";
   // Band semantics (plan, preprocess): the user's names for the input's bands, and zero-filling.
   std::string band_names;

@@ -20,6 +20,7 @@
 #include "io/error.h"
 #include "io/gdal_raster.h"
 #include "io/image_file.h"
+#include "io/hdf5_file.h"
 #include "io/image_info.h"
 #include "preprocess/reorient.h"
 
@@ -30,7 +31,22 @@ using graft::UsageError;
 namespace io = graft::io;
 namespace preprocess = graft::preprocess;
 
-int run_info(const std::string& path, bool json) {
+// io::read, or the named dataset of an HDF5 file.
+io::Image read_input(const std::string& path, const std::string& dataset) {
+  if (dataset.empty()) return io::read(path);
+  if (io::sniff_format(path) != io::FileFormat::kHdf5) throw UsageError(path + ": --dataset is for HDF5 files");
+  return io::read_hdf5(path, dataset);
+}
+
+int run_info(const std::string& path, const std::string& dataset, bool json) {
+  if (dataset.empty() && io::sniff_format(path) == io::FileFormat::kHdf5) {
+    const io::Hdf5Contents contents = io::list_hdf5(path);
+    if (json)
+      std::cout << io::hdf5_info_json(contents).dump(2) << "\n";
+    else
+      std::cout << path << "\n" << io::hdf5_info_text(contents);
+    return 0;
+  }
   const io::DicomPath dicom = io::split_dicom_path(path);
   if (dicom.series.empty() && io::sniff_format(dicom.path) == io::FileFormat::kDicom) {
     // A DICOM folder holds any number of series: list them, with the selector for each.
@@ -50,7 +66,7 @@ int run_info(const std::string& path, bool json) {
       std::cout << path << "\n" << io::gdal_info_text(raster);
     return 0;
   }
-  const io::Image image = io::read(path);
+  const io::Image image = read_input(path, dataset);
   if (json)
     std::cout << io::image_info_json(image).dump(2) << "\n";
   else
@@ -64,7 +80,7 @@ int run_convert(const graft::cli::CommandLine& l) {
   const std::string &in = l.in, &out = l.out, &dtype = l.dtype;
   graft::cli::Progress progress("convert", 2);
   progress.step("read");
-  io::Image image = io::read(in);
+  io::Image image = read_input(in, l.dataset);
   if (io::is_dicom_seg_path(out)) {
     if (l.reference_dicom.empty()) {
       throw UsageError(
@@ -153,7 +169,7 @@ int main(int argc, char** argv) {
     return status;
   return graft::cli::run_reporting_errors([&] {
     if (graft::cli::needs_torch(line.command)) return hand_to_graft_ml(argv);
-    if (line.command == "info") return run_info(line.path, line.json);
+    if (line.command == "info") return run_info(line.path, line.dataset, line.json);
     if (line.command == "convert") return run_convert(line);
     if (line.command == "stack") return run_stack(line);
     if (line.command == "bench load") return run_bench_load(line.in, line.repeats);

@@ -151,6 +151,11 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
   std::printf("train: model folder %s (best %s %.4f at epoch %d)\n",
               config["output"].get<std::string>().c_str(), result.metric.c_str(),
               result.best_val_metric, result.best_epoch + 1);
+  if (!result.test_metrics.empty()) {
+    std::printf("test:");
+    for (const auto& [name, value] : result.test_metrics) std::printf("  %s %.4f", name.c_str(), value);
+    std::printf("\n");
+  }
   return 0;
 }
 

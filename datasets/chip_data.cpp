@@ -1,6 +1,7 @@
 #include "datasets/chip_data.h"
 
 #include <algorithm>
+#include <cstring>
 #include <random>
 #include <set>
 
@@ -8,6 +9,7 @@
 #include "datasets/segmentation_data.h"
 #include "io/error.h"
 #include "io/image_file.h"
+#include "io/npy.h"
 
 namespace graft::datasets {
 
@@ -17,35 +19,129 @@ std::vector<std::string> class_names_of(const std::vector<CaseEntry>& cases) {
   return {names.begin(), names.end()};
 }
 
+namespace {
+
+PreparedChip prepare(const std::string& id, const std::string& source, const io::Image& image,
+                     const std::vector<std::string>& names, const preprocess::Contract& contract,
+                     const preprocess::PlanOptions& plan_options, const std::vector<std::string>& class_names,
+                     bool multi_label) {
+  if (names.empty()) throw Error(source + ": the chip has no class");
+  if (!multi_label && names.size() > 1) {
+    throw Error(source + ": the chip has " + std::to_string(names.size()) +
+                " classes in a single-label run (set multi_label: true for a multi-label task)");
+  }
+  PreparedChip chip;
+  chip.id = id;
+  chip.image_path = source;
+  for (const std::string& name : names) {
+    const auto found = std::find(class_names.begin(), class_names.end(), name);
+    if (found == class_names.end()) {
+      std::string known;
+      for (const auto& n : class_names) known += (known.empty() ? "" : ", ") + n;
+      throw Error(source + ": class '" + name + "' is not one of the run's class_names (" + known + ")");
+    }
+    chip.classes.push_back(static_cast<int>(found - class_names.begin()));
+  }
+  if (image.geometry().size_xyz[2] != 1) {
+    throw Error(source + ": a scene-classification chip must be 2D (it has " +
+                std::to_string(image.geometry().size_xyz[2]) + " slices)");
+  }
+  refuse_nan_voxels(image, source);
+  chip.plan = preprocess::make_plan(contract, image, plan_options);
+  chip.image = image_to_tensor(preprocess::apply(chip.plan, image)).squeeze(1);
+  return chip;
+}
+
+}  // namespace
+
 PreparedChip prepare_chip(const CaseEntry& entry, const preprocess::Contract& contract,
                           const preprocess::PlanOptions& plan_options, const std::vector<std::string>& class_names,
                           bool multi_label) {
+  // Labels are checked before the pixels are read, so a manifest typo fails fast.
   if (entry.classes.empty()) throw Error(entry.image + ": the manifest gives this chip no class");
   if (!multi_label && entry.classes.size() > 1) {
     throw Error(entry.image + ": the manifest gives this chip " + std::to_string(entry.classes.size()) +
                 " classes in a single-label run (set multi_label: true for a multi-label task)");
   }
-  PreparedChip chip;
-  chip.id = entry.id;
-  chip.image_path = entry.image;
-  for (const std::string& name : entry.classes) {
-    const auto found = std::find(class_names.begin(), class_names.end(), name);
-    if (found == class_names.end()) {
-      std::string known;
-      for (const auto& n : class_names) known += (known.empty() ? "" : ", ") + n;
-      throw Error(entry.image + ": class '" + name + "' is not one of the run's class_names (" + known + ")");
+  return prepare(entry.id, entry.image, io::read(entry.image), entry.classes, contract, plan_options, class_names,
+                 multi_label);
+}
+
+PreparedChip prepare_chip(const InMemoryChip& chip, const preprocess::Contract& contract,
+                          const preprocess::PlanOptions& plan_options, const std::vector<std::string>& class_names,
+                          bool multi_label) {
+  return prepare(chip.id, chip.id, chip.image, chip.classes, contract, plan_options, class_names, multi_label);
+}
+
+std::vector<InMemoryChip> read_medmnist_npz(const std::string& path, const std::vector<std::string>& class_names,
+                                            bool multi_label) {
+  const auto arrays = io::read_npz(path);
+  std::vector<InMemoryChip> chips;
+  for (const std::string split : {"train", "val", "test"}) {
+    const auto images = arrays.find(split + "_images"), labels = arrays.find(split + "_labels");
+    if (images == arrays.end() && labels == arrays.end()) continue;
+    if (images == arrays.end() || labels == arrays.end()) {
+      throw Error(path + ": has " + (images == arrays.end() ? split + "_labels but no " + split + "_images"
+                                                            : split + "_images but no " + split + "_labels"));
     }
-    chip.classes.push_back(static_cast<int>(found - class_names.begin()));
+    const io::NpyArray& pixels = images->second;
+    const io::NpyArray& label = labels->second;
+    const auto& shape = pixels.shape;
+    const bool colour = shape.size() == 4 && shape[3] == 3;
+    if (pixels.dtype != io::DType::kU8 || (shape.size() != 3 && !colour)) {
+      throw Error(path + ": " + split + "_images must be uint8 (N, H, W) or (N, H, W, 3)");
+    }
+    const std::int64_t count = shape[0], height = shape[1], width = shape[2];
+    if (label.shape.size() != 2 || label.shape[0] != count || !io::dtype_is_integer(label.dtype)) {
+      throw Error(path + ": " + split + "_labels must be integer (" + std::to_string(count) + ", K)");
+    }
+    const std::int64_t columns = label.shape[1];
+    if (!multi_label && columns != 1) {
+      throw Error(path + ": " + split + "_labels has " + std::to_string(columns) +
+                  " columns: a multi-label dataset (set multi_label: true)");
+    }
+    auto label_at = [&](std::int64_t i) {
+      return io::visit_dtype(label.dtype, [&](auto type) -> std::int64_t {
+        using T = decltype(type);
+        T value;
+        std::memcpy(&value, label.bytes.data() + i * sizeof(T), sizeof(T));
+        return static_cast<std::int64_t>(value);
+      });
+    };
+    auto name_of = [&](std::int64_t k) {
+      if (class_names.empty()) return std::to_string(k);
+      if (k < 0 || k >= static_cast<std::int64_t>(class_names.size())) {
+        throw Error(path + ": " + split + "_labels holds " + std::to_string(k) + ", beyond the run's " +
+                    std::to_string(class_names.size()) + " class_names");
+      }
+      return class_names[k];
+    };
+    io::Geometry grid;
+    grid.size_xyz = {width, height, 1};
+    const std::int64_t plane = width * height;
+    for (std::int64_t n = 0; n < count; ++n) {
+      InMemoryChip chip{path + "#" + split + "/" + std::to_string(n), split, io::Image(io::DType::kU8, colour ? 3 : 1, grid), {}};
+      const std::uint8_t* source = pixels.bytes.data() + n * plane * (colour ? 3 : 1);
+      std::uint8_t* target = chip.image.data<std::uint8_t>();
+      if (colour) {
+        for (std::int64_t i = 0; i < plane; ++i)
+          for (int c = 0; c < 3; ++c) target[c * plane + i] = source[i * 3 + c];
+        chip.image.metadata().band_names = {"Red", "Green", "Blue"};
+      } else {
+        std::memcpy(target, source, plane);
+      }
+      if (multi_label) {
+        for (std::int64_t k = 0; k < columns; ++k) {
+          if (label_at(n * columns + k) != 0) chip.classes.push_back(name_of(k));
+        }
+      } else {
+        chip.classes.push_back(name_of(label_at(n)));
+      }
+      chips.push_back(std::move(chip));
+    }
   }
-  const io::Image image = io::read(entry.image);
-  if (image.geometry().size_xyz[2] != 1) {
-    throw Error(entry.image + ": a scene-classification chip must be 2D (it has " +
-                std::to_string(image.geometry().size_xyz[2]) + " slices)");
-  }
-  refuse_nan_voxels(image, entry.image);
-  chip.plan = preprocess::make_plan(contract, image, plan_options);
-  chip.image = image_to_tensor(preprocess::apply(chip.plan, image)).squeeze(1);
-  return chip;
+  if (chips.empty()) throw Error(path + ": no {train,val,test}_images / _labels arrays (MedMNIST's layout)");
+  return chips;
 }
 
 std::vector<std::int64_t> epoch_order(std::int64_t count, std::uint64_t seed, int epoch) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "datasets/manifest.h"
+#include "io/image.h"
 #include "preprocess/plan.h"
 
 namespace graft::datasets {
@@ -27,6 +28,23 @@ std::vector<std::string> class_names_of(const std::vector<CaseEntry>& cases);
 // Reads and preprocesses one chip. Errors name the file: a 3D image, NaN pixels, a class name the
 // run does not know, no class at all, or several classes in a single-label run.
 PreparedChip prepare_chip(const CaseEntry& entry, const preprocess::Contract& contract,
+                          const preprocess::PlanOptions& plan_options, const std::vector<std::string>& class_names,
+                          bool multi_label);
+
+// A labelled chip already in memory (MedMNIST's .npz), the counterpart of a manifest row.
+struct InMemoryChip {
+  std::string id;
+  std::string split;  // "train", "val" or "test"
+  io::Image image;
+  std::vector<std::string> classes;
+};
+
+// MedMNIST's layout: {train,val,test}_images as (N, H, W) or (N, H, W, 3) uint8 and
+// {split}_labels as (N, 1) class indices, or (N, K) 0/1 columns for multi-label. A label k is
+// named class_names[k] when names are given, else "k". Errors name the file and the key.
+std::vector<InMemoryChip> read_medmnist_npz(const std::string& path, const std::vector<std::string>& class_names,
+                                            bool multi_label);
+PreparedChip prepare_chip(const InMemoryChip& chip, const preprocess::Contract& contract,
                           const preprocess::PlanOptions& plan_options, const std::vector<std::string>& class_names,
                           bool multi_label);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <set>
 
 #include "backbones/checkpoint_file.h"
 #include "backbones/factory.h"
@@ -52,6 +53,27 @@ double average_precision(const std::vector<std::pair<float, bool>>& scored) {
     sum += static_cast<double>(positives) / static_cast<double>(rank + 1);
   }
   return positives ? sum / positives : NAN;
+}
+
+// Area under the ROC curve: the chance a random positive scores above a random negative (ties
+// count half), from ranks (Mann-Whitney U). NaN without both positives and negatives.
+double roc_auc(const std::vector<std::pair<float, bool>>& scored) {
+  std::vector<std::pair<float, bool>> ranked = scored;
+  std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  double positive_rank_sum = 0.0;
+  std::int64_t positives = 0;
+  for (std::size_t i = 0; i < ranked.size();) {
+    std::size_t j = i;
+    while (j < ranked.size() && ranked[j].first == ranked[i].first) ++j;
+    const double average_rank = (i + 1 + j) / 2.0;  // ranks i+1 .. j share their mean
+    for (std::size_t k = i; k < j; ++k) {
+      if (ranked[k].second) positive_rank_sum += average_rank, ++positives;
+    }
+    i = j;
+  }
+  const auto negatives = static_cast<std::int64_t>(ranked.size()) - positives;
+  if (positives == 0 || negatives == 0) return NAN;
+  return (positive_rank_sum - positives * (positives + 1) / 2.0) / (static_cast<double>(positives) * negatives);
 }
 
 double f1(std::int64_t true_positive, std::int64_t false_positive, std::int64_t false_negative) {
@@ -110,12 +132,19 @@ std::map<std::string, double> classification_metrics(const torch::Tensor& logits
         ++false_negative[truth];
       }
     }
-    std::vector<double> recall, f1_per_class;
+    std::vector<double> recall, f1_per_class, auc;
+    const torch::Tensor probabilities = torch::softmax(scores, 1);
+    const auto p = probabilities.accessor<float, 2>();
     for (std::int64_t c = 0; c < classes; ++c) {
       if (support[c] > 0) recall.push_back(static_cast<double>(true_positive[c]) / support[c]);
       f1_per_class.push_back(f1(true_positive[c], false_positive[c], false_negative[c]));
+      std::vector<std::pair<float, bool>> scored(count);
+      for (std::int64_t i = 0; i < count; ++i) scored[i] = {p[i][c], targets[i].item<std::int64_t>() == c};
+      auc.push_back(roc_auc(scored));
     }
     metrics["accuracy"] = count ? static_cast<double>(correct) / count : 0.0;
+    // Two classes: the AUC of class 1's probability; more: one-vs-rest, averaged over classes.
+    metrics["auc"] = classes == 2 ? (std::isnan(auc[1]) ? 0.0 : auc[1]) : mean_ignoring_nan(auc);
     metrics["balanced_accuracy"] = mean_ignoring_nan(recall);
     metrics["f1_macro"] = mean_ignoring_nan(f1_per_class);
     return metrics;
@@ -125,7 +154,7 @@ std::map<std::string, double> classification_metrics(const torch::Tensor& logits
   const torch::Tensor truth_tensor = targets.to(torch::kFloat32).contiguous();
   const auto truth = truth_tensor.accessor<float, 2>();
   std::int64_t exact = 0;
-  std::vector<double> ap(classes), f1_per_class(classes);
+  std::vector<double> ap(classes), f1_per_class(classes), auc(classes);
   for (std::int64_t i = 0; i < count; ++i) {
     bool all_right = true;
     for (std::int64_t c = 0; c < classes; ++c) {
@@ -142,6 +171,7 @@ std::map<std::string, double> classification_metrics(const torch::Tensor& logits
     std::vector<std::pair<float, bool>> scored(count);
     for (std::int64_t i = 0; i < count; ++i) scored[i] = {p[i][c], truth[i][c] > 0.5f};
     ap[c] = average_precision(scored);
+    auc[c] = roc_auc(scored);
     f1_per_class[c] = f1(true_positive[c], false_positive[c], false_negative[c]);
     tp += true_positive[c];
     fp += false_positive[c];
@@ -152,26 +182,54 @@ std::map<std::string, double> classification_metrics(const torch::Tensor& logits
   metrics["f1_macro"] = mean_ignoring_nan(f1_per_class);
   metrics["subset_accuracy"] = count ? static_cast<double>(exact) / count : 0.0;
   metrics["map_macro"] = mean_ignoring_nan(ap);
+  metrics["auc_macro"] = mean_ignoring_nan(auc);
   return metrics;
 }
 
 ChipSplits read_chip_splits(nlohmann::json& config) {
   const std::string manifest = config["data"]["manifest"];
-  if (manifest.empty()) throw UsageError("data.manifest is not set (a CSV/JSON manifest with image and classes)");
-  std::vector<datasets::CaseEntry> cases = datasets::read_manifest(manifest);
+  if (manifest.empty()) {
+    throw UsageError("data.manifest is not set (a CSV/JSON manifest with image and classes, or a MedMNIST .npz)");
+  }
   const std::uint64_t seed = config["seed"];
+  const bool multi_label = config["multi_label"];
+  ChipSplits splits;
+  auto place = [&](datasets::PreparedChip chip, const std::string& split) {
+    (split == "test" ? splits.test : split == "val" ? splits.val : splits.train).push_back(std::move(chip));
+  };
+  const bool npz = manifest.size() > 4 && manifest.compare(manifest.size() - 4, 4, ".npz") == 0;
+  if (npz) {
+    auto chips = datasets::read_medmnist_npz(manifest, config["class_names"].get<std::vector<std::string>>(), multi_label);
+    if (config["class_names"].empty()) {
+      // Label indices, in numeric order ("2" before "10").
+      std::set<std::int64_t> indices;
+      for (const auto& chip : chips)
+        for (const auto& name : chip.classes) indices.insert(std::stoll(name));
+      if (indices.empty()) throw Error(manifest + ": no labels");
+      std::vector<std::string> names;
+      for (std::int64_t k = 0; k <= *indices.rbegin(); ++k) names.push_back(std::to_string(k));
+      config["class_names"] = names;
+    }
+    config["classes"] = config["class_names"].size();
+    const preprocess::Contract contract = run_contract(config);
+    const auto class_names = config["class_names"].get<std::vector<std::string>>();
+    for (std::size_t i = 0; i < chips.size(); ++i) {
+      place(datasets::prepare_chip(chips[i], contract, run_plan_options(config, seed + i), class_names, multi_label),
+            chips[i].split);
+      chips[i].image = io::Image();  // the prepared copy is what training keeps
+    }
+    return splits;
+  }
+  std::vector<datasets::CaseEntry> cases = datasets::read_manifest(manifest);
   datasets::assign_folds(cases, config["data"]["folds"], config["data"]["fold"], seed);
   if (config["class_names"].empty()) config["class_names"] = datasets::class_names_of(cases);
   const auto class_names = config["class_names"].get<std::vector<std::string>>();
   config["classes"] = class_names.size();
   const preprocess::Contract contract = run_contract(config);
-  const bool multi_label = config["multi_label"];
-  ChipSplits splits;
   for (std::size_t i = 0; i < cases.size(); ++i) {
     if (cases[i].classes.empty()) throw Error(manifest + ": case " + cases[i].id + " has no classes");
-    auto chip = datasets::prepare_chip(cases[i], contract, run_plan_options(config, seed + i), class_names, multi_label);
-    const std::string& split = cases[i].split;
-    (split == "test" ? splits.test : split == "val" ? splits.val : splits.train).push_back(std::move(chip));
+    place(datasets::prepare_chip(cases[i], contract, run_plan_options(config, seed + i), class_names, multi_label),
+          cases[i].split);
   }
   return splits;
 }
@@ -273,7 +331,25 @@ TrainResult train_classifier_prepared(const nlohmann::json& config, const std::v
 
 TrainResult train_classifier(nlohmann::json config, const std::vector<TrainEventSink>& sinks, bool resume) {
   const ChipSplits splits = read_chip_splits(config);
-  return train_classifier_prepared(config, splits.train, splits.val, sinks, resume);
+  TrainResult result = train_classifier_prepared(config, splits.train, splits.val, sinks, resume);
+  if (splits.test.empty()) return result;
+  // The test split, seen once, by the model the validation metric chose.
+  const std::string output = config["output"];
+  ClassificationModel model = build_classifier(config);
+  const auto weights = backbones::read_checkpoint(output + "/model.safetensors");
+  backbones::LoadOptions strict;
+  backbones::load_state_dict(*model, weights.tensors, strict, output + "/model.safetensors");
+  model->eval();
+  const bool multi_label = config["multi_label"];
+  const torch::Tensor logits = chip_logits(*model, splits.test, config["data"]["batch_size"]);
+  for (const auto& [name, value] : classification_metrics(logits, chip_targets(splits.test, config["classes"], multi_label), multi_label)) {
+    result.test_metrics["test_" + name] = value;
+  }
+  nlohmann::json report = result.test_metrics;
+  report["chips"] = splits.test.size();
+  report["best_epoch"] = result.best_epoch;
+  io::write_text_atomically(output + "/test_metrics.json", report.dump(2) + "\n");
+  return result;
 }
 
 Classifier::Classifier(const std::string& model_folder) {

@@ -41,14 +41,16 @@ ClassificationModel build_classifier(const nlohmann::json& config);
 torch::Tensor classification_loss(const torch::Tensor& logits, const torch::Tensor& targets, bool multi_label);
 
 // Metrics of logits (N, K) against targets (N int64, or N x K 0/1 for multi-label).
-// Single-label: accuracy, balanced_accuracy (mean recall over the classes present), f1_macro.
-// Multi-label, thresholded at probability 0.5: f1_micro, f1_macro, subset_accuracy, and map_macro
-// (average precision per class from the ranking, averaged over classes with a positive).
+// Single-label: accuracy, balanced_accuracy (mean recall over the classes present), f1_macro, auc
+// (class 1's for two classes, else one-vs-rest averaged). Multi-label, thresholded at probability
+// 0.5: f1_micro, f1_macro, subset_accuracy, map_macro (average precision per class, averaged over
+// classes with a positive) and auc_macro.
 std::map<std::string, double> classification_metrics(const torch::Tensor& logits, const torch::Tensor& targets,
                                                      bool multi_label);
 
-// Reads the chips a classification run config names and fixes config.class_names (sorted names
-// from the manifest when the config gives none) and config.classes. Test cases are left out.
+// Reads the chips a classification run config names (a manifest, or a MedMNIST .npz with its
+// train/val/test splits) and fixes config.class_names (sorted names from the manifest, label
+// indices from an .npz, when the config gives none) and config.classes.
 struct ChipSplits {
   std::vector<datasets::PreparedChip> train, val, test;
 };
@@ -57,7 +59,8 @@ ChipSplits read_chip_splits(nlohmann::json& config);
 // Scene classification by full fine-tuning or, with train.linear_probe, by a linear probe: the
 // backbone's embeddings are computed once (backbone frozen, in eval mode) and only the head
 // trains on them. Writes a model folder like segmentation does, tracking val_accuracy
-// (single-label) or val_f1_micro (multi-label).
+// (single-label) or val_f1_micro (multi-label). A test split is scored once, by the best model,
+// into result.test_metrics and test_metrics.json.
 TrainResult train_classifier(nlohmann::json config, const std::vector<TrainEventSink>& sinks, bool resume);
 TrainResult train_classifier_prepared(const nlohmann::json& config, const std::vector<datasets::PreparedChip>& train,
                                       const std::vector<datasets::PreparedChip>& val,

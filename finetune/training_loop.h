@@ -33,6 +33,7 @@ struct TrainResult {
   int best_epoch = -1;
   std::vector<double> val_metric_per_epoch;  // NaN for epochs without validation
   std::vector<double> train_loss_per_epoch;
+  std::map<std::string, double> test_metrics;  // "test_accuracy", ...: when the task has a test split
 };
 
 // What a task (segmentation, classification) hands the shared training loop.

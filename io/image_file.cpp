@@ -9,6 +9,7 @@
 #include "io/error.h"
 #include "io/file_bytes.h"
 #include "io/gdal_raster.h"
+#include "io/hdf5_file.h"
 #include "io/itk_formats.h"
 #include "io/nifti_reader.h"
 #include "io/npy.h"
@@ -31,6 +32,7 @@ std::string format_name(FileFormat format) {
     case FileFormat::kNpy: return "npy";
     case FileFormat::kDicom: return "dicom";
     case FileFormat::kGdal: return "gdal";
+    case FileFormat::kHdf5: return "hdf5";
     case FileFormat::kUnknown: break;
   }
   return "unknown";
@@ -51,6 +53,8 @@ FileFormat sniff_format(const std::string& path) {
   if (has(0, "II*\0", 4) || has(0, "MM\0*", 4) || has(0, "II+\0", 4) || has(0, "MM\0+", 4)) {
     return FileFormat::kGdal;  // TIFF and BigTIFF
   }
+  // Before GDAL, whose netCDF/HDF5 drivers would otherwise claim these files.
+  if (has(0, "\x89HDF\r\n\x1a\n", 8)) return FileFormat::kHdf5;
   if (looks_like_dicom(path)) return FileFormat::kDicom;
   if (!head.empty() && gdal_can_read(path)) return FileFormat::kGdal;
   return FileFormat::kUnknown;
@@ -68,11 +72,12 @@ FileFormat format_from_extension(const std::string& path) {
   if (ends_with(path, ".nrrd") || ends_with(path, ".nhdr")) return FileFormat::kNrrd;
   if (ends_with(path, ".npy")) return FileFormat::kNpy;
   if (ends_with(path, ".tif") || ends_with(path, ".tiff")) return FileFormat::kGdal;
+  if (ends_with(path, ".h5") || ends_with(path, ".hdf5")) return FileFormat::kHdf5;
   return FileFormat::kUnknown;
 }
 
 std::string strip_image_extension(const std::string& path) {
-  for (const char* suffix : {".nii.gz", ".nii", ".nrrd", ".nhdr", ".npy", ".dcm", ".tif", ".tiff"}) {
+  for (const char* suffix : {".nii.gz", ".nii", ".nrrd", ".nhdr", ".npy", ".dcm", ".tif", ".tiff", ".h5", ".hdf5"}) {
     if (ends_with(path, suffix)) return path.substr(0, path.size() - std::string(suffix).size());
   }
   return path;
@@ -100,21 +105,24 @@ Image read(const std::string& path_and_series) {
       return read_dicom(path).image;
     case FileFormat::kGdal:
       return read_gdal(path);
+    case FileFormat::kHdf5:
+      return read_hdf5(path, "");
     case FileFormat::kUnknown:
       break;
   }
-  throw Error(path + ": not a format graft reads (expected NIfTI, NRRD, NPY, DICOM or a raster GDAL opens)");
+  throw Error(path + ": not a format graft reads (expected NIfTI, NRRD, NPY, DICOM, HDF5 or a raster GDAL opens)");
 }
 
 void write(const Image& image, const std::string& path) {
   const FileFormat format = format_from_extension(path);
   if (format == FileFormat::kUnknown) {
-    throw UsageError(path + ": unknown output extension (use .nii, .nii.gz, .nrrd, .nhdr, .npy or .tif; " +
+    throw UsageError(path + ": unknown output extension (use .nii, .nii.gz, .nrrd, .nhdr, .npy, .tif or .h5; " +
                      "DICOM output is a DICOM SEG of a label image, written by graft convert --reference-dicom)");
   }
   auto write_to = [&](const std::string& target) {
     if (format == FileFormat::kNpy) return write_npy(image, target);
     if (format == FileFormat::kGdal) return write_gdal(image, target);
+    if (format == FileFormat::kHdf5) return write_hdf5(image, target);
     write_itk(image, target, format == FileFormat::kNifti ? ItkFormat::kNifti : ItkFormat::kNrrd);
   };
   if (ends_with(path, ".nhdr")) {

@@ -6,7 +6,7 @@
 
 namespace graft::io {
 
-enum class FileFormat { kNifti, kNrrd, kNpy, kDicom, kGdal, kUnknown };
+enum class FileFormat { kNifti, kNrrd, kNpy, kDicom, kGdal, kHdf5, kUnknown };
 
 std::string format_name(FileFormat format);
 
@@ -14,7 +14,7 @@ std::string format_name(FileFormat format);
 // A folder is a DICOM folder. TIFF, and any other raster GDAL's drivers recognise, is kGdal.
 FileFormat sniff_format(const std::string& path);
 // The format a path's extension names, for writing: .nii, .nii.gz, .nrrd, .nhdr, .npy, .tif, .tiff
-// (GeoTIFF).
+// (GeoTIFF), .h5, .hdf5.
 FileFormat format_from_extension(const std::string& path);
 
 // The path without a known image extension (.nii.gz, .nii, .nrrd, .nhdr, .npy, .dcm, .tif, .tiff),

@@ -4,7 +4,10 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <iterator>
 #include <sstream>
+
+#include <zlib.h>
 
 #include "io/error.h"
 #include "io/file_bytes.h"
@@ -78,10 +81,7 @@ std::int64_t NpyArray::element_count() const {
   return count;
 }
 
-NpyArray read_npy_array(const std::string& path) {
-  const std::uint64_t file_bytes = file_size_bytes(path);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open file");
+NpyArray read_npy_array(std::istream& in, std::uint64_t file_bytes, const std::string& path) {
   char preamble[10] = {};
   in.read(preamble, 10);
   if (in.gcount() < 10 || std::memcmp(preamble, kMagic, 6) != 0) {
@@ -171,6 +171,13 @@ NpyArray read_npy_array(const std::string& path) {
   return array;
 }
 
+NpyArray read_npy_array(const std::string& path) {
+  const std::uint64_t file_bytes = file_size_bytes(path);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open file");
+  return read_npy_array(in, file_bytes, path);
+}
+
 void write_npy_array(const NpyArray& array, const std::string& path) {
   std::ostringstream header;
   header << "{'descr': '" << npy_descr(array.dtype) << "', 'fortran_order': False, 'shape': (";
@@ -228,6 +235,98 @@ void write_npy(const Image& image, const std::string& path) {
   else array.shape = {n[2], n[1], n[0]};
   array.bytes.assign(image.bytes(), image.bytes() + image.byte_count());
   write_npy_array(array, path);
+}
+
+namespace {
+
+std::uint64_t little_endian(const std::uint8_t* bytes, int count) {
+  std::uint64_t value = 0;
+  for (int i = count; i-- > 0;) value = (value << 8) | bytes[i];
+  return value;
+}
+
+std::vector<std::uint8_t> inflate_raw(const std::uint8_t* data, std::uint64_t size, std::uint64_t expected,
+                                      const std::string& where) {
+  std::vector<std::uint8_t> out(expected);
+  z_stream stream{};
+  if (inflateInit2(&stream, -MAX_WBITS) != Z_OK) throw Error(where + ": cannot start inflating");
+  stream.next_in = const_cast<Bytef*>(data);
+  stream.avail_in = static_cast<uInt>(size);
+  stream.next_out = out.data();
+  stream.avail_out = static_cast<uInt>(expected);
+  const int status = inflate(&stream, Z_FINISH);
+  inflateEnd(&stream);
+  if (status != Z_STREAM_END || stream.total_out != expected) throw Error(where + ": deflated data is corrupt");
+  return out;
+}
+
+}  // namespace
+
+std::map<std::string, NpyArray> read_npz(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open file");
+  const std::vector<std::uint8_t> file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The end-of-central-directory record is in the last 64 KiB + 22 bytes.
+  std::int64_t end = -1;
+  for (std::int64_t at = static_cast<std::int64_t>(file.size()) - 22;
+       at >= 0 && at >= static_cast<std::int64_t>(file.size()) - 65557; --at) {
+    if (little_endian(&file[at], 4) == 0x06054b50) {
+      end = at;
+      break;
+    }
+  }
+  if (end < 0) throw Error(path + ": not an .npz (no ZIP directory)");
+  std::uint64_t entries = little_endian(&file[end + 10], 2);
+  std::uint64_t directory = little_endian(&file[end + 16], 4);
+  if (directory == 0xFFFFFFFF && end >= 20 && little_endian(&file[end - 20], 4) == 0x07064b50) {
+    const std::uint64_t zip64_end = little_endian(&file[end - 20 + 8], 8);
+    if (zip64_end + 56 > file.size() || little_endian(&file[zip64_end], 4) != 0x06064b50) {
+      throw Error(path + ": ZIP64 directory is broken");
+    }
+    entries = little_endian(&file[zip64_end + 32], 8);
+    directory = little_endian(&file[zip64_end + 48], 8);
+  }
+  std::map<std::string, NpyArray> arrays;
+  std::uint64_t at = directory;
+  for (std::uint64_t e = 0; e < entries; ++e) {
+    if (at + 46 > file.size() || little_endian(&file[at], 4) != 0x02014b50) {
+      throw Error(path + ": ZIP directory entry " + std::to_string(e) + " is broken");
+    }
+    const std::uint64_t method = little_endian(&file[at + 10], 2);
+    std::uint64_t compressed = little_endian(&file[at + 20], 4), size = little_endian(&file[at + 24], 4);
+    const std::uint64_t name_length = little_endian(&file[at + 28], 2), extra_length = little_endian(&file[at + 30], 2);
+    const std::uint64_t comment_length = little_endian(&file[at + 32], 2);
+    std::uint64_t local = little_endian(&file[at + 42], 4);
+    const std::string name(reinterpret_cast<const char*>(&file[at + 46]), name_length);
+    // ZIP64: sizes and offset that do not fit 32 bits sit in extra field 0x0001, in this order.
+    for (std::uint64_t x = at + 46 + name_length; x + 4 <= at + 46 + name_length + extra_length;) {
+      const std::uint64_t id = little_endian(&file[x], 2), length = little_endian(&file[x + 2], 2);
+      if (id == 1) {
+        std::uint64_t field = x + 4;
+        if (size == 0xFFFFFFFF) size = little_endian(&file[field], 8), field += 8;
+        if (compressed == 0xFFFFFFFF) compressed = little_endian(&file[field], 8), field += 8;
+        if (local == 0xFFFFFFFF) local = little_endian(&file[field], 8);
+      }
+      x += 4 + length;
+    }
+    const std::string where = path + ": member " + name;
+    if (local + 30 > file.size() || little_endian(&file[local], 4) != 0x04034b50) throw Error(where + ": broken local header");
+    const std::uint64_t data = local + 30 + little_endian(&file[local + 26], 2) + little_endian(&file[local + 28], 2);
+    if (data + compressed > file.size()) throw Error(where + ": truncated");
+    std::vector<std::uint8_t> bytes;
+    if (method == 0) {
+      bytes.assign(file.begin() + data, file.begin() + data + compressed);
+    } else if (method == 8) {
+      bytes = inflate_raw(&file[data], compressed, size, where);
+    } else {
+      throw Error(where + ": ZIP compression method " + std::to_string(method) + " (graft reads stored and deflated)");
+    }
+    const std::string key = name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0 ? name.substr(0, name.size() - 4) : name;
+    std::istringstream member(std::string(bytes.begin(), bytes.end()));
+    arrays[key] = read_npy_array(member, bytes.size(), where);
+    at += 46 + name_length + extra_length + comment_length;
+  }
+  return arrays;
 }
 
 }  // namespace graft::io

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <cstdint>
+#include <istream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,7 +21,13 @@ struct NpyArray {
 // NPY versions 1-3, either byte order, C or Fortran order. Fortran arrays are transposed to C
 // order on read so callers see one layout.
 NpyArray read_npy_array(const std::string& path);
+// The same from a stream holding `total_bytes` (an .npz member); errors name `source`.
+NpyArray read_npy_array(std::istream& in, std::uint64_t total_bytes, const std::string& source);
 void write_npy_array(const NpyArray& array, const std::string& path);
+
+// The arrays of an .npz (numpy.savez, stored, or savez_compressed, deflated; ZIP64 too), by name
+// without ".npy". Errors name the file and the member.
+std::map<std::string, NpyArray> read_npz(const std::string& path);
 
 // As an Image: shape (x), (y,x), (z,y,x) or (c,z,y,x), unit spacing, identity geometry.
 Image read_npy(const std::string& path);

@@ -68,7 +68,13 @@ Plan make_plan(const Contract& contract, const io::Image& image, const PlanOptio
   if (!contract.channels.empty()) {
     const auto& names = options.band_names.empty() ? image.metadata().band_names : options.band_names;
     const bool named = std::any_of(names.begin(), names.end(), [](const std::string& n) { return !n.empty(); });
-    if (named) {
+    const bool rgb_contract = contract.channels == std::vector<std::string>{"Red", "Green", "Blue"};
+    const bool grey_input = image.channels() == 1 && (names.empty() || names[0].empty() || names[0] == "Gray");
+    if (rgb_contract && grey_input) {
+      // As PIL's convert("RGB") does for the greyscale images RGB backbones are fed.
+      plan.channel_order = {0, 0, 0};
+      plan.notes.push_back("one grey channel replicated to Red, Green and Blue");
+    } else if (named) {
       const BandMatch match = match_bands(contract.channels, names, options.fill_missing_bands, contract.name);
       plan.channel_order = match.input_channel;
       for (const auto& band : match.missing) {

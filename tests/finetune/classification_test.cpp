@@ -94,6 +94,17 @@ TEST(ClassificationMetrics, SingleLabelMatchesHandCounts) {
   EXPECT_NEAR(metrics.at("f1_macro"), (0.5 + 0.8 + 0.0) / 3.0, 1e-12);
 }
 
+TEST(ClassificationMetrics, BinaryAucMatchesTheRankDefinition) {
+  // Class-1 scores 0.1, 0.4, 0.35, 0.8 for truth 0, 0, 1, 1: 3 of the 4 positive-negative pairs are
+  // ordered right (scikit-learn's roc_auc_score example), so AUC 0.75.
+  const torch::Tensor logits = torch::tensor({{0.f, 0.1f}, {0.f, 0.4f}, {0.f, 0.35f}, {0.f, 0.8f}});
+  const torch::Tensor truth = torch::tensor({0, 0, 1, 1}, torch::kInt64);
+  EXPECT_NEAR(classification_metrics(logits, truth, false).at("auc"), 0.75, 1e-12);
+  // A tie between a positive and a negative counts half: (1 + 0.5) / 2.
+  const torch::Tensor tied = torch::tensor({{0.f, 0.2f}, {0.f, 0.5f}, {0.f, 0.5f}, {0.f, 0.9f}});
+  EXPECT_NEAR(classification_metrics(tied, torch::tensor({0, 0, 1, 1}, torch::kInt64), false).at("auc"), 0.875, 1e-12);
+}
+
 TEST(ClassificationMetrics, MultiLabelMatchesHandCounts) {
   // Logits > 0 means probability > 0.5. Rows: truth {0,1}, {1}, {} ; predicted {0}, {1}, {1}.
   const torch::Tensor logits = torch::tensor({{3.f, -1.f}, {-2.f, 2.f}, {-3.f, 1.f}});
@@ -218,6 +229,39 @@ TEST(SceneClassification, MultiLabelChipsTrainWithBinaryCrossEntropy) {
   config["output"] = folder + "/single";
   const std::string refused = graft::testing::error_message([&] { train_classifier(config, {}, false); });
   EXPECT_NE(refused.find("multi_label"), std::string::npos) << refused;
+}
+
+TEST(SceneClassification, AMedMnistNpzTrainsWithItsSplitsAndReportsTestAccuracyAndAuc) {
+  const std::string python = graft::testing::python_with("numpy");
+  if (python.empty()) GTEST_SKIP() << "Debian python3-numpy is not installed";
+  const std::string folder = graft::testing::temp_dir();
+  // Grey 28 x 28 images: class 1 has a bright centre square, class 0 a dark one; labels (N, 1).
+  const std::string script =
+      "import numpy as np; r = np.random.default_rng(0)\n"
+      "def make(n):\n"
+      "    y = (np.arange(n) % 2).astype(np.uint8).reshape(n, 1)\n"
+      "    x = r.integers(60, 120, size=(n, 28, 28)).astype(np.uint8)\n"
+      "    x[y[:, 0] == 1, 9:19, 9:19] += 120\n"
+      "    return x, y\n"
+      "a, b = make(40); c, d = make(10); e, f = make(20)\n"
+      "np.savez('" + folder + "/mnist.npz', train_images=a, train_labels=b, val_images=c, val_labels=d, "
+      "test_images=e, test_labels=f)";
+  std::ofstream(folder + "/make.py") << script;
+  ASSERT_EQ(graft::testing::run_command(python + " " + folder + "/make.py"), 0);
+  nlohmann::json config = chip_run_config(folder + "/mnist.npz", folder + "/run");
+  config["backbone"] = "vit-s16";  // RGB: the grey channel is replicated
+  config["data"]["contract"]["target_size_xyz"] = {32, 32, 1};
+  config["train"]["linear_probe"] = true;
+  config["train"]["epochs"] = 40;
+  config["train"]["lr"] = 1e-2;
+  const TrainResult result = train_classifier(config, {}, false);
+  EXPECT_GE(result.best_val_metric, 0.9);
+  ASSERT_TRUE(result.test_metrics.count("test_accuracy"));
+  EXPECT_GE(result.test_metrics.at("test_accuracy"), 0.9);
+  EXPECT_GE(result.test_metrics.at("test_auc"), 0.95);
+  const auto report = read_json_file(folder + "/run/test_metrics.json");
+  EXPECT_EQ(report["chips"], 20);
+  EXPECT_EQ(read_json_file(folder + "/run/config.json")["class_names"], nlohmann::json({"0", "1"}));
 }
 
 }  // namespace

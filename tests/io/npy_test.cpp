@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fstream>
 
 #include "io/error.h"
 #include "io/image_file.h"
@@ -64,6 +65,33 @@ TEST(Npy, NumpyReadsWhatGraftWrites) {
                 &output),
             0);
   EXPECT_EQ(output, "(2, 3) float32 5.5\n");
+}
+
+TEST(Npz, StoredAndDeflatedArchivesFromNumpyReadBack) {
+  const std::string python = graft::testing::python_with("numpy");
+  if (python.empty()) GTEST_SKIP() << "Debian python3-numpy is not installed";
+  const std::string folder = graft::testing::temp_dir();
+  const std::string script =
+      "import numpy as np; a = (np.arange(600, dtype=np.uint8) * 7).reshape(6, 10, 10); "
+      "b = np.arange(6, dtype=np.uint8).reshape(6, 1) % 2; "
+      "np.savez('" + folder + "/stored.npz', train_images=a, train_labels=b); "
+      "np.savez_compressed('" + folder + "/deflated.npz', train_images=a, train_labels=b, extra=np.linspace(0, 1, 5))";
+  ASSERT_EQ(graft::testing::run_command(python + " -c \"" + script + "\""), 0);
+  for (const char* name : {"stored.npz", "deflated.npz"}) {
+    SCOPED_TRACE(name);
+    const auto arrays = read_npz(folder + "/" + name);
+    ASSERT_TRUE(arrays.count("train_images"));
+    const NpyArray& images = arrays.at("train_images");
+    EXPECT_EQ(images.shape, (std::vector<std::int64_t>{6, 10, 10}));
+    for (std::int64_t i = 0; i < 600; ++i) ASSERT_EQ(images.bytes[i], static_cast<std::uint8_t>(i * 7));
+    EXPECT_EQ(arrays.at("train_labels").shape, (std::vector<std::int64_t>{6, 1}));
+    EXPECT_EQ(arrays.at("train_labels").bytes[3], 1);
+  }
+  EXPECT_EQ(read_npz(folder + "/deflated.npz").at("extra").dtype, DType::kF64);
+  const std::string not_zip = folder + "/plain.npz";
+  std::ofstream(not_zip) << "not a zip archive at all, just text that is long enough";
+  const std::string message = graft::testing::error_message([&] { read_npz(not_zip); });
+  EXPECT_NE(message.find("plain.npz"), std::string::npos) << message;
 }
 
 }  // namespace

@@ -149,5 +149,30 @@ TEST(Bands, RealBigEarthNetPatchFeedsTheTorchGeoOrder) {
   }
 }
 
+TEST(Bands, AGreyImageIsReplicatedIntoAnRgbContractsThreeChannels) {
+  Contract contract;
+  contract.name = "rgb";
+  contract.spatial_dims = 2;
+  contract.channels = {"Red", "Green", "Blue"};
+  IntensityStep imagenet;
+  imagenet.kind = IntensityKind::kChannelMeanStd;
+  imagenet.mean = {0.5, 0.25, 0.0};
+  imagenet.std = {1.0, 1.0, 2.0};
+  contract.intensity = {imagenet};
+  io::Geometry g;
+  g.size_xyz = {2, 2, 1};
+  io::Image grey(io::DType::kF32, 1, g);
+  std::fill(grey.data<float>(), grey.data<float>() + 4, 1.0f);
+  const Plan plan = make_plan(contract, grey, 0);
+  EXPECT_EQ(plan.channel_order, (std::vector<int>{0, 0, 0}));
+  const io::Image out = apply(plan, grey);
+  ASSERT_EQ(out.channels(), 3);
+  EXPECT_FLOAT_EQ(out.data<float>()[0], 0.5f);       // (1 - 0.5) / 1
+  EXPECT_FLOAT_EQ(out.data<float>()[4], 0.75f);      // (1 - 0.25) / 1
+  EXPECT_FLOAT_EQ(out.data<float>()[8], 0.5f);       // (1 - 0) / 2
+  // Two unnamed channels are not grey: refused.
+  EXPECT_THROW(make_plan(contract, io::Image(io::DType::kF32, 2, g), 0), Error);
+}
+
 }  // namespace
 }  // namespace graft::preprocess

@@ -1,0 +1,51 @@
+#pragma once
+
+// HDF5 (and NetCDF-4, which is HDF5) through the HDF5 C API: every dataset listed with its
+// shape, type, chunking, compression and attributes; any numeric dataset of rank 1 to 4 read into
+// an Image; images written back chunked and compressed.
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "io/image.h"
+
+namespace graft::io {
+
+// True when the file starts with HDF5's signature (or HDF5 finds one after a user block).
+bool is_hdf5(const std::string& path);
+
+struct Hdf5DatasetInfo {
+  std::string path;                  // "/group/name"
+  std::vector<std::int64_t> shape;   // slowest axis first, as h5py reports it
+  std::string dtype;                 // numpy's name: "int16", "float32", "|S8" (fixed string), "str", ...
+  std::vector<std::int64_t> chunks;  // empty when contiguous
+  std::string compression;           // "gzip", "szip", "lzf", ... or ""
+  nlohmann::json attributes;         // name -> value (numbers, strings, lists of them)
+};
+
+// Every dataset in the file, depth first in name order, plus the root group's attributes.
+struct Hdf5Contents {
+  std::vector<Hdf5DatasetInfo> datasets;
+  nlohmann::json root_attributes;
+};
+Hdf5Contents list_hdf5(const std::string& path);
+
+// {"format": "hdf5", "attributes": {...}, "datasets": [{"path", "shape", "dtype", "chunks",
+// "compression", "attributes"}, ...]}
+nlohmann::json hdf5_info_json(const Hdf5Contents& contents);
+std::string hdf5_info_text(const Hdf5Contents& contents);
+
+// Reads a numeric dataset: rank 1 (x), 2 (y, x), 3 (z, y, x) or 4 (channel, z, y, x), values as
+// stored (no CF scale_factor). Spacing and origin come from the dataset's `spacing` or
+// `element_size_um` and `origin` attributes (slowest axis first), units from `units`, nodata from
+// `_FillValue`. An empty `dataset` picks the file's only numeric dataset of rank 2 or more, and
+// otherwise throws an error that lists them. Errors name the file and the dataset.
+Image read_hdf5(const std::string& path, const std::string& dataset);
+
+// Writes `image` as dataset `dataset` (default "/image") of a new file: shape (c,) z, y, x,
+// chunked by plane, gzip level 4, with `spacing` and `origin` attributes (slowest axis first) and
+// `direction` (row-major x, y, z).
+void write_hdf5(const Image& image, const std::string& path, const std::string& dataset = "/image");
+
+}  // namespace graft::io

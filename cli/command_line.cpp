@@ -151,6 +151,13 @@ void define_commands(CLI::App& app, CommandLine& l) {
   train_step->add_option("--steps", l.steps, "timed steps")->capture_default_str();
   train_step->add_option("--threads", l.threads, "LibTorch threads (0: every core)")
       ->capture_default_str();
+  auto* embed_bench =
+      bench->add_subcommand("embed", "patches per second through a backbone's embedding (inference)");
+  embed_bench->add_option("--backbone", l.backbone, "registered backbone")->default_val("vit-s16");
+  embed_bench->add_option("--batch", l.batch, "patches per forward pass")->capture_default_str();
+  embed_bench->add_option("--size", l.size_px, "patch size in pixels")->capture_default_str();
+  embed_bench->add_option("--steps", l.steps, "timed forward passes")->capture_default_str();
+  embed_bench->add_option("--threads", l.threads, "LibTorch threads (0: every core)")->capture_default_str();
   auto* load =
       bench->add_subcommand("load", "median seconds to read an image or DICOM series, in-process");
   load->add_option("input", l.in, "any readable image, DICOM folder or FOLDER#SERIES")->required();

@@ -23,6 +23,7 @@ struct CommandLine {
   // GeoTIFF outputs (convert, stack) and band stacks.
   bool cog = false;
   std::string dataset;  // HDF5 dataset path
+  int size_px = 224;
   std::string compress = "DEFLATE", reference_band, resampling = "bilinear";
   // Band semantics (plan, preprocess): the user's names for the input's bands, and zero-filling.
   std::string band_names;

@@ -353,6 +353,23 @@ int run_bench_train_step(const std::string& backbone_name, const std::string& he
   return 0;
 }
 
+// Inference throughput of a backbone's embedding on random patches, for bench/run_embed_bench.sh.
+int run_bench_embed(const std::string& backbone_name, int batch, int size_px, int steps, int threads) {
+  graft::finetune::set_compute_threads(threads);
+  torch::manual_seed(0);
+  auto backbone = graft::backbones::create_backbone(backbone_name);
+  backbone->eval();
+  torch::NoGradGuard no_grad;
+  const int channels = graft::backbones::find_backbone(backbone_name).contract.channel_count();
+  const torch::Tensor x = torch::rand({batch, channels, size_px, size_px});
+  backbone->embedding(x);  // warm-up: first-call allocations
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < steps; ++i) backbone->embedding(x);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("threads %d\npatches_per_second %.4f\n", torch::get_num_threads(), steps * batch / seconds);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -377,6 +394,7 @@ int main(int argc, char** argv) {
     }
     if (c == "evaluate") return run_evaluate(l.path, l.reference, l.csv_path, l.tolerance_mm);
     if (c == "embed") return run_embed(l.backbone, l.weights, l.lenient, l.in, l.embed_mode, l.out);
+    if (c == "bench embed") return run_bench_embed(l.backbone, l.batch, l.size_px, l.steps, l.threads);
     if (c == "bench train-step") {
       return run_bench_train_step(l.backbone, l.head, l.batch, l.patch_dhw, l.steps, l.threads);
     }

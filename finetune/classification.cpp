@@ -92,7 +92,50 @@ double mean_ignoring_nan(const std::vector<double>& values) {
   return counted ? sum / counted : 0.0;
 }
 
+torch::Tensor embeddings_of(ClassificationModelImpl& model, const std::vector<datasets::PreparedChip>& chips,
+                            int batch_size) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> parts;
+  for (std::size_t start = 0; start < chips.size(); start += batch_size) {
+    std::vector<torch::Tensor> images;
+    for (std::size_t i = start; i < std::min(chips.size(), start + batch_size); ++i) images.push_back(chips[i].image);
+    parts.push_back(model.embed(torch::stack(images)));
+  }
+  return parts.empty() ? torch::Tensor() : torch::cat(parts);
+}
+
 }  // namespace
+
+std::map<std::string, double> frozen_feature_metrics(const torch::Tensor& train_embeddings,
+                                                     const torch::Tensor& train_labels,
+                                                     const torch::Tensor& embeddings, const torch::Tensor& labels,
+                                                     int classes, int k) {
+  torch::NoGradGuard no_grad;
+  // Centred on the training mean and L2-normalised (SimpleShot's CL2N), as UNI evaluates.
+  const torch::Tensor mean = train_embeddings.mean(0, true);
+  const torch::Tensor train = torch::nn::functional::normalize(train_embeddings - mean,
+                                                               torch::nn::functional::NormalizeFuncOptions().dim(1));
+  const torch::Tensor query = torch::nn::functional::normalize(embeddings - mean,
+                                                               torch::nn::functional::NormalizeFuncOptions().dim(1));
+  const torch::Tensor similarity = query.matmul(train.t());  // cosine
+  const int neighbours = std::min<int>(k, static_cast<int>(train.size(0)));
+  const auto [top_similarity, top_index] = similarity.topk(neighbours, 1);
+  // Majority vote of the k nearest; a tie goes to the class with the larger summed similarity.
+  const torch::Tensor neighbour_labels = train_labels.index({top_index});
+  const torch::Tensor votes = torch::zeros({query.size(0), classes}).scatter_add_(1, neighbour_labels,
+                                                                                 torch::ones_like(top_similarity));
+  const torch::Tensor weight = torch::zeros({query.size(0), classes}).scatter_add_(1, neighbour_labels, top_similarity);
+  const torch::Tensor knn = (votes + weight * 1e-3).argmax(1);
+  // Prototypes: the class means of the normalised training features; nearest by distance.
+  torch::Tensor prototypes = torch::zeros({classes, train.size(1)});
+  prototypes.index_add_(0, train_labels, train);
+  const torch::Tensor counts = torch::bincount(train_labels, {}, classes).to(torch::kFloat32).clamp_min(1);
+  prototypes = prototypes / counts.unsqueeze(1);
+  const torch::Tensor nearest = torch::cdist(query, prototypes).argmin(1);
+  const double n = static_cast<double>(std::max<std::int64_t>(1, labels.size(0)));
+  return {{"knn" + std::to_string(k) + "_accuracy", (knn == labels).sum().item<double>() / n},
+          {"prototype_accuracy", (nearest == labels).sum().item<double>() / n}};
+}
 
 ClassificationModelImpl::ClassificationModelImpl(std::shared_ptr<backbones::BackboneImpl> backbone, int classes)
     : backbone_(std::move(backbone)) {
@@ -248,7 +291,8 @@ torch::Tensor chip_logits(ClassificationModelImpl& model, const std::vector<data
 
 TrainResult train_classifier_prepared(const nlohmann::json& config, const std::vector<datasets::PreparedChip>& train,
                                       const std::vector<datasets::PreparedChip>& val,
-                                      const std::vector<TrainEventSink>& sinks, bool resume) {
+                                      const std::vector<TrainEventSink>& sinks, bool resume,
+                                      const std::vector<datasets::PreparedChip>& test) {
   if (train.empty()) throw Error("no training chips (every chip went to validation or test?)");
   for (const auto* set : {&train, &val}) {
     for (const auto& chip : *set) {
@@ -294,25 +338,23 @@ TrainResult train_classifier_prepared(const nlohmann::json& config, const std::v
     // augmentation, and each epoch costs only the head.
     task.frozen_epochs = config["train"]["epochs"].get<int>();
     model->eval();
-    torch::NoGradGuard no_grad;
-    auto embed_all = [&](const std::vector<datasets::PreparedChip>& chips) {
-      std::vector<torch::Tensor> parts;
-      for (std::size_t start = 0; start < chips.size(); start += batch_size) {
-        std::vector<torch::Tensor> images;
-        for (std::size_t i = start; i < std::min(chips.size(), start + batch_size); ++i) images.push_back(chips[i].image);
-        parts.push_back(model->embed(torch::stack(images)));
-      }
-      return parts.empty() ? torch::Tensor() : torch::cat(parts);
-    };
-    train_embeddings = embed_all(train);
-    val_embeddings = embed_all(val);
+    train_embeddings = embeddings_of(*model, train, batch_size);
+    val_embeddings = embeddings_of(*model, val, batch_size);
     task.next_loss = [&] {
       const auto indices = torch::tensor(batch_indices(order, step_now++, batch_size), torch::kInt64);
       return classification_loss(model->classify(train_embeddings.index_select(0, indices)),
                                  train_targets.index_select(0, indices), multi_label);
     };
     if (!val.empty()) {
-      task.validate = [&] { return prefixed(classification_metrics(model->classify(val_embeddings), val_targets, multi_label)); };
+      // KNN and prototypes see only the frozen features, so they are scored once.
+      const std::map<std::string, double> frozen =
+          multi_label ? std::map<std::string, double>{}
+                      : frozen_feature_metrics(train_embeddings, train_targets, val_embeddings, val_targets, classes);
+      task.validate = [&, frozen] {
+        auto metrics = classification_metrics(model->classify(val_embeddings), val_targets, multi_label);
+        metrics.insert(frozen.begin(), frozen.end());
+        return prefixed(metrics);
+      };
     }
   } else {
     task.frozen_epochs = config["train"]["freeze_backbone_epochs"];
@@ -326,30 +368,40 @@ TrainResult train_classifier_prepared(const nlohmann::json& config, const std::v
       task.validate = [&] { return prefixed(classification_metrics(chip_logits(*model, val, batch_size), val_targets, multi_label)); };
     }
   }
-  return run_training(config, task, sinks, resume);
-}
-
-TrainResult train_classifier(nlohmann::json config, const std::vector<TrainEventSink>& sinks, bool resume) {
-  const ChipSplits splits = read_chip_splits(config);
-  TrainResult result = train_classifier_prepared(config, splits.train, splits.val, sinks, resume);
-  if (splits.test.empty()) return result;
+  TrainResult result = run_training(config, task, sinks, resume);
+  if (test.empty()) return result;
   // The test split, seen once, by the model the validation metric chose.
   const std::string output = config["output"];
-  ClassificationModel model = build_classifier(config);
   const auto weights = backbones::read_checkpoint(output + "/model.safetensors");
   backbones::LoadOptions strict;
   backbones::load_state_dict(*model, weights.tensors, strict, output + "/model.safetensors");
   model->eval();
-  const bool multi_label = config["multi_label"];
-  const torch::Tensor logits = chip_logits(*model, splits.test, config["data"]["batch_size"]);
-  for (const auto& [name, value] : classification_metrics(logits, chip_targets(splits.test, config["classes"], multi_label), multi_label)) {
-    result.test_metrics["test_" + name] = value;
+  const torch::Tensor test_targets = chip_targets(test, classes, multi_label);
+  torch::Tensor test_logits;
+  std::map<std::string, double> metrics;
+  if (linear_probe) {
+    const torch::Tensor test_embeddings = embeddings_of(*model, test, batch_size);
+    torch::NoGradGuard no_grad;
+    test_logits = model->classify(test_embeddings);
+    if (!multi_label) {
+      metrics = frozen_feature_metrics(train_embeddings, train_targets, test_embeddings, test_targets, classes);
+    }
+  } else {
+    test_logits = chip_logits(*model, test, batch_size);
   }
+  const auto scored = classification_metrics(test_logits, test_targets, multi_label);
+  metrics.insert(scored.begin(), scored.end());
+  for (const auto& [name, value] : metrics) result.test_metrics["test_" + name] = value;
   nlohmann::json report = result.test_metrics;
-  report["chips"] = splits.test.size();
+  report["chips"] = test.size();
   report["best_epoch"] = result.best_epoch;
   io::write_text_atomically(output + "/test_metrics.json", report.dump(2) + "\n");
   return result;
+}
+
+TrainResult train_classifier(nlohmann::json config, const std::vector<TrainEventSink>& sinks, bool resume) {
+  const ChipSplits splits = read_chip_splits(config);
+  return train_classifier_prepared(config, splits.train, splits.val, sinks, resume, splits.test);
 }
 
 Classifier::Classifier(const std::string& model_folder) {

@@ -58,13 +58,22 @@ ChipSplits read_chip_splits(nlohmann::json& config);
 
 // Scene classification by full fine-tuning or, with train.linear_probe, by a linear probe: the
 // backbone's embeddings are computed once (backbone frozen, in eval mode) and only the head
-// trains on them. Writes a model folder like segmentation does, tracking val_accuracy
+// trains on them; KNN and prototype accuracies on the same frozen features come with it. Writes a model folder like segmentation does, tracking val_accuracy
 // (single-label) or val_f1_micro (multi-label). A test split is scored once, by the best model,
 // into result.test_metrics and test_metrics.json.
 TrainResult train_classifier(nlohmann::json config, const std::vector<TrainEventSink>& sinks, bool resume);
 TrainResult train_classifier_prepared(const nlohmann::json& config, const std::vector<datasets::PreparedChip>& train,
                                       const std::vector<datasets::PreparedChip>& val,
-                                      const std::vector<TrainEventSink>& sinks, bool resume);
+                                      const std::vector<TrainEventSink>& sinks, bool resume,
+                                      const std::vector<datasets::PreparedChip>& test = {});
+
+// Classifiers that need no training, on frozen embeddings (N, D) as UNI evaluates them: features
+// centred on the training mean and L2-normalised; k-nearest-neighbour majority vote by cosine
+// similarity ("knn20_accuracy") and nearest class prototype, the class mean ("prototype_accuracy").
+std::map<std::string, double> frozen_feature_metrics(const torch::Tensor& train_embeddings,
+                                                     const torch::Tensor& train_labels,
+                                                     const torch::Tensor& embeddings, const torch::Tensor& labels,
+                                                     int classes, int k = 20);
 
 // Logits of every chip, in order, in batches.
 torch::Tensor chip_logits(ClassificationModelImpl& model, const std::vector<datasets::PreparedChip>& chips,

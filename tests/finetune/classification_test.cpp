@@ -105,6 +105,20 @@ TEST(ClassificationMetrics, BinaryAucMatchesTheRankDefinition) {
   EXPECT_NEAR(classification_metrics(tied, torch::tensor({0, 0, 1, 1}, torch::kInt64), false).at("auc"), 0.875, 1e-12);
 }
 
+TEST(ClassificationMetrics, KnnAndPrototypesOnFrozenFeatures) {
+  // Two clusters on the axes; after centring on the training mean (1.25, 1.25) the queries lie
+  // on their own class's side.
+  const torch::Tensor train = torch::tensor({{2.f, 0.f}, {3.f, 0.f}, {0.f, 2.f}, {0.f, 3.f}});
+  const torch::Tensor train_labels = torch::tensor({0, 0, 1, 1}, torch::kInt64);
+  const torch::Tensor queries = torch::tensor({{3.f, 1.f}, {1.f, 3.f}});
+  const auto right = frozen_feature_metrics(train, train_labels, queries, torch::tensor({0, 1}, torch::kInt64), 2, 3);
+  EXPECT_DOUBLE_EQ(right.at("knn3_accuracy"), 1.0);
+  EXPECT_DOUBLE_EQ(right.at("prototype_accuracy"), 1.0);
+  const auto wrong = frozen_feature_metrics(train, train_labels, queries, torch::tensor({1, 0}, torch::kInt64), 2, 3);
+  EXPECT_DOUBLE_EQ(wrong.at("knn3_accuracy"), 0.0);
+  EXPECT_DOUBLE_EQ(wrong.at("prototype_accuracy"), 0.0);
+}
+
 TEST(ClassificationMetrics, MultiLabelMatchesHandCounts) {
   // Logits > 0 means probability > 0.5. Rows: truth {0,1}, {1}, {} ; predicted {0}, {1}, {1}.
   const torch::Tensor logits = torch::tensor({{3.f, -1.f}, {-2.f, 2.f}, {-3.f, 1.f}});
@@ -259,6 +273,8 @@ TEST(SceneClassification, AMedMnistNpzTrainsWithItsSplitsAndReportsTestAccuracyA
   ASSERT_TRUE(result.test_metrics.count("test_accuracy"));
   EXPECT_GE(result.test_metrics.at("test_accuracy"), 0.9);
   EXPECT_GE(result.test_metrics.at("test_auc"), 0.95);
+  EXPECT_GE(result.test_metrics.at("test_knn20_accuracy"), 0.9);
+  EXPECT_GE(result.test_metrics.at("test_prototype_accuracy"), 0.9);
   const auto report = read_json_file(folder + "/run/test_metrics.json");
   EXPECT_EQ(report["chips"], 20);
   EXPECT_EQ(read_json_file(folder + "/run/config.json")["class_names"], nlohmann::json({"0", "1"}));

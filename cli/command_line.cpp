@@ -139,6 +139,18 @@ void define_commands(CLI::App& app, CommandLine& l) {
       ->capture_default_str();
   embed->add_option("--out", l.out, "output NPY")->required();
 
+  auto* slide = app.add_subcommand(
+      "slide-features", "tile a whole slide over its tissue and write every patch's embedding to HDF5");
+  slide->add_option("--backbone", l.backbone, "registered backbone")->default_val("uni-vit-l16");
+  slide->add_option("--weights", l.weights, "checkpoint (torch.save or safetensors)");
+  slide->add_flag("--lenient", l.lenient, "load what fits and report the rest");
+  slide->add_option("--input", l.in, "slide OpenSlide reads (SVS, NDPI, MRXS, tiled pyramidal TIFF)")->required();
+  slide->add_option("--output", l.out, "HDF5 file: features [N, D], coords [N, 2]")->required();
+  slide->add_option("--mpp", l.microns_per_pixel, "patch resolution in microns per pixel")->capture_default_str();
+  slide->add_option("--patch", l.size_px, "patch side in pixels at that resolution")->capture_default_str();
+  slide->add_option("--batch", l.batch, "patches per forward pass")->capture_default_str();
+  slide->add_option("--min-tissue", l.min_tissue, "least tissue share of a patch")->capture_default_str();
+
   auto* bench = app.add_subcommand("bench", "measure graft's own speed");
   bench->require_subcommand(1);
   auto* train_step =

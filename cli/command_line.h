@@ -24,6 +24,7 @@ struct CommandLine {
   bool cog = false;
   std::string dataset;  // HDF5 dataset path
   int size_px = 224;
+  double microns_per_pixel = 0.5, min_tissue = 0.25;
   std::string compress = "DEFLATE", reference_band, resampling = "bilinear";
   // Band semantics (plan, preprocess): the user's names for the input's bands, and zero-filling.
   std::string band_names;

@@ -22,6 +22,7 @@
 #include "finetune/predictor.h"
 #include "finetune/run_config.h"
 #include "finetune/segmentation_metrics.h"
+#include "finetune/slide_features.h"
 #include "finetune/trainer.h"
 #include "io/atomic_file.h"
 #include "io/dicom_seg.h"
@@ -353,6 +354,32 @@ int run_bench_train_step(const std::string& backbone_name, const std::string& he
   return 0;
 }
 
+int run_slide_features(const graft::cli::CommandLine& l) {
+  graft::finetune::set_compute_threads(l.threads);
+  auto backbone = graft::backbones::create_backbone(l.backbone);
+  if (!l.weights.empty()) {
+    const auto report = graft::backbones::load_weights(*backbone, l.weights, !l.lenient);
+    std::fprintf(stderr, "%s\n", report.summary().c_str());
+  }
+  graft::finetune::SlideFeatureOptions options;
+  options.tiling.target_microns_per_pixel = l.microns_per_pixel;
+  options.tiling.patch_px = l.size_px;
+  options.tiling.min_tissue_fraction = l.min_tissue;
+  options.batch_size = l.batch;
+  graft::cli::Progress bar("slide-features", 100);
+  int shown = 0;
+  options.progress = [&](double fraction) {
+    for (; shown < static_cast<int>(fraction * 100); ++shown) bar.step("patches");
+  };
+  const auto stats = graft::finetune::extract_slide_features(
+      *backbone, l.backbone, graft::backbones::find_backbone(l.backbone).contract, l.in, l.out, options);
+  bar.finish();
+  std::printf("slide-features: %lld tissue patches of %lld in the grid, %lld-dimensional, %.1f patches/s -> %s\n",
+              static_cast<long long>(stats.patches), static_cast<long long>(stats.grid_patches),
+              static_cast<long long>(stats.dim), stats.patches_per_second, l.out.c_str());
+  return 0;
+}
+
 // Inference throughput of a backbone's embedding on random patches, for bench/run_embed_bench.sh.
 int run_bench_embed(const std::string& backbone_name, int batch, int size_px, int steps, int threads) {
   graft::finetune::set_compute_threads(threads);
@@ -394,6 +421,7 @@ int main(int argc, char** argv) {
     }
     if (c == "evaluate") return run_evaluate(l.path, l.reference, l.csv_path, l.tolerance_mm);
     if (c == "embed") return run_embed(l.backbone, l.weights, l.lenient, l.in, l.embed_mode, l.out);
+    if (c == "slide-features") return run_slide_features(l);
     if (c == "bench embed") return run_bench_embed(l.backbone, l.batch, l.size_px, l.steps, l.threads);
     if (c == "bench train-step") {
       return run_bench_train_step(l.backbone, l.head, l.batch, l.patch_dhw, l.steps, l.threads);

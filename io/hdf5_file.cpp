@@ -10,6 +10,7 @@
 #include <optional>
 #include <sstream>
 
+#include "io/atomic_file.h"
 #include "io/error.h"
 #include "io/file_bytes.h"
 
@@ -428,6 +429,67 @@ void write_hdf5(const Image& image, const std::string& path, const std::string& 
   std::vector<double> direction;
   for (const auto& row : g.direction) direction.insert(direction.end(), row.begin(), row.end());
   write_doubles("direction", direction);
+}
+
+void write_feature_bag(const std::string& path, const std::vector<float>& features, std::int64_t dim,
+                       const std::vector<std::array<std::int64_t, 2>>& coords, const nlohmann::json& coords_attributes) {
+  const auto count = static_cast<hsize_t>(coords.size());
+  if (dim < 1 || features.size() != count * static_cast<std::size_t>(dim)) {
+    throw Error(path + ": " + std::to_string(features.size()) + " feature values for " + std::to_string(count) +
+                " patches of dimension " + std::to_string(dim));
+  }
+  write_atomically(path, [&](const std::string& temporary) {
+    std::lock_guard<std::mutex> lock(library_mutex());
+    silence_library_errors();
+    Handle file(H5Fcreate(temporary.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+    if (!file.ok()) throw Error(path + ": cannot create (" + library_reason() + ")");
+    auto write_matrix = [&](const char* name, hid_t file_type, hid_t memory_type, const void* data, hsize_t columns) {
+      const hsize_t shape[2] = {count, columns};
+      const hsize_t chunk[2] = {std::max<hsize_t>(1, std::min<hsize_t>(count, 1024)), columns};
+      Handle space(H5Screate_simple(2, shape, nullptr), H5Sclose);
+      Handle plist(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+      if (count > 0) {
+        H5Pset_chunk(plist.get(), 2, chunk);
+        H5Pset_deflate(plist.get(), 4);
+      }
+      Handle dataset(H5Dcreate2(file.get(), name, file_type, space.get(), H5P_DEFAULT, plist.get(), H5P_DEFAULT),
+                     H5Dclose);
+      if (!dataset.ok() || (count > 0 && H5Dwrite(dataset.get(), memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)) {
+        throw Error(path + ": cannot write dataset " + name + " (" + library_reason() + ")");
+      }
+      return dataset;
+    };
+    write_matrix("features", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, features.data(), static_cast<hsize_t>(dim));
+    const Handle coords_set = write_matrix("coords", H5T_STD_I64LE, H5T_NATIVE_INT64, coords.data(), 2);
+    for (const auto& item : coords_attributes.items()) {
+      Handle scalar(H5Screate(H5S_SCALAR), H5Sclose);
+      const std::string name = item.key();
+      if (item.value().is_string()) {
+        const std::string text = item.value();
+        Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+        H5Tset_size(type.get(), std::max<std::size_t>(1, text.size()));
+        Handle attribute(H5Acreate2(coords_set.get(), name.c_str(), type.get(), scalar.get(), H5P_DEFAULT, H5P_DEFAULT),
+                         H5Aclose);
+        if (!attribute.ok() || H5Awrite(attribute.get(), type.get(), text.c_str()) < 0) {
+          throw Error(path + ": cannot write attribute " + name);
+        }
+      } else if (item.value().is_number_integer()) {
+        const std::int64_t value = item.value();
+        Handle attribute(H5Acreate2(coords_set.get(), name.c_str(), H5T_STD_I64LE, scalar.get(), H5P_DEFAULT, H5P_DEFAULT),
+                         H5Aclose);
+        if (!attribute.ok() || H5Awrite(attribute.get(), H5T_NATIVE_INT64, &value) < 0) {
+          throw Error(path + ": cannot write attribute " + name);
+        }
+      } else if (item.value().is_number()) {
+        const double value = item.value();
+        Handle attribute(H5Acreate2(coords_set.get(), name.c_str(), H5T_IEEE_F64LE, scalar.get(), H5P_DEFAULT, H5P_DEFAULT),
+                         H5Aclose);
+        if (!attribute.ok() || H5Awrite(attribute.get(), H5T_NATIVE_DOUBLE, &value) < 0) {
+          throw Error(path + ": cannot write attribute " + name);
+        }
+      }
+    }
+  });
 }
 
 }  // namespace graft::io

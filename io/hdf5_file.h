@@ -3,6 +3,7 @@
 // HDF5 (and NetCDF-4, which is HDF5) through the HDF5 C API: every dataset listed with its
 // shape, type, chunking, compression and attributes; any numeric dataset of rank 1 to 4 read into
 // an Image; images written back chunked and compressed.
+#include <array>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -47,5 +48,12 @@ Image read_hdf5(const std::string& path, const std::string& dataset);
 // chunked by plane, gzip level 4, with `spacing` and `origin` attributes (slowest axis first) and
 // `direction` (row-major x, y, z).
 void write_hdf5(const Image& image, const std::string& path, const std::string& dataset = "/image");
+
+// One slide's features in the layout CLAM and UNI's users read: `features` [N, D] float32 and
+// `coords` [N, 2] int64 (level-0 x, y of each patch), both chunked and gzip-compressed, with
+// `coords_attributes` (numbers and strings: patch_size, patch_level, ...) on `coords`. Written to
+// a temporary beside `path` and moved into place, so a killed run leaves no half file.
+void write_feature_bag(const std::string& path, const std::vector<float>& features, std::int64_t dim,
+                       const std::vector<std::array<std::int64_t, 2>>& coords, const nlohmann::json& coords_attributes);
 
 }  // namespace graft::io

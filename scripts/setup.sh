@@ -15,6 +15,7 @@ packages=(
   dicom3tools                      # dciodvfy validates the DICOM SEG files graft writes (tests)
   libgdal-dev gdal-bin             # GeoTIFF/COG and other rasters; gdalinfo is the tests' reference
   libhdf5-dev                      # HDF5 and NetCDF-4
+  libopenslide-dev                 # whole-slide images
   libcli11-dev nlohmann-json3-dev libyaml-cpp-dev zlib1g-dev libdeflate-dev libpng-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy python3-nibabel python3-scipy python3-torch python3-pydicom dcm2niix  # references for tests and benches

@@ -19,6 +19,7 @@
 #include "finetune/batch_predict.h"
 #include "finetune/classification.h"
 #include "finetune/demo.h"
+#include "finetune/mil.h"
 #include "finetune/predictor.h"
 #include "finetune/run_config.h"
 #include "finetune/segmentation_metrics.h"
@@ -143,12 +144,12 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
     }
   };
   const std::string task = config["task"];
-  if (task != "segmentation" && task != "classification") {
-    throw Error("task '" + task + "' is not one of segmentation, classification");
+  if (task != "segmentation" && task != "classification" && task != "mil") {
+    throw Error("task '" + task + "' is not one of segmentation, classification, mil");
   }
-  const auto result = task == "classification"
-                          ? graft::finetune::train_classifier(config, {progress}, resume)
-                          : graft::finetune::train(config, {progress}, resume);
+  const auto result = task == "classification" ? graft::finetune::train_classifier(config, {progress}, resume)
+                      : task == "mil"          ? graft::finetune::train_mil(config, {progress}, resume)
+                                               : graft::finetune::train(config, {progress}, resume);
   std::printf("train: model folder %s (best %s %.4f at epoch %d)\n",
               config["output"].get<std::string>().c_str(), result.metric.c_str(),
               result.best_val_metric, result.best_epoch + 1);

@@ -371,11 +371,7 @@ TrainResult train_classifier_prepared(const nlohmann::json& config, const std::v
   TrainResult result = run_training(config, task, sinks, resume);
   if (test.empty()) return result;
   // The test split, seen once, by the model the validation metric chose.
-  const std::string output = config["output"];
-  const auto weights = backbones::read_checkpoint(output + "/model.safetensors");
-  backbones::LoadOptions strict;
-  backbones::load_state_dict(*model, weights.tensors, strict, output + "/model.safetensors");
-  model->eval();
+  load_best_weights(*model, config["output"]);
   const torch::Tensor test_targets = chip_targets(test, classes, multi_label);
   torch::Tensor test_logits;
   std::map<std::string, double> metrics;
@@ -391,11 +387,7 @@ TrainResult train_classifier_prepared(const nlohmann::json& config, const std::v
   }
   const auto scored = classification_metrics(test_logits, test_targets, multi_label);
   metrics.insert(scored.begin(), scored.end());
-  for (const auto& [name, value] : metrics) result.test_metrics["test_" + name] = value;
-  nlohmann::json report = result.test_metrics;
-  report["chips"] = test.size();
-  report["best_epoch"] = result.best_epoch;
-  io::write_text_atomically(output + "/test_metrics.json", report.dump(2) + "\n");
+  record_test_metrics(result, metrics, test.size(), config["output"]);
   return result;
 }
 

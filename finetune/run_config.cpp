@@ -85,6 +85,11 @@ nlohmann::json default_run_config() {
       "max_validation_cases": 0,
       "linear_probe": false
     },
+    "mil": {
+      "hidden": 512,
+      "attention": 256,
+      "dropout": 0.25
+    },
     "predict": {
       "overlap": 0.5,
       "mirror": false

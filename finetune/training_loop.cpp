@@ -239,4 +239,21 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
   return result;
 }
 
+void load_best_weights(torch::nn::Module& model, const std::string& output) {
+  const std::string path = output + "/model.safetensors";
+  const auto weights = backbones::read_checkpoint(path);
+  backbones::LoadOptions strict;
+  backbones::load_state_dict(model, weights.tensors, strict, path);
+  model.eval();
+}
+
+void record_test_metrics(TrainResult& result, const std::map<std::string, double>& metrics, std::size_t cases,
+                         const std::string& output) {
+  for (const auto& [name, value] : metrics) result.test_metrics["test_" + name] = value;
+  nlohmann::json report = result.test_metrics;
+  report["cases"] = cases;
+  report["best_epoch"] = result.best_epoch;
+  io::write_text_atomically(output + "/test_metrics.json", report.dump(2) + "\n");
+}
+
 }  // namespace graft::finetune

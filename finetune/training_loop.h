@@ -60,4 +60,12 @@ struct TrainingTask {
 TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const std::vector<TrainEventSink>& sinks,
                          bool resume);
 
+// Loads `output`/model.safetensors (the best epoch's weights) into `model`, strictly, in eval mode.
+void load_best_weights(torch::nn::Module& model, const std::string& output);
+
+// Records metrics on a test split, seen once: result.test_metrics ("test_" + name) and
+// `output`/test_metrics.json (with the case count and the epoch that produced the model).
+void record_test_metrics(TrainResult& result, const std::map<std::string, double>& metrics, std::size_t cases,
+                         const std::string& output);
+
 }  // namespace graft::finetune

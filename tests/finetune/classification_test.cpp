@@ -276,7 +276,7 @@ TEST(SceneClassification, AMedMnistNpzTrainsWithItsSplitsAndReportsTestAccuracyA
   EXPECT_GE(result.test_metrics.at("test_knn20_accuracy"), 0.9);
   EXPECT_GE(result.test_metrics.at("test_prototype_accuracy"), 0.9);
   const auto report = read_json_file(folder + "/run/test_metrics.json");
-  EXPECT_EQ(report["chips"], 20);
+  EXPECT_EQ(report["cases"], 20);
   EXPECT_EQ(read_json_file(folder + "/run/config.json")["class_names"], nlohmann::json({"0", "1"}));
 }
 

@@ -1,0 +1,131 @@
+#include "finetune/mil.h"
+
+#include "datasets/chip_data.h"
+#include "datasets/image_tensor.h"
+#include "datasets/manifest.h"
+#include "finetune/classification.h"
+#include "finetune/segmentation_model.h"
+#include "finetune/trainer.h"
+#include "io/error.h"
+#include "io/hdf5_file.h"
+
+namespace graft::finetune {
+
+MilModelImpl::MilModelImpl(std::int64_t feature_dim, int classes, std::int64_t hidden, std::int64_t attention,
+                           double dropout) {
+  if (classes < 2) throw Error("a MIL model needs at least 2 classes");
+  projector_ = register_module("projector", torch::nn::Sequential(torch::nn::Linear(feature_dim, hidden),
+                                                                  torch::nn::ReLU(), torch::nn::Dropout(dropout)));
+  pooling_and_classifier_ = register_module("pooling", std::make_shared<torch::nn::Module>());
+  attention_a_ = pooling_and_classifier_->register_module("attention_a", torch::nn::Linear(hidden, attention));
+  attention_b_ = pooling_and_classifier_->register_module("attention_b", torch::nn::Linear(hidden, attention));
+  attention_c_ = pooling_and_classifier_->register_module("attention_c", torch::nn::Linear(attention, 1));
+  classifier_ = pooling_and_classifier_->register_module("classifier", torch::nn::Linear(hidden, classes));
+}
+
+torch::Tensor MilModelImpl::scores(const torch::Tensor& hidden) {
+  const torch::Tensor gated = torch::tanh(attention_a_->forward(hidden)) * torch::sigmoid(attention_b_->forward(hidden));
+  return attention_c_->forward(gated).squeeze(1);  // (N)
+}
+
+torch::Tensor MilModelImpl::forward(const torch::Tensor& bag) {
+  const torch::Tensor hidden = projector_->forward(bag);
+  const torch::Tensor weights = torch::softmax(scores(hidden), 0);
+  return classifier_->forward(weights.matmul(hidden));
+}
+
+torch::Tensor MilModelImpl::attention(const torch::Tensor& bag) {
+  return torch::softmax(scores(projector_->forward(bag)), 0);
+}
+
+BagSplits read_bag_splits(nlohmann::json& config) {
+  const std::string manifest = config["data"]["manifest"];
+  if (manifest.empty()) throw UsageError("data.manifest is not set (a CSV/JSON manifest of HDF5 feature bags and classes)");
+  std::vector<datasets::CaseEntry> cases = datasets::read_manifest(manifest);
+  datasets::assign_folds(cases, config["data"]["folds"], config["data"]["fold"], config["seed"]);
+  if (config["class_names"].empty()) config["class_names"] = datasets::class_names_of(cases);
+  const auto names = config["class_names"].get<std::vector<std::string>>();
+  config["classes"] = names.size();
+  BagSplits splits;
+  std::int64_t dim = -1;
+  for (const auto& entry : cases) {
+    if (entry.classes.size() != 1) {
+      throw Error(manifest + ": case " + entry.id + " needs exactly one class (has " +
+                  std::to_string(entry.classes.size()) + ")");
+    }
+    const auto found = std::find(names.begin(), names.end(), entry.classes[0]);
+    if (found == names.end()) throw Error(entry.image + ": class '" + entry.classes[0] + "' is not in class_names");
+    const io::Image features = io::read_hdf5(entry.image, "/features");
+    const auto& size = features.geometry().size_xyz;
+    if (size[2] != 1 || features.channels() != 1 || size[1] < 1) {
+      throw Error(entry.image + ": dataset /features must be [N, D] with N >= 1");
+    }
+    if (dim >= 0 && size[0] != dim) {
+      throw Error(entry.image + ": features are " + std::to_string(size[0]) + "-dimensional, other bags " +
+                  std::to_string(dim) + " (one backbone for every slide)");
+    }
+    dim = size[0];
+    datasets::refuse_nan_voxels(features, entry.image);
+    Bag bag{entry.image, datasets::image_to_tensor(features).to(torch::kFloat32).reshape({size[1], size[0]}),
+            static_cast<int>(found - names.begin())};
+    (entry.split == "test" ? splits.test : entry.split == "val" ? splits.val : splits.train).push_back(std::move(bag));
+  }
+  return splits;
+}
+
+TrainResult train_mil_prepared(const nlohmann::json& config, const std::vector<Bag>& train, const std::vector<Bag>& val,
+                               const std::vector<TrainEventSink>& sinks, bool resume, const std::vector<Bag>& test) {
+  if (train.empty()) throw Error("no training bags");
+  const std::uint64_t seed = seed_run(config);
+  const int classes = config["classes"];
+  const nlohmann::json& settings = config["mil"];
+  MilModel model(train.front().features.size(1), classes, settings["hidden"], settings["attention"],
+                 settings["dropout"]);
+  TrainingTask task;
+  task.model = model.get();
+  task.backbone = model->projector().get();
+  task.head = &model->pooling_and_classifier();
+  task.steps_per_epoch = static_cast<int>(train.size());
+  task.metric = "val_accuracy";
+  task.metric_label = "validation accuracy";
+  std::vector<std::int64_t> order;
+  std::size_t next = 0;
+  task.start_epoch = [&](int epoch) {
+    order = datasets::epoch_order(static_cast<std::int64_t>(train.size()), seed, epoch);
+    next = 0;
+  };
+  task.next_loss = [&] {
+    const Bag& bag = train[order[next++]];
+    return classification_loss(model->forward(bag.features).unsqueeze(0),
+                               torch::tensor({static_cast<std::int64_t>(bag.label)}, torch::kInt64), false);
+  };
+  auto score = [&](const std::vector<Bag>& bags) {
+    std::vector<torch::Tensor> logits;
+    std::vector<std::int64_t> labels;
+    for (const Bag& bag : bags) {
+      logits.push_back(model->forward(bag.features));
+      labels.push_back(bag.label);
+    }
+    return classification_metrics(torch::stack(logits), torch::tensor(labels, torch::kInt64), false);
+  };
+  if (!val.empty()) {
+    task.validate = [&] {
+      std::map<std::string, double> metrics;
+      for (const auto& [name, value] : score(val)) metrics["val_" + name] = value;
+      return metrics;
+    };
+  }
+  TrainResult result = run_training(config, task, sinks, resume);
+  if (test.empty()) return result;
+  load_best_weights(*model, config["output"]);
+  torch::NoGradGuard no_grad;
+  record_test_metrics(result, score(test), test.size(), config["output"]);
+  return result;
+}
+
+TrainResult train_mil(nlohmann::json config, const std::vector<TrainEventSink>& sinks, bool resume) {
+  const BagSplits splits = read_bag_splits(config);
+  return train_mil_prepared(config, splits.train, splits.val, sinks, resume, splits.test);
+}
+
+}  // namespace graft::finetune

@@ -31,6 +31,10 @@ class BackboneImpl : public torch::nn::Module {
   // Checkpoint keys that belong to a classifier the backbone leaves out (timm's "fc."): a
   // checkpoint may carry them, and loading drops them with a note instead of refusing.
   virtual std::vector<std::string> classifier_prefixes() const { return {}; }
+  // Layer-wise learning-rate decay: the depth of a parameter from the input (0: embeddings,
+  // 1..layer_count - 1: blocks, layer_count: the final norm), or -1 for a backbone without layers.
+  virtual int layer_of(const std::string& /*parameter_name*/) const { return -1; }
+  virtual int layer_count() const { return 0; }
 };
 
 }  // namespace graft::backbones

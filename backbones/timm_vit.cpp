@@ -190,6 +190,12 @@ torch::Tensor TimmVitImpl::embedding(const torch::Tensor& input) {
   return tokens(input).select(1, 0);
 }
 
+int TimmVitImpl::layer_of(const std::string& name) const {
+  if (name.rfind("blocks.", 0) == 0) return std::stoi(name.substr(7)) + 1;
+  if (name.rfind("norm.", 0) == 0) return config_.depth + 1;
+  return 0;  // patch_embed, cls_token, reg_token, pos_embed
+}
+
 std::vector<FeatureInfo> TimmVitImpl::feature_info() const {
   return {{"tokens", config_.patch_size, config_.embed_dim}};
 }

@@ -44,6 +44,9 @@ class TimmVitImpl : public BackboneImpl {
   torch::Tensor embedding(const torch::Tensor& input) override;
   std::string input_conv_weight_name() const override { return "patch_embed.proj.weight"; }
   std::vector<std::string> classifier_prefixes() const override { return {"head.", "fc_norm."}; }
+  // BEiT's numbering: patch embedding and tokens 0, block i is i + 1, the final norm depth + 1.
+  int layer_of(const std::string& parameter_name) const override;
+  int layer_count() const override { return config_.depth + 1; }
 
  private:
   // All tokens (class token first) after the final norm.

@@ -316,6 +316,8 @@ TrainResult train_classifier_prepared(const nlohmann::json& config, const std::v
   task.model = model.get();
   task.backbone = &model->backbone();
   task.head = model->head().get();
+  task.layer_of = [&](const std::string& name) { return model->backbone().layer_of(name); };
+  task.layer_count = model->backbone().layer_count();
   task.steps_per_epoch = static_cast<int>((train.size() + batch_size - 1) / batch_size);
   task.metric = multi_label ? "val_f1_micro" : "val_accuracy";
   task.metric_label = multi_label ? "validation F1 (micro)" : "validation accuracy";

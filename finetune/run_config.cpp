@@ -74,6 +74,7 @@ nlohmann::json default_run_config() {
       "momentum": 0.9,
       "weight_decay": 0.0001,
       "head_lr_multiplier": 100.0,
+      "layer_decay": 1.0,
       "schedule": "poly",
       "poly_power": 0.9,
       "exponential_gamma": 0.95,

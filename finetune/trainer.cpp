@@ -147,6 +147,8 @@ TrainResult train_prepared(const nlohmann::json& config, const std::vector<datas
   task.model = model.get();
   task.backbone = &model->backbone();
   task.head = &model->head();
+  task.layer_of = [&](const std::string& name) { return model->backbone().layer_of(name); };
+  task.layer_count = model->backbone().layer_count();
   task.steps_per_epoch = config["data"]["batches_per_epoch"];
   task.frozen_epochs = config["train"]["freeze_backbone_epochs"];
   task.metric = "val_dice";

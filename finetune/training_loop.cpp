@@ -28,34 +28,32 @@ double schedule_factor(const nlohmann::json& train, std::int64_t step, std::int6
 
 struct Optimizer {
   std::unique_ptr<torch::optim::Optimizer> optimizer;
-  std::vector<double> base_lr;  // per parameter group: backbone, head
+  std::vector<double> base_lr;  // per parameter group
 };
 
 Optimizer make_optimizer(const TrainingTask& task, const nlohmann::json& train) {
-  const double lr = train["lr"], multiplier = train["head_lr_multiplier"], decay = train["weight_decay"];
-  const std::vector<torch::Tensor> backbone_parameters = task.backbone->parameters();
-  const std::vector<torch::Tensor> head_parameters = task.head->parameters();
+  const double decay = train["weight_decay"];
+  std::vector<ParameterGroup> parameter_sets = parameter_groups(task, train);
   Optimizer result;
-  result.base_lr = {lr, lr * multiplier};
   const std::string name = train["optimizer"];
   std::vector<torch::optim::OptimizerParamGroup> groups;
+  for (auto& set : parameter_sets) {
+    result.base_lr.push_back(set.lr);
+    if (name == "sgd") {
+      groups.emplace_back(set.parameters, std::make_unique<torch::optim::SGDOptions>(
+          torch::optim::SGDOptions(set.lr).momentum(train["momentum"].get<double>()).weight_decay(decay)));
+    } else if (name == "adamw") {
+      groups.emplace_back(set.parameters, std::make_unique<torch::optim::AdamWOptions>(
+          torch::optim::AdamWOptions(set.lr).weight_decay(decay)));
+    } else {
+      throw Error("unknown train.optimizer '" + name + "' (expected sgd or adamw)");
+    }
+  }
+  const double lr = train["lr"];
   if (name == "sgd") {
-    const double momentum = train["momentum"];
-    for (std::size_t g = 0; g < 2; ++g) {
-      groups.emplace_back(g == 0 ? backbone_parameters : head_parameters,
-                          std::make_unique<torch::optim::SGDOptions>(
-                              torch::optim::SGDOptions(result.base_lr[g]).momentum(momentum).weight_decay(decay)));
-    }
     result.optimizer = std::make_unique<torch::optim::SGD>(groups, torch::optim::SGDOptions(lr));
-  } else if (name == "adamw") {
-    for (std::size_t g = 0; g < 2; ++g) {
-      groups.emplace_back(g == 0 ? backbone_parameters : head_parameters,
-                          std::make_unique<torch::optim::AdamWOptions>(
-                              torch::optim::AdamWOptions(result.base_lr[g]).weight_decay(decay)));
-    }
-    result.optimizer = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(lr));
   } else {
-    throw Error("unknown train.optimizer '" + name + "' (expected sgd or adamw)");
+    result.optimizer = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(lr));
   }
   return result;
 }
@@ -79,6 +77,42 @@ std::vector<double> from_json_with_nulls(const nlohmann::json& values) {
 }
 
 }  // namespace
+
+std::vector<ParameterGroup> parameter_groups(const TrainingTask& task, const nlohmann::json& train) {
+  const double lr = train["lr"], multiplier = train["head_lr_multiplier"];
+  const double layer_decay = train.value("layer_decay", 1.0);
+  if (layer_decay <= 0.0 || layer_decay > 1.0) throw Error("train.layer_decay must be in (0, 1] (1 turns it off)");
+  std::vector<ParameterGroup> groups;
+  const bool by_layer = layer_decay < 1.0 && task.layer_of && task.layer_count > 0;
+  if (!by_layer) {
+    ParameterGroup backbone{{}, {}, lr};
+    for (const auto& item : task.backbone->named_parameters()) {
+      backbone.names.push_back(item.key());
+      backbone.parameters.push_back(item.value());
+    }
+    groups.push_back(std::move(backbone));
+  } else {
+    // BEiT's layer-wise decay: layer l of L gets lr * decay^(L - l); parameters outside the
+    // numbered layers (the final norm) count as layer L.
+    std::map<int, ParameterGroup> by_id;
+    for (const auto& item : task.backbone->named_parameters()) {
+      int layer = task.layer_of(item.key());
+      if (layer < 0 || layer > task.layer_count) layer = task.layer_count;
+      auto& group = by_id[layer];
+      group.lr = lr * std::pow(layer_decay, task.layer_count - layer);
+      group.names.push_back(item.key());
+      group.parameters.push_back(item.value());
+    }
+    for (auto& [layer, group] : by_id) groups.push_back(std::move(group));
+  }
+  ParameterGroup head{{}, {}, lr * multiplier};
+  for (const auto& item : task.head->named_parameters()) {
+    head.names.push_back(item.key());
+    head.parameters.push_back(item.value());
+  }
+  groups.push_back(std::move(head));
+  return groups;
+}
 
 TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const std::vector<TrainEventSink>& sinks,
                          bool resume) {

@@ -50,7 +50,21 @@ struct TrainingTask {
   // Metrics on the validation data, containing `metric`; empty when there is none.
   std::function<std::map<std::string, double>()> validate;
   std::vector<std::string> notes;  // written to events.jsonl first (weight-loading reports)
+  // For layer-wise learning-rate decay (train.layer_decay < 1): the layer of a backbone parameter
+  // (0 = embeddings ... layer_count), as BackboneImpl::layer_of gives it.
+  std::function<int(const std::string&)> layer_of;
+  int layer_count = 0;
 };
+
+// The optimizer's parameter groups: the backbone at train.lr (or, with train.layer_decay < 1 and
+// a layered backbone, one group per layer at lr * decay^(layer_count - layer)), then the head at
+// lr * head_lr_multiplier.
+struct ParameterGroup {
+  std::vector<torch::Tensor> parameters;
+  std::vector<std::string> names;
+  double lr = 0.0;
+};
+std::vector<ParameterGroup> parameter_groups(const TrainingTask& task, const nlohmann::json& train);
 
 // The loop every task shares: optimizer with a backbone and a head parameter group, learning-rate
 // schedule, gradient clipping, a finite-loss check, per-epoch validation, model.safetensors at the

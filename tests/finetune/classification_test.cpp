@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <cmath>
 #include <numeric>
 #include <random>
 
@@ -132,6 +133,39 @@ TEST(ClassificationMetrics, MultiLabelMatchesHandCounts) {
   EXPECT_NEAR(metrics.at("map_macro"), (1.0 + 5.0 / 6.0) / 2.0, 1e-6);
   // F1 class 0: tp1 fn0 fp0 -> 1; class 1: tp1 fp1 fn1 -> 0.5.
   EXPECT_NEAR(metrics.at("f1_macro"), 0.75, 1e-12);
+}
+
+TEST(LayerDecay, ViTBlocksGetLearningRatesDecayingTowardsTheInput) {
+  nlohmann::json config = default_run_config();
+  config["backbone"] = "vit-s16";
+  config["classes"] = 2;
+  config["train"]["lr"] = 1e-3;
+  config["train"]["head_lr_multiplier"] = 10.0;
+  config["train"]["layer_decay"] = 0.5;
+  ClassificationModel model = build_classifier(config);
+  TrainingTask task;
+  task.backbone = &model->backbone();
+  task.head = model->head().get();
+  task.layer_of = [&](const std::string& name) { return model->backbone().layer_of(name); };
+  task.layer_count = model->backbone().layer_count();
+  const auto groups = parameter_groups(task, config["train"]);
+  ASSERT_EQ(groups.size(), 15u);  // embeddings, 12 blocks, final norm, head
+  auto lr_of = [&](const std::string& name) {
+    for (const auto& g : groups)
+      if (std::find(g.names.begin(), g.names.end(), name) != g.names.end()) return g.lr;
+    return -1.0;
+  };
+  EXPECT_DOUBLE_EQ(lr_of("patch_embed.proj.weight"), 1e-3 * std::pow(0.5, 13));
+  EXPECT_DOUBLE_EQ(lr_of("cls_token"), 1e-3 * std::pow(0.5, 13));
+  EXPECT_DOUBLE_EQ(lr_of("blocks.0.attn.qkv.weight"), 1e-3 * std::pow(0.5, 12));
+  EXPECT_DOUBLE_EQ(lr_of("blocks.11.mlp.fc2.bias"), 1e-3 * 0.5);
+  EXPECT_DOUBLE_EQ(lr_of("norm.weight"), 1e-3);
+  EXPECT_DOUBLE_EQ(lr_of("weight"), 1e-2);  // the head
+  std::size_t counted = 0;
+  for (const auto& g : groups) counted += g.parameters.size();
+  EXPECT_EQ(counted, model->parameters().size());
+  config["train"]["layer_decay"] = 1.0;  // off: one backbone group
+  EXPECT_EQ(parameter_groups(task, config["train"]).size(), 2u);
 }
 
 TEST(ChipManifest, ClassesComeFromCsvAndJsonAndBadChipsAreRefusedByName) {

@@ -136,6 +136,19 @@ TEST(SceneSegmentation, TilesTrainA2DUNetAndTheWholeScenePredictionIsAlignedAndK
   std::printf("tiled segmentation: validation Dice %.4f, whole-scene Dice %.4f\n", result.best_val_metric, dice);
 }
 
+TEST(SceneSegmentation, AVitSegmentsThroughTheUNetHeadAtFullResolution) {
+  nlohmann::json config = default_run_config();
+  config["backbone"] = "vit-s16";
+  config["head"] = "unet";
+  config["classes"] = 3;
+  SegmentationModel model = build_model(config);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor logits = model->forward(torch::rand({2, 3, 1, 64, 96}));
+  EXPECT_EQ(logits.sizes(), (torch::IntArrayRef{2, 3, 1, 64, 96}));
+  EXPECT_TRUE(torch::isfinite(logits).all().item<bool>());
+}
+
 TEST(SceneSegmentation, A2DBackboneRefusesVolumePatchesAndTheMedicalNetHead) {
   nlohmann::json config = default_run_config();
   config["backbone"] = "geo-resnet18-s2";

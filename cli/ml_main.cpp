@@ -199,6 +199,47 @@ int run_classify(const std::string& model, const std::vector<std::string>& input
   return 0;
 }
 
+// Slide labels from feature bags: one row per slide with every class's probability, printed and,
+// with an output path, written as CSV, plus each slide's attention per patch (x, y, attention)
+// in OUTPUT_attention/SLIDE.csv for heatmaps.
+int run_mil_predict(const std::string& model, const std::vector<std::string>& inputs, const std::string& output) {
+  graft::finetune::MilPredictor predictor(model);
+  const auto& names = predictor.class_names();
+  std::ostringstream csv;
+  csv << "slide,predicted";
+  for (const auto& name : names) csv << ",p_" << name;
+  csv << "\n";
+  const std::string attention_folder = graft::io::strip_image_extension(output.size() > 4 && output.substr(output.size() - 4) == ".csv"
+                                                                            ? output.substr(0, output.size() - 4)
+                                                                            : output) + "_attention";
+  for (const std::string& input : inputs) {
+    const auto prediction = predictor.predict(input);
+    const auto best = std::max_element(prediction.probabilities.begin(), prediction.probabilities.end()) -
+                      prediction.probabilities.begin();
+    csv << input << "," << names[best];
+    for (double p : prediction.probabilities) csv << "," << p;
+    csv << "\n";
+    std::printf("%s: %s (%.3f)\n", input.c_str(), names[best].c_str(), prediction.probabilities[best]);
+    if (output.empty()) continue;
+    std::ostringstream attention;
+    attention << "x,y,attention\n";
+    for (std::size_t i = 0; i < prediction.attention.size(); ++i) {
+      if (i < prediction.coords.size()) attention << prediction.coords[i][0] << "," << prediction.coords[i][1];
+      else attention << ",";
+      attention << "," << prediction.attention[i] << "\n";
+    }
+    std::filesystem::create_directories(attention_folder);
+    graft::io::write_text_atomically(
+        attention_folder + "/" + std::filesystem::path(input).stem().string() + ".csv", attention.str());
+  }
+  if (!output.empty()) {
+    graft::io::write_text_atomically(output, csv.str());
+    std::printf("predict: %zu slides; table in %s, attention in %s/\n", inputs.size(), output.c_str(),
+                attention_folder.c_str());
+  }
+  return 0;
+}
+
 int run_predict(const std::string& model, const std::vector<std::string>& inputs,
                 const std::string& output, double overlap, bool mirror, bool probabilities,
                 int workers, const std::string& shard, int threads, bool anonymize, bool cloud_optimized) {
@@ -414,9 +455,9 @@ int main(int argc, char** argv) {
     if (c == "demo") return run_demo(l.demo_folder, l.quick);
     if (c == "train") return run_train(l.config_path, l.overrides, l.out, l.resume);
     if (c == "predict") {
-      if (graft::finetune::read_json_file(l.model_folder + "/config.json").value("task", "") == "classification") {
-        return run_classify(l.model_folder, l.inputs, l.out);
-      }
+      const std::string task = graft::finetune::read_json_file(l.model_folder + "/config.json").value("task", "");
+      if (task == "classification") return run_classify(l.model_folder, l.inputs, l.out);
+      if (task == "mil") return run_mil_predict(l.model_folder, l.inputs, l.out);
       return run_predict(l.model_folder, l.inputs, l.out, l.overlap, l.mirror, l.probabilities,
                          l.workers, l.shard, l.threads, l.anonymize, l.cog);
     }

@@ -4,6 +4,7 @@
 #include "datasets/image_tensor.h"
 #include "datasets/manifest.h"
 #include "finetune/classification.h"
+#include "finetune/run_config.h"
 #include "finetune/segmentation_model.h"
 #include "finetune/trainer.h"
 #include "io/error.h"
@@ -81,6 +82,9 @@ TrainResult train_mil_prepared(const nlohmann::json& config, const std::vector<B
   const nlohmann::json& settings = config["mil"];
   MilModel model(train.front().features.size(1), classes, settings["hidden"], settings["attention"],
                  settings["dropout"]);
+  // The saved config records the feature width, so a model folder rebuilds its network alone.
+  nlohmann::json saved = config;
+  saved["mil"]["feature_dim"] = train.front().features.size(1);
   TrainingTask task;
   task.model = model.get();
   task.backbone = model->projector().get();
@@ -115,7 +119,7 @@ TrainResult train_mil_prepared(const nlohmann::json& config, const std::vector<B
       return metrics;
     };
   }
-  TrainResult result = run_training(config, task, sinks, resume);
+  TrainResult result = run_training(saved, task, sinks, resume);
   if (test.empty()) return result;
   load_best_weights(*model, config["output"]);
   torch::NoGradGuard no_grad;
@@ -126,6 +130,44 @@ TrainResult train_mil_prepared(const nlohmann::json& config, const std::vector<B
 TrainResult train_mil(nlohmann::json config, const std::vector<TrainEventSink>& sinks, bool resume) {
   const BagSplits splits = read_bag_splits(config);
   return train_mil_prepared(config, splits.train, splits.val, sinks, resume, splits.test);
+}
+
+MilPredictor::MilPredictor(const std::string& model_folder) {
+  const nlohmann::json config = read_json_file(model_folder + "/config.json");
+  if (config.value("task", "") != "mil") throw Error(model_folder + "/config.json: field 'task' is not 'mil'");
+  class_names_ = config["class_names"].get<std::vector<std::string>>();
+  const nlohmann::json& settings = config["mil"];
+  if (settings.value("feature_dim", 0) < 1) throw Error(model_folder + "/config.json: field 'mil.feature_dim' is missing");
+  feature_dim_ = settings["feature_dim"].get<std::int64_t>();
+  model_ = MilModel(feature_dim_, static_cast<int>(class_names_.size()),
+                    settings["hidden"], settings["attention"], settings["dropout"]);
+  load_best_weights(*model_, model_folder);
+}
+
+MilPredictor::Prediction MilPredictor::predict(const std::string& bag_path) {
+  const io::Image features = io::read_hdf5(bag_path, "/features");
+  const auto& size = features.geometry().size_xyz;
+  const std::int64_t dim = feature_dim_;
+  if (size[0] != dim || size[2] != 1) {
+    throw Error(bag_path + ": /features are " + std::to_string(size[0]) + "-dimensional, the model takes " +
+                std::to_string(dim));
+  }
+  datasets::refuse_nan_voxels(features, bag_path);
+  const torch::Tensor bag = datasets::image_to_tensor(features).to(torch::kFloat32).reshape({size[1], size[0]});
+  torch::NoGradGuard no_grad;
+  Prediction prediction;
+  const torch::Tensor probabilities = torch::softmax(model_->forward(bag), 0);
+  const torch::Tensor attention = model_->attention(bag).to(torch::kFloat64).contiguous();
+  prediction.probabilities.assign(probabilities.data_ptr<float>(), probabilities.data_ptr<float>() + probabilities.numel());
+  prediction.attention.assign(attention.data_ptr<double>(), attention.data_ptr<double>() + attention.numel());
+  for (const auto& dataset : io::list_hdf5(bag_path).datasets) {
+    if (dataset.path != "/coords") continue;
+    const io::Image coords = io::read_hdf5(bag_path, "/coords");
+    for (std::int64_t i = 0; i + 1 < coords.element_count(); i += 2) {
+      prediction.coords.push_back({static_cast<std::int64_t>(coords.value_at(i)), static_cast<std::int64_t>(coords.value_at(i + 1))});
+    }
+  }
+  return prediction;
 }
 
 }  // namespace graft::finetune

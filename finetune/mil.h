@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <array>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -55,5 +56,23 @@ BagSplits read_bag_splits(nlohmann::json& config);
 TrainResult train_mil(nlohmann::json config, const std::vector<TrainEventSink>& sinks, bool resume);
 TrainResult train_mil_prepared(const nlohmann::json& config, const std::vector<Bag>& train, const std::vector<Bag>& val,
                                const std::vector<TrainEventSink>& sinks, bool resume, const std::vector<Bag>& test = {});
+
+// A trained MIL model folder, ready to label slides from their feature bags.
+class MilPredictor {
+ public:
+  explicit MilPredictor(const std::string& model_folder);
+  struct Prediction {
+    std::vector<double> probabilities;  // per class
+    std::vector<double> attention;      // per patch, summing to 1
+    std::vector<std::array<std::int64_t, 2>> coords;  // per patch, from the bag's /coords when present
+  };
+  Prediction predict(const std::string& bag_path);
+  const std::vector<std::string>& class_names() const { return class_names_; }
+
+ private:
+  std::vector<std::string> class_names_;
+  std::int64_t feature_dim_ = 0;
+  MilModel model_{nullptr};
+};
 
 }  // namespace graft::finetune

@@ -87,6 +87,7 @@ nlohmann::json default_run_config() {
       "linear_probe": false
     },
     "mil": {
+      "feature_dim": 0,
       "hidden": 512,
       "attention": 256,
       "dropout": 0.25

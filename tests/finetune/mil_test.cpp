@@ -88,6 +88,18 @@ TEST(Mil, AttentionMilClassifiesBagsAndAttendsToTheRaisedInstances) {
     const auto& raised = test_bags[b].positive_instances;
     EXPECT_NE(std::find(raised.begin(), raised.end(), top), raised.end()) << test_bags[b].path;
   }
+
+  // The model folder alone labels a slide from its bag, with attention and coordinates per patch.
+  MilPredictor predictor(folder + "/model");
+  EXPECT_EQ(predictor.class_names(), (std::vector<std::string>{"normal", "tumour"}));
+  for (std::size_t b = 0; b < test_bags.size(); ++b) {
+    const auto prediction = predictor.predict(test_bags[b].path);
+    const bool tumour = !test_bags[b].positive_instances.empty();
+    EXPECT_EQ(prediction.probabilities[1] > 0.5, tumour) << test_bags[b].path;
+    EXPECT_EQ(prediction.attention.size(), static_cast<std::size_t>(splits.test[b].features.size(0)));
+    ASSERT_EQ(prediction.coords.size(), prediction.attention.size());
+    EXPECT_EQ(prediction.coords[2], (std::array<std::int64_t, 2>{448, 0}));
+  }
 }
 
 TEST(Mil, BagsOfDifferentWidthsAreRefusedNamingTheFile) {

@@ -152,13 +152,27 @@ std::vector<std::int64_t> epoch_order(std::int64_t count, std::uint64_t seed, in
   return order;
 }
 
+torch::Tensor chip_targets(const std::vector<PreparedChip>& chips, const std::vector<std::int64_t>& indices, int classes,
+                          bool multi_label) {
+  const auto count = static_cast<std::int64_t>(indices.size());
+  torch::Tensor targets = multi_label ? torch::zeros({count, classes}) : torch::empty({count}, torch::kInt64);
+  for (std::int64_t b = 0; b < count; ++b) {
+    const PreparedChip& chip = chips.at(indices[b]);
+    if (multi_label) {
+      for (int c : chip.classes) targets[b][c] = 1.0f;
+    } else {
+      targets[b] = chip.classes.front();
+    }
+  }
+  return targets;
+}
+
 ChipBatch chip_batch(const std::vector<PreparedChip>& chips, const std::vector<std::int64_t>& indices, int classes,
                      bool multi_label, bool augment, std::uint64_t seed) {
   std::mt19937_64 random(seed);
   std::vector<torch::Tensor> images;
   ChipBatch batch;
-  batch.targets = multi_label ? torch::zeros({static_cast<std::int64_t>(indices.size()), classes})
-                              : torch::empty({static_cast<std::int64_t>(indices.size())}, torch::kInt64);
+  batch.targets = chip_targets(chips, indices, classes, multi_label);
   for (std::size_t b = 0; b < indices.size(); ++b) {
     const PreparedChip& chip = chips.at(indices[b]);
     torch::Tensor image = chip.image;
@@ -170,11 +184,6 @@ ChipBatch chip_batch(const std::vector<PreparedChip>& chips, const std::vector<s
       if (quarter_turns && image.size(1) == image.size(2)) image = image.rot90(quarter_turns, {1, 2});
     }
     images.push_back(image);
-    if (multi_label) {
-      for (int c : chip.classes) batch.targets[b][c] = 1.0f;
-    } else {
-      batch.targets[b] = chip.classes.front();
-    }
   }
   batch.image = torch::stack(images).contiguous();
   return batch;

@@ -53,6 +53,11 @@ struct ChipBatch {
   torch::Tensor targets;  // (B) int64 class indices, or (B, K) float32 0/1 for multi-label
 };
 
+// The targets of the chips at `indices`: (B) int64 class indices, or (B, K) float32 0/1 for
+// multi-label.
+torch::Tensor chip_targets(const std::vector<PreparedChip>& chips, const std::vector<std::int64_t>& indices, int classes,
+                           bool multi_label);
+
 // The chips at `indices` stacked into a batch. With augment, each chip gets a random flip and a
 // random multiple of 90 degrees (a scene's class does not depend on its orientation), drawn from
 // `seed` so batch b of epoch e is the same on every run.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <numeric>
 #include <set>
 
 #include "backbones/checkpoint_file.h"
@@ -23,16 +24,9 @@ namespace fs = std::filesystem;
 namespace F = torch::nn::functional;
 
 torch::Tensor chip_targets(const std::vector<datasets::PreparedChip>& chips, int classes, bool multi_label) {
-  const auto count = static_cast<std::int64_t>(chips.size());
-  torch::Tensor targets = multi_label ? torch::zeros({count, classes}) : torch::empty({count}, torch::kInt64);
-  for (std::int64_t i = 0; i < count; ++i) {
-    if (multi_label) {
-      for (int c : chips[i].classes) targets[i][c] = 1.0f;
-    } else {
-      targets[i] = chips[i].classes.front();
-    }
-  }
-  return targets;
+  std::vector<std::int64_t> all(chips.size());
+  std::iota(all.begin(), all.end(), std::int64_t{0});
+  return datasets::chip_targets(chips, all, classes, multi_label);
 }
 
 std::vector<std::int64_t> batch_indices(const std::vector<std::int64_t>& order, int step, int batch_size) {
@@ -92,16 +86,22 @@ double mean_ignoring_nan(const std::vector<double>& values) {
   return counted ? sum / counted : 0.0;
 }
 
-torch::Tensor embeddings_of(ClassificationModelImpl& model, const std::vector<datasets::PreparedChip>& chips,
-                            int batch_size) {
+// `run` on every chip in batches, without gradients, the results concatenated in chip order.
+template <typename Run>
+torch::Tensor in_batches(const std::vector<datasets::PreparedChip>& chips, int batch_size, Run&& run) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> parts;
   for (std::size_t start = 0; start < chips.size(); start += batch_size) {
     std::vector<torch::Tensor> images;
     for (std::size_t i = start; i < std::min(chips.size(), start + batch_size); ++i) images.push_back(chips[i].image);
-    parts.push_back(model.embed(torch::stack(images)));
+    parts.push_back(run(torch::stack(images)));
   }
   return parts.empty() ? torch::Tensor() : torch::cat(parts);
+}
+
+torch::Tensor embeddings_of(ClassificationModelImpl& model, const std::vector<datasets::PreparedChip>& chips,
+                            int batch_size) {
+  return in_batches(chips, batch_size, [&](const torch::Tensor& images) { return model.embed(images); });
 }
 
 }  // namespace
@@ -279,14 +279,7 @@ ChipSplits read_chip_splits(nlohmann::json& config) {
 
 torch::Tensor chip_logits(ClassificationModelImpl& model, const std::vector<datasets::PreparedChip>& chips,
                           int batch_size) {
-  torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> parts;
-  for (std::size_t start = 0; start < chips.size(); start += batch_size) {
-    std::vector<torch::Tensor> images;
-    for (std::size_t i = start; i < std::min(chips.size(), start + batch_size); ++i) images.push_back(chips[i].image);
-    parts.push_back(model.forward(torch::stack(images)));
-  }
-  return torch::cat(parts);
+  return in_batches(chips, batch_size, [&](const torch::Tensor& images) { return model.forward(images); });
 }
 
 TrainResult train_classifier_prepared(const nlohmann::json& config, const std::vector<datasets::PreparedChip>& train,

@@ -12,13 +12,14 @@
 #include <string>
 
 #include "backbones/factory.h"
+#include "bench/memory_status.h"
+#include "bench/stopwatch.h"
 #include "datasets/segmentation_data.h"
 #include "datasets/synthetic_volumes.h"
+#include "finetune/blas_kernels.h"
 #include "finetune/run_config.h"
 #include "finetune/sliding_window.h"
 #include "finetune/trainer.h"
-#include "bench/stopwatch.h"
-#include "bench/memory_status.h"
 #include "io/image_file.h"
 
 namespace {
@@ -126,6 +127,7 @@ int sliding_bench(int threads) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  graft::finetune::use_fitting_blas_kernels(argv);
   const std::string mode = argc > 1 ? argv[1] : "";
   const int threads = argc > 2 ? std::atoi(argv[2]) : 2;
   try {

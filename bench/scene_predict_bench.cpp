@@ -13,13 +13,14 @@
 #include <string>
 
 #include "backbones/factory.h"
-#include "bench/stopwatch.h"
+#include "backbones/registry.h"
 #include "bench/memory_status.h"
+#include "bench/stopwatch.h"
 #include "bench/synthetic_scene.h"
+#include "finetune/blas_kernels.h"
 #include "finetune/scene_prediction.h"
 #include "io/gdal_raster.h"
 #include "preprocess/plan.h"
-#include "backbones/registry.h"
 
 namespace {
 
@@ -29,6 +30,7 @@ using graft::bench::seconds_since;
 }  // namespace
 
 int main(int argc, char** argv) {
+  graft::finetune::use_fitting_blas_kernels(argv);
   namespace io = graft::io;
   namespace ft = graft::finetune;
   const std::int64_t size = argc > 1 ? std::atoll(argv[1]) : 10980;

@@ -17,6 +17,7 @@
 #include "cli/command_line.h"
 #include "cli/progress.h"
 #include "finetune/batch_predict.h"
+#include "finetune/blas_kernels.h"
 #include "finetune/classification.h"
 #include "finetune/demo.h"
 #include "finetune/mil.h"
@@ -435,13 +436,15 @@ int run_bench_embed(const std::string& backbone_name, int batch, int size_px, in
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < steps; ++i) backbone->embedding(x);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("threads %d\npatches_per_second %.4f\n", torch::get_num_threads(), steps * batch / seconds);
+  std::printf("threads %d\nblas_core %s\npatches_per_second %.4f\n", torch::get_num_threads(),
+              graft::finetune::blas_core_name(), steps * batch / seconds);
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  graft::finetune::use_fitting_blas_kernels(argv);
   graft::cli::CommandLine l;
   if (const int status = graft::cli::parse_command_line(argc, argv, l); status >= 0) return status;
   return graft::cli::run_reporting_errors([&] {

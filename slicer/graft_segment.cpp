@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <string>
 
+#include "finetune/blas_kernels.h"
 #include "finetune/predictor.h"
 #include "io/error.h"
 #include "slicer/graft_segment_xml.h"
@@ -21,6 +22,7 @@ void report(const char* tag, const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  graft::finetune::use_fitting_blas_kernels(argv);
   CLI::App app{"GraftSegment: segment a volume with a graft model folder (3D Slicer CLI module)"};
   std::string input, output, model, probabilities, return_parameters;
   double overlap = 0.5;

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 
 #include "backbones/factory.h"
@@ -30,19 +31,28 @@ using graft::bench::seconds_since;
 using graft::bench::current_rss_mb;
 using graft::bench::peak_rss_mb;
 
-int loader_bench(int workers, int threads) {
-  namespace fs = std::filesystem;
-  const std::string folder = (fs::temp_directory_path() / "graft-loader-bench").string();
-  fs::create_directories(folder);
+// `count` synthetic CT cases with labels as NIfTI in `folder`, on the grids geometry_of(seed) gives.
+std::vector<graft::datasets::CaseEntry> write_synthetic_cases(
+    const std::string& folder, int count, const std::function<graft::io::Geometry(std::uint64_t)>& geometry_of) {
   std::vector<graft::datasets::CaseEntry> entries;
-  for (int i = 0; i < 6; ++i) {
-    const auto synthetic = graft::datasets::make_synthetic_ct(i, graft::datasets::random_ct_geometry(i));
+  for (int i = 0; i < count; ++i) {
+    const auto synthetic = graft::datasets::make_synthetic_ct(i, geometry_of(i));
     graft::datasets::CaseEntry entry{"c" + std::to_string(i), folder + "/c" + std::to_string(i) + ".nii.gz",
                                      folder + "/c" + std::to_string(i) + "_seg.nii.gz", "train"};
     graft::io::write(synthetic.image, entry.image);
     graft::io::write(synthetic.labels, entry.label);
     entries.push_back(entry);
   }
+  return entries;
+}
+
+int loader_bench(int workers, int threads) {
+  namespace fs = std::filesystem;
+  const std::string folder = (fs::temp_directory_path() / "graft-loader-bench").string();
+  fs::create_directories(folder);
+  const auto entries = write_synthetic_cases(folder, 6, [](std::uint64_t seed) {
+    return graft::datasets::random_ct_geometry(seed);
+  });
   nlohmann::json config = graft::finetune::default_run_config();
   config["data"]["contract"] = {{"resize", "spacing"}, {"target_spacing_mm", {1.0, 1.0, 1.0}}};
   const auto contract = graft::finetune::run_contract(config);
@@ -126,6 +136,41 @@ int sliding_bench(int threads) {
 
 }  // namespace
 
+// Preparing CT cases (NIfTI decode, resampling to 1.5 mm, z-score) against reading them back from
+// the preprocessed cache (datasets/preprocessed_cache.h), in one process, on the same cases.
+int cache_bench() {
+  namespace fs = std::filesystem;
+  const std::string folder = (fs::temp_directory_path() / "graft-cache-bench").string();
+  fs::remove_all(folder);
+  fs::create_directories(folder);
+  const auto entries = write_synthetic_cases(folder, 4, [](std::uint64_t seed) {
+    graft::io::Geometry geometry = graft::datasets::random_ct_geometry(seed);
+    geometry.size_xyz = {256, 256, 80};
+    geometry.spacing_xyz = {1.2, 1.2, 3.0};
+    return geometry;
+  });
+  nlohmann::json config = graft::finetune::default_run_config();
+  config["data"]["contract"] = {{"resize", "spacing"}, {"target_spacing_mm", {1.5, 1.5, 1.5}}};
+  const auto contract = graft::finetune::run_contract(config);
+  auto prepare_all = [&](graft::datasets::PreprocessedCache& cache) {
+    const auto start = Clock::now();
+    std::int64_t voxels = 0;
+    for (const auto& entry : entries) voxels += graft::datasets::prepare_case(entry, contract, {0}, 3, cache).image.element_count();
+    return std::make_pair(seconds_since(start) / entries.size(), voxels / entries.size());
+  };
+  graft::datasets::PreprocessedCache no_cache, cache(folder + "/cache");
+  const auto [prepare_s, voxels] = prepare_all(no_cache);
+  const double store_s = prepare_all(cache).first;
+  const double read_s = prepare_all(cache).first;
+  std::printf("cases %zu of 256x256x80 int16 at 1.2x1.2x3 mm -> %lld float32 voxels at 1.5 mm\n", entries.size(),
+              static_cast<long long>(voxels));
+  std::printf("prepare_s_per_case %.3f\nprepare_and_store_s_per_case %.3f\nread_from_cache_s_per_case %.3f\n", prepare_s,
+              store_s, read_s);
+  std::printf("cache read / prepare %.3f (hits %d, misses %d)\n", read_s / prepare_s, cache.hits(), cache.misses());
+  fs::remove_all(folder);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   graft::finetune::use_fitting_blas_kernels(argv);
   const std::string mode = argc > 1 ? argv[1] : "";
@@ -133,10 +178,11 @@ int main(int argc, char** argv) {
   try {
     if (mode == "loader") return loader_bench(2, threads);
     if (mode == "sliding") return sliding_bench(threads);
+    if (mode == "cache") return cache_bench();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "finetune_bench: %s\n", e.what());
     return 1;
   }
-  std::fprintf(stderr, "usage: finetune_bench loader|sliding [threads]\n");
+  std::fprintf(stderr, "usage: finetune_bench loader|sliding|cache [threads]\n");
   return 2;
 }

@@ -21,18 +21,14 @@ std::vector<std::string> class_names_of(const std::vector<CaseEntry>& cases) {
 
 namespace {
 
-PreparedChip prepare(const std::string& id, const std::string& source, const io::Image& image,
-                     const std::vector<std::string>& names, const preprocess::Contract& contract,
-                     const preprocess::PlanOptions& plan_options, const std::vector<std::string>& class_names,
-                     bool multi_label) {
+std::vector<int> class_indices(const std::string& source, const std::vector<std::string>& names,
+                               const std::vector<std::string>& class_names, bool multi_label) {
   if (names.empty()) throw Error(source + ": the chip has no class");
   if (!multi_label && names.size() > 1) {
     throw Error(source + ": the chip has " + std::to_string(names.size()) +
                 " classes in a single-label run (set multi_label: true for a multi-label task)");
   }
-  PreparedChip chip;
-  chip.id = id;
-  chip.image_path = source;
+  std::vector<int> indices;
   for (const std::string& name : names) {
     const auto found = std::find(class_names.begin(), class_names.end(), name);
     if (found == class_names.end()) {
@@ -40,15 +36,32 @@ PreparedChip prepare(const std::string& id, const std::string& source, const io:
       for (const auto& n : class_names) known += (known.empty() ? "" : ", ") + n;
       throw Error(source + ": class '" + name + "' is not one of the run's class_names (" + known + ")");
     }
-    chip.classes.push_back(static_cast<int>(found - class_names.begin()));
+    indices.push_back(static_cast<int>(found - class_names.begin()));
   }
+  return indices;
+}
+
+PreprocessedVolumes prepare_pixels(const std::string& source, const io::Image& image,
+                                   const preprocess::Contract& contract, const preprocess::PlanOptions& plan_options) {
   if (image.geometry().size_xyz[2] != 1) {
     throw Error(source + ": a scene-classification chip must be 2D (it has " +
                 std::to_string(image.geometry().size_xyz[2]) + " slices)");
   }
   refuse_nan_voxels(image, source);
-  chip.plan = preprocess::make_plan(contract, image, plan_options);
-  chip.image = image_to_tensor(preprocess::apply(chip.plan, image)).squeeze(1);
+  PreprocessedVolumes volumes;
+  volumes.plan = preprocess::make_plan(contract, image, plan_options);
+  volumes.image = preprocess::apply(volumes.plan, image);
+  return volumes;
+}
+
+PreparedChip assemble(const std::string& id, const std::string& source, std::vector<int> classes,
+                      PreprocessedVolumes volumes) {
+  PreparedChip chip;
+  chip.id = id;
+  chip.image_path = source;
+  chip.classes = std::move(classes);
+  chip.plan = std::move(volumes.plan);
+  chip.image = image_to_tensor(volumes.image).squeeze(1);
   return chip;
 }
 
@@ -56,21 +69,30 @@ PreparedChip prepare(const std::string& id, const std::string& source, const io:
 
 PreparedChip prepare_chip(const CaseEntry& entry, const preprocess::Contract& contract,
                           const preprocess::PlanOptions& plan_options, const std::vector<std::string>& class_names,
-                          bool multi_label) {
+                          bool multi_label, PreprocessedCache& cache) {
   // Labels are checked before the pixels are read, so a manifest typo fails fast.
   if (entry.classes.empty()) throw Error(entry.image + ": the manifest gives this chip no class");
-  if (!multi_label && entry.classes.size() > 1) {
-    throw Error(entry.image + ": the manifest gives this chip " + std::to_string(entry.classes.size()) +
-                " classes in a single-label run (set multi_label: true for a multi-label task)");
-  }
-  return prepare(entry.id, entry.image, io::read(entry.image), entry.classes, contract, plan_options, class_names,
-                 multi_label);
+  std::vector<int> classes = class_indices(entry.image, entry.classes, class_names, multi_label);
+  nlohmann::json recipe = preprocessing_recipe(contract, plan_options);
+  recipe["kind"] = "classification chip";
+  PreprocessedVolumes volumes = cache.get_or_make({entry.image}, recipe, [&] {
+    return prepare_pixels(entry.image, io::read(entry.image), contract, plan_options);
+  });
+  return assemble(entry.id, entry.image, std::move(classes), std::move(volumes));
+}
+
+PreparedChip prepare_chip(const CaseEntry& entry, const preprocess::Contract& contract,
+                          const preprocess::PlanOptions& plan_options, const std::vector<std::string>& class_names,
+                          bool multi_label) {
+  PreprocessedCache no_cache;
+  return prepare_chip(entry, contract, plan_options, class_names, multi_label, no_cache);
 }
 
 PreparedChip prepare_chip(const InMemoryChip& chip, const preprocess::Contract& contract,
                           const preprocess::PlanOptions& plan_options, const std::vector<std::string>& class_names,
                           bool multi_label) {
-  return prepare(chip.id, chip.id, chip.image, chip.classes, contract, plan_options, class_names, multi_label);
+  std::vector<int> classes = class_indices(chip.id, chip.classes, class_names, multi_label);
+  return assemble(chip.id, chip.id, std::move(classes), prepare_pixels(chip.id, chip.image, contract, plan_options));
 }
 
 std::vector<InMemoryChip> read_medmnist_npz(const std::string& path, const std::vector<std::string>& class_names,

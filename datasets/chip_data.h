@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "datasets/manifest.h"
+#include "datasets/preprocessed_cache.h"
 #include "io/image.h"
 #include "preprocess/plan.h"
 
@@ -30,6 +31,10 @@ std::vector<std::string> class_names_of(const std::vector<CaseEntry>& cases);
 PreparedChip prepare_chip(const CaseEntry& entry, const preprocess::Contract& contract,
                           const preprocess::PlanOptions& plan_options, const std::vector<std::string>& class_names,
                           bool multi_label);
+// The same through a cache of preprocessed chips (datasets/preprocessed_cache.h).
+PreparedChip prepare_chip(const CaseEntry& entry, const preprocess::Contract& contract,
+                          const preprocess::PlanOptions& plan_options, const std::vector<std::string>& class_names,
+                          bool multi_label, PreprocessedCache& cache);
 
 // A labelled chip already in memory (MedMNIST's .npz), the counterpart of a manifest row.
 struct InMemoryChip {

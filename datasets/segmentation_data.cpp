@@ -19,31 +19,43 @@ void refuse_nan_voxels(const io::Image& image, const std::string& path) {
 }
 
 PreparedCase prepare_case(const CaseEntry& entry, const preprocess::Contract& contract,
-                          const preprocess::PlanOptions& plan_options, int classes) {
+                          const preprocess::PlanOptions& plan_options, int classes, PreprocessedCache& cache) {
   PreparedCase prepared;
   prepared.id = entry.id;
   prepared.image_path = entry.image;
   prepared.label_path = entry.label;
-  const io::Image image = io::read(entry.image);
-  refuse_nan_voxels(image, entry.image);
-  prepared.plan = preprocess::make_plan(contract, image, plan_options);
-  prepared.image = preprocess::apply(prepared.plan, image);
-  if (entry.label.empty()) return prepared;
-
-  const io::Image labels = io::read(entry.label);
-  if (!labels.geometry().same_grid(image.geometry(), 1e-3)) {
-    throw Error("case " + entry.id + ": label " + entry.label + " and image " + entry.image +
-                " lie on different grids: " + labels.geometry().describe_difference(image.geometry(), 1e-3));
-  }
-  if (labels.channels() != 1) throw Error(entry.label + ": a label map must have one channel");
-  for (std::int64_t i = 0; i < labels.element_count(); ++i) {
-    const double value = labels.value_at(i);
-    if (value < 0 || value >= classes || value != std::floor(value)) {
-      throw Error(entry.label + ": label value " + std::to_string(value) + " at voxel " + std::to_string(i) +
-                  " is outside 0.." + std::to_string(classes - 1) + " (classes = " + std::to_string(classes) + ")");
+  std::vector<std::string> sources{entry.image};
+  if (!entry.label.empty()) sources.push_back(entry.label);
+  nlohmann::json recipe = preprocessing_recipe(contract, plan_options);
+  recipe["kind"] = "segmentation case";
+  recipe["classes"] = classes;
+  PreprocessedVolumes volumes = cache.get_or_make(sources, recipe, [&] {
+    PreprocessedVolumes made;
+    const io::Image image = io::read(entry.image);
+    refuse_nan_voxels(image, entry.image);
+    made.plan = preprocess::make_plan(contract, image, plan_options);
+    made.image = preprocess::apply(made.plan, image);
+    if (entry.label.empty()) return made;
+    const io::Image labels = io::read(entry.label);
+    if (!labels.geometry().same_grid(image.geometry(), 1e-3)) {
+      throw Error("case " + entry.id + ": label " + entry.label + " and image " + entry.image +
+                  " lie on different grids: " + labels.geometry().describe_difference(image.geometry(), 1e-3));
     }
-  }
-  prepared.labels = preprocess::apply_to_labels(prepared.plan, labels.cast(io::DType::kU8));
+    if (labels.channels() != 1) throw Error(entry.label + ": a label map must have one channel");
+    for (std::int64_t i = 0; i < labels.element_count(); ++i) {
+      const double value = labels.value_at(i);
+      if (value < 0 || value >= classes || value != std::floor(value)) {
+        throw Error(entry.label + ": label value " + std::to_string(value) + " at voxel " + std::to_string(i) +
+                    " is outside 0.." + std::to_string(classes - 1) + " (classes = " + std::to_string(classes) + ")");
+      }
+    }
+    made.labels = preprocess::apply_to_labels(made.plan, labels.cast(io::DType::kU8));
+    return made;
+  });
+  prepared.plan = std::move(volumes.plan);
+  prepared.image = std::move(volumes.image);
+  prepared.labels = std::move(volumes.labels);
+  if (entry.label.empty()) return prepared;
   const std::uint8_t* mapped = prepared.labels.data<std::uint8_t>();
   std::vector<std::int64_t> all;
   for (std::int64_t i = 0; i < prepared.labels.element_count(); ++i) {
@@ -53,6 +65,12 @@ PreparedCase prepare_case(const CaseEntry& entry, const preprocess::Contract& co
   const std::size_t keep = std::min<std::size_t>(all.size(), 20000);
   for (std::size_t k = 0; k < keep; ++k) prepared.foreground.push_back(all[k * all.size() / keep]);
   return prepared;
+}
+
+PreparedCase prepare_case(const CaseEntry& entry, const preprocess::Contract& contract,
+                          const preprocess::PlanOptions& plan_options, int classes) {
+  PreprocessedCache no_cache;
+  return prepare_case(entry, contract, plan_options, classes, no_cache);
 }
 
 namespace {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "datasets/manifest.h"
+#include "datasets/preprocessed_cache.h"
 #include "io/image.h"
 #include "preprocess/plan.h"
 
@@ -36,6 +37,9 @@ void refuse_nan_voxels(const io::Image& image, const std::string& path);
 // disagree on the grid, and the file and value for NaN voxels or labels outside [0, classes).
 PreparedCase prepare_case(const CaseEntry& entry, const preprocess::Contract& contract,
                           const preprocess::PlanOptions& plan_options, int classes);
+// The same through a cache of preprocessed cases (datasets/preprocessed_cache.h).
+PreparedCase prepare_case(const CaseEntry& entry, const preprocess::Contract& contract,
+                          const preprocess::PlanOptions& plan_options, int classes, PreprocessedCache& cache);
 
 struct AugmentOptions {
   bool flip = true;          // each axis with p = 0.5

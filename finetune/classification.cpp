@@ -269,11 +269,14 @@ ChipSplits read_chip_splits(nlohmann::json& config) {
   const auto class_names = config["class_names"].get<std::vector<std::string>>();
   config["classes"] = class_names.size();
   const preprocess::Contract contract = run_contract(config);
+  datasets::PreprocessedCache cache(config["data"].value("cache_dir", ""));
   for (std::size_t i = 0; i < cases.size(); ++i) {
     if (cases[i].classes.empty()) throw Error(manifest + ": case " + cases[i].id + " has no classes");
-    place(datasets::prepare_chip(cases[i], contract, run_plan_options(config, seed + i), class_names, multi_label),
+    place(datasets::prepare_chip(cases[i], contract, run_plan_options(config, seed + i), class_names, multi_label,
+                                 cache),
           cases[i].split);
   }
+  report_cache_use(cache);
   return splits;
 }
 

@@ -65,6 +65,7 @@ nlohmann::json default_run_config() {
       "augment": true,
       "band_names": [],
       "fill_missing_bands": false,
+      "cache_dir": "",
       "contract": {}
     },
     "train": {

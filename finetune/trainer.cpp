@@ -1,6 +1,7 @@
 #include "finetune/trainer.h"
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -93,6 +94,12 @@ preprocess::PlanOptions run_plan_options(const nlohmann::json& config, std::uint
   return options;
 }
 
+void report_cache_use(const datasets::PreprocessedCache& cache) {
+  if (!cache.enabled()) return;
+  std::fprintf(stderr, "graft: preprocessed cache %s: %d read, %d prepared and stored\n", cache.folder().c_str(),
+               cache.hits(), cache.misses());
+}
+
 SegmentationModel build_model(const nlohmann::json& config) {
   auto backbone = backbones::create_backbone(config["backbone"], config["in_channels"].get<int>());
   return SegmentationModel(backbone, head_kind_from_name(config["head"]), config["classes"].get<int>());
@@ -182,14 +189,17 @@ TrainResult train(const nlohmann::json& config, const std::vector<TrainEventSink
   datasets::assign_folds(cases, config["data"]["folds"], config["data"]["fold"], seed);
   const preprocess::Contract contract = run_contract(config);
   std::vector<datasets::PreparedCase> train_cases, val_cases;
+  datasets::PreprocessedCache cache(config["data"].value("cache_dir", ""));
   const int max_val = config["train"]["max_validation_cases"];
   for (std::size_t i = 0; i < cases.size(); ++i) {
     if (cases[i].label.empty()) throw Error(manifest + ": case " + cases[i].id + " has no label");
     if (cases[i].split == "test") continue;
     if (cases[i].split == "val" && max_val > 0 && static_cast<int>(val_cases.size()) >= max_val) continue;
-    auto prepared = datasets::prepare_case(cases[i], contract, run_plan_options(config, seed + i), config["classes"]);
+    auto prepared =
+        datasets::prepare_case(cases[i], contract, run_plan_options(config, seed + i), config["classes"], cache);
     (cases[i].split == "val" ? val_cases : train_cases).push_back(std::move(prepared));
   }
+  report_cache_use(cache);
   return train_prepared(config, train_cases, val_cases, sinks, resume);
 }
 

@@ -25,6 +25,9 @@ void start_run_folder(const nlohmann::json& config, backbones::BackboneImpl& bac
 // The Plan options a run config asks for (data.band_names, data.fill_missing_bands).
 preprocess::PlanOptions run_plan_options(const nlohmann::json& config, std::uint64_t seed);
 
+// One line on stderr: how many prepared cases came from the cache and how many were stored.
+void report_cache_use(const datasets::PreprocessedCache& cache);
+
 // Builds the backbone + head a run config describes (weights untouched).
 SegmentationModel build_model(const nlohmann::json& config);
 

@@ -388,11 +388,12 @@ Image read_hdf5(const std::string& path, const std::string& dataset_path) {
   return image;
 }
 
-void write_hdf5(const Image& image, const std::string& path, const std::string& dataset_path) {
-  std::lock_guard<std::mutex> lock(library_mutex());
-  silence_library_errors();
-  Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
-  if (!file.ok()) throw Error(path + ": cannot create (" + library_reason() + ")");
+namespace {
+
+// One image as a dataset of an open file: shape (c,) z, y, x, chunked by plane, shuffled and
+// deflated at `gzip_level` (0: stored), with spacing, origin and direction attributes.
+void write_image_dataset(hid_t file, const std::string& path, const std::string& dataset_path, const Image& image,
+                         int gzip_level) {
   const auto& size = image.geometry().size_xyz;
   std::vector<hsize_t> shape;
   if (image.channels() > 1) shape.push_back(image.channels());
@@ -403,12 +404,14 @@ void write_hdf5(const Image& image, const std::string& path, const std::string& 
   Handle space(H5Screate_simple(static_cast<int>(shape.size()), shape.data(), nullptr), H5Sclose);
   Handle plist(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   H5Pset_chunk(plist.get(), static_cast<int>(chunks.size()), chunks.data());
-  H5Pset_shuffle(plist.get());
-  H5Pset_deflate(plist.get(), 4);
+  if (gzip_level > 0) {
+    H5Pset_shuffle(plist.get());
+    H5Pset_deflate(plist.get(), static_cast<unsigned>(gzip_level));
+  }
   Handle links(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
   H5Pset_create_intermediate_group(links.get(), 1);
   const hid_t type = native_type(image.dtype());
-  Handle dataset(H5Dcreate2(file.get(), dataset_path.c_str(), type, space.get(), links.get(), plist.get(), H5P_DEFAULT),
+  Handle dataset(H5Dcreate2(file, dataset_path.c_str(), type, space.get(), links.get(), plist.get(), H5P_DEFAULT),
                  H5Dclose);
   if (!dataset.ok()) throw Error(path + ": cannot create dataset " + dataset_path + " (" + library_reason() + ")");
   if (H5Dwrite(dataset.get(), type, H5S_ALL, H5S_ALL, H5P_DEFAULT, image.bytes()) < 0) {
@@ -429,6 +432,34 @@ void write_hdf5(const Image& image, const std::string& path, const std::string& 
   std::vector<double> direction;
   for (const auto& row : g.direction) direction.insert(direction.end(), row.begin(), row.end());
   write_doubles("direction", direction);
+}
+
+void write_string_attribute(hid_t object, const std::string& path, const std::string& name, const std::string& text) {
+  Handle scalar(H5Screate(H5S_SCALAR), H5Sclose);
+  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type.get(), std::max<std::size_t>(1, text.size()));
+  Handle attribute(H5Acreate2(object, name.c_str(), type.get(), scalar.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  if (!attribute.ok() || H5Awrite(attribute.get(), type.get(), text.c_str()) < 0) {
+    throw Error(path + ": cannot write attribute " + name + " (" + library_reason() + ")");
+  }
+}
+
+}  // namespace
+
+void write_hdf5(const Image& image, const std::string& path, const std::string& dataset_path) {
+  write_hdf5_images(path, {{dataset_path, &image}}, {}, 4);
+}
+
+void write_hdf5_images(const std::string& path, const std::vector<std::pair<std::string, const Image*>>& images,
+                       const std::map<std::string, std::string>& root_attributes, int gzip_level) {
+  write_atomically(path, [&](const std::string& temporary) {
+    std::lock_guard<std::mutex> lock(library_mutex());
+    silence_library_errors();
+    Handle file(H5Fcreate(temporary.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+    if (!file.ok()) throw Error(path + ": cannot create (" + library_reason() + ")");
+    for (const auto& [dataset_path, image] : images) write_image_dataset(file.get(), path, dataset_path, *image, gzip_level);
+    for (const auto& [name, text] : root_attributes) write_string_attribute(file.get(), path, name, text);
+  });
 }
 
 void write_feature_bag(const std::string& path, const std::vector<float>& features, std::int64_t dim,
@@ -465,14 +496,7 @@ void write_feature_bag(const std::string& path, const std::vector<float>& featur
       Handle scalar(H5Screate(H5S_SCALAR), H5Sclose);
       const std::string name = item.key();
       if (item.value().is_string()) {
-        const std::string text = item.value();
-        Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-        H5Tset_size(type.get(), std::max<std::size_t>(1, text.size()));
-        Handle attribute(H5Acreate2(coords_set.get(), name.c_str(), type.get(), scalar.get(), H5P_DEFAULT, H5P_DEFAULT),
-                         H5Aclose);
-        if (!attribute.ok() || H5Awrite(attribute.get(), type.get(), text.c_str()) < 0) {
-          throw Error(path + ": cannot write attribute " + name);
-        }
+        write_string_attribute(coords_set.get(), path, name, item.value());
       } else if (item.value().is_number_integer()) {
         const std::int64_t value = item.value();
         Handle attribute(H5Acreate2(coords_set.get(), name.c_str(), H5T_STD_I64LE, scalar.get(), H5P_DEFAULT, H5P_DEFAULT),

@@ -5,8 +5,10 @@
 // an Image; images written back chunked and compressed.
 #include <array>
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "io/image.h"
@@ -48,6 +50,12 @@ Image read_hdf5(const std::string& path, const std::string& dataset);
 // chunked by plane, gzip level 4, with `spacing` and `origin` attributes (slowest axis first) and
 // `direction` (row-major x, y, z).
 void write_hdf5(const Image& image, const std::string& path, const std::string& dataset = "/image");
+
+// Several images as datasets of one new file, each laid out as write_hdf5 does, deflated at
+// `gzip_level` (0: stored, for caches read every run), with string attributes on the root group.
+// Written to a temporary beside `path` and moved into place, as write_hdf5's file is.
+void write_hdf5_images(const std::string& path, const std::vector<std::pair<std::string, const Image*>>& images,
+                       const std::map<std::string, std::string>& root_attributes, int gzip_level);
 
 // One slide's features in the layout CLAM and UNI's users read: `features` [N, D] float32 and
 // `coords` [N, 2] int64 (level-0 x, y of each patch), both chunked and gzip-compressed, with

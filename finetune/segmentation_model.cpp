@@ -64,11 +64,14 @@ nn::Sequential conv_block(std::int64_t in, std::int64_t out) {
 
 // Features are grouped by stride, deepest first; each group is concatenated with the upsampled
 // result so far and refined by a conv block; the last block runs at full resolution. Dims is the
-// backbone's: 3 for volumes, 2 for rasters and slides.
+// backbone's: 3 for volumes, 2 for rasters and slides. When the finest features are coarser than
+// stride 4 (a ViT's 16), the last block also sees the input image through a conv block of its
+// own, as in UNETR's first encoder block: without it, edges finer than a patch can only be
+// guessed from 16x upsampling.
 template <int Dims>
 class UNetHeadImpl : public nn::Module {
  public:
-  UNetHeadImpl(const std::vector<backbones::FeatureInfo>& info, int classes) {
+  UNetHeadImpl(const std::vector<backbones::FeatureInfo>& info, int classes, std::int64_t input_channels) {
     std::map<std::int64_t, std::vector<int>, std::greater<>> by_stride;
     for (std::size_t i = 0; i < info.size(); ++i) by_stride[info[i].stride].push_back(static_cast<int>(i));
     std::int64_t previous = 0;
@@ -82,11 +85,17 @@ class UNetHeadImpl : public nn::Module {
       groups_.push_back(indices);
       previous = out;
     }
+    const std::int64_t finest_stride = by_stride.rbegin()->first;
+    if (finest_stride > 4) {
+      image_block_ = register_module("image_block", conv_block<Dims>(input_channels, 32));
+      previous += 32;
+    }
     final_block_ = register_module("final_block", conv_block<Dims>(previous, 16));
     classifier_ = register_module("classifier",
                                   typename Layers<Dims>::Conv(typename Layers<Dims>::ConvOptions(16, classes, 1)));
   }
-  torch::Tensor forward(const std::vector<torch::Tensor>& features, torch::IntArrayRef size) {
+  torch::Tensor forward(const std::vector<torch::Tensor>& features, const torch::Tensor& image) {
+    const torch::IntArrayRef size = image.sizes().slice(2);
     torch::Tensor x;
     for (std::size_t g = 0; g < groups_.size(); ++g) {
       std::vector<torch::Tensor> parts;
@@ -95,10 +104,13 @@ class UNetHeadImpl : public nn::Module {
       for (int index : groups_[g]) parts.push_back(features[index]);
       x = blocks_[g]->forward(torch::cat(parts, 1));
     }
-    return classifier_->forward(final_block_->forward(upsample_to(x, size)));
+    x = upsample_to(x, size);
+    if (image_block_) x = torch::cat({x, image_block_->forward(image)}, 1);
+    return classifier_->forward(final_block_->forward(x));
   }
 
  private:
+  nn::Sequential image_block_{nullptr};
   std::vector<nn::Sequential> blocks_;
   std::vector<std::vector<int>> groups_;
   nn::Sequential final_block_{nullptr};
@@ -124,10 +136,13 @@ SegmentationModelImpl::SegmentationModelImpl(std::shared_ptr<backbones::Backbone
   if (head == HeadKind::kMedicalNet) {
     if (dims != 3) throw Error("the medicalnet head is 3D; a 2D backbone takes head: unet");
     head_ = register_module("head", std::make_shared<MedicalNetHeadImpl>(info.back().channels, classes));
-  } else if (dims == 3) {
-    head_ = register_module("head", std::make_shared<UNetHeadImpl<3>>(info, classes));
   } else {
-    head_ = register_module("head", std::make_shared<UNetHeadImpl<2>>(info, classes));
+    const std::int64_t input_channels = backbone_->named_parameters()[backbone_->input_conv_weight_name()].size(1);
+    if (dims == 3) {
+      head_ = register_module("head", std::make_shared<UNetHeadImpl<3>>(info, classes, input_channels));
+    } else {
+      head_ = register_module("head", std::make_shared<UNetHeadImpl<2>>(info, classes, input_channels));
+    }
   }
 }
 
@@ -145,9 +160,9 @@ torch::Tensor SegmentationModelImpl::forward(const torch::Tensor& input) {
   if (head_kind_ == HeadKind::kMedicalNet) {
     logits = static_cast<MedicalNetHeadImpl&>(*head_).forward(features, size);
   } else if (planar) {
-    logits = static_cast<UNetHeadImpl<2>&>(*head_).forward(features, size);
+    logits = static_cast<UNetHeadImpl<2>&>(*head_).forward(features, image);
   } else {
-    logits = static_cast<UNetHeadImpl<3>&>(*head_).forward(features, size);
+    logits = static_cast<UNetHeadImpl<3>&>(*head_).forward(features, image);
   }
   return planar ? logits.unsqueeze(2) : logits;
 }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <random>
 
@@ -64,19 +65,44 @@ Scene synthetic_scene(std::int64_t width, std::int64_t height, std::uint32_t see
   return scene;
 }
 
-TEST(SceneSegmentation, TilesTrainA2DUNetAndTheWholeScenePredictionIsAlignedAndKeepsNodata) {
-  const std::string folder = graft::testing::temp_dir();
+// An H&E-like RGB tile: pink stroma with noise, purple tumour (the is_water mask), as uint8.
+Scene stained_tile(std::int64_t size, std::uint32_t seed) {
+  io::Geometry geometry;
+  geometry.size_xyz = {size, size, 1};
+  geometry.spacing_xyz = {0.5, 0.5, 1.0};  // µm at UNI's 20x
+  Scene tile{io::Image(io::DType::kU8, 3, geometry), io::Image(io::DType::kU8, 1, geometry)};
+  tile.image.metadata().band_names = {"Red", "Green", "Blue"};
+  std::mt19937 random(seed);
+  std::normal_distribution<double> noise(0.0, 18.0);
+  const double stroma[3] = {225, 170, 200}, tumour[3] = {135, 70, 165};
+  auto* rgb = tile.image.data<std::uint8_t>();
+  auto* labels = tile.labels.data<std::uint8_t>();
+  const std::int64_t pixels = size * size;
+  for (std::int64_t i = 0; i < pixels; ++i) {
+    labels[i] = is_water(i % size, i / size, size, size);
+    for (int c = 0; c < 3; ++c) {
+      rgb[c * pixels + i] = static_cast<std::uint8_t>(std::clamp((labels[i] ? tumour : stroma)[c] + noise(random), 0.0, 255.0));
+    }
+  }
+  return tile;
+}
+
+// Three tiles from make_tile(0..2) (the last for validation) as GeoTIFFs with a manifest, and a
+// run config that trains `backbone` with the U-Net head on 64 px patches of them for 4 short
+// epochs with AdamW.
+nlohmann::json tile_run_config(const std::string& folder, const std::string& backbone,
+                               const std::function<Scene(int)>& make_tile) {
   std::ofstream manifest(folder + "/tiles.csv");
   manifest << "image,label,split\n";
   for (int t = 0; t < 3; ++t) {
-    const Scene tile = synthetic_scene(96, 96, 10 + t, 96);
+    const Scene tile = make_tile(t);
     io::write(tile.image, folder + "/tile" + std::to_string(t) + ".tif");
     io::write(tile.labels, folder + "/tile" + std::to_string(t) + "_mask.tif");
     manifest << "tile" << t << ".tif,tile" << t << "_mask.tif," << (t == 2 ? "val" : "train") << "\n";
   }
   manifest.close();
   nlohmann::json config = default_run_config();
-  config["backbone"] = "geo-resnet18-s2";
+  config["backbone"] = backbone;
   config["head"] = "unet";
   config["output"] = folder + "/model";
   config["data"]["manifest"] = folder + "/tiles.csv";
@@ -86,6 +112,12 @@ TEST(SceneSegmentation, TilesTrainA2DUNetAndTheWholeScenePredictionIsAlignedAndK
   config["data"]["workers"] = 1;
   config["train"]["epochs"] = 4;
   config["train"]["optimizer"] = "adamw";
+  return config;
+}
+
+TEST(SceneSegmentation, TilesTrainA2DUNetAndTheWholeScenePredictionIsAlignedAndKeepsNodata) {
+  const std::string folder = graft::testing::temp_dir();
+  nlohmann::json config = tile_run_config(folder, "geo-resnet18-s2", [](int t) { return synthetic_scene(96, 96, 10 + t, 96); });
   config["train"]["lr"] = 1e-3;
   config["train"]["head_lr_multiplier"] = 3.0;
   config["train"]["loss"] = "dice_ce";
@@ -149,52 +181,11 @@ TEST(SceneSegmentation, AVitSegmentsThroughTheUNetHeadAtFullResolution) {
   EXPECT_TRUE(torch::isfinite(logits).all().item<bool>());
 }
 
-// An H&E-like RGB tile: pink stroma with noise, purple tumour (the is_water mask), as uint8.
-Scene stained_tile(std::int64_t size, std::uint32_t seed) {
-  io::Geometry geometry;
-  geometry.size_xyz = {size, size, 1};
-  geometry.spacing_xyz = {0.5, 0.5, 1.0};  // µm at UNI's 20x
-  Scene tile{io::Image(io::DType::kU8, 3, geometry), io::Image(io::DType::kU8, 1, geometry)};
-  tile.image.metadata().band_names = {"Red", "Green", "Blue"};
-  std::mt19937 random(seed);
-  std::normal_distribution<double> noise(0.0, 18.0);
-  const double stroma[3] = {225, 170, 200}, tumour[3] = {135, 70, 165};
-  auto* rgb = tile.image.data<std::uint8_t>();
-  auto* labels = tile.labels.data<std::uint8_t>();
-  const std::int64_t pixels = size * size;
-  for (std::int64_t i = 0; i < pixels; ++i) {
-    labels[i] = is_water(i % size, i / size, size, size);
-    for (int c = 0; c < 3; ++c) {
-      rgb[c * pixels + i] = static_cast<std::uint8_t>(std::clamp((labels[i] ? tumour : stroma)[c] + noise(random), 0.0, 255.0));
-    }
-  }
-  return tile;
-}
-
 // The segmentation head on ViT features is trained, not only shaped: tumour vs stroma on
 // H&E-like tiles from random ViT-S/16 weights, with layer-wise lr decay.
 TEST(SceneSegmentation, AVitWithTheUNetHeadLearnsToSegmentStainedTiles) {
   const std::string folder = graft::testing::temp_dir();
-  std::ofstream manifest(folder + "/tiles.csv");
-  manifest << "image,label,split\n";
-  for (int t = 0; t < 3; ++t) {
-    const Scene tile = stained_tile(128, 20 + t);
-    io::write(tile.image, folder + "/tile" + std::to_string(t) + ".tif");
-    io::write(tile.labels, folder + "/tile" + std::to_string(t) + "_mask.tif");
-    manifest << "tile" << t << ".tif,tile" << t << "_mask.tif," << (t == 2 ? "val" : "train") << "\n";
-  }
-  manifest.close();
-  nlohmann::json config = default_run_config();
-  config["backbone"] = "vit-s16";
-  config["head"] = "unet";
-  config["output"] = folder + "/model";
-  config["data"]["manifest"] = folder + "/tiles.csv";
-  config["data"]["patch_size"] = {64, 64, 1};
-  config["data"]["batch_size"] = 4;
-  config["data"]["batches_per_epoch"] = 10;
-  config["data"]["workers"] = 1;
-  config["train"]["epochs"] = 4;
-  config["train"]["optimizer"] = "adamw";
+  nlohmann::json config = tile_run_config(folder, "vit-s16", [](int t) { return stained_tile(128, 20 + t); });
   config["train"]["lr"] = 3e-4;
   config["train"]["layer_decay"] = 0.75;
   config["train"]["head_lr_multiplier"] = 10.0;

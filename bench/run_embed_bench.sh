@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 threads=${2:-2}
-rounds=${3:-5}
+rounds=${3:-9}
 measure() {  # backbone arch batch steps
   local graft_rates="" python_rates=""
   for round in $(seq "$rounds"); do

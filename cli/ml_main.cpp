@@ -164,13 +164,25 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
 
 // Scene classification: one row per input image with the predicted class(es) and every class's
 // probability, printed and, with an output path, written as CSV.
+// A table of class probabilities: header KEY,predicted,p_NAME... and one row per input.
+std::string probability_table_header(const std::string& key, const std::vector<std::string>& names) {
+  std::string header = key + ",predicted";
+  for (const auto& name : names) header += ",p_" + name;
+  return header + "\n";
+}
+std::string probability_table_row(const std::string& key, const std::string& predicted,
+                                  const std::vector<double>& probabilities) {
+  std::ostringstream row;
+  row << key << "," << predicted;
+  for (double p : probabilities) row << "," << p;
+  row << "\n";
+  return row.str();
+}
+
 int run_classify(const std::string& model, const std::vector<std::string>& inputs, const std::string& output) {
   graft::finetune::Classifier classifier(model);
   const auto& names = classifier.class_names();
-  std::ostringstream csv;
-  csv << "image,predicted";
-  for (const auto& name : names) csv << ",p_" << name;
-  csv << "\n";
+  std::string csv = probability_table_header("image", names);
   std::vector<std::string> files;
   for (const std::string& input : inputs) {
     const bool listing = std::filesystem::is_directory(input) ||
@@ -188,13 +200,11 @@ int run_classify(const std::string& model, const std::vector<std::string>& input
     } else {
       predicted = names[std::max_element(probabilities.begin(), probabilities.end()) - probabilities.begin()];
     }
-    csv << file << "," << predicted;
-    for (double p : probabilities) csv << "," << p;
-    csv << "\n";
+    csv += probability_table_row(file, predicted, probabilities);
     std::printf("%s: %s\n", file.c_str(), predicted.c_str());
   }
   if (!output.empty()) {
-    graft::io::write_text_atomically(output, csv.str());
+    graft::io::write_text_atomically(output, csv);
     std::printf("predict: %zu images classified; table in %s\n", files.size(), output.c_str());
   }
   return 0;
@@ -206,10 +216,7 @@ int run_classify(const std::string& model, const std::vector<std::string>& input
 int run_mil_predict(const std::string& model, const std::vector<std::string>& inputs, const std::string& output) {
   graft::finetune::MilPredictor predictor(model);
   const auto& names = predictor.class_names();
-  std::ostringstream csv;
-  csv << "slide,predicted";
-  for (const auto& name : names) csv << ",p_" << name;
-  csv << "\n";
+  std::string csv = probability_table_header("slide", names);
   const std::string attention_folder = graft::io::strip_image_extension(output.size() > 4 && output.substr(output.size() - 4) == ".csv"
                                                                             ? output.substr(0, output.size() - 4)
                                                                             : output) + "_attention";
@@ -217,9 +224,7 @@ int run_mil_predict(const std::string& model, const std::vector<std::string>& in
     const auto prediction = predictor.predict(input);
     const auto best = std::max_element(prediction.probabilities.begin(), prediction.probabilities.end()) -
                       prediction.probabilities.begin();
-    csv << input << "," << names[best];
-    for (double p : prediction.probabilities) csv << "," << p;
-    csv << "\n";
+    csv += probability_table_row(input, names[best], prediction.probabilities);
     std::printf("%s: %s (%.3f)\n", input.c_str(), names[best].c_str(), prediction.probabilities[best]);
     if (output.empty()) continue;
     std::ostringstream attention;
@@ -234,7 +239,7 @@ int run_mil_predict(const std::string& model, const std::vector<std::string>& in
         attention_folder + "/" + std::filesystem::path(input).stem().string() + ".csv", attention.str());
   }
   if (!output.empty()) {
-    graft::io::write_text_atomically(output, csv.str());
+    graft::io::write_text_atomically(output, csv);
     std::printf("predict: %zu slides; table in %s, attention in %s/\n", inputs.size(), output.c_str(),
                 attention_folder.c_str());
   }

@@ -41,19 +41,6 @@ std::vector<int> class_indices(const std::string& source, const std::vector<std:
   return indices;
 }
 
-PreprocessedVolumes prepare_pixels(const std::string& source, const io::Image& image,
-                                   const preprocess::Contract& contract, const preprocess::PlanOptions& plan_options) {
-  if (image.geometry().size_xyz[2] != 1) {
-    throw Error(source + ": a scene-classification chip must be 2D (it has " +
-                std::to_string(image.geometry().size_xyz[2]) + " slices)");
-  }
-  refuse_nan_voxels(image, source);
-  PreprocessedVolumes volumes;
-  volumes.plan = preprocess::make_plan(contract, image, plan_options);
-  volumes.image = preprocess::apply(volumes.plan, image);
-  return volumes;
-}
-
 PreparedChip assemble(const std::string& id, const std::string& source, std::vector<int> classes,
                       PreprocessedVolumes volumes) {
   PreparedChip chip;
@@ -67,6 +54,20 @@ PreparedChip assemble(const std::string& id, const std::string& source, std::vec
 
 }  // namespace
 
+PreprocessedVolumes prepare_chip_pixels(const std::string& source, const io::Image& image,
+                                        const preprocess::Contract& contract,
+                                        const preprocess::PlanOptions& plan_options) {
+  if (image.geometry().size_xyz[2] != 1) {
+    throw Error(source + ": a scene-classification chip must be 2D (it has " +
+                std::to_string(image.geometry().size_xyz[2]) + " slices)");
+  }
+  refuse_nan_voxels(image, source);
+  PreprocessedVolumes volumes;
+  volumes.plan = preprocess::make_plan(contract, image, plan_options);
+  volumes.image = preprocess::apply(volumes.plan, image);
+  return volumes;
+}
+
 PreparedChip prepare_chip(const CaseEntry& entry, const preprocess::Contract& contract,
                           const preprocess::PlanOptions& plan_options, const std::vector<std::string>& class_names,
                           bool multi_label, PreprocessedCache& cache) {
@@ -76,7 +77,7 @@ PreparedChip prepare_chip(const CaseEntry& entry, const preprocess::Contract& co
   nlohmann::json recipe = preprocessing_recipe(contract, plan_options);
   recipe["kind"] = "classification chip";
   PreprocessedVolumes volumes = cache.get_or_make({entry.image}, recipe, [&] {
-    return prepare_pixels(entry.image, io::read(entry.image), contract, plan_options);
+    return prepare_chip_pixels(entry.image, io::read(entry.image), contract, plan_options);
   });
   return assemble(entry.id, entry.image, std::move(classes), std::move(volumes));
 }
@@ -92,7 +93,7 @@ PreparedChip prepare_chip(const InMemoryChip& chip, const preprocess::Contract& 
                           const preprocess::PlanOptions& plan_options, const std::vector<std::string>& class_names,
                           bool multi_label) {
   std::vector<int> classes = class_indices(chip.id, chip.classes, class_names, multi_label);
-  return assemble(chip.id, chip.id, std::move(classes), prepare_pixels(chip.id, chip.image, contract, plan_options));
+  return assemble(chip.id, chip.id, std::move(classes), prepare_chip_pixels(chip.id, chip.image, contract, plan_options));
 }
 
 std::vector<InMemoryChip> read_medmnist_npz(const std::string& path, const std::vector<std::string>& class_names,

@@ -31,6 +31,12 @@ std::vector<std::string> class_names_of(const std::vector<CaseEntry>& cases);
 PreparedChip prepare_chip(const CaseEntry& entry, const preprocess::Contract& contract,
                           const preprocess::PlanOptions& plan_options, const std::vector<std::string>& class_names,
                           bool multi_label);
+// A chip's pixels through its Plan, for training and prediction alike. Errors name `source`: a 3D
+// image, NaN pixels.
+PreprocessedVolumes prepare_chip_pixels(const std::string& source, const io::Image& image,
+                                        const preprocess::Contract& contract,
+                                        const preprocess::PlanOptions& plan_options);
+
 // The same through a cache of preprocessed chips (datasets/preprocessed_cache.h).
 PreparedChip prepare_chip(const CaseEntry& entry, const preprocess::Contract& contract,
                           const preprocess::PlanOptions& plan_options, const std::vector<std::string>& class_names,

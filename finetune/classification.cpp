@@ -411,10 +411,9 @@ Classifier::Classifier(const std::string& model_folder) {
 }
 
 std::vector<double> Classifier::probabilities(const io::Image& image, const std::string& source) {
-  if (image.geometry().size_xyz[2] != 1) throw Error(source + ": scene classification needs a 2D image");
-  datasets::refuse_nan_voxels(image, source);
-  const preprocess::Plan plan = preprocess::make_plan(contract_, image, run_plan_options(config_, config_["seed"]));
-  const torch::Tensor input = datasets::image_to_tensor(preprocess::apply(plan, image)).squeeze(1).unsqueeze(0);
+  const datasets::PreprocessedVolumes prepared =
+      datasets::prepare_chip_pixels(source, image, contract_, run_plan_options(config_, config_["seed"]));
+  const torch::Tensor input = datasets::image_to_tensor(prepared.image).squeeze(1).unsqueeze(0);
   torch::NoGradGuard no_grad;
   const torch::Tensor logits = model_->forward(input)[0];
   const torch::Tensor probabilities = multi_label_ ? torch::sigmoid(logits) : torch::softmax(logits, 0);

@@ -39,6 +39,26 @@ torch::Tensor MilModelImpl::attention(const torch::Tensor& bag) {
   return torch::softmax(scores(projector_->forward(bag)), 0);
 }
 
+namespace {
+
+// A bag's /features as (N, D) float32; errors name the file, and `expected_by` says what asked
+// for `expected_dim` (-1: any width).
+torch::Tensor read_bag_features(const std::string& path, std::int64_t expected_dim, const std::string& expected_by) {
+  const io::Image features = io::read_hdf5(path, "/features");
+  const auto& size = features.geometry().size_xyz;
+  if (size[2] != 1 || features.channels() != 1 || size[1] < 1) {
+    throw Error(path + ": dataset /features must be [N, D] with N >= 1");
+  }
+  if (expected_dim >= 0 && size[0] != expected_dim) {
+    throw Error(path + ": /features are " + std::to_string(size[0]) + "-dimensional, " + expected_by + " " +
+                std::to_string(expected_dim) + " (one backbone for every slide)");
+  }
+  datasets::refuse_nan_voxels(features, path);
+  return datasets::image_to_tensor(features).to(torch::kFloat32).reshape({size[1], size[0]});
+}
+
+}  // namespace
+
 BagSplits read_bag_splits(nlohmann::json& config) {
   const std::string manifest = config["data"]["manifest"];
   if (manifest.empty()) throw UsageError("data.manifest is not set (a CSV/JSON manifest of HDF5 feature bags and classes)");
@@ -56,19 +76,8 @@ BagSplits read_bag_splits(nlohmann::json& config) {
     }
     const auto found = std::find(names.begin(), names.end(), entry.classes[0]);
     if (found == names.end()) throw Error(entry.image + ": class '" + entry.classes[0] + "' is not in class_names");
-    const io::Image features = io::read_hdf5(entry.image, "/features");
-    const auto& size = features.geometry().size_xyz;
-    if (size[2] != 1 || features.channels() != 1 || size[1] < 1) {
-      throw Error(entry.image + ": dataset /features must be [N, D] with N >= 1");
-    }
-    if (dim >= 0 && size[0] != dim) {
-      throw Error(entry.image + ": features are " + std::to_string(size[0]) + "-dimensional, other bags " +
-                  std::to_string(dim) + " (one backbone for every slide)");
-    }
-    dim = size[0];
-    datasets::refuse_nan_voxels(features, entry.image);
-    Bag bag{entry.image, datasets::image_to_tensor(features).to(torch::kFloat32).reshape({size[1], size[0]}),
-            static_cast<int>(found - names.begin())};
+    Bag bag{entry.image, read_bag_features(entry.image, dim, "other bags"), static_cast<int>(found - names.begin())};
+    dim = bag.features.size(1);
     (entry.split == "test" ? splits.test : entry.split == "val" ? splits.val : splits.train).push_back(std::move(bag));
   }
   return splits;
@@ -145,23 +154,14 @@ MilPredictor::MilPredictor(const std::string& model_folder) {
 }
 
 MilPredictor::Prediction MilPredictor::predict(const std::string& bag_path) {
-  const io::Image features = io::read_hdf5(bag_path, "/features");
-  const auto& size = features.geometry().size_xyz;
-  const std::int64_t dim = feature_dim_;
-  if (size[0] != dim || size[2] != 1) {
-    throw Error(bag_path + ": /features are " + std::to_string(size[0]) + "-dimensional, the model takes " +
-                std::to_string(dim));
-  }
-  datasets::refuse_nan_voxels(features, bag_path);
-  const torch::Tensor bag = datasets::image_to_tensor(features).to(torch::kFloat32).reshape({size[1], size[0]});
+  const torch::Tensor bag = read_bag_features(bag_path, feature_dim_, "the model takes");
   torch::NoGradGuard no_grad;
   Prediction prediction;
   const torch::Tensor probabilities = torch::softmax(model_->forward(bag), 0);
   const torch::Tensor attention = model_->attention(bag).to(torch::kFloat64).contiguous();
   prediction.probabilities.assign(probabilities.data_ptr<float>(), probabilities.data_ptr<float>() + probabilities.numel());
   prediction.attention.assign(attention.data_ptr<double>(), attention.data_ptr<double>() + attention.numel());
-  for (const auto& dataset : io::list_hdf5(bag_path).datasets) {
-    if (dataset.path != "/coords") continue;
+  if (io::hdf5_has_dataset(bag_path, "/coords")) {
     const io::Image coords = io::read_hdf5(bag_path, "/coords");
     for (std::int64_t i = 0; i + 1 < coords.element_count(); i += 2) {
       prediction.coords.push_back({static_cast<std::int64_t>(coords.value_at(i)), static_cast<std::int64_t>(coords.value_at(i + 1))});

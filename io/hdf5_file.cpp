@@ -322,6 +322,24 @@ std::string hdf5_info_text(const Hdf5Contents& contents) {
   return out.str();
 }
 
+bool hdf5_has_dataset(const std::string& path, const std::string& dataset) {
+  const std::string dataset_path = dataset.rfind('/', 0) == 0 ? dataset : "/" + dataset;
+  std::lock_guard<std::mutex> lock(library_mutex());
+  const Handle file = open_file(path);
+  // H5Lexists fails on a missing intermediate group instead of saying no; H5Oexists_by_name
+  // would too, so each level is checked in turn.
+  std::size_t start = 1;
+  while (start <= dataset_path.size()) {
+    const std::size_t slash = dataset_path.find('/', start);
+    if (H5Lexists(file.get(), dataset_path.substr(0, slash).c_str(), H5P_DEFAULT) <= 0) return false;
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  H5O_info_t info;
+  if (H5Oget_info_by_name(file.get(), dataset_path.c_str(), &info, H5P_DEFAULT) < 0) return false;
+  return info.type == H5O_TYPE_DATASET;
+}
+
 Image read_hdf5(const std::string& path, const std::string& dataset_path) {
   std::string chosen = dataset_path;
   if (chosen.empty()) {

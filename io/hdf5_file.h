@@ -39,6 +39,9 @@ Hdf5Contents list_hdf5(const std::string& path);
 nlohmann::json hdf5_info_json(const Hdf5Contents& contents);
 std::string hdf5_info_text(const Hdf5Contents& contents);
 
+// True when `dataset` ("/coords") names a dataset of the file; errors name an unreadable file.
+bool hdf5_has_dataset(const std::string& path, const std::string& dataset);
+
 // Reads a numeric dataset: rank 1 (x), 2 (y, x), 3 (z, y, x) or 4 (channel, z, y, x), values as
 // stored (no CF scale_factor). Spacing and origin come from the dataset's `spacing` or
 // `element_size_um` and `origin` attributes (slowest axis first), units from `units`, nodata from

@@ -118,6 +118,12 @@ TEST(Hdf5, ASampleWrittenByH5pyReadsTheSameInGraft) {
   EXPECT_NE(missing.find("/nope"), std::string::npos) << missing;
   const std::string strings = graft::testing::error_message([&] { read_hdf5(path, "/names"); });
   EXPECT_NE(strings.find("|S2"), std::string::npos) << strings;
+  // Datasets by path; groups and missing levels are not datasets.
+  EXPECT_TRUE(hdf5_has_dataset(path, "/scans/a/image"));
+  EXPECT_TRUE(hdf5_has_dataset(path, "plane"));
+  EXPECT_FALSE(hdf5_has_dataset(path, "/scans/a"));
+  EXPECT_FALSE(hdf5_has_dataset(path, "/scans/b/image"));
+  EXPECT_FALSE(hdf5_has_dataset(path, "/nope"));
 }
 
 TEST(Hdf5, RealNetcdfAndHologramFilesReadLikeH5py) {

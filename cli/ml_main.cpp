@@ -20,6 +20,7 @@
 #include "finetune/blas_kernels.h"
 #include "finetune/classification.h"
 #include "finetune/demo.h"
+#include "finetune/detection_training.h"
 #include "finetune/mil.h"
 #include "finetune/predictor.h"
 #include "finetune/run_config.h"
@@ -27,6 +28,7 @@
 #include "finetune/slide_features.h"
 #include "finetune/trainer.h"
 #include "io/atomic_file.h"
+#include "io/boxes.h"
 #include "io/dicom_seg.h"
 #include "io/error.h"
 #include "io/image_file.h"
@@ -145,11 +147,12 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
     }
   };
   const std::string task = config["task"];
-  if (task != "segmentation" && task != "classification" && task != "mil") {
-    throw Error("task '" + task + "' is not one of segmentation, classification, mil");
+  if (task != "segmentation" && task != "classification" && task != "mil" && task != "detection") {
+    throw Error("task '" + task + "' is not one of segmentation, classification, mil, detection");
   }
   const auto result = task == "classification" ? graft::finetune::train_classifier(config, {progress}, resume)
                       : task == "mil"          ? graft::finetune::train_mil(config, {progress}, resume)
+                      : task == "detection"    ? graft::finetune::train_detector(config, {progress}, resume)
                                                : graft::finetune::train(config, {progress}, resume);
   std::printf("train: model folder %s (best %s %.4f at epoch %d)\n",
               config["output"].get<std::string>().c_str(), result.metric.c_str(),
@@ -428,6 +431,49 @@ int run_slide_features(const graft::cli::CommandLine& l) {
   return 0;
 }
 
+// Boxes from a detection model: for each input, graft's box JSON, plus Slicer ROI markups for a
+// patient (LPS) image or GeoJSON for a georeferenced raster. One input may name its output file
+// (.json, .mrk.json or .geojson); otherwise OUTPUT is a folder of CASE_boxes.json and
+// CASE_boxes.mrk.json / CASE_boxes.geojson.
+int run_detect(const std::string& model, const std::vector<std::string>& inputs, const std::string& output) {
+  namespace fs = std::filesystem;
+  graft::finetune::set_compute_threads(0);
+  graft::finetune::Detector detector(model);
+  const auto ends_with = [](const std::string& text, const std::string& tail) {
+    return text.size() >= tail.size() && text.compare(text.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  std::vector<std::string> files;
+  for (const std::string& input : inputs) {
+    const bool listing = fs::is_directory(input) && graft::io::sniff_format(input) != graft::io::FileFormat::kDicom;
+    const auto listed = listing ? graft::finetune::batch_inputs(input) : std::vector<std::string>{input};
+    files.insert(files.end(), listed.begin(), listed.end());
+  }
+  const bool one_named_file = files.size() == 1 && (ends_with(output, ".json") || ends_with(output, ".geojson"));
+  if (!one_named_file) fs::create_directories(output);
+  for (const std::string& file : files) {
+    const graft::io::Image image = graft::io::read(file);
+    const std::vector<graft::io::Box> boxes = detector.detect(image, file);
+    const auto& grid = image.geometry();
+    const auto& names = detector.class_names();
+    const std::string stem = one_named_file ? "" : output + "/" + graft::io::image_stem(file) + "_boxes";
+    auto write = [&](const std::string& path, const nlohmann::json& json) {
+      graft::io::write_text_atomically(path, json.dump(2) + "\n");
+      std::printf("  %s\n", path.c_str());
+    };
+    std::printf("%s: %zu boxes\n", file.c_str(), boxes.size());
+    if (one_named_file) {
+      if (ends_with(output, ".mrk.json")) write(output, graft::io::boxes_to_slicer_markups(boxes, grid, names));
+      else if (ends_with(output, ".geojson")) write(output, graft::io::boxes_to_geojson(boxes, grid, names));
+      else write(output, graft::io::boxes_to_json(boxes, grid, names));
+      continue;
+    }
+    write(stem + ".json", graft::io::boxes_to_json(boxes, grid, names));
+    if (grid.frame == graft::io::Frame::kLPS) write(stem + ".mrk.json", graft::io::boxes_to_slicer_markups(boxes, grid, names));
+    else write(stem + ".geojson", graft::io::boxes_to_geojson(boxes, grid, names));
+  }
+  return 0;
+}
+
 // Inference throughput of a backbone's embedding on random patches, for bench/run_embed_bench.sh.
 int run_bench_embed(const std::string& backbone_name, int batch, int size_px, int steps, int threads) {
   graft::finetune::set_compute_threads(threads);
@@ -466,6 +512,7 @@ int main(int argc, char** argv) {
       const std::string task = graft::finetune::read_json_file(l.model_folder + "/config.json").value("task", "");
       if (task == "classification") return run_classify(l.model_folder, l.inputs, l.out);
       if (task == "mil") return run_mil_predict(l.model_folder, l.inputs, l.out);
+      if (task == "detection") return run_detect(l.model_folder, l.inputs, l.out);
       return run_predict(l.model_folder, l.inputs, l.out, l.overlap, l.mirror, l.probabilities,
                          l.workers, l.shard, l.threads, l.anonymize, l.cog);
     }

@@ -87,6 +87,12 @@ nlohmann::json default_run_config() {
       "max_validation_cases": 0,
       "linear_probe": false
     },
+    "detection": {
+      "fpn_channels": 64,
+      "score_threshold": 0.05,
+      "nms_iou": 0.3,
+      "max_detections": 100
+    },
     "mil": {
       "feature_dim": 0,
       "hidden": 512,

@@ -4,6 +4,7 @@
 #include <map>
 #include <thread>
 
+#include "backbones/resnet_blocks.h"
 #include "io/error.h"
 
 namespace graft::finetune {
@@ -12,28 +13,16 @@ namespace {
 namespace nn = torch::nn;
 namespace F = torch::nn::functional;
 
+// The 2D or 3D layers a head needs, the backbones' own.
+template <int Dims>
+using Layers = backbones::resnet::Layers<Dims>;
+
 torch::Tensor upsample_to(const torch::Tensor& x, torch::IntArrayRef size) {
   if (x.sizes().slice(2) == size) return x;
   auto options = F::InterpolateFuncOptions().size(size.vec()).align_corners(false);
   if (x.dim() == 5) return F::interpolate(x, options.mode(torch::kTrilinear));
   return F::interpolate(x, options.mode(torch::kBilinear));
 }
-
-// The layers of a head for 2D or 3D features.
-template <int Dims>
-struct Layers;
-template <>
-struct Layers<3> {
-  using Conv = nn::Conv3d;
-  using ConvOptions = nn::Conv3dOptions;
-  using BatchNorm = nn::BatchNorm3d;
-};
-template <>
-struct Layers<2> {
-  using Conv = nn::Conv2d;
-  using ConvOptions = nn::Conv2dOptions;
-  using BatchNorm = nn::BatchNorm2d;
-};
 
 // MedicalNet's conv_seg: ConvTranspose3d(2, stride 2) -> BN -> ReLU -> Conv3d 3x3x3 -> BN -> ReLU
 // -> Conv3d 1x1x1 to the classes. Names follow MedicalNet (conv_seg.0 ... conv_seg.6).
@@ -57,9 +46,9 @@ template <int Dims>
 nn::Sequential conv_block(std::int64_t in, std::int64_t out) {
   using L = Layers<Dims>;
   return nn::Sequential(typename L::Conv(typename L::ConvOptions(in, out, 3).padding(1).bias(false)),
-                        typename L::BatchNorm(out), nn::ReLU(nn::ReLUOptions(true)),
+                        typename L::Norm(out), nn::ReLU(nn::ReLUOptions(true)),
                         typename L::Conv(typename L::ConvOptions(out, out, 3).padding(1).bias(false)),
-                        typename L::BatchNorm(out), nn::ReLU(nn::ReLUOptions(true)));
+                        typename L::Norm(out), nn::ReLU(nn::ReLUOptions(true)));
 }
 
 // Features are grouped by stride, deepest first; each group is concatenated with the upsampled

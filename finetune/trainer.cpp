@@ -26,6 +26,8 @@ torch::Tensor loss_of(const std::string& name, const torch::Tensor& logits, cons
   throw Error("unknown train.loss '" + name + "' (expected dice_ce, focal or ce)");
 }
 
+}  // namespace
+
 datasets::PatchOptions patch_options(const nlohmann::json& config) {
   datasets::PatchOptions options;
   const auto patch = config["data"]["patch_size"].get<std::vector<std::int64_t>>();
@@ -41,8 +43,6 @@ datasets::PatchOptions patch_options(const nlohmann::json& config) {
   return options;
 }
 
-}  // namespace
-
 preprocess::Contract run_contract(const nlohmann::json& config) {
   const auto& info = backbones::find_backbone(config["backbone"]);
   nlohmann::json contract = preprocess::to_json(info.contract);
@@ -50,9 +50,10 @@ preprocess::Contract run_contract(const nlohmann::json& config) {
     if (!contract.contains(item.key())) throw Error("data.contract: unknown contract field '" + item.key() + "'");
     contract[item.key()] = item.value();
   }
-  // Segmentation on tiles keeps the raster's own pixel size: a 2D contract's input size (224 px
-  // for chips) becomes the tile size instead of a resize, as TorchGeo's segmentation trainers do.
-  const bool tiles = config.value("task", "segmentation") == "segmentation" && contract["spatial_dims"] == 2 &&
+  // Segmentation and detection on tiles keep the raster's own pixel size: a 2D contract's input
+  // size (224 px for chips) becomes the tile size instead of a resize, as TorchGeo's segmentation
+  // trainers do.
+  const bool tiles = config.value("task", "segmentation") != "classification" && contract["spatial_dims"] == 2 &&
                      contract["resize"] == "size" && !config["data"]["contract"].contains("resize");
   if (tiles) {
     contract["resize"] = "none";
@@ -138,6 +139,17 @@ std::vector<double> validation_dice(SegmentationModelImpl& model, const std::vec
   return dice;
 }
 
+void describe_patch_task(TrainingTask& task, const nlohmann::json& config, torch::nn::Module& model,
+                         backbones::BackboneImpl& backbone, torch::nn::Module& head) {
+  task.model = &model;
+  task.backbone = &backbone;
+  task.head = &head;
+  task.layer_of = [&backbone](const std::string& name) { return backbone.layer_of(name); };
+  task.layer_count = backbone.layer_count();
+  task.steps_per_epoch = config["data"]["batches_per_epoch"];
+  task.frozen_epochs = config["train"]["freeze_backbone_epochs"];
+}
+
 TrainResult train_prepared(const nlohmann::json& config, const std::vector<datasets::PreparedCase>& train_cases,
                            const std::vector<datasets::PreparedCase>& val_cases,
                            const std::vector<TrainEventSink>& sinks, bool resume) {
@@ -151,13 +163,7 @@ TrainResult train_prepared(const nlohmann::json& config, const std::vector<datas
                                config["data"]["batches_per_epoch"], config["data"]["workers"],
                                config["data"]["prefetch"], seed);
   const std::string loss_name = config["train"]["loss"];
-  task.model = model.get();
-  task.backbone = &model->backbone();
-  task.head = &model->head();
-  task.layer_of = [&](const std::string& name) { return model->backbone().layer_of(name); };
-  task.layer_count = model->backbone().layer_count();
-  task.steps_per_epoch = config["data"]["batches_per_epoch"];
-  task.frozen_epochs = config["train"]["freeze_backbone_epochs"];
+  describe_patch_task(task, config, *model, model->backbone(), model->head());
   task.metric = "val_dice";
   task.metric_label = "validation Dice";
   task.start_epoch = [&](int epoch) { loader.start_epoch(epoch); };
@@ -181,26 +187,31 @@ TrainResult train_prepared(const nlohmann::json& config, const std::vector<datas
   return run_training(config, task, sinks, resume);
 }
 
-TrainResult train(const nlohmann::json& config, const std::vector<TrainEventSink>& sinks, bool resume) {
+CaseSplits read_case_splits(const nlohmann::json& config) {
   const std::string manifest = config["data"]["manifest"];
   if (manifest.empty()) throw UsageError("data.manifest is not set (a CSV/JSON manifest or an imagesTr/labelsTr folder)");
   std::vector<datasets::CaseEntry> cases = datasets::read_manifest(manifest);
   const std::uint64_t seed = config["seed"];
   datasets::assign_folds(cases, config["data"]["folds"], config["data"]["fold"], seed);
   const preprocess::Contract contract = run_contract(config);
-  std::vector<datasets::PreparedCase> train_cases, val_cases;
+  CaseSplits splits;
   datasets::PreprocessedCache cache(config["data"].value("cache_dir", ""));
   const int max_val = config["train"]["max_validation_cases"];
   for (std::size_t i = 0; i < cases.size(); ++i) {
     if (cases[i].label.empty()) throw Error(manifest + ": case " + cases[i].id + " has no label");
     if (cases[i].split == "test") continue;
-    if (cases[i].split == "val" && max_val > 0 && static_cast<int>(val_cases.size()) >= max_val) continue;
+    if (cases[i].split == "val" && max_val > 0 && static_cast<int>(splits.val.size()) >= max_val) continue;
     auto prepared =
         datasets::prepare_case(cases[i], contract, run_plan_options(config, seed + i), config["classes"], cache);
-    (cases[i].split == "val" ? val_cases : train_cases).push_back(std::move(prepared));
+    (cases[i].split == "val" ? splits.val : splits.train).push_back(std::move(prepared));
   }
   report_cache_use(cache);
-  return train_prepared(config, train_cases, val_cases, sinks, resume);
+  return splits;
+}
+
+TrainResult train(const nlohmann::json& config, const std::vector<TrainEventSink>& sinks, bool resume) {
+  const CaseSplits splits = read_case_splits(config);
+  return train_prepared(config, splits.train, splits.val, sinks, resume);
 }
 
 }  // namespace graft::finetune

@@ -31,6 +31,21 @@ void report_cache_use(const datasets::PreprocessedCache& cache);
 // Builds the backbone + head a run config describes (weights untouched).
 SegmentationModel build_model(const nlohmann::json& config);
 
+// The manifest's labelled cases, prepared (through data.cache_dir when set) and split into
+// training and validation (test cases are left out); errors name the manifest and the case.
+struct CaseSplits {
+  std::vector<datasets::PreparedCase> train, val;
+};
+CaseSplits read_case_splits(const nlohmann::json& config);
+
+// Patch size, foreground fraction and augmentation from data.*; errors say what a 2D backbone needs.
+datasets::PatchOptions patch_options(const nlohmann::json& config);
+
+// The parts of a TrainingTask every patch-trained task (segmentation, detection) fills alike:
+// model, backbone and head, layer decay, steps per epoch and frozen epochs.
+void describe_patch_task(TrainingTask& task, const nlohmann::json& config, torch::nn::Module& model,
+                         backbones::BackboneImpl& backbone, torch::nn::Module& head);
+
 // Trains a segmentation model as the resolved config says and writes a model folder at
 // config.output (run_training's files, contract.json, model.safetensors at the best validation
 // Dice). With resume, training continues from checkpoint.pt exactly where it stopped: batches

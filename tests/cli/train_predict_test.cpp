@@ -106,6 +106,42 @@ TEST(TrainPredict, BrainNrrdTumourTrainsAndPredictsNrrdWithTheInputGeometry) {
   EXPECT_NE(output.find("epoch 2/2"), std::string::npos) << output;
 }
 
+// task: detection through the command line: the tumour masks give the boxes, one short epoch,
+// and graft predict writes boxes on the input's grid as graft JSON and Slicer ROI markups.
+TEST(TrainPredict, BrainTumourDetectionWritesBoxesAndSlicerMarkups) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  const std::string folder = graft::testing::temp_dir();
+  const std::string data = graft::testing::shared_data_dir() + "/nrrd/";
+  std::ofstream(folder + "/cases.csv") << "image,label,split\n"
+                                       << data << "brain1_image.nrrd," << data << "brain1_label.nrrd,train\n"
+                                       << data << "brain2_image.nrrd," << data << "brain2_label.nrrd,val\n";
+  write_run_config(folder + "/run.yaml", folder + "/cases.csv", folder + "/model", 2, "[2.0, 2.0, 6.5]");
+  std::string output;
+  ASSERT_EQ(graft("train --config " + folder + "/run.yaml --set task=detection --set data.patch_size=[32,32,16]",
+                  &output),
+            0)
+      << output;
+  EXPECT_NE(output.find("val_froc"), std::string::npos) << output;
+  ASSERT_EQ(graft("predict --model " + folder + "/model --input " + data + "brain1_image.nrrd --output " + folder +
+                      "/boxes",
+                  &output),
+            0)
+      << output;
+  std::ifstream json_file(folder + "/boxes/brain1_image_boxes.json"), markup_file(folder + "/boxes/brain1_image_boxes.mrk.json");
+  ASSERT_TRUE(json_file && markup_file) << output;
+  const nlohmann::json boxes = nlohmann::json::parse(json_file), markups = nlohmann::json::parse(markup_file);
+  EXPECT_EQ(boxes["frame"], "LPS");
+  EXPECT_EQ(boxes["boxes"].size(), markups["markups"].size());
+  // Every box lies inside the scan's index bounds, on the scan's own grid.
+  const graft::io::Image scan = graft::io::read(data + "brain1_image.nrrd");
+  for (const auto& box : boxes["boxes"]) {
+    for (int a = 0; a < 3; ++a) {
+      EXPECT_GE(box["start_index"][a].get<double>(), -0.5 - 1e-6);
+      EXPECT_LE(box["end_index"][a].get<double>(), scan.geometry().size_xyz[a] - 0.5 + 1e-6);
+    }
+  }
+}
+
 }  // namespace
 
 namespace {

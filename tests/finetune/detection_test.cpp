@@ -73,6 +73,29 @@ datasets::PreparedCase nodule_case(std::uint32_t seed) {
   return prepared;
 }
 
+// A detection run on synthetic cases made already normalised on their final grid (the saved
+// Plan changes nothing): 20 batches per epoch, AdamW at 1e-3 with a cosine schedule.
+nlohmann::json detection_config(const std::string& folder, const std::string& backbone,
+                                const std::vector<int>& patch_xyz, int batch_size, int epochs) {
+  nlohmann::json config = default_run_config();
+  config["task"] = "detection";
+  config["backbone"] = backbone;
+  config["classes"] = 2;
+  config["output"] = folder + "/detector";
+  config["data"]["patch_size"] = patch_xyz;
+  config["data"]["batch_size"] = batch_size;
+  config["data"]["batches_per_epoch"] = 20;
+  config["data"]["foreground_fraction"] = 0.67;
+  config["data"]["workers"] = 1;
+  config["data"]["contract"] = {{"resize", "none"}, {"crop_nonzero", false}, {"intensity", nlohmann::json::array()}};
+  config["train"]["epochs"] = epochs;
+  config["train"]["optimizer"] = "adamw";
+  config["train"]["lr"] = 1e-3;
+  config["train"]["head_lr_multiplier"] = 1.0;
+  config["train"]["schedule"] = "cosine";
+  return config;
+}
+
 // One volume, one batch: the loss must fall and the detections must find the nodules.
 TEST(Detection, OneBatchIsLearnt) {
   const datasets::PreparedCase c = nodule_case(7);
@@ -108,24 +131,8 @@ TEST(Detection, SyntheticNodulesTrainToAFrocOfAtLeast08) {
   std::vector<datasets::PreparedCase> train_cases, val_cases;
   for (std::uint32_t seed = 0; seed < 12; ++seed) train_cases.push_back(nodule_case(seed));
   for (std::uint32_t seed = 100; seed < 104; ++seed) val_cases.push_back(nodule_case(seed));
-  nlohmann::json config = default_run_config();
-  config["task"] = "detection";
-  config["backbone"] = "med3d-resnet10";
-  config["classes"] = 2;
   const std::string folder = graft::testing::temp_dir();
-  config["output"] = folder + "/detector";
-  config["data"]["patch_size"] = {32, 32, 32};
-  config["data"]["batch_size"] = 2;
-  config["data"]["batches_per_epoch"] = 20;
-  config["data"]["foreground_fraction"] = 0.67;
-  config["data"]["workers"] = 1;
-  config["train"]["epochs"] = 16;
-  config["train"]["optimizer"] = "adamw";
-  config["train"]["lr"] = 1e-3;
-  config["train"]["head_lr_multiplier"] = 1.0;
-  config["train"]["schedule"] = "cosine";
-  // The cases are made already normalised on their final grid: the saved Plan must change nothing.
-  config["data"]["contract"] = {{"resize", "none"}, {"crop_nonzero", false}, {"intensity", nlohmann::json::array()}};
+  const nlohmann::json config = detection_config(folder, "med3d-resnet10", {32, 32, 32}, 2, 16);
   const TrainResult result = train_detector_prepared(config, train_cases, val_cases, {}, false);
   std::printf("synthetic nodules: validation FROC per epoch");
   for (const double value : result.val_metric_per_epoch) std::printf(" %.3f", value);
@@ -205,23 +212,8 @@ TEST(Detection, SyntheticClumpsTrainToAMapAt05OfAtLeast08) {
   std::vector<datasets::PreparedCase> train_cases, val_cases;
   for (std::uint32_t seed = 0; seed < 16; ++seed) train_cases.push_back(clump_image(seed));
   for (std::uint32_t seed = 200; seed < 206; ++seed) val_cases.push_back(clump_image(seed));
-  nlohmann::json config = default_run_config();
-  config["task"] = "detection";
-  config["backbone"] = "geo-resnet18-s2";
+  nlohmann::json config = detection_config(graft::testing::temp_dir(), "geo-resnet18-s2", {64, 64, 1}, 4, 12);
   config["in_channels"] = 1;
-  config["classes"] = 2;
-  config["output"] = graft::testing::temp_dir() + "/detector";
-  config["data"]["patch_size"] = {64, 64, 1};
-  config["data"]["batch_size"] = 4;
-  config["data"]["batches_per_epoch"] = 20;
-  config["data"]["foreground_fraction"] = 0.67;
-  config["data"]["workers"] = 1;
-  config["train"]["epochs"] = 12;
-  config["train"]["optimizer"] = "adamw";
-  config["train"]["lr"] = 1e-3;
-  config["train"]["head_lr_multiplier"] = 1.0;
-  config["train"]["schedule"] = "cosine";
-  config["data"]["contract"] = {{"resize", "none"}, {"intensity", nlohmann::json::array()}};
   const TrainResult result = train_detector_prepared(config, train_cases, val_cases, {}, false);
   std::printf("synthetic clumps: validation mAP@0.5 per epoch");
   for (const double value : result.val_metric_per_epoch) std::printf(" %.3f", value);

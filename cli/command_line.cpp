@@ -117,9 +117,10 @@ void define_commands(CLI::App& app, CommandLine& l) {
   predict->add_flag("--anonymize", l.anonymize,
                     "a DICOM SEG output (.dcm) is de-identified (PS3.15 basic profile)");
 
-  auto* evaluate = app.add_subcommand("evaluate", "Dice, HD95 and surface Dice per label");
-  evaluate->add_option("--pred", l.path, "predicted label map")->required();
-  evaluate->add_option("--ref", l.reference, "reference label map")->required();
+  auto* evaluate = app.add_subcommand(
+      "evaluate", "Dice, HD95 and surface Dice per label; for a boxes JSON, mAP, FROC, completeness and purity");
+  evaluate->add_option("--pred", l.path, "predicted label map, or boxes JSON from graft predict")->required();
+  evaluate->add_option("--ref", l.reference, "reference label map (or boxes JSON)")->required();
   evaluate->add_option("--csv", l.csv_path, "write the numbers to this CSV");
   evaluate->add_option("--tolerance-mm", l.tolerance_mm, "surface Dice tolerance")
       ->capture_default_str();

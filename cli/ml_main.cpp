@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -20,6 +21,7 @@
 #include "finetune/blas_kernels.h"
 #include "finetune/classification.h"
 #include "finetune/demo.h"
+#include "finetune/detection_metrics.h"
 #include "finetune/detection_training.h"
 #include "finetune/mil.h"
 #include "finetune/predictor.h"
@@ -327,8 +329,61 @@ int run_predict(const std::string& model, const std::vector<std::string>& inputs
   return failed.empty() ? 0 : 1;
 }
 
+// Detections against a reference: boxes JSON (graft predict's) against a label map (one box per
+// component, on the map's grid) or another boxes JSON (compared on the prediction's index grid).
+// Prints COCO mAP, LUNA16's FROC and completeness/purity at IoU 0.5 and score 0.5; with --csv,
+// one metric per row.
+int run_evaluate_boxes(const std::string& prediction_path, const std::string& reference_path,
+                       const std::string& csv_path) {
+  const nlohmann::json predicted = graft::finetune::read_json_file(prediction_path);
+  graft::finetune::DetectionCase evaluated;
+  const bool reference_is_json = reference_path.size() > 5 && reference_path.substr(reference_path.size() - 5) == ".json";
+  if (reference_is_json) {
+    // Both sides as index boxes on the image they were made for.
+    auto index_only = [](nlohmann::json json) {
+      for (auto& box : json.is_object() && json.contains("boxes") ? json["boxes"] : json) {
+        box.erase("centre_world");
+        box.erase("size_world");
+      }
+      return json;
+    };
+    const graft::io::Geometry unused;
+    evaluated.detections = graft::io::boxes_from_json(index_only(predicted), unused, prediction_path);
+    evaluated.references = graft::io::boxes_from_json(index_only(graft::finetune::read_json_file(reference_path)), unused, reference_path);
+  } else {
+    const io::Image labels = io::read(reference_path);
+    evaluated.references = graft::io::boxes_from_labels(labels);
+    evaluated.detections = graft::io::boxes_from_json(predicted, labels.geometry(), prediction_path);
+  }
+  const std::vector<graft::finetune::DetectionCase> cases{evaluated};
+  std::map<std::string, double> metrics = graft::finetune::coco_map(cases);
+  const auto found = graft::finetune::froc(cases);
+  for (std::size_t i = 0; i < found.sensitivity.size(); ++i) {
+    char name[48];
+    std::snprintf(name, sizeof name, "froc_sensitivity_at_%g_fp", found.false_positives_per_case[i]);
+    metrics[name] = found.sensitivity[i];
+  }
+  metrics["froc"] = found.average_sensitivity;
+  const auto completeness = graft::finetune::completeness_purity(cases, 0.5, 0.5);
+  metrics["completeness"] = completeness.completeness;
+  metrics["purity"] = completeness.purity;
+  std::printf("evaluate: %zu detections, %zu reference boxes\n", evaluated.detections.size(),
+              evaluated.references.size());
+  std::ostringstream csv;
+  csv << "metric,value\n";
+  for (const auto& [name, value] : metrics) {
+    std::printf("  %-32s %.4f\n", name.c_str(), value);
+    csv << name << "," << value << "\n";
+  }
+  if (!csv_path.empty()) graft::io::write_text_atomically(csv_path, csv.str());
+  return 0;
+}
+
 int run_evaluate(const std::string& prediction_path, const std::string& reference_path,
                  const std::string& csv_path, double tolerance_mm) {
+  if (prediction_path.size() > 5 && prediction_path.substr(prediction_path.size() - 5) == ".json") {
+    return run_evaluate_boxes(prediction_path, reference_path, csv_path);
+  }
   const io::Image prediction = io::read(prediction_path);
   const io::Image reference = io::read(reference_path);
   const auto dice = graft::finetune::dice_per_label(prediction, reference);

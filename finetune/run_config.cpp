@@ -161,7 +161,7 @@ nlohmann::json resolve_run_config(const std::string& path, const std::vector<std
 
 nlohmann::json read_json_file(const std::string& path) {
   std::ifstream in(path);
-  if (!in) throw Error(path + ": missing (is this a graft model folder?)");
+  if (!in) throw Error(path + ": missing or unreadable");
   try {
     return nlohmann::json::parse(in);
   } catch (const nlohmann::json::exception& e) {

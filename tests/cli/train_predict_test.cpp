@@ -132,6 +132,24 @@ TEST(TrainPredict, BrainTumourDetectionWritesBoxesAndSlicerMarkups) {
   const nlohmann::json boxes = nlohmann::json::parse(json_file), markups = nlohmann::json::parse(markup_file);
   EXPECT_EQ(boxes["frame"], "LPS");
   EXPECT_EQ(boxes["boxes"].size(), markups["markups"].size());
+  // graft evaluate scores the boxes against the tumour mask's own boxes.
+  ASSERT_EQ(graft("evaluate --pred " + folder + "/boxes/brain1_image_boxes.json --ref " + data +
+                      "brain1_label.nrrd --csv " + folder + "/box_scores.csv",
+                  &output),
+            0)
+      << output;
+  EXPECT_NE(output.find("froc_sensitivity_at_0.125_fp"), std::string::npos) << output;
+  EXPECT_NE(output.find("2 reference boxes"), std::string::npos) << output;
+  std::ifstream scores(folder + "/box_scores.csv");
+  std::string header;
+  std::getline(scores, header);
+  EXPECT_EQ(header, "metric,value");
+  // Boxes against themselves (JSON on both sides): a perfect mAP.
+  if (!boxes["boxes"].empty()) {
+    const std::string own = folder + "/boxes/brain1_image_boxes.json";
+    ASSERT_EQ(graft("evaluate --pred " + own + " --ref " + own, &output), 0) << output;
+    EXPECT_NE(output.find("map_50                           1.0000"), std::string::npos) << output;
+  }
   // Every box lies inside the scan's index bounds, on the scan's own grid.
   const graft::io::Image scan = graft::io::read(data + "brain1_image.nrrd");
   for (const auto& box : boxes["boxes"]) {

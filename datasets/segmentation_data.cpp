@@ -6,6 +6,7 @@
 #include <random>
 
 #include "datasets/image_tensor.h"
+#include "io/boxes.h"
 #include "io/error.h"
 #include "io/image_file.h"
 
@@ -36,7 +37,14 @@ PreparedCase prepare_case(const CaseEntry& entry, const preprocess::Contract& co
     made.plan = preprocess::make_plan(contract, image, plan_options);
     made.image = preprocess::apply(made.plan, image);
     if (entry.label.empty()) return made;
-    const io::Image labels = io::read(entry.label);
+    // A .json or .csv label holds box annotations: drawn as a label map on the image's grid, they
+    // follow the label-map path (and come back as boxes for detection).
+    const bool boxes = entry.label.size() > 4 && (entry.label.compare(entry.label.size() - 4, 4, ".csv") == 0 ||
+                                                  entry.label.compare(entry.label.size() - 5, 5, ".json") == 0);
+    const io::Image labels =
+        boxes ? io::labels_from_boxes(io::read_boxes_file(entry.label, image.geometry(), io::image_stem(entry.image)),
+                                      image.geometry())
+              : io::read(entry.label);
     if (!labels.geometry().same_grid(image.geometry(), 1e-3)) {
       throw Error("case " + entry.id + ": label " + entry.label + " and image " + entry.image +
                   " lie on different grids: " + labels.geometry().describe_difference(image.geometry(), 1e-3));

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <stdexcept>
 #include <limits>
 #include <memory>
 
@@ -217,6 +219,124 @@ std::vector<Box> boxes_from_json(const nlohmann::json& json, const Geometry& gri
     boxes.push_back(box);
   }
   return boxes;
+}
+
+std::vector<Box> read_boxes_file(const std::string& path, const Geometry& grid, const std::string& image_id) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot open the box annotations");
+  const bool json = path.size() > 5 && path.compare(path.size() - 5, 5, ".json") == 0;
+  if (json) {
+    nlohmann::json parsed;
+    try {
+      parsed = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(path + ": not valid JSON (" + std::string(e.what()) + ")");
+    }
+    return boxes_from_json(parsed, grid, path);
+  }
+  auto split = [](const std::string& line) {
+    std::vector<std::string> fields;
+    std::string field;
+    for (const char c : line) {
+      if (c == ',') {
+        fields.push_back(field);
+        field.clear();
+      } else if (c != '\r') {
+        field += c;
+      }
+    }
+    fields.push_back(field);
+    return fields;
+  };
+  std::string line;
+  if (!std::getline(in, line)) throw Error(path + ": empty box annotations (a header line is needed)");
+  const std::vector<std::string> header = split(line);
+  auto column = [&](const std::string& name) {
+    const auto found = std::find(header.begin(), header.end(), name);
+    return found == header.end() ? -1 : static_cast<int>(found - header.begin());
+  };
+  const int luna[4] = {column("coordX"), column("coordY"), column("coordZ"), column("diameter_mm")};
+  const int world[6] = {column("x_min"), column("y_min"), column("z_min"), column("x_max"), column("y_max"), column("z_max")};
+  const int index[6] = {column("start_x"), column("start_y"), column("start_z"), column("end_x"), column("end_y"), column("end_z")};
+  const int label_column = column("label");
+  const int id_column = column("seriesuid") >= 0 ? column("seriesuid") : column("image");
+  auto all_present = [](const int* columns, int count) {
+    return std::all_of(columns, columns + count, [](int c) { return c >= 0; });
+  };
+  const bool is_luna = all_present(luna, 4), is_world = all_present(world, 6), is_index = all_present(index, 6);
+  if (!is_luna && !is_world && !is_index) {
+    throw Error(path + ": the header names none of the box forms (coordX,coordY,coordZ,diameter_mm; "
+                "x_min..z_max; start_x..end_z)");
+  }
+  std::vector<Box> boxes;
+  for (int row = 2; std::getline(in, line); ++row) {
+    if (line.empty() || line == "\r") continue;
+    const std::vector<std::string> fields = split(line);
+    const std::string where = path + ": row " + std::to_string(row);
+    if (id_column >= 0 && id_column < static_cast<int>(fields.size()) && !image_id.empty() &&
+        fields[id_column] != image_id) {
+      continue;
+    }
+    auto number = [&](int c) {
+      if (c >= static_cast<int>(fields.size())) throw Error(where + ": field '" + header[c] + "' is missing");
+      try {
+        std::size_t used = 0;
+        const double value = std::stod(fields[c], &used);
+        if (used != fields[c].size() || !std::isfinite(value)) throw std::invalid_argument("");
+        return value;
+      } catch (const std::exception&) {
+        throw Error(where + ": field '" + header[c] + "' is not a number ('" + fields[c] + "')");
+      }
+    };
+    Box box;
+    if (is_index) {
+      for (int a = 0; a < 3; ++a) box.start_xyz[a] = number(index[a]), box.end_xyz[a] = number(index[3 + a]);
+    } else {
+      Vec3 low, high;
+      if (is_luna) {
+        const double diameter = number(luna[3]);
+        if (diameter <= 0) throw Error(where + ": field 'diameter_mm' must be positive");
+        for (int a = 0; a < 3; ++a) low[a] = number(luna[a]) - diameter / 2, high[a] = number(luna[a]) + diameter / 2;
+      } else {
+        for (int a = 0; a < 3; ++a) low[a] = number(world[a]), high[a] = number(world[3 + a]);
+      }
+      const Mat3 world_axes{{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}};
+      const Vec3 centre{(low[0] + high[0]) / 2, (low[1] + high[1]) / 2, (low[2] + high[2]) / 2};
+      box = bounds_on(oriented_corners(centre, {high[0] - low[0], high[1] - low[1], high[2] - low[2]}, world_axes), grid);
+    }
+    for (int a = 0; a < 3; ++a) {
+      if (!(box.start_xyz[a] <= box.end_xyz[a])) throw Error(where + ": the box ends before it starts on axis " + std::to_string(a));
+    }
+    if (label_column >= 0) box.label = static_cast<int>(number(label_column));
+    boxes.push_back(box);
+  }
+  return boxes;
+}
+
+Image labels_from_boxes(const std::vector<Box>& boxes, const Geometry& grid) {
+  Image labels(DType::kU8, 1, grid);
+  std::vector<const Box*> order;
+  for (const Box& box : boxes) {
+    if (box.label < 1 || box.label > 255) {
+      throw Error("box label " + std::to_string(box.label) + " cannot be held in a label map (1..255)");
+    }
+    order.push_back(&box);
+  }
+  std::stable_sort(order.begin(), order.end(), [](const Box* a, const Box* b) { return box_volume(*a) > box_volume(*b); });
+  const auto& size = grid.size_xyz;
+  std::uint8_t* out = labels.data<std::uint8_t>();
+  for (const Box* box : order) {
+    std::array<std::int64_t, 3> low, high;
+    for (int a = 0; a < 3; ++a) {
+      // Voxel i's centre is at index i: inside when start <= i <= end.
+      low[a] = std::max<std::int64_t>(0, static_cast<std::int64_t>(std::ceil(box->start_xyz[a])));
+      high[a] = std::min<std::int64_t>(size[a] - 1, static_cast<std::int64_t>(std::floor(box->end_xyz[a])));
+    }
+    for (std::int64_t z = low[2]; z <= high[2]; ++z)
+      for (std::int64_t y = low[1]; y <= high[1]; ++y)
+        for (std::int64_t x = low[0]; x <= high[0]; ++x) out[labels.offset(0, z, y, x)] = static_cast<std::uint8_t>(box->label);
+  }
+  return labels;
 }
 
 nlohmann::json boxes_to_slicer_markups(const std::vector<Box>& boxes, const Geometry& grid,

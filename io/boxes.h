@@ -53,6 +53,22 @@ nlohmann::json boxes_to_json(const std::vector<Box>& boxes, const Geometry& grid
 // ({"start_index", "end_index", "label"?, "score"?}). Errors name `source` and the field.
 std::vector<Box> boxes_from_json(const nlohmann::json& json, const Geometry& grid, const std::string& source);
 
+// Box annotations from a file, onto `grid` (the image they annotate):
+// - .json: boxes_from_json's forms;
+// - .csv with a header, one box per row, in one of three forms: LUNA16's world centre and
+//   diameter (coordX, coordY, coordZ, diameter_mm: a cube along the world axes), world bounds
+//   (x_min, y_min, z_min, x_max, y_max, z_max), or index bounds (start_x, start_y, start_z,
+//   end_x, end_y, end_z); an optional `label` column (default 1), and when a `seriesuid` or
+//   `image` column is present only the rows naming `image_id` (LUNA16's annotations.csv holds
+//   every scan). Errors name the file, the row and the field.
+std::vector<Box> read_boxes_file(const std::string& path, const Geometry& grid, const std::string& image_id);
+
+// A one-channel u8 label map on `grid` with each box's voxels (those whose centres lie inside it)
+// set to its label, larger boxes first so a smaller box inside a larger one stays visible. Lets
+// box annotations train through the label-map path (boxes come back as connected components,
+// so boxes that touch merge into one).
+Image labels_from_boxes(const std::vector<Box>& boxes, const Geometry& grid);
+
 // 3D Slicer markups (schema markups-schema-v1.0.3): one ROI markup per box, LPS millimetres,
 // centre, size and orientation from the grid, named CLASS-N with the score in its description.
 // Needs an LPS grid.

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <random>
 
 #include "datasets/image_tensor.h"
@@ -219,6 +220,23 @@ TEST(Detection, SyntheticClumpsTrainToAMapAt05OfAtLeast08) {
   for (const double value : result.val_metric_per_epoch) std::printf(" %.3f", value);
   std::printf("\n");
   EXPECT_GE(result.best_val_metric, 0.8);
+}
+
+// A manifest whose label is a box CSV trains through the label-map path: the prepared case's
+// components are the annotated boxes, on the Plan's grid.
+TEST(Detection, BoxAnnotationsInAManifestBecomeThePreparedCasesBoxes) {
+  const std::string folder = graft::testing::temp_dir();
+  datasets::PreparedCase c = nodule_case(3);
+  c.image.geometry().spacing_xyz = {0.8, 0.8, 2.0};
+  io::write(c.image, folder + "/scan.nii.gz");
+  std::ofstream(folder + "/scan_boxes.csv") << "start_x,start_y,start_z,end_x,end_y,end_z\n4.5,5.5,6.5,10.5,12.5,9.5\n";
+  preprocess::Contract contract;  // keeps the grid
+  const datasets::CaseEntry entry{"scan", folder + "/scan.nii.gz", folder + "/scan_boxes.csv", "train"};
+  const datasets::PreparedCase prepared = datasets::prepare_case(entry, contract, {0}, 2);
+  const std::vector<io::Box> boxes = io::boxes_from_labels(prepared.labels);
+  ASSERT_EQ(boxes.size(), 1u);
+  EXPECT_EQ(boxes[0].start_xyz, (io::Vec3{4.5, 5.5, 6.5}));
+  EXPECT_EQ(boxes[0].end_xyz, (io::Vec3{10.5, 12.5, 9.5}));
 }
 
 }  // namespace

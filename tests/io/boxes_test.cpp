@@ -249,5 +249,48 @@ TEST(Boxes, GeoJsonIsRfc7946AndItsCornersAreWhereGdalPutsThem) {
   EXPECT_NE(message.find("georeferenced"), std::string::npos) << message;
 }
 
+TEST(Boxes, AnnotationsFromCsvInLunaWorldAndIndexFormsAndFromJson) {
+  Geometry grid;
+  grid.size_xyz = {20, 20, 6};
+  grid.spacing_xyz = {0.5, 0.5, 2.0};
+  grid.origin_world = {10.0, 20.0, 30.0};
+  const std::string folder = graft::testing::temp_dir();
+  auto expect_box = [](const Box& box, const Vec3& start, const Vec3& end, int label) {
+    for (int a = 0; a < 3; ++a) {
+      EXPECT_NEAR(box.start_xyz[a], start[a], 1e-9) << "axis " << a;
+      EXPECT_NEAR(box.end_xyz[a], end[a], 1e-9) << "axis " << a;
+    }
+    EXPECT_EQ(box.label, label);
+  };
+  // LUNA16: a 2 mm nodule at world (12, 22, 34) of scan A; scan B's row is not this image's.
+  std::ofstream(folder + "/luna.csv") << "seriesuid,coordX,coordY,coordZ,diameter_mm\nscanA,12,22,34,2\nscanB,0,0,0,5\n";
+  const std::vector<Box> luna = read_boxes_file(folder + "/luna.csv", grid, "scanA");
+  ASSERT_EQ(luna.size(), 1u);
+  expect_box(luna[0], {2, 2, 1.5}, {6, 6, 2.5}, 1);
+  std::ofstream(folder + "/world.csv") << "x_min,y_min,z_min,x_max,y_max,z_max,label\n11,21,32,13,23,36,3\n";
+  expect_box(read_boxes_file(folder + "/world.csv", grid, "").at(0), {2, 2, 1}, {6, 6, 3}, 3);
+  std::ofstream(folder + "/index.csv") << "start_x,start_y,start_z,end_x,end_y,end_z,label\r\n2.5,3.5,0.5,6.5,7.5,2.5,2\r\n";
+  const std::vector<Box> index = read_boxes_file(folder + "/index.csv", grid, "");
+  expect_box(index.at(0), {2.5, 3.5, 0.5}, {6.5, 7.5, 2.5}, 2);
+  std::ofstream(folder + "/boxes.json") << boxes_to_json(index, grid, {}).dump();
+  expect_box(read_boxes_file(folder + "/boxes.json", grid, "").at(0), {2.5, 3.5, 0.5}, {6.5, 7.5, 2.5}, 2);
+
+  // Drawn as a label map, the box covers the voxels whose centres it holds, and comes back whole.
+  const Image drawn = labels_from_boxes(index, grid);
+  std::int64_t set = 0;
+  for (std::int64_t i = 0; i < drawn.element_count(); ++i) set += drawn.data<std::uint8_t>()[i] == 2;
+  EXPECT_EQ(set, 4 * 4 * 2);
+  const std::vector<Box> back = boxes_from_labels(drawn);
+  ASSERT_EQ(back.size(), 1u);
+  expect_box(back[0], {2.5, 3.5, 0.5}, {6.5, 7.5, 2.5}, 2);
+
+  std::ofstream(folder + "/bad.csv") << "coordX,coordY,coordZ,diameter_mm\n1,2,abc,3\n";
+  std::string message = graft::testing::error_message([&] { read_boxes_file(folder + "/bad.csv", grid, ""); });
+  EXPECT_NE(message.find("bad.csv: row 2: field 'coordZ' is not a number ('abc')"), std::string::npos) << message;
+  std::ofstream(folder + "/unknown.csv") << "a,b,c\n1,2,3\n";
+  message = graft::testing::error_message([&] { read_boxes_file(folder + "/unknown.csv", grid, ""); });
+  EXPECT_NE(message.find("none of the box forms"), std::string::npos) << message;
+}
+
 }  // namespace
 }  // namespace graft::io

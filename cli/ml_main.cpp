@@ -32,6 +32,7 @@
 #include "io/atomic_file.h"
 #include "io/boxes.h"
 #include "io/dicom_seg.h"
+#include "io/text.h"
 #include "io/error.h"
 #include "io/image_file.h"
 #include "io/npy.h"
@@ -222,9 +223,9 @@ int run_mil_predict(const std::string& model, const std::vector<std::string>& in
   graft::finetune::MilPredictor predictor(model);
   const auto& names = predictor.class_names();
   std::string csv = probability_table_header("slide", names);
-  const std::string attention_folder = graft::io::strip_image_extension(output.size() > 4 && output.substr(output.size() - 4) == ".csv"
-                                                                            ? output.substr(0, output.size() - 4)
-                                                                            : output) + "_attention";
+  const std::string attention_folder =
+      graft::io::strip_image_extension(graft::io::ends_with(output, ".csv") ? output.substr(0, output.size() - 4) : output) +
+      "_attention";
   for (const std::string& input : inputs) {
     const auto prediction = predictor.predict(input);
     const auto best = std::max_element(prediction.probabilities.begin(), prediction.probabilities.end()) -
@@ -337,8 +338,7 @@ int run_evaluate_boxes(const std::string& prediction_path, const std::string& re
                        const std::string& csv_path) {
   const nlohmann::json predicted = graft::finetune::read_json_file(prediction_path);
   graft::finetune::DetectionCase evaluated;
-  const bool reference_is_json = reference_path.size() > 5 && reference_path.substr(reference_path.size() - 5) == ".json";
-  if (reference_is_json) {
+  if (graft::io::ends_with(reference_path, ".json")) {
     // Both sides as index boxes on the image they were made for.
     auto index_only = [](nlohmann::json json) {
       for (auto& box : json.is_object() && json.contains("boxes") ? json["boxes"] : json) {
@@ -381,7 +381,7 @@ int run_evaluate_boxes(const std::string& prediction_path, const std::string& re
 
 int run_evaluate(const std::string& prediction_path, const std::string& reference_path,
                  const std::string& csv_path, double tolerance_mm) {
-  if (prediction_path.size() > 5 && prediction_path.substr(prediction_path.size() - 5) == ".json") {
+  if (graft::io::ends_with(prediction_path, ".json")) {
     return run_evaluate_boxes(prediction_path, reference_path, csv_path);
   }
   const io::Image prediction = io::read(prediction_path);
@@ -494,16 +494,14 @@ int run_detect(const std::string& model, const std::vector<std::string>& inputs,
   namespace fs = std::filesystem;
   graft::finetune::set_compute_threads(0);
   graft::finetune::Detector detector(model);
-  const auto ends_with = [](const std::string& text, const std::string& tail) {
-    return text.size() >= tail.size() && text.compare(text.size() - tail.size(), tail.size(), tail) == 0;
-  };
   std::vector<std::string> files;
   for (const std::string& input : inputs) {
     const bool listing = fs::is_directory(input) && graft::io::sniff_format(input) != graft::io::FileFormat::kDicom;
     const auto listed = listing ? graft::finetune::batch_inputs(input) : std::vector<std::string>{input};
     files.insert(files.end(), listed.begin(), listed.end());
   }
-  const bool one_named_file = files.size() == 1 && (ends_with(output, ".json") || ends_with(output, ".geojson"));
+  const bool one_named_file =
+      files.size() == 1 && (graft::io::ends_with(output, ".json") || graft::io::ends_with(output, ".geojson"));
   if (!one_named_file) fs::create_directories(output);
   for (const std::string& file : files) {
     const graft::io::Image image = graft::io::read(file);
@@ -517,8 +515,8 @@ int run_detect(const std::string& model, const std::vector<std::string>& inputs,
     };
     std::printf("%s: %zu boxes\n", file.c_str(), boxes.size());
     if (one_named_file) {
-      if (ends_with(output, ".mrk.json")) write(output, graft::io::boxes_to_slicer_markups(boxes, grid, names));
-      else if (ends_with(output, ".geojson")) write(output, graft::io::boxes_to_geojson(boxes, grid, names));
+      if (graft::io::ends_with(output, ".mrk.json")) write(output, graft::io::boxes_to_slicer_markups(boxes, grid, names));
+      else if (graft::io::ends_with(output, ".geojson")) write(output, graft::io::boxes_to_geojson(boxes, grid, names));
       else write(output, graft::io::boxes_to_json(boxes, grid, names));
       continue;
     }

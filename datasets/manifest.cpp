@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "io/error.h"
+#include "io/text.h"
 #include "io/image_file.h"
 
 namespace graft::datasets {
@@ -18,23 +19,6 @@ namespace fs = std::filesystem;
 std::string resolve(const std::string& base_folder, const std::string& path) {
   if (path.empty() || fs::path(path).is_absolute()) return path;
   return (fs::path(base_folder) / path).lexically_normal().string();
-}
-
-std::vector<std::string> split_csv_line(const std::string& line) {
-  std::vector<std::string> fields;
-  std::string field;
-  bool quoted = false;
-  for (char ch : line) {
-    if (ch == '"') quoted = !quoted;
-    else if (ch == ',' && !quoted) fields.push_back(field), field.clear();
-    else if (ch != '\r') field.push_back(ch);
-  }
-  fields.push_back(field);
-  for (auto& f : fields) {
-    f.erase(0, f.find_first_not_of(" \t"));
-    f.erase(f.find_last_not_of(" \t") + 1);
-  }
-  return fields;
 }
 
 std::vector<std::string> split_class_names(const std::string& text) {
@@ -53,7 +37,7 @@ std::vector<CaseEntry> read_csv(const std::string& path, const std::string& base
   std::ifstream in(path);
   std::string line;
   if (!std::getline(in, line)) throw Error(path + ": manifest is empty");
-  const std::vector<std::string> header = split_csv_line(line);
+  const std::vector<std::string> header = io::split_csv_line(line);
   auto column = [&](const std::string& name) {
     const auto found = std::find(header.begin(), header.end(), name);
     return found == header.end() ? -1 : static_cast<int>(found - header.begin());
@@ -66,7 +50,7 @@ std::vector<CaseEntry> read_csv(const std::string& path, const std::string& base
   while (std::getline(in, line)) {
     ++line_number;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const auto fields = split_csv_line(line);
+    const auto fields = io::split_csv_line(line);
     if (static_cast<int>(fields.size()) <= image) {
       throw Error(path + ": line " + std::to_string(line_number) + " has no image");
     }

@@ -39,10 +39,8 @@ PreparedCase prepare_case(const CaseEntry& entry, const preprocess::Contract& co
     if (entry.label.empty()) return made;
     // A .json or .csv label holds box annotations: drawn as a label map on the image's grid, they
     // follow the label-map path (and come back as boxes for detection).
-    const bool boxes = entry.label.size() > 4 && (entry.label.compare(entry.label.size() - 4, 4, ".csv") == 0 ||
-                                                  entry.label.compare(entry.label.size() - 5, 5, ".json") == 0);
     const io::Image labels =
-        boxes ? io::labels_from_boxes(io::read_boxes_file(entry.label, image.geometry(), io::image_stem(entry.image)),
+        io::is_box_annotation_path(entry.label) ? io::labels_from_boxes(io::read_boxes_file(entry.label, image.geometry(), io::image_stem(entry.image)),
                                       image.geometry())
               : io::read(entry.label);
     if (!labels.geometry().same_grid(image.geometry(), 1e-3)) {

@@ -92,17 +92,15 @@ TrainResult train_detector_prepared(const nlohmann::json& config, const std::vec
   DetectionModel model = build_detector(config);
   TrainingTask task;
   start_run_folder(config, model->backbone(), task);
-  datasets::BatchLoader loader(train_cases, patch_options(config), config["data"]["batch_size"],
-                               config["data"]["batches_per_epoch"], config["data"]["workers"],
-                               config["data"]["prefetch"], seed);
+  const auto loader = patch_loader(config, train_cases, seed);
   const DetectionDecodeOptions options = decode_options(config);
   describe_patch_task(task, config, *model, model->backbone(), model->head());
   const bool planar = model->spatial_dims() == 2;
   task.metric = planar ? "val_map_50" : "val_froc";
   task.metric_label = planar ? "validation mAP@0.5" : "validation FROC";
-  task.start_epoch = [&](int epoch) { loader.start_epoch(epoch); };
+  task.start_epoch = [&](int epoch) { loader->start_epoch(epoch); };
   task.next_loss = [&] {
-    datasets::Batch batch = loader.next();
+    datasets::Batch batch = loader->next();
     return detection_loss(model->forward(batch.image), boxes_of_batch(batch.labels));
   };
   if (!val_cases.empty()) {

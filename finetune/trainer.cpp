@@ -139,6 +139,14 @@ std::vector<double> validation_dice(SegmentationModelImpl& model, const std::vec
   return dice;
 }
 
+std::unique_ptr<datasets::BatchLoader> patch_loader(const nlohmann::json& config,
+                                                    const std::vector<datasets::PreparedCase>& cases,
+                                                    std::uint64_t seed) {
+  return std::make_unique<datasets::BatchLoader>(cases, patch_options(config), config["data"]["batch_size"],
+                                                 config["data"]["batches_per_epoch"], config["data"]["workers"],
+                                                 config["data"]["prefetch"], seed);
+}
+
 void describe_patch_task(TrainingTask& task, const nlohmann::json& config, torch::nn::Module& model,
                          backbones::BackboneImpl& backbone, torch::nn::Module& head) {
   task.model = &model;
@@ -159,16 +167,14 @@ TrainResult train_prepared(const nlohmann::json& config, const std::vector<datas
   TrainingTask task;
   start_run_folder(config, model->backbone(), task);
 
-  datasets::BatchLoader loader(train_cases, patch_options(config), config["data"]["batch_size"],
-                               config["data"]["batches_per_epoch"], config["data"]["workers"],
-                               config["data"]["prefetch"], seed);
+  const auto loader = patch_loader(config, train_cases, seed);
   const std::string loss_name = config["train"]["loss"];
   describe_patch_task(task, config, *model, model->backbone(), model->head());
   task.metric = "val_dice";
   task.metric_label = "validation Dice";
-  task.start_epoch = [&](int epoch) { loader.start_epoch(epoch); };
+  task.start_epoch = [&](int epoch) { loader->start_epoch(epoch); };
   task.next_loss = [&] {
-    datasets::Batch batch = loader.next();
+    datasets::Batch batch = loader->next();
     return loss_of(loss_name, model->forward(batch.image), batch.labels);
   };
   if (!val_cases.empty()) {

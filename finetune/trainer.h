@@ -1,6 +1,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,12 @@ CaseSplits read_case_splits(const nlohmann::json& config);
 
 // Patch size, foreground fraction and augmentation from data.*; errors say what a 2D backbone needs.
 datasets::PatchOptions patch_options(const nlohmann::json& config);
+
+// The patch loader data.* describes (batch size, batches per epoch, workers, prefetch) over
+// `cases`, for every patch-trained task.
+std::unique_ptr<datasets::BatchLoader> patch_loader(const nlohmann::json& config,
+                                                    const std::vector<datasets::PreparedCase>& cases,
+                                                    std::uint64_t seed);
 
 // The parts of a TrainingTask every patch-trained task (segmentation, detection) fills alike:
 // model, backbone and head, layer decay, steps per epoch and frozen epochs.

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "io/error.h"
+#include "io/text.h"
 
 namespace graft::io {
 namespace {
@@ -224,8 +225,7 @@ std::vector<Box> boxes_from_json(const nlohmann::json& json, const Geometry& gri
 std::vector<Box> read_boxes_file(const std::string& path, const Geometry& grid, const std::string& image_id) {
   std::ifstream in(path);
   if (!in) throw Error(path + ": cannot open the box annotations");
-  const bool json = path.size() > 5 && path.compare(path.size() - 5, 5, ".json") == 0;
-  if (json) {
+  if (ends_with(path, ".json")) {
     nlohmann::json parsed;
     try {
       parsed = nlohmann::json::parse(in);
@@ -234,23 +234,9 @@ std::vector<Box> read_boxes_file(const std::string& path, const Geometry& grid, 
     }
     return boxes_from_json(parsed, grid, path);
   }
-  auto split = [](const std::string& line) {
-    std::vector<std::string> fields;
-    std::string field;
-    for (const char c : line) {
-      if (c == ',') {
-        fields.push_back(field);
-        field.clear();
-      } else if (c != '\r') {
-        field += c;
-      }
-    }
-    fields.push_back(field);
-    return fields;
-  };
   std::string line;
   if (!std::getline(in, line)) throw Error(path + ": empty box annotations (a header line is needed)");
-  const std::vector<std::string> header = split(line);
+  const std::vector<std::string> header = split_csv_line(line);
   auto column = [&](const std::string& name) {
     const auto found = std::find(header.begin(), header.end(), name);
     return found == header.end() ? -1 : static_cast<int>(found - header.begin());
@@ -270,8 +256,8 @@ std::vector<Box> read_boxes_file(const std::string& path, const Geometry& grid, 
   }
   std::vector<Box> boxes;
   for (int row = 2; std::getline(in, line); ++row) {
-    if (line.empty() || line == "\r") continue;
-    const std::vector<std::string> fields = split(line);
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::vector<std::string> fields = split_csv_line(line);
     const std::string where = path + ": row " + std::to_string(row);
     if (id_column >= 0 && id_column < static_cast<int>(fields.size()) && !image_id.empty() &&
         fields[id_column] != image_id) {
@@ -312,6 +298,8 @@ std::vector<Box> read_boxes_file(const std::string& path, const Geometry& grid, 
   }
   return boxes;
 }
+
+bool is_box_annotation_path(const std::string& path) { return ends_with(path, ".json") || ends_with(path, ".csv"); }
 
 Image labels_from_boxes(const std::vector<Box>& boxes, const Geometry& grid) {
   Image labels(DType::kU8, 1, grid);

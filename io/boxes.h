@@ -62,6 +62,8 @@ std::vector<Box> boxes_from_json(const nlohmann::json& json, const Geometry& gri
 //   `image` column is present only the rows naming `image_id` (LUNA16's annotations.csv holds
 //   every scan). Errors name the file, the row and the field.
 std::vector<Box> read_boxes_file(const std::string& path, const Geometry& grid, const std::string& image_id);
+// True for the paths read_boxes_file takes (.json, .csv): a manifest label naming box annotations.
+bool is_box_annotation_path(const std::string& path);
 
 // A one-channel u8 label map on `grid` with each box's voxels (those whose centres lie inside it)
 // set to its label, larger boxes first so a smaller box inside a larger one stays visible. Lets

@@ -14,14 +14,10 @@
 #include "io/nifti_reader.h"
 #include "io/npy.h"
 #include "io/nrrd_header_check.h"
+#include "io/text.h"
 
 namespace graft::io {
 namespace {
-
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() &&
-         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 }  // namespace
 

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "backbones/factory.h"
 #include "datasets/image_tensor.h"
 #include "finetune/detection_metrics.h"
 #include "finetune/run_config.h"
+#include "finetune/sliding_window.h"
 #include "finetune/trainer.h"
 #include "preprocess/plan.h"
 #include "io/error.h"
@@ -45,33 +47,116 @@ DetectionDecodeOptions decode_options(const nlohmann::json& config) {
   return options;
 }
 
-std::vector<io::Box> detect_image(DetectionModelImpl& model, const io::Image& image, const DetectionDecodeOptions& options) {
+namespace {
+
+// Detections on one (1, C, Z, Y, X) block, in its own continuous index space: the block is padded
+// at the far end of each axis to a multiple of the backbone's coarsest stride.
+std::vector<io::Box> detect_block(DetectionModelImpl& model, const torch::Tensor& block,
+                                  const DetectionDecodeOptions& options) {
   std::int64_t multiple = 1;
   for (const auto& level : model.backbone().feature_info()) multiple = std::max(multiple, level.stride);
-  torch::Tensor input = datasets::image_to_tensor(image).unsqueeze(0);  // (1, C, Z, Y, X)
   const bool planar = model.spatial_dims() == 2;
   std::vector<std::int64_t> padding;  // F::pad order: last axis first
   for (int axis = 4; axis >= (planar ? 3 : 2); --axis) {
-    const std::int64_t length = input.size(axis);
+    const std::int64_t length = block.size(axis);
     padding.push_back(0);
     padding.push_back((multiple - length % multiple) % multiple);
   }
-  const torch::Tensor padded = torch::constant_pad_nd(input, padding, 0.0);
+  const DetectionOutput output = model.forward(torch::constant_pad_nd(block, padding, 0.0));
+  return decode_detections(output, block.sizes(), options)[0];
+}
+
+}  // namespace
+
+std::vector<std::array<double, 2>> window_cores(const std::vector<std::int64_t>& starts, std::int64_t window) {
+  const double infinity = std::numeric_limits<double>::infinity();
+  std::vector<std::array<double, 2>> cores;
+  for (std::size_t i = 0; i < starts.size(); ++i) {
+    // Window i spans [start - 0.5, start + window - 0.5); neighbours split their overlap in half.
+    const double lower = i == 0 ? -infinity : 0.5 * (starts[i] + starts[i - 1] + window) - 0.5;
+    const double upper = i + 1 == starts.size() ? infinity : 0.5 * (starts[i + 1] + starts[i] + window) - 0.5;
+    cores.push_back({lower, upper});
+  }
+  return cores;
+}
+
+DetectionWindow detection_window(const nlohmann::json& config) {
+  DetectionWindow window;
+  const nlohmann::json size = config["detection"].value("window_size", nlohmann::json::array());
+  const auto patch = config["data"]["patch_size"].get<std::vector<std::int64_t>>();
+  if (!size.empty() && (!size.is_array() || size.size() != 3)) {
+    throw Error("detection.window_size must be [] or three sizes (x, y, z)");
+  }
+  for (int a = 0; a < 3; ++a) {
+    window.size_xyz[a] = size.empty() ? (patch[a] == 1 ? 1 : 2 * patch[a]) : size[a].get<std::int64_t>();
+    if (window.size_xyz[a] < 1) throw Error("detection.window_size: every size must be at least 1");
+  }
+  window.overlap_fraction = config["predict"]["overlap"];
+  if (window.overlap_fraction < 0 || window.overlap_fraction >= 1) throw Error("predict.overlap must be in [0, 1)");
+  return window;
+}
+
+std::vector<io::Box> detect_image(DetectionModelImpl& model, const io::Image& image, const DetectionDecodeOptions& options,
+                                  const DetectionWindow& window) {
+  const torch::Tensor input = datasets::image_to_tensor(image).unsqueeze(0);  // (1, C, Z, Y, X)
   torch::NoGradGuard no_grad;
   model.eval();
-  const DetectionOutput output = model.forward(padded);
-  std::vector<io::Box> boxes = decode_detections(output, input.sizes(), options)[0];
-  return boxes;
+  const auto& size = image.geometry().size_xyz;
+  bool whole = true;
+  for (int a = 0; a < 3; ++a) whole &= size[a] <= window.size_xyz[a];
+  if (whole) return detect_block(model, input, options);
+
+  // Each window keeps the detections whose centre lies in its core, so an object no wider than
+  // the overlap is kept once, from a window that holds it whole; NMS then settles the rest.
+  std::array<std::vector<std::int64_t>, 3> starts;
+  std::array<std::vector<std::array<double, 2>>, 3> cores;
+  for (int a = 0; a < 3; ++a) {
+    const std::int64_t extent = std::min(size[a], window.size_xyz[a]);
+    starts[a] = window_starts(size[a], extent, window.overlap_fraction);
+    cores[a] = window_cores(starts[a], extent);
+  }
+  DetectionDecodeOptions per_window = options;
+  per_window.max_detections = std::numeric_limits<int>::max();
+  const std::int64_t windows = static_cast<std::int64_t>(starts[0].size() * starts[1].size() * starts[2].size());
+  std::int64_t done = 0;
+  std::vector<io::Box> kept;
+  for (std::size_t k = 0; k < starts[2].size(); ++k) {
+    for (std::size_t j = 0; j < starts[1].size(); ++j) {
+      for (std::size_t i = 0; i < starts[0].size(); ++i) {
+        const std::array<std::size_t, 3> index{i, j, k};
+        torch::Tensor block = input;
+        for (int a = 0; a < 3; ++a) {
+          block = block.narrow(4 - a, starts[a][index[a]], std::min(size[a], window.size_xyz[a]));
+        }
+        for (io::Box box : detect_block(model, block.contiguous(), per_window)) {
+          bool in_core = true;
+          for (int a = 0; a < 3; ++a) {
+            const double offset = static_cast<double>(starts[a][index[a]]);
+            box.start_xyz[a] += offset;
+            box.end_xyz[a] += offset;
+            const double centre = 0.5 * (box.start_xyz[a] + box.end_xyz[a]);
+            in_core &= centre >= cores[a][index[a]][0] && centre < cores[a][index[a]][1];
+          }
+          if (in_core) kept.push_back(box);
+        }
+        if (window.progress) window.progress(static_cast<double>(++done) / windows);
+      }
+    }
+  }
+  kept = non_max_suppression(std::move(kept), options.nms_iou);
+  if (static_cast<int>(kept.size()) > options.max_detections) kept.resize(options.max_detections);
+  return kept;
 }
 
 std::map<std::string, double> detection_validation(DetectionModelImpl& model,
                                                    const std::vector<datasets::PreparedCase>& cases,
-                                                   const DetectionDecodeOptions& options) {
+                                                   const DetectionDecodeOptions& options,
+                                                   const DetectionWindow& window) {
   std::vector<DetectionCase> evaluated;
   for (const auto& prepared : cases) {
     DetectionCase c;
     c.references = io::boxes_from_labels(prepared.labels);
-    c.detections = detect_image(model, prepared.image, options);
+    c.detections = detect_image(model, prepared.image, options, window);
     evaluated.push_back(std::move(c));
   }
   const auto coco = coco_map(evaluated);
@@ -94,6 +179,7 @@ TrainResult train_detector_prepared(const nlohmann::json& config, const std::vec
   start_run_folder(config, model->backbone(), task);
   const auto loader = patch_loader(config, train_cases, seed);
   const DetectionDecodeOptions options = decode_options(config);
+  const DetectionWindow window = detection_window(config);
   describe_patch_task(task, config, *model, model->backbone(), model->head());
   const bool planar = model->spatial_dims() == 2;
   task.metric = planar ? "val_map_50" : "val_froc";
@@ -104,7 +190,7 @@ TrainResult train_detector_prepared(const nlohmann::json& config, const std::vec
     return detection_loss(model->forward(batch.image), boxes_of_batch(batch.labels));
   };
   if (!val_cases.empty()) {
-    task.validate = [&] { return detection_validation(*model, val_cases, options); };
+    task.validate = [&] { return detection_validation(*model, val_cases, options, window); };
   }
   return run_training(config, task, sinks, resume);
 }
@@ -126,7 +212,7 @@ Detector::Detector(const std::string& model_folder) {
 std::vector<io::Box> Detector::detect(const io::Image& image, const std::string& source) {
   datasets::refuse_nan_voxels(image, source);
   const preprocess::Plan plan = preprocess::make_plan(contract_, image, run_plan_options(config_, config_["seed"]));
-  std::vector<io::Box> boxes = detect_image(*model_, preprocess::apply(plan, image), decode_options(config_));
+  std::vector<io::Box> boxes = detect_image(*model_, preprocess::apply(plan, image), decode_options(config_), detection_window(config_));
   for (io::Box& box : boxes) box = io::map_box(box, plan.output_geometry, plan.input_geometry);
   return boxes;
 }

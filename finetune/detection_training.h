@@ -5,6 +5,8 @@
 // Patches are drawn and augmented as for segmentation, and each patch's boxes are taken from its
 // own augmented label patch, so flips, rotations and the small affine move the boxes with the
 // image by construction.
+#include <array>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -22,16 +24,36 @@ namespace graft::finetune {
 DetectionModel build_detector(const nlohmann::json& config);
 DetectionDecodeOptions decode_options(const nlohmann::json& config);
 
-// Detections on one prepared image (C, Z, Y, X on the Plan's grid), whole: the image is padded
-// at the far end of each axis to a multiple of the backbone's coarsest stride.
-std::vector<io::Box> detect_image(DetectionModelImpl& model, const io::Image& image, const DetectionDecodeOptions& options);
+// How a prepared image is cut for detection: windows of size_xyz voxels overlapping by
+// overlap_fraction, or one pass when the image fits in a window.
+struct DetectionWindow {
+  std::array<std::int64_t, 3> size_xyz{1 << 20, 1 << 20, 1 << 20};  // whole image by default
+  double overlap_fraction = 0.5;
+  std::function<void(double fraction_done)> progress;  // optional, after each window
+};
+
+// The run's window: detection.window_size, or twice data.patch_size when that is empty (an
+// object as wide as a training patch is then whole in some window), and predict.overlap.
+DetectionWindow detection_window(const nlohmann::json& config);
+
+// Detections on one prepared image (C, Z, Y, X on the Plan's grid), in its continuous index
+// space. An image larger than the window is detected window by window; each window keeps the
+// detections centred in its core (see window_cores), then NMS and max_detections apply to all.
+std::vector<io::Box> detect_image(DetectionModelImpl& model, const io::Image& image, const DetectionDecodeOptions& options,
+                                  const DetectionWindow& window = {});
+
+// The core of each window along one axis, in continuous index: neighbouring windows split their
+// overlap at its middle, and the first and last cores reach to infinity, so the cores partition
+// the axis and each lies at least half the overlap inside its window's edges.
+std::vector<std::array<double, 2>> window_cores(const std::vector<std::int64_t>& starts, std::int64_t window);
 
 // Validation metrics of a detector on prepared cases whose label maps hold the references:
 // "val_froc" (LUNA16's average sensitivity), "val_map", "val_map_50", "val_completeness" and
 // "val_purity" (IoU 0.5, score 0.5).
 std::map<std::string, double> detection_validation(DetectionModelImpl& model,
                                                    const std::vector<datasets::PreparedCase>& cases,
-                                                   const DetectionDecodeOptions& options);
+                                                   const DetectionDecodeOptions& options,
+                                                   const DetectionWindow& window = {});
 
 // Trains as the resolved config says, through the shared loop; the metric is val_froc for 3D
 // backbones and val_map_50 for 2D ones.
@@ -41,7 +63,7 @@ TrainResult train_detector_prepared(const nlohmann::json& config, const std::vec
 TrainResult train_detector(const nlohmann::json& config, const std::vector<TrainEventSink>& sinks, bool resume);
 
 // A trained detector from its model folder (config.json, contract.json, model.safetensors),
-// for `graft predict`: each image goes through the saved Plan, is detected whole, and its boxes
+// for `graft predict`: each image goes through the saved Plan, is detected in the run's windows, and its boxes
 // come back on the image's own grid.
 class Detector {
  public:

@@ -91,7 +91,8 @@ nlohmann::json default_run_config() {
       "fpn_channels": 64,
       "score_threshold": 0.05,
       "nms_iou": 0.3,
-      "max_detections": 100
+      "max_detections": 100,
+      "window_size": []
     },
     "mil": {
       "feature_dim": 0,

@@ -2,13 +2,17 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
+#include <limits>
 #include <random>
 
 #include "datasets/image_tensor.h"
 #include "finetune/detection_training.h"
 #include "finetune/run_config.h"
+#include "finetune/sliding_window.h"
 #include "finetune/trainer.h"
+#include "io/error.h"
 #include "io/image_file.h"
 #include "preprocess/plan.h"
 #include "tests/support/test_support.h"
@@ -72,6 +76,44 @@ datasets::PreparedCase nodule_case(std::uint32_t seed) {
     if (label[i]) prepared.foreground.push_back(i);
   }
   return prepared;
+}
+
+// The best IoU with `reference` of the first `top` detections whose centre lies inside it (a hit
+// as LUNA16 counts one).
+double best_hitting_iou(const std::vector<io::Box>& found, const io::Box& reference, std::size_t top) {
+  double best = 0.0;
+  for (std::size_t d = 0; d < std::min(found.size(), top); ++d) {
+    const io::Vec3 centre = io::box_centre(found[d]);
+    bool inside = true;
+    for (int a = 0; a < 3; ++a) inside &= centre[a] >= reference.start_xyz[a] && centre[a] <= reference.end_xyz[a];
+    if (inside) best = std::max(best, io::box_iou(found[d], reference));
+  }
+  return best;
+}
+
+// Cases of equal x, y size, one above the other.
+datasets::PreparedCase stack_along_z(const std::vector<datasets::PreparedCase>& cases) {
+  io::Geometry grid = cases[0].image.geometry();
+  grid.size_xyz[2] = 0;
+  for (const auto& c : cases) grid.size_xyz[2] += c.image.geometry().size_xyz[2];
+  datasets::PreparedCase stacked;
+  stacked.image = io::Image(io::DType::kF32, 1, grid);
+  stacked.labels = io::Image(io::DType::kU8, 1, grid);
+  std::size_t image_at = 0, label_at = 0;
+  for (const auto& c : cases) {
+    std::memcpy(stacked.image.bytes() + image_at, c.image.bytes(), c.image.byte_count());
+    std::memcpy(stacked.labels.bytes() + label_at, c.labels.bytes(), c.labels.byte_count());
+    image_at += c.image.byte_count();
+    label_at += c.labels.byte_count();
+  }
+  return stacked;
+}
+
+// The best weights of a finished run, in a detector built from its config.
+DetectionModel build_and_load(const nlohmann::json& config) {
+  DetectionModel model = build_detector(config);
+  load_best_weights(*model, config["output"].get<std::string>());
+  return model;
 }
 
 // A detection run on synthetic cases made already normalised on their final grid (the saved
@@ -152,21 +194,70 @@ TEST(Detection, SyntheticNodulesTrainToAFrocOfAtLeast08) {
   const std::vector<io::Box> found = detector.detect(read_back, scan);
   const std::vector<io::Box> references = io::boxes_from_labels(c.labels);
   ASSERT_FALSE(references.empty());
-  // Each nodule is hit (a detection's centre inside its box, LUNA16's criterion) among the top
-  // detections, by a box that overlaps it.
   for (const io::Box& reference : references) {
-    double best = 0.0;
-    for (std::size_t d = 0; d < std::min<std::size_t>(found.size(), 3 * references.size()); ++d) {
-      const io::Vec3 centre = io::box_centre(found[d]);
-      bool inside = true;
-      for (int a = 0; a < 3; ++a) inside &= centre[a] >= reference.start_xyz[a] && centre[a] <= reference.end_xyz[a];
-      if (inside) best = std::max(best, io::box_iou(found[d], reference));
-    }
+    const double best = best_hitting_iou(found, reference, 3 * references.size());
     std::printf("  nodule of %.0f voxels across: best hitting detection IoU %.3f\n", io::box_size(reference)[0], best);
     EXPECT_GE(best, 0.3) << "a nodule among the top detections";
   }
+
+  // Three validation volumes stacked along z (48 x 48 x 144) are detected in 64^3 windows (twice
+  // the training patch); every nodule, seams included, is hit once among the top detections.
+  const datasets::PreparedCase tall = stack_along_z({nodule_case(101), nodule_case(102), nodule_case(103)});
+  const std::string tall_scan = folder + "/tall.nii.gz";
+  io::write(tall.image, tall_scan);
+  int windows = 0;
+  DetectionWindow window = detection_window(config);
+  window.progress = [&](double) { ++windows; };
+  DetectionModel trained = build_and_load(config);
+  const std::vector<io::Box> tall_found = detect_image(*trained, tall.image, decode_options(config), window);
+  EXPECT_EQ(windows, 4) << "z starts 0, 27, 53, 80";
+  const std::vector<io::Box> tall_whole = detect_image(*trained, tall.image, decode_options(config));
+  const std::vector<io::Box> tall_references = io::boxes_from_labels(tall.labels);
+  const std::vector<io::Box> tall_by_detector = detector.detect(io::read(tall_scan), tall_scan);
+  for (const io::Box& reference : tall_references) {
+    const std::size_t top = 3 * tall_references.size();
+    const double best = best_hitting_iou(tall_found, reference, top);
+    const double whole = best_hitting_iou(tall_whole, reference, top);
+    std::printf("  stacked volume, nodule at z %.0f: best hitting detection IoU %.3f in windows, %.3f whole\n",
+                io::box_centre(reference)[2], best, whole);
+    EXPECT_GT(best, 0.0) << "a nodule of the stacked volume is hit among the top detections";
+    EXPECT_GE(best, whole - 0.1) << "windows find what the whole volume finds";
+    EXPECT_EQ(best_hitting_iou(tall_by_detector, reference, top), best) << "the Detector detects in the same windows";
+    int strong_hits = 0;
+    for (const io::Box& d : tall_found) strong_hits += d.score >= 0.5 && io::box_iou(d, reference) >= 0.1;
+    EXPECT_LE(strong_hits, 1) << "a nodule kept by two windows";
+  }
   const nlohmann::json world = io::boxes_to_json(found, read_back.geometry(), detector.class_names());
   EXPECT_EQ(world["frame"], "LPS");
+}
+
+TEST(Detection, WindowCoresPartitionTheAxisAndStayHalfTheOverlapInside) {
+  const std::vector<std::int64_t> starts = window_starts(144, 64, 0.5);
+  ASSERT_EQ(starts, (std::vector<std::int64_t>{0, 27, 53, 80}));
+  const auto cores = window_cores(starts, 64);
+  ASSERT_EQ(cores.size(), 4u);
+  EXPECT_TRUE(std::isinf(cores[0][0]) && cores[0][0] < 0);
+  EXPECT_TRUE(std::isinf(cores[3][1]) && cores[3][1] > 0);
+  // Windows 0 and 1 overlap on voxels 27..63, continuous [26.5, 63.5): the split is at 45.
+  EXPECT_DOUBLE_EQ(cores[0][1], 45.0);
+  for (std::size_t i = 0; i + 1 < cores.size(); ++i) {
+    EXPECT_EQ(cores[i][1], cores[i + 1][0]) << "cores meet";
+    const double overlap = starts[i] + 64 - starts[i + 1];
+    EXPECT_DOUBLE_EQ(starts[i] + 63.5 - cores[i][1], overlap / 2) << "window " << i << "'s far edge";
+    EXPECT_DOUBLE_EQ(cores[i + 1][0] - (starts[i + 1] - 0.5), overlap / 2) << "window " << i + 1 << "'s near edge";
+  }
+  EXPECT_EQ(window_cores({0}, 64)[0][1], std::numeric_limits<double>::infinity());
+}
+
+TEST(Detection, WindowDefaultsToTwiceThePatchAndRefusesBadSizes) {
+  nlohmann::json config = default_run_config();
+  config["data"]["patch_size"] = {64, 48, 1};
+  const DetectionWindow window = detection_window(config);
+  EXPECT_EQ(window.size_xyz, (std::array<std::int64_t, 3>{128, 96, 1}));
+  config["detection"]["window_size"] = {100, 100};
+  EXPECT_THROW(detection_window(config), Error);
+  config["detection"]["window_size"] = {100, 0, 1};
+  EXPECT_THROW(detection_window(config), Error);
 }
 
 // A 96 x 96 image of sky noise with 2 to 5 clumps: Gaussian blobs of sigma 1.5 to 4 px, labelled

@@ -2,7 +2,9 @@
 // evaluate, embed, bench train-step). `graft` hands these to it with the same arguments.
 #include <torch/torch.h>
 
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -26,6 +28,7 @@
 #include "finetune/mil.h"
 #include "finetune/predictor.h"
 #include "finetune/run_config.h"
+#include "finetune/run_task.h"
 #include "finetune/segmentation_metrics.h"
 #include "finetune/slide_features.h"
 #include "finetune/trainer.h"
@@ -149,14 +152,20 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
                   event.epoch + 1);
     }
   };
-  const std::string task = config["task"];
-  if (task != "segmentation" && task != "classification" && task != "mil" && task != "detection") {
-    throw Error("task '" + task + "' is not one of segmentation, classification, mil, detection");
+  // Ctrl-C stops after the current step with a checkpoint that --resume continues from.
+  static std::atomic<bool> interrupted{false};
+  std::signal(SIGINT, [](int) { interrupted = true; });
+  const auto stop_on_interrupt = [&](const graft::finetune::TrainEvent& event) {
+    if (event.kind == "step" && interrupted) throw graft::finetune::TrainingCancelled{};
+  };
+  const auto result = graft::finetune::train_task(config, {progress, stop_on_interrupt}, resume);
+  std::signal(SIGINT, SIG_DFL);
+  if (result.cancelled) {
+    if (bar) bar->finish();
+    std::printf("train: interrupted; checkpoint %s/checkpoint.pt, continue with --resume\n",
+                config["output"].get<std::string>().c_str());
+    return 130;
   }
-  const auto result = task == "classification" ? graft::finetune::train_classifier(config, {progress}, resume)
-                      : task == "mil"          ? graft::finetune::train_mil(config, {progress}, resume)
-                      : task == "detection"    ? graft::finetune::train_detector(config, {progress}, resume)
-                                               : graft::finetune::train(config, {progress}, resume);
   std::printf("train: model folder %s (best %s %.4f at epoch %d)\n",
               config["output"].get<std::string>().c_str(), result.metric.c_str(),
               result.best_val_metric, result.best_epoch + 1);
@@ -520,9 +529,7 @@ int run_detect(const std::string& model, const std::vector<std::string>& inputs,
       else write(output, graft::io::boxes_to_json(boxes, grid, names));
       continue;
     }
-    write(stem + ".json", graft::io::boxes_to_json(boxes, grid, names));
-    if (grid.frame == graft::io::Frame::kLPS) write(stem + ".mrk.json", graft::io::boxes_to_slicer_markups(boxes, grid, names));
-    else write(stem + ".geojson", graft::io::boxes_to_geojson(boxes, grid, names));
+    for (const std::string& path : graft::io::write_box_files(boxes, grid, names, stem)) std::printf("  %s\n", path.c_str());
   }
   return 0;
 }

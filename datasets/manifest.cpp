@@ -1,12 +1,14 @@
 #include "datasets/manifest.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 
+#include "io/boxes.h"
 #include "io/error.h"
 #include "io/text.h"
 #include "io/image_file.h"
@@ -163,6 +165,32 @@ void assign_folds(std::vector<CaseEntry>& cases, int folds, int fold, std::uint6
   for (std::size_t k = 0; k < unassigned.size(); ++k) {
     cases[unassigned[k]].split = static_cast<int>(k % folds) == fold ? "val" : "train";
   }
+}
+
+CaseCheck check_case(const CaseEntry& entry) {
+  CaseCheck check;
+  try {
+    const io::Image image = io::read(entry.image);
+    const io::Geometry& grid = image.geometry();
+    char text[160];
+    std::snprintf(text, sizeof(text), "%lld x %lld x %lld at %.3g x %.3g x %.3g %s",
+                  static_cast<long long>(grid.size_xyz[0]), static_cast<long long>(grid.size_xyz[1]),
+                  static_cast<long long>(grid.size_xyz[2]), grid.spacing_xyz[0], grid.spacing_xyz[1],
+                  grid.spacing_xyz[2], grid.frame == io::Frame::kCRS ? "CRS units" : "mm");
+    check.grid = text;
+    if (!entry.label.empty() && !io::is_box_annotation_path(entry.label)) {
+      const io::Image labels = io::read(entry.label);
+      if (!labels.geometry().same_grid(grid, 1e-3)) {
+        check.problem = entry.label + " and " + entry.image +
+                        " lie on different grids: " + labels.geometry().describe_difference(grid, 1e-3);
+      } else if (labels.channels() != 1) {
+        check.problem = entry.label + ": a label map has one channel, this one has " + std::to_string(labels.channels());
+      }
+    }
+  } catch (const std::exception& error) {
+    check.problem = error.what();
+  }
+  return check;
 }
 
 }  // namespace graft::datasets

@@ -27,4 +27,12 @@ std::vector<CaseEntry> read_manifest(const std::string& path);
 // keep it.
 void assign_folds(std::vector<CaseEntry>& cases, int folds, int fold, std::uint64_t seed);
 
+// What the desktop app's dataset panel and `graft check` show for one case: its image grid, and
+// what is wrong with it (an unreadable file, a label map on another grid), empty when nothing is.
+struct CaseCheck {
+  std::string grid;     // "256 x 256 x 25 at 0.78 x 0.78 x 6.5 mm"
+  std::string problem;  // names the file and field
+};
+CaseCheck check_case(const CaseEntry& entry);
+
 }  // namespace graft::datasets

@@ -324,6 +324,7 @@ TrainResult train_classifier_prepared(const nlohmann::json& config, const std::v
     epoch_now = epoch;
     step_now = 0;
   };
+  task.skip_batch = [&] { ++step_now; };
   auto prefixed = [](const std::map<std::string, double>& metrics) {
     std::map<std::string, double> out;
     for (const auto& [name, value] : metrics) out["val_" + name] = value;

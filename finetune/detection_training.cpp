@@ -185,6 +185,7 @@ TrainResult train_detector_prepared(const nlohmann::json& config, const std::vec
   task.metric = planar ? "val_map_50" : "val_froc";
   task.metric_label = planar ? "validation mAP@0.5" : "validation FROC";
   task.start_epoch = [&](int epoch) { loader->start_epoch(epoch); };
+  task.skip_batch = [&] { loader->next(); };
   task.next_loss = [&] {
     datasets::Batch batch = loader->next();
     return detection_loss(model->forward(batch.image), boxes_of_batch(batch.labels));

@@ -107,6 +107,7 @@ TrainResult train_mil_prepared(const nlohmann::json& config, const std::vector<B
     order = datasets::epoch_order(static_cast<std::int64_t>(train.size()), seed, epoch);
     next = 0;
   };
+  task.skip_batch = [&] { ++next; };
   task.next_loss = [&] {
     const Bag& bag = train[order[next++]];
     return classification_loss(model->forward(bag.features).unsqueeze(0),

@@ -51,20 +51,8 @@ void Predictor::predict_file(const std::string& input, const std::string& output
     dicom = io::read_dicom(split.path, split.series);
   }
   const io::Image image = dicom_seg_output ? std::move(dicom.image) : io::read(input);
-  const preprocess::Plan plan = preprocess::make_plan(contract_, image, run_plan_options(config_, config_["seed"]));
-  const io::Image prepared = preprocess::apply(plan, image);
-  SlidingWindowOptions window;
-  const auto patch = config_["data"]["patch_size"].get<std::vector<std::int64_t>>();
-  window.patch_xyz = {patch[0], patch[1], patch[2]};
-  window.overlap_fraction = options.overlap_fraction >= 0 ? options.overlap_fraction
-                                                          : config_["predict"]["overlap"].get<double>();
-  window.mirror = options.mirror || config_["predict"]["mirror"].get<bool>();
-  window.keep_probabilities = options.write_probabilities || !options.probabilities_path.empty();
-  window.progress = options.progress;
-  const SlidingWindowResult result = predict_sliding_window(*model_, prepared, window);
-  io::Image labels = preprocess::invert(plan, result.labels, preprocess::PredictionKind::kLabels);
-  labels.metadata() = io::Metadata{};
-  labels.metadata().source_format = image.metadata().source_format;
+  const Prediction prediction = predict(image, options);
+  const io::Image& labels = prediction.labels;
   if (dicom_seg_output) {
     io::DicomSegOptions seg;
     seg.anonymize = options.anonymize;
@@ -75,15 +63,36 @@ void Predictor::predict_file(const std::string& input, const std::string& output
     io::write(labels, output);
   }
   const std::string stem = io::strip_image_extension(output);
-  if (result.probabilities) {
-    const io::Image probabilities =
-        preprocess::invert(plan, *result.probabilities, preprocess::PredictionKind::kProbabilities);
-    io::write(probabilities, options.probabilities_path.empty() ? stem + "_probabilities.nii.gz"
-                                                                : options.probabilities_path);
+  if (prediction.probabilities) {
+    io::write(*prediction.probabilities, options.probabilities_path.empty() ? stem + "_probabilities.nii.gz"
+                                                                            : options.probabilities_path);
   }
   if (options.write_plan) {
-    io::write_text_atomically(stem + ".plan.json", preprocess::to_json(plan).dump(2) + "\n");
+    io::write_text_atomically(stem + ".plan.json", preprocess::to_json(prediction.plan).dump(2) + "\n");
   }
+}
+
+Prediction Predictor::predict(const io::Image& image, const PredictOptions& options) {
+  Prediction prediction;
+  prediction.plan = preprocess::make_plan(contract_, image, run_plan_options(config_, config_["seed"]));
+  const io::Image prepared = preprocess::apply(prediction.plan, image);
+  SlidingWindowOptions window;
+  const auto patch = config_["data"]["patch_size"].get<std::vector<std::int64_t>>();
+  window.patch_xyz = {patch[0], patch[1], patch[2]};
+  window.overlap_fraction = options.overlap_fraction >= 0 ? options.overlap_fraction
+                                                          : config_["predict"]["overlap"].get<double>();
+  window.mirror = options.mirror || config_["predict"]["mirror"].get<bool>();
+  window.keep_probabilities = options.write_probabilities || !options.probabilities_path.empty();
+  window.progress = options.progress;
+  const SlidingWindowResult result = predict_sliding_window(*model_, prepared, window);
+  prediction.labels = preprocess::invert(prediction.plan, result.labels, preprocess::PredictionKind::kLabels);
+  prediction.labels.metadata() = io::Metadata{};
+  prediction.labels.metadata().source_format = image.metadata().source_format;
+  if (result.probabilities) {
+    prediction.probabilities =
+        preprocess::invert(prediction.plan, *result.probabilities, preprocess::PredictionKind::kProbabilities);
+  }
+  return prediction;
 }
 
 }  // namespace graft::finetune

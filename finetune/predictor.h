@@ -1,11 +1,13 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "finetune/segmentation_model.h"
 #include "preprocess/contract.h"
+#include "preprocess/plan.h"
 
 namespace graft::finetune {
 
@@ -20,6 +22,13 @@ struct PredictOptions {
   std::function<void(double)> progress;
 };
 
+// A prediction on the input's own grid, with the Plan that produced it.
+struct Prediction {
+  io::Image labels;                         // u8 label map
+  std::optional<io::Image> probabilities;   // f32, one channel per class, when asked for
+  preprocess::Plan plan;
+};
+
 // A trained model folder (config.json, contract.json, model.safetensors) ready to segment files.
 // The Contract saved with the model is used as it is, so a prediction months later repeats the
 // training run's preprocessing exactly.
@@ -31,6 +40,12 @@ class Predictor {
   // input's grid and writes them to `output` (.nii, .nii.gz, .nrrd) with the input's geometry.
   // A 2D model on a GDAL raster streams it tile by tile instead (predict_scene) into a GeoTIFF.
   void predict_file(const std::string& input, const std::string& output, const PredictOptions& options);
+
+  // The same steps on an image in memory (the desktop app's overlay): Plan, sliding window, labels
+  // mapped back onto the image's grid. Probabilities are kept when options ask to write them.
+  Prediction predict(const io::Image& image, const PredictOptions& options = {});
+
+  const nlohmann::json& config() const { return config_; }
 
 
  private:

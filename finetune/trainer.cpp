@@ -173,6 +173,7 @@ TrainResult train_prepared(const nlohmann::json& config, const std::vector<datas
   task.metric = "val_dice";
   task.metric_label = "validation Dice";
   task.start_epoch = [&](int epoch) { loader->start_epoch(epoch); };
+  task.skip_batch = [&] { loader->next(); };
   task.next_loss = [&] {
     datasets::Batch batch = loader->next();
     return loss_of(loss_name, model->forward(batch.image), batch.labels);

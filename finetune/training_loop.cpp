@@ -126,7 +126,8 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
   const std::int64_t total_steps = static_cast<std::int64_t>(epochs) * batches;
   TrainResult result;
   result.metric = task.metric;
-  int start_epoch = 0, epochs_without_improvement = 0;
+  int start_epoch = 0, start_step = 0, epochs_without_improvement = 0;
+  double start_loss_sum = 0.0;
   const std::string checkpoint_path = output + "/checkpoint.pt";
 
   if (resume) {
@@ -146,6 +147,8 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
                   task.metric + "' (a checkpoint of another task?)");
     }
     start_epoch = saved["next_epoch"];
+    start_step = saved.value("next_step", 0);
+    start_loss_sum = saved.value("epoch_loss_sum", 0.0);
     result.best_val_metric = saved["best_val_metric"];
     result.best_epoch = saved["best_epoch"];
     epochs_without_improvement = saved["epochs_without_improvement"];
@@ -172,6 +175,26 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
     for (const auto& sink : sinks) sink(event);
   };
 
+  // checkpoint.pt: written beside, then renamed, so a kill never leaves a broken file.
+  auto save_checkpoint = [&](int next_epoch, int next_step, double epoch_loss_sum) {
+    torch::serialize::OutputArchive archive, model_archive, optimizer_archive;
+    task.model->save(model_archive);
+    optimizer.optimizer->save(optimizer_archive);
+    archive.write("model", model_archive);
+    archive.write("optimizer", optimizer_archive);
+    const nlohmann::json state{{"metric", task.metric},
+                               {"next_epoch", next_epoch},
+                               {"next_step", next_step},
+                               {"epoch_loss_sum", epoch_loss_sum},
+                               {"best_val_metric", result.best_val_metric},
+                               {"best_epoch", result.best_epoch},
+                               {"epochs_without_improvement", epochs_without_improvement},
+                               {"val_metric_per_epoch", to_json_with_nulls(result.val_metric_per_epoch)},
+                               {"train_loss_per_epoch", result.train_loss_per_epoch}};
+    archive.write("state", c10::IValue(state.dump()));
+    io::write_atomically(checkpoint_path, [&](const std::string& temporary) { archive.save_to(temporary); });
+  };
+
   const double clip = train_settings["grad_clip_norm"];
   const int patience = train_settings["early_stopping_patience"];
   for (int epoch = start_epoch; epoch < epochs; ++epoch) {
@@ -182,8 +205,10 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
     TrainEvent epoch_start{"epoch_start", epoch};
     emit(epoch_start);
     task.start_epoch(epoch);
-    double loss_sum = 0.0, learning_rate = 0.0;
-    for (int step = 0; step < batches; ++step) {
+    const int first_step = epoch == start_epoch ? start_step : 0;
+    for (int skipped = 0; skipped < first_step && task.skip_batch; ++skipped) task.skip_batch();
+    double loss_sum = epoch == start_epoch ? start_loss_sum : 0.0, learning_rate = 0.0;
+    for (int step = first_step; step < batches; ++step) {
       const std::int64_t global_step = static_cast<std::int64_t>(epoch) * batches + step;
       const double factor = schedule_factor(train_settings, global_step, total_steps, epoch);
       set_learning_rates(optimizer, factor);
@@ -202,7 +227,16 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
       TrainEvent event{"step", epoch, step};
       event.loss = loss_value;
       event.learning_rate = learning_rate;
-      emit(event);
+      try {
+        emit(event);
+      } catch (const TrainingCancelled&) {
+        save_checkpoint(epoch, step + 1, loss_sum);  // after the last step: validation is still to come
+        TrainEvent cancelled{"cancelled", epoch, step};
+        cancelled.path = checkpoint_path;
+        emit(cancelled);
+        result.cancelled = true;
+        return result;
+      }
     }
     const double train_loss = loss_sum / batches;
     result.train_loss_per_epoch.push_back(train_loss);
@@ -235,21 +269,7 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
     csv << epoch << "," << train_loss << "," << (validated ? std::to_string(val_metric) : std::string("")) << ","
         << learning_rate << "," << end.seconds << "\n" << std::flush;
 
-    // checkpoint.pt: written beside, then renamed, so a kill never leaves a broken file.
-    torch::serialize::OutputArchive archive, model_archive, optimizer_archive;
-    task.model->save(model_archive);
-    optimizer.optimizer->save(optimizer_archive);
-    archive.write("model", model_archive);
-    archive.write("optimizer", optimizer_archive);
-    const nlohmann::json state{{"metric", task.metric},
-                               {"next_epoch", epoch + 1},
-                               {"best_val_metric", result.best_val_metric},
-                               {"best_epoch", result.best_epoch},
-                               {"epochs_without_improvement", epochs_without_improvement},
-                               {"val_metric_per_epoch", to_json_with_nulls(result.val_metric_per_epoch)},
-                               {"train_loss_per_epoch", result.train_loss_per_epoch}};
-    archive.write("state", c10::IValue(state.dump()));
-    io::write_atomically(checkpoint_path, [&](const std::string& temporary) { archive.save_to(temporary); });
+    save_checkpoint(epoch + 1, 0, 0.0);
     TrainEvent saved{"checkpoint", epoch};
     saved.path = checkpoint_path;
     emit(saved);

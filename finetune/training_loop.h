@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "finetune/train_events.h"
+
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -9,22 +11,6 @@
 #include <vector>
 
 namespace graft::finetune {
-
-// One stream of training progress. The terminal progress bar, the JSON-lines log, the metrics
-// CSV and the GUI's chart all read these.
-struct TrainEvent {
-  std::string kind;  // "epoch_start", "step", "epoch_end", "checkpoint", "early_stop", "done"
-  int epoch = 0;
-  int step = 0;
-  int steps_per_epoch = 0;
-  int epochs = 0;
-  double loss = 0.0;
-  double learning_rate = 0.0;
-  double seconds = 0.0;                   // since the run (or resume) started
-  std::map<std::string, double> metrics;  // "train_loss", "val_dice", "val_accuracy", ...
-  std::string path;                       // for "checkpoint"
-};
-using TrainEventSink = std::function<void(const TrainEvent&)>;
 
 struct TrainResult {
   std::string metric;  // the validation metric that picks the best epoch ("val_dice", ...)
@@ -34,6 +20,7 @@ struct TrainResult {
   std::vector<double> val_metric_per_epoch;  // NaN for epochs without validation
   std::vector<double> train_loss_per_epoch;
   std::map<std::string, double> test_metrics;  // "test_accuracy", ...: when the task has a test split
+  bool cancelled = false;                      // a sink threw TrainingCancelled
 };
 
 // What a task (segmentation, classification) hands the shared training loop.
@@ -47,6 +34,9 @@ struct TrainingTask {
   std::string metric_label;  // for the plot, e.g. "validation Dice"
   std::function<void(int epoch)> start_epoch;
   std::function<torch::Tensor()> next_loss;  // loss of the next batch, with the graph attached
+  // Draws the next batch and drops it, so a run resumed mid-epoch sees the batches it would have
+  // seen; without it, a resumed epoch draws its remaining batches from the epoch's start.
+  std::function<void()> skip_batch;
   // Metrics on the validation data, containing `metric`; empty when there is none.
   std::function<std::map<std::string, double>()> validate;
   std::vector<std::string> notes;  // written to events.jsonl first (weight-loading reports)

@@ -1,5 +1,7 @@
 #include "io/boxes.h"
 
+#include "io/atomic_file.h"
+
 #include <ogr_spatialref.h>
 
 #include <algorithm>
@@ -410,6 +412,20 @@ nlohmann::json boxes_to_geojson(const std::vector<Box>& boxes, const Geometry& g
                          {{"label", box.label}, {"class", class_name(class_names, box.label)}, {"score", box.score}}}});
   }
   return {{"type", "FeatureCollection"}, {"features", features}};
+}
+
+std::vector<std::string> write_box_files(const std::vector<Box>& boxes, const Geometry& grid,
+                                         const std::vector<std::string>& class_names, const std::string& stem) {
+  std::vector<std::string> written{stem + ".json"};
+  write_text_atomically(written.back(), boxes_to_json(boxes, grid, class_names).dump(2) + "\n");
+  if (grid.frame == Frame::kLPS) {
+    written.push_back(stem + ".mrk.json");
+    write_text_atomically(written.back(), boxes_to_slicer_markups(boxes, grid, class_names).dump(2) + "\n");
+  } else {
+    written.push_back(stem + ".geojson");
+    write_text_atomically(written.back(), boxes_to_geojson(boxes, grid, class_names).dump(2) + "\n");
+  }
+  return written;
 }
 
 }  // namespace graft::io

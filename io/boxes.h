@@ -82,4 +82,9 @@ nlohmann::json boxes_to_slicer_markups(const std::vector<Box>& boxes, const Geom
 nlohmann::json boxes_to_geojson(const std::vector<Box>& boxes, const Geometry& grid,
                                 const std::vector<std::string>& class_names);
 
+// Writes STEM.json (graft's boxes) and, beside it, STEM.mrk.json (Slicer markups) for an LPS grid
+// or STEM.geojson for a CRS grid; returns the paths written. Each file appears atomically.
+std::vector<std::string> write_box_files(const std::vector<Box>& boxes, const Geometry& grid,
+                                         const std::vector<std::string>& class_names, const std::string& stem);
+
 }  // namespace graft::io

@@ -252,6 +252,40 @@ TEST(Trainer, ResumeContinuesExactlyWhereTheRunStopped) {
   EXPECT_EQ(checkpoint_weights(second, folder + "/resumed"), checkpoint_weights(straight_config, folder + "/straight2"));
 }
 
+// Cancel (a sink throwing TrainingCancelled) in the middle of an epoch, then resume: the losses
+// and weights equal an uninterrupted run's, so no step of training is lost or repeated.
+TEST(Trainer, CancelMidEpochSavesACheckpointThatResumesToTheSameWeights) {
+  const std::string folder = graft::testing::temp_dir();
+  const std::string manifest = write_dataset(folder, 4);
+  nlohmann::json straight = tiny_config(folder + "/straight", manifest);
+  straight["train"]["schedule"] = "constant";
+  straight["data"]["batches_per_epoch"] = 3;
+  train(straight, {}, false);
+
+  nlohmann::json cancelled = straight;
+  cancelled["output"] = folder + "/cancelled";
+  std::vector<std::string> kinds;
+  const TrainEventSink cancel_at_epoch0_step1 = [&](const TrainEvent& event) {
+    kinds.push_back(event.kind);
+    if (event.kind == "step" && event.epoch == 0 && event.step == 1) throw TrainingCancelled{};
+  };
+  const TrainResult stopped = train(cancelled, {cancel_at_epoch0_step1}, false);
+  EXPECT_TRUE(stopped.cancelled);
+  EXPECT_EQ(kinds.back(), "cancelled");
+  EXPECT_EQ(stopped.epochs_run, 0);
+  ASSERT_TRUE(fs::exists(folder + "/cancelled/checkpoint.pt"));
+  EXPECT_TRUE(read_losses(folder + "/cancelled").empty()) << "no epoch finished";
+
+  int resumed_steps = 0;
+  const TrainEventSink count = [&](const TrainEvent& event) { resumed_steps += event.kind == "step"; };
+  const TrainResult resumed = train(cancelled, {count}, true);
+  EXPECT_FALSE(resumed.cancelled);
+  EXPECT_EQ(resumed.epochs_run, 2);
+  EXPECT_EQ(resumed_steps, 1 + 3) << "the rest of epoch 0, then epoch 1";
+  EXPECT_EQ(read_losses(folder + "/cancelled"), read_losses(folder + "/straight"));
+  EXPECT_EQ(checkpoint_weights(cancelled, folder + "/cancelled"), checkpoint_weights(straight, folder + "/straight"));
+}
+
 TEST(Trainer, PredictorWritesLabelsOnTheInputGrid) {
   const std::string folder = graft::testing::temp_dir();
   const std::string manifest = write_dataset(folder, 3);

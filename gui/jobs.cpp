@@ -1,0 +1,63 @@
+#include "gui/jobs.h"
+
+#include "finetune/detection_training.h"
+#include "finetune/predictor.h"
+#include "finetune/run_config.h"
+#include "finetune/run_task.h"
+
+namespace graft::gui {
+
+TrainingJob::TrainingJob(nlohmann::json config, bool resume, QObject* parent)
+    : QThread(parent), config_(std::move(config)), resume_(resume) {}
+
+void TrainingJob::run() {
+  const finetune::TrainEventSink forward = [this](const finetune::TrainEvent& event) {
+    Q_EMIT progress(event);
+    if (event.kind == "step" && cancel_requested_) throw finetune::TrainingCancelled{};
+  };
+  try {
+    const finetune::TrainResult result = finetune::train_task(config_, {forward}, resume_);
+    const QString output = QString::fromStdString(config_["output"].get<std::string>());
+    if (result.cancelled) {
+      Q_EMIT succeeded(QString("cancelled: checkpoint %1/checkpoint.pt; Resume continues from the next batch").arg(output));
+    } else {
+      Q_EMIT succeeded(QString("done: best %1 %2 at epoch %3; model folder %4")
+                         .arg(QString::fromStdString(result.metric))
+                         .arg(result.best_val_metric, 0, 'f', 4)
+                         .arg(result.best_epoch + 1)
+                         .arg(output));
+    }
+  } catch (const std::exception& error) {
+    Q_EMIT failed(QString::fromStdString(error.what()));
+  }
+}
+
+PredictionJob::PredictionJob(QString model_folder, std::shared_ptr<const io::Image> image, QString source,
+                             QObject* parent)
+    : QThread(parent), model_folder_(std::move(model_folder)), image_(std::move(image)), source_(std::move(source)) {}
+
+void PredictionJob::run() {
+  try {
+    const std::string folder = model_folder_.toStdString();
+    const nlohmann::json config = finetune::read_json_file(folder + "/config.json");
+    const std::string task = config.value("task", "segmentation");
+    PredictionResult result;
+    result.task = QString::fromStdString(task);
+    result.class_names = config.value("class_names", std::vector<std::string>{});
+    if (task == "detection") {
+      finetune::Detector detector(folder);
+      result.boxes = detector.detect(*image_, source_.toStdString());
+    } else if (task == "segmentation") {
+      finetune::Predictor predictor(folder);
+      result.labels = std::make_shared<io::Image>(predictor.predict(*image_).labels);
+    } else {
+      throw std::runtime_error(folder + "/config.json: task '" + task +
+                               "' gives no overlay; `graft predict` writes its probability table");
+    }
+    Q_EMIT succeeded(result);
+  } catch (const std::exception& error) {
+    Q_EMIT failed(QString::fromStdString(error.what()));
+  }
+}
+
+}  // namespace graft::gui

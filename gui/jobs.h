@@ -1,0 +1,71 @@
+#pragma once
+
+// Long work off the UI thread: training and prediction run in their own QThread and report
+// through queued signals, so the window keeps drawing. This header keeps LibTorch out of the
+// widgets' translation units; only jobs.cpp includes it.
+#include <QString>
+#include <QThread>
+#include <atomic>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "finetune/train_events.h"
+#include "io/boxes.h"
+#include "io/image.h"
+
+namespace graft::gui {
+
+class TrainingJob : public QThread {
+  Q_OBJECT
+
+ public:
+  TrainingJob(nlohmann::json config, bool resume, QObject* parent = nullptr);
+  // Thread-safe: the run stops after its current step and leaves a checkpoint to resume from.
+  void cancel() { cancel_requested_ = true; }
+
+ Q_SIGNALS:
+  void progress(const graft::finetune::TrainEvent& event);
+  void succeeded(const QString& summary);
+  void failed(const QString& message);
+
+ protected:
+  void run() override;
+
+ private:
+  nlohmann::json config_;
+  bool resume_;
+  std::atomic<bool> cancel_requested_{false};
+};
+
+struct PredictionResult {
+  QString task;                         // "segmentation" or "detection"
+  std::shared_ptr<io::Image> labels;    // segmentation: on the input's grid
+  std::vector<io::Box> boxes;           // detection: on the input's grid
+  std::vector<std::string> class_names;
+};
+
+class PredictionJob : public QThread {
+  Q_OBJECT
+
+ public:
+  PredictionJob(QString model_folder, std::shared_ptr<const io::Image> image, QString source, QObject* parent = nullptr);
+
+ Q_SIGNALS:
+  void succeeded(const graft::gui::PredictionResult& result);
+  void failed(const QString& message);
+
+ protected:
+  void run() override;
+
+ private:
+  QString model_folder_;
+  std::shared_ptr<const io::Image> image_;
+  QString source_;
+};
+
+}  // namespace graft::gui
+
+Q_DECLARE_METATYPE(graft::finetune::TrainEvent)
+Q_DECLARE_METATYPE(graft::gui::PredictionResult)

@@ -813,7 +813,7 @@ void MainWindow::report(const QString& message, bool error) {
   last_message_ = message;
   statusBar()->showMessage(message);
   log_->appendPlainText((error ? "error: " : "") + message);
-  if (error && isVisible() && !QApplication::platformName().startsWith("offscreen")) {
+  if (error && error_dialogs && isVisible()) {
     QMessageBox::warning(this, "graft", message);
   }
 }

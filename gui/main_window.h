@@ -55,6 +55,8 @@ class MainWindow : public QMainWindow {
   // and returned false; the current image stays.
   bool open_path(const QString& path);
   std::function<QString(const QString& title, const QStringList& items)> choose_item;
+  // Errors go to the status bar and the log, and to a message box unless this is off (tests).
+  bool error_dialogs = true;
 
   // Saves the prediction shown on the open image beside it in the input's format: a label map
   // (NIfTI, NRRD, GeoTIFF, HDF5; DICOM SEG for a DICOM series) or boxes (graft JSON plus Slicer

@@ -19,7 +19,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libyaml-cpp-dev zlib1g-dev libdeflate-dev libpng-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   qt6-base-dev qt6-charts-dev libqt6opengl6-dev libxkbcommon-dev libgl-dev  # the desktop app (graft-gui)
-  qt6-qpa-plugins                  # Qt's offscreen platform, on which the GUI tests drive the real widgets
+  qt6-qpa-plugins xvfb xauth       # Qt's offscreen platform and an X server (Xvfb) for the GUI tests
   python3 python3-numpy python3-nibabel python3-scipy python3-torch python3-pydicom dcm2niix  # references for tests and benches
   python3-h5py python3-hyperspy    # HDF5 reference reader, and the real TEM holograms hyperspy ships
 )

@@ -106,6 +106,37 @@ TEST(TrainPredict, BrainNrrdTumourTrainsAndPredictsNrrdWithTheInputGeometry) {
   EXPECT_NE(output.find("epoch 2/2"), std::string::npos) << output;
 }
 
+// Ctrl-C (SIGINT) during graft train stops after the current step with a checkpoint, exit code
+// 130, and --resume finishes the epoch.
+TEST(TrainPredict, InterruptLeavesACheckpointThatResumes) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  const std::string folder = graft::testing::temp_dir();
+  const std::string data = graft::testing::shared_data_dir() + "/nrrd/";
+  std::ofstream(folder + "/cases.csv") << "image,label,split\n"
+                                       << data << "brain1_image.nrrd," << data << "brain1_label.nrrd,train\n"
+                                       << data << "brain2_image.nrrd," << data << "brain2_label.nrrd,val\n";
+  write_run_config(folder + "/run.yaml", folder + "/cases.csv", folder + "/model", 2, "[2.0, 2.0, 6.5]");
+  const std::string train = graft::testing::graft_executable() + " train --config " + folder +
+                            "/run.yaml --set data.batches_per_epoch=60";
+  // config.json appears when the loop starts; a second later the run is between steps.
+  std::string output;
+  ASSERT_EQ(run_command("(" + train + " > " + folder + "/train.log 2>&1 & pid=$!; while [ ! -f " + folder +
+                            "/model/config.json ]; do sleep 0.1; done; sleep 1; kill -INT $pid; wait $pid; "
+                            "echo exit=$?; cat " + folder + "/train.log)",
+                        &output),
+            0);
+  EXPECT_NE(output.find("exit=130"), std::string::npos) << output;
+  EXPECT_NE(output.find("interrupted; checkpoint"), std::string::npos) << output;
+  EXPECT_TRUE(graft::testing::file_exists(folder + "/model/checkpoint.pt"));
+  std::ifstream events(folder + "/model/events.jsonl");
+  std::string line, last;
+  while (std::getline(events, line)) last = line;
+  EXPECT_EQ(nlohmann::json::parse(last)["kind"], "cancelled");
+  ASSERT_EQ(run_command(train + " --resume", &output), 0) << output;
+  EXPECT_NE(output.find("epoch 1/1"), std::string::npos) << output;
+  EXPECT_TRUE(graft::testing::file_exists(folder + "/model/model.safetensors"));
+}
+
 // task: detection through the command line: the tumour masks give the boxes, one short epoch,
 // and graft predict writes boxes on the input's grid as graft JSON and Slicer ROI markups.
 TEST(TrainPredict, BrainTumourDetectionWritesBoxesAndSlicerMarkups) {

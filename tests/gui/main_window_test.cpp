@@ -9,6 +9,7 @@
 #include <QElapsedTimer>
 #include <QLineEdit>
 #include <QMouseEvent>
+#include <QPlainTextEdit>
 #include <QPushButton>
 #include <QSpinBox>
 #include <QTabWidget>
@@ -24,6 +25,7 @@
 #include "datasets/synthetic_volumes.h"
 #include "finetune/blas_kernels.h"
 #include "gui/main_window.h"
+#include "io/dicom_seg.h"
 #include "io/image_file.h"
 #include "tests/support/test_support.h"
 
@@ -83,6 +85,7 @@ class MainWindowTest : public QObject {
     io::write(image, path.toStdString());
 
     MainWindow window;
+    window.error_dialogs = false;
     window.resize(1400, 900);
     window.show();
     QVERIFY(window.open_path(path));
@@ -145,6 +148,18 @@ class MainWindowTest : public QObject {
     QVERIFY(std::abs(drawn.green() - (grey + tint.green()) / 2) <= 1);
     QVERIFY(std::abs(drawn.blue() - (grey + tint.blue()) / 2) <= 1);
     QCOMPARE(QColor(axial->slice_image().pixel(column_of(13), v)).red(), grey_level(13 + 100 * 10 + 10000 * 6, axial->window()));
+    // A detection box crossing the slice is outlined in its label's colour.
+    io::Box box;
+    box.start_xyz = {5, 8, 5};
+    box.end_xyz = {15, 20, 9};
+    box.label = 3;
+    box.score = 0.9;
+    axial->set_boxes({box});
+    const QImage with_box = axial->grab().toImage();
+    const QPoint edge = axial->widget_point_of({5, 14, 6}).toPoint();
+    bool outlined = false;
+    for (int dx = -1; dx <= 1; ++dx) outlined |= QColor(with_box.pixel(edge + QPoint(dx, 0))) == label_colour(3);
+    QVERIFY2(outlined, "the box's edge at x = 5 is drawn");
     screenshot(window, "01_known_volume");
   }
 
@@ -152,6 +167,7 @@ class MainWindowTest : public QObject {
     const std::string data = graft::testing::shared_data_dir();
     if (data.empty()) QSKIP("../shared/data is absent (a fresh clone): nothing to open");
     MainWindow window;
+    window.error_dialogs = false;
     window.resize(1400, 900);
     window.show();
     QStringList offered;
@@ -177,7 +193,11 @@ class MainWindowTest : public QObject {
       const double centre = image->value_at(image->offset(0, n[2] / 2, n[1] / 2, n[0] / 2));
       QVERIFY2(window.hover_text().contains("value " + QString::number(centre, 'g', 6)), qPrintable(window.hover_text()));
       if (file == "dicom/ct-j2k-series") screenshot(window, "02_ct_dicom");
-      if (file == "geotiff/rasterio/RGB.byte.tif") screenshot(window, "03_geotiff");
+      if (file == "geotiff/rasterio/RGB.byte.tif") {
+        // The backbone picker warns that the 3D Med3D backbone does not fit a 2D raster.
+        QVERIFY(child<QPlainTextEdit>(window, "plan_warnings")->toPlainText().contains("3D and the image is 2D"));
+        screenshot(window, "03_geotiff");
+      }
     }
     QVERIFY2(offered.size() >= 2, "the NetCDF file offers its variables");
     // A broken file is refused with a message naming it, and the open image stays.
@@ -212,6 +232,7 @@ class MainWindowTest : public QObject {
     run.close();
 
     MainWindow window;
+    window.error_dialogs = false;
     window.resize(1500, 950);
     window.show();
     QVERIFY(window.open_path(QString::fromStdString(root + "/case0.nii.gz")));
@@ -307,6 +328,23 @@ class MainWindowTest : public QObject {
     QVERIFY(saved.geometry().same_grid(window.image()->geometry(), 1e-4));
     QCOMPARE(saved.byte_count(), window.prediction_labels()->byte_count());
     QVERIFY(std::memcmp(saved.bytes(), window.prediction_labels()->bytes(), saved.byte_count()) == 0);
+
+    // A DICOM series' prediction is saved as a DICOM SEG that references the series.
+    const std::string data = graft::testing::shared_data_dir();
+    if (data.empty()) QSKIP("../shared/data is absent: the DICOM SEG output is not checked");
+    // The shared series is anonymised down to no StudyInstanceUID; a copy gets test UIDs.
+    const std::string series_folder = graft::testing::dicom_series_with_uids(data + "/dicom/ct-j2k-series");
+    QVERIFY(!series_folder.empty());
+    QVERIFY(window.open_path(QString::fromStdString(series_folder)));
+    QTest::mouseClick(child<QPushButton>(window, "predict"), Qt::LeftButton);
+    QTRY_VERIFY_WITH_TIMEOUT(window.prediction_job() == nullptr, 300000);
+    QVERIFY2(window.prediction_labels(), qPrintable(window.last_message()));
+    const QStringList seg = window.save_prediction(QString::fromStdString(root + "/ct_seg.dcm"));
+    QVERIFY2(seg.size() == 1, qPrintable(window.last_message()));
+    const io::DicomSegContents contents = io::read_dicom_seg(seg[0].toStdString());
+    const io::DicomVolume series = io::read_dicom(series_folder);
+    QCOMPARE(contents.referenced_series_instance_uid, series.source.series_instance_uid);
+    if (!contents.segments.empty()) QVERIFY(contents.labels.geometry().same_grid(window.image()->geometry(), 1e-3));
   }
 };
 

@@ -28,6 +28,15 @@ void write_run_config(const std::string& path, const std::string& manifest, cons
                       << "\ntrain:\n  epochs: 1\n  threads: 2\n  max_validation_cases: 1\n";
 }
 
+// The two brain MRs (train, val) with their tumour masks and a short run over them.
+void write_brain_run(const std::string& folder) {
+  const std::string data = graft::testing::shared_data_dir() + "/nrrd/";
+  std::ofstream(folder + "/cases.csv") << "image,label,split\n"
+                                       << data << "brain1_image.nrrd," << data << "brain1_label.nrrd,train\n"
+                                       << data << "brain2_image.nrrd," << data << "brain2_label.nrrd,val\n";
+  write_run_config(folder + "/run.yaml", folder + "/cases.csv", folder + "/model", 2, "[2.0, 2.0, 6.5]");
+}
+
 TEST(TrainPredict, TotalSegmentatorPairsTrainPredictOnTheInputGridAndEvaluate) {
   GRAFT_REQUIRE_SHARED_DATA();
   const std::string folder = graft::testing::temp_dir();
@@ -111,11 +120,7 @@ TEST(TrainPredict, BrainNrrdTumourTrainsAndPredictsNrrdWithTheInputGeometry) {
 TEST(TrainPredict, InterruptLeavesACheckpointThatResumes) {
   GRAFT_REQUIRE_SHARED_DATA();
   const std::string folder = graft::testing::temp_dir();
-  const std::string data = graft::testing::shared_data_dir() + "/nrrd/";
-  std::ofstream(folder + "/cases.csv") << "image,label,split\n"
-                                       << data << "brain1_image.nrrd," << data << "brain1_label.nrrd,train\n"
-                                       << data << "brain2_image.nrrd," << data << "brain2_label.nrrd,val\n";
-  write_run_config(folder + "/run.yaml", folder + "/cases.csv", folder + "/model", 2, "[2.0, 2.0, 6.5]");
+  write_brain_run(folder);
   const std::string train = graft::testing::graft_executable() + " train --config " + folder +
                             "/run.yaml --set data.batches_per_epoch=60";
   // config.json appears when the loop starts; a second later the run is between steps.
@@ -143,10 +148,7 @@ TEST(TrainPredict, BrainTumourDetectionWritesBoxesAndSlicerMarkups) {
   GRAFT_REQUIRE_SHARED_DATA();
   const std::string folder = graft::testing::temp_dir();
   const std::string data = graft::testing::shared_data_dir() + "/nrrd/";
-  std::ofstream(folder + "/cases.csv") << "image,label,split\n"
-                                       << data << "brain1_image.nrrd," << data << "brain1_label.nrrd,train\n"
-                                       << data << "brain2_image.nrrd," << data << "brain2_label.nrrd,val\n";
-  write_run_config(folder + "/run.yaml", folder + "/cases.csv", folder + "/model", 2, "[2.0, 2.0, 6.5]");
+  write_brain_run(folder);
   std::string output;
   ASSERT_EQ(graft("train --config " + folder + "/run.yaml --set task=detection --set data.patch_size=[32,32,16]",
                   &output),

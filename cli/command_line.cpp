@@ -97,6 +97,10 @@ void define_commands(CLI::App& app, CommandLine& l) {
   train->add_option("--output", l.out, "model folder (overrides the config's output)");
   train->add_flag("--resume", l.resume, "continue from OUTPUT/checkpoint.pt");
 
+  auto* check = app.add_subcommand("check", "check a dataset: every case readable, labels on their image's grid");
+  check->add_option("manifest", l.path, "manifest (CSV or JSON) or nnU-Net folder")->required();
+  check->add_option("--folds", l.folds, "k-fold split to show (fold 0 is validation)")->capture_default_str();
+
   auto* predict = app.add_subcommand(
       "predict", "segment images (a raster scene tile by tile into a GeoTIFF) or classify chips with a trained model folder");
   predict->add_option("--model", l.model_folder, "model folder written by graft train")->required();

@@ -19,6 +19,7 @@
 #include "backbones/weight_loading.h"
 #include "cli/command_line.h"
 #include "cli/progress.h"
+#include "datasets/manifest.h"
 #include "finetune/batch_predict.h"
 #include "finetune/blas_kernels.h"
 #include "finetune/classification.h"
@@ -123,6 +124,22 @@ int run_backbones(bool json) {
 int run_demo(const std::string& folder, bool quick) {
   graft::finetune::run_demo(folder, quick);
   return 0;
+}
+
+// One line per case: id, split, image grid and "ok" or what is wrong; exit code 1 when any case
+// has a problem. The desktop app's dataset panel shows the same check.
+int run_check(const std::string& manifest, int folds) {
+  std::vector<graft::datasets::CaseEntry> entries = graft::datasets::read_manifest(manifest);
+  graft::datasets::assign_folds(entries, folds, 0, 0);
+  int problems = 0;
+  for (const auto& entry : entries) {
+    const graft::datasets::CaseCheck check = graft::datasets::check_case(entry);
+    std::printf("%s\t%s\t%s\t%s\n", entry.id.c_str(), entry.split.c_str(), check.grid.c_str(),
+                check.problem.empty() ? "ok" : check.problem.c_str());
+    problems += !check.problem.empty();
+  }
+  std::printf("check: %zu cases, %d with problems\n", entries.size(), problems);
+  return problems == 0 ? 0 : 1;
 }
 
 int run_train(const std::string& config_path, const std::vector<std::string>& overrides,
@@ -576,6 +593,7 @@ int main(int argc, char** argv) {
       return run_predict(l.model_folder, l.inputs, l.out, l.overlap, l.mirror, l.probabilities,
                          l.workers, l.shard, l.threads, l.anonymize, l.cog);
     }
+    if (c == "check") return run_check(l.path, l.folds);
     if (c == "evaluate") return run_evaluate(l.path, l.reference, l.csv_path, l.tolerance_mm);
     if (c == "embed") return run_embed(l.backbone, l.weights, l.lenient, l.in, l.embed_mode, l.out);
     if (c == "slide-features") return run_slide_features(l);

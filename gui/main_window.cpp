@@ -819,7 +819,7 @@ void MainWindow::report(const QString& message, bool error) {
 }
 
 void MainWindow::remember_recent(const QString& path) {
-  QSettings settings("graft", "graft");
+  QSettings settings;  // the application's organisation and name
   QStringList recent = settings.value("recent_files").toStringList();
   recent.removeAll(path);
   recent.prepend(path);
@@ -830,7 +830,7 @@ void MainWindow::remember_recent(const QString& path) {
 
 void MainWindow::rebuild_recent_menu() {
   recent_menu_->clear();
-  const QStringList recent = QSettings("graft", "graft").value("recent_files").toStringList();
+  const QStringList recent = QSettings().value("recent_files").toStringList();
   for (const QString& path : recent) {
     recent_menu_->addAction(path, this, [this, path] { open_path(path); });
   }

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 
 #include "io/image_file.h"
 #include "tests/support/test_support.h"
@@ -280,6 +281,32 @@ TEST(Cli, PreprocessWritesTheImageOnThePlansGridAndThePlanJson) {
   EXPECT_EQ(json["contract"], "test-ct-1mm");
   const Result shown = graft("plan --backbone test-ct-1mm " + data + "example_ct_sm.nii.gz");
   EXPECT_NE(shown.output.find("122 x 101 x 30 -> 366 x 303 x 90"), std::string::npos) << shown.output;
+}
+
+// graft check lists each case with its grid and says what is wrong, naming the file: here a
+// label map written on a grid with another spacing.
+TEST(Cli, CheckNamesTheCaseWhoseLabelLiesOnAnotherGrid) {
+  const std::string folder = graft::testing::temp_dir();
+  graft::io::Geometry grid;
+  grid.size_xyz = {8, 8, 4};
+  grid.spacing_xyz = {1.0, 1.0, 2.0};
+  graft::io::write(graft::io::Image(graft::io::DType::kI16, 1, grid), folder + "/a.nii.gz");
+  graft::io::write(graft::io::Image(graft::io::DType::kU8, 1, grid), folder + "/a_seg.nii.gz");
+  graft::io::write(graft::io::Image(graft::io::DType::kI16, 1, grid), folder + "/b.nii.gz");
+  grid.spacing_xyz = {1.0, 1.0, 3.0};
+  graft::io::write(graft::io::Image(graft::io::DType::kU8, 1, grid), folder + "/b_seg.nii.gz");
+  std::ofstream(folder + "/cases.csv") << "image,label\na.nii.gz,a_seg.nii.gz\nb.nii.gz,b_seg.nii.gz\n";
+  const Result result = graft("check " + folder + "/cases.csv");
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  std::istringstream lines(result.output);
+  std::string a, b, summary;
+  std::getline(lines, a);
+  std::getline(lines, b);
+  std::getline(lines, summary);
+  EXPECT_NE(a.find("8 x 8 x 4 at 1 x 1 x 2 mm\tok"), std::string::npos) << a;
+  EXPECT_NE(b.find("b_seg.nii.gz and "), std::string::npos) << b;
+  EXPECT_NE(b.find("spacing"), std::string::npos) << b;
+  EXPECT_EQ(summary, "check: 2 cases, 1 with problems");
 }
 
 TEST(Cli, BackbonesListsContractsAsJson) {

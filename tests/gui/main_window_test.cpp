@@ -8,7 +8,10 @@
 #include <QDoubleSpinBox>
 #include <QElapsedTimer>
 #include <QLineEdit>
+#include <QMimeData>
 #include <QMouseEvent>
+#include <QSettings>
+#include <QUrl>
 #include <QPlainTextEdit>
 #include <QPushButton>
 #include <QSpinBox>
@@ -161,6 +164,23 @@ class MainWindowTest : public QObject {
     for (int dx = -1; dx <= 1; ++dx) outlined |= QColor(with_box.pixel(edge + QPoint(dx, 0))) == label_colour(3);
     QVERIFY2(outlined, "the box's edge at x = 5 is drawn");
     screenshot(window, "01_known_volume");
+
+    // A file dropped on the window opens, and opened files are listed as recent.
+    const QString dropped = folder.filePath("dropped.nii.gz");
+    io::Image small(io::DType::kU8, 1, io::Geometry{});
+    io::write(small, dropped.toStdString());
+    QMimeData mime;
+    mime.setUrls({QUrl::fromLocalFile(dropped)});
+    QDragEnterEvent enter(QPoint(400, 300), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+    QApplication::sendEvent(&window, &enter);
+    QVERIFY(enter.isAccepted());
+    QDropEvent drop(QPointF(400, 300), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+    QApplication::sendEvent(&window, &drop);
+    QVERIFY2(window.image()->geometry().size_xyz == small.geometry().size_xyz, qPrintable(window.last_message()));
+    const QStringList recent = QSettings().value("recent_files").toStringList();
+    QVERIFY(recent.size() >= 2);
+    QCOMPARE(recent[0], dropped);
+    QCOMPARE(recent[1], path);
   }
 
   void opens_every_shared_data_format() {
@@ -200,6 +220,17 @@ class MainWindowTest : public QObject {
       }
     }
     QVERIFY2(offered.size() >= 2, "the NetCDF file offers its variables");
+    // The whole DICOM folder holds several series: the chooser offers each, and the one picked opens.
+    offered.clear();
+    QVERIFY(window.open_path(QString::fromStdString(data + "/dicom")));
+    QVERIFY2(offered.size() >= 3, qPrintable(offered.join("; ")));
+    // A Sentinel-2 backbone on an RGB raster: the picker says which bands are missing.
+    QVERIFY(window.open_path(QString::fromStdString(data + "/geotiff/rasterio/RGB.byte.tif")));
+    auto* backbone = child<QComboBox>(window, "backbone");
+    backbone->setCurrentText("geo-resnet18-s2");
+    QCOMPARE(backbone->currentText(), QString("geo-resnet18-s2"));
+    QVERIFY2(child<QPlainTextEdit>(window, "plan_warnings")->toPlainText().contains("No Plan"),
+             qPrintable(child<QPlainTextEdit>(window, "plan_warnings")->toPlainText()));
     // A broken file is refused with a message naming it, and the open image stays.
     const io::Image* kept = window.image();
     QVERIFY(!window.open_path(QString::fromStdString(data + "/geotiff/rasterio/corrupt.tif")));

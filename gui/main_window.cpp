@@ -490,6 +490,7 @@ void MainWindow::show_image(std::shared_ptr<io::Image> image, const QString& sou
   source_ = source;
   prediction_labels_.reset();
   prediction_boxes_.clear();
+  boxes_predicted_ = false;
   save_->setEnabled(false);
   prediction_summary_->clear();
   const auto& n = image_->geometry().size_xyz;
@@ -742,6 +743,7 @@ void MainWindow::start_prediction() {
       prediction_summary_->setText(QString("segmentation: %1 voxels labelled").arg(foreground));
     } else {
       prediction_boxes_ = result.boxes;
+      boxes_predicted_ = true;  // possibly none: "nothing found" is a result to save too
       for (SliceView* view : {axial_, coronal_, sagittal_}) view->set_boxes(prediction_boxes_);
       prediction_summary_->setText(QString("detection: %1 boxes").arg(prediction_boxes_.size()));
     }
@@ -760,7 +762,7 @@ void MainWindow::start_prediction() {
 }
 
 QStringList MainWindow::save_prediction(const QString& path) {
-  if (!image_ || (!prediction_labels_ && prediction_boxes_.empty())) {
+  if (!image_ || (!prediction_labels_ && !boxes_predicted_)) {
     report("nothing to save: predict first", true);
     return {};
   }

@@ -104,6 +104,7 @@ class MainWindow : public QMainWindow {
   std::optional<io::DicomVolumeSource> dicom_source_;  // for DICOM SEG output
   std::shared_ptr<io::Image> prediction_labels_;
   std::vector<io::Box> prediction_boxes_;
+  bool boxes_predicted_ = false;
   std::vector<std::string> prediction_classes_;
   std::array<std::int64_t, 3> crosshair_{0, 0, 0};
 

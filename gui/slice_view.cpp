@@ -209,7 +209,10 @@ void SliceView::paintEvent(QPaintEvent*) {
     const QRectF outline(QPointF(screen_x(box.start_xyz[axes_.horizontal]), screen_y(box.start_xyz[axes_.vertical])),
                          QPointF(screen_x(box.end_xyz[axes_.horizontal]), screen_y(box.end_xyz[axes_.vertical])));
     painter.drawRect(outline.normalized());
-    painter.drawText(outline.normalized().topLeft() + QPointF(2, -3), QString::number(box.score, 'f', 2));
+    // The score sits above the box, or just inside it when the box reaches the top of the view.
+    const QRectF box_rect = outline.normalized();
+    const double text_y = box_rect.top() - 3 < 14 ? box_rect.top() + 14 : box_rect.top() - 3;
+    painter.drawText(QPointF(box_rect.left() + 2, text_y), QString::number(box.score, 'f', 2));
   }
   painter.setPen(QPen(QColor(255, 220, 0, 170), 1));
   const double x = screen_x(crosshair_[axes_.horizontal]), y = screen_y(crosshair_[axes_.vertical]);

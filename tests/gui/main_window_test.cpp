@@ -95,6 +95,13 @@ class MainWindowTest : public QObject {
 
   }
 
+  // A window at the screenshots' size whose errors go to its log, not to modal dialogs.
+  static void show_for_test(MainWindow& window) {
+    window.error_dialogs = false;
+    window.resize(1500, 950);
+    window.show();
+  }
+
   // The form's settings for a short run into `output`.
   static void fill_training_form(MainWindow& window, const std::string& root, const std::string& output, int epochs,
                                  int batches) {
@@ -281,11 +288,8 @@ class MainWindowTest : public QObject {
     QTemporaryDir folder;
     const std::string root = folder.path().toStdString();
     write_synthetic_ct_dataset(root);
-
     MainWindow window;
-    window.error_dialogs = false;
-    window.resize(1500, 950);
-    window.show();
+    show_for_test(window);
     QVERIFY(window.open_path(QString::fromStdString(root + "/case0.nii.gz")));
     child<QComboBox>(window, "backbone")->setCurrentText("med3d-resnet10");
     QVERIFY(!window.findChild<QTextEdit*>("plan_report")->toPlainText().isEmpty());
@@ -401,9 +405,7 @@ class MainWindowTest : public QObject {
     const std::string root = folder.path().toStdString();
     write_synthetic_ct_dataset(root);
     MainWindow window;
-    window.error_dialogs = false;
-    window.resize(1500, 950);
-    window.show();
+    show_for_test(window);
     QVERIFY(window.open_path(QString::fromStdString(root + "/case0.nii.gz")));
     child<QComboBox>(window, "task")->setCurrentText("detection");
     fill_training_form(window, root, root + "/detector", 1, 6);

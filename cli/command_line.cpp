@@ -96,6 +96,8 @@ void define_commands(CLI::App& app, CommandLine& l) {
   train->add_option("--set", l.overrides, "override a field: --set train.epochs=5 (repeatable)");
   train->add_option("--output", l.out, "model folder (overrides the config's output)");
   train->add_flag("--resume", l.resume, "continue from OUTPUT/checkpoint.pt");
+  train->add_option("--nproc", l.nproc, "data-parallel processes on this machine (Gloo); each takes batch_size / N")
+      ->check(CLI::Range(1, 256));
 
   auto* check = app.add_subcommand("check", "check a dataset: every case readable, labels on their image's grid");
   check->add_option("manifest", l.path, "manifest (CSV or JSON) or nnU-Net folder")->required();

@@ -17,6 +17,7 @@ struct CommandLine {
   std::string path, in, out, dtype, backbone, contract_path, plan_out, labels_in, labels_out;
   std::string demo_folder = "graft-demo";
   int folds = 5;
+  int nproc = 1;  // graft train --nproc
   bool json = false;
   // DICOM SEG outputs (convert, predict).
   std::string reference_dicom, segment_names;

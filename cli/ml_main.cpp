@@ -24,6 +24,7 @@
 #include "finetune/blas_kernels.h"
 #include "finetune/classification.h"
 #include "finetune/demo.h"
+#include "finetune/distributed.h"
 #include "finetune/detection_metrics.h"
 #include "finetune/detection_training.h"
 #include "finetune/mil.h"
@@ -147,7 +148,10 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
   nlohmann::json config = graft::finetune::resolve_run_config(config_path, overrides);
   if (!output.empty()) config["output"] = output;
   std::unique_ptr<graft::cli::Progress> bar;
+  // In a data-parallel run rank 0 speaks for all; the others train quietly.
+  const bool speaking = graft::finetune::is_writing_rank();
   const auto progress = [&](const graft::finetune::TrainEvent& event) {
+    if (!speaking) return;
     if (event.kind == "epoch_start") {
       bar = std::make_unique<graft::cli::Progress>(
           "epoch " + std::to_string(event.epoch + 1) + "/" + std::to_string(event.epochs),
@@ -179,10 +183,13 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
   std::signal(SIGINT, SIG_DFL);
   if (result.cancelled) {
     if (bar) bar->finish();
-    std::printf("train: interrupted; checkpoint %s/checkpoint.pt, continue with --resume\n",
-                config["output"].get<std::string>().c_str());
+    if (speaking) {
+      std::printf("train: interrupted; checkpoint %s/checkpoint.pt, continue with --resume\n",
+                  config["output"].get<std::string>().c_str());
+    }
     return 130;
   }
+  if (!speaking) return 0;
   std::printf("train: model folder %s (best %s %.4f at epoch %d)\n",
               config["output"].get<std::string>().c_str(), result.metric.c_str(),
               result.best_val_metric, result.best_epoch + 1);
@@ -584,6 +591,9 @@ int main(int argc, char** argv) {
     }
     if (c == "backbones") return run_backbones(l.json);
     if (c == "demo") return run_demo(l.demo_folder, l.quick);
+    if (c == "train" && l.nproc > 1 && graft::finetune::distributed_environment().world_size == 1) {
+      return graft::finetune::launch_local_ranks(argv, l.nproc);
+    }
     if (c == "train") return run_train(l.config_path, l.overrides, l.out, l.resume);
     if (c == "predict") {
       const std::string task = graft::finetune::read_json_file(l.model_folder + "/config.json").value("task", "");

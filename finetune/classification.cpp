@@ -1,5 +1,7 @@
 #include "finetune/classification.h"
 
+#include "finetune/distributed.h"
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -340,7 +342,7 @@ TrainResult train_classifier_prepared(const nlohmann::json& config, const std::v
     train_embeddings = embeddings_of(*model, train, batch_size);
     val_embeddings = embeddings_of(*model, val, batch_size);
     task.next_loss = [&] {
-      const auto indices = torch::tensor(batch_indices(order, step_now++, batch_size), torch::kInt64);
+      const auto indices = shard_of_batch(torch::tensor(batch_indices(order, step_now++, batch_size), torch::kInt64));
       return classification_loss(model->classify(train_embeddings.index_select(0, indices)),
                                  train_targets.index_select(0, indices), multi_label);
     };
@@ -361,7 +363,8 @@ TrainResult train_classifier_prepared(const nlohmann::json& config, const std::v
       const std::uint64_t batch_seed = seed * 7919ULL + static_cast<std::uint64_t>(epoch_now) * 100003ULL + step_now;
       const datasets::ChipBatch batch =
           datasets::chip_batch(train, batch_indices(order, step_now++, batch_size), classes, multi_label, augment, batch_seed);
-      return classification_loss(model->forward(batch.image), batch.targets, multi_label);
+      // The whole global batch is drawn (its augmentation draws are sequential), then sharded.
+      return classification_loss(model->forward(shard_of_batch(batch.image)), shard_of_batch(batch.targets), multi_label);
     };
     if (!val.empty()) {
       task.validate = [&] { return prefixed(classification_metrics(chip_logits(*model, val, batch_size), val_targets, multi_label)); };

@@ -7,6 +7,7 @@
 #include "backbones/factory.h"
 #include "datasets/image_tensor.h"
 #include "finetune/detection_metrics.h"
+#include "finetune/distributed.h"
 #include "finetune/run_config.h"
 #include "finetune/sliding_window.h"
 #include "finetune/trainer.h"
@@ -188,7 +189,7 @@ TrainResult train_detector_prepared(const nlohmann::json& config, const std::vec
   task.skip_batch = [&] { loader->next(); };
   task.next_loss = [&] {
     datasets::Batch batch = loader->next();
-    return detection_loss(model->forward(batch.image), boxes_of_batch(batch.labels));
+    return detection_loss(model->forward(shard_of_batch(batch.image)), boxes_of_batch(shard_of_batch(batch.labels)));
   };
   if (!val_cases.empty()) {
     task.validate = [&] { return detection_validation(*model, val_cases, options, window); };

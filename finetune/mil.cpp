@@ -1,5 +1,7 @@
 #include "finetune/mil.h"
 
+#include "finetune/distributed.h"
+
 #include "datasets/chip_data.h"
 #include "datasets/image_tensor.h"
 #include "datasets/manifest.h"
@@ -108,6 +110,7 @@ TrainResult train_mil_prepared(const nlohmann::json& config, const std::vector<B
     next = 0;
   };
   task.skip_batch = [&] { ++next; };
+  if (process_group()) throw Error("task mil trains one bag per step, in one process; run it without a world size > 1");
   task.next_loss = [&] {
     const Bag& bag = train[order[next++]];
     return classification_loss(model->forward(bag.features).unsqueeze(0),

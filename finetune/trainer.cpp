@@ -1,5 +1,7 @@
 #include "finetune/trainer.h"
 
+#include "finetune/distributed.h"
+
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -83,7 +85,7 @@ void start_run_folder(const nlohmann::json& config, backbones::BackboneImpl& bac
   }
   const std::string output = config["output"];
   fs::create_directories(output);
-  io::write_text_atomically(output + "/contract.json", preprocess::to_json(run_contract(config)).dump(2) + "\n");
+  if (is_writing_rank()) io::write_text_atomically(output + "/contract.json", preprocess::to_json(run_contract(config)).dump(2) + "\n");
 }
 
 preprocess::PlanOptions run_plan_options(const nlohmann::json& config, std::uint64_t seed) {
@@ -176,7 +178,7 @@ TrainResult train_prepared(const nlohmann::json& config, const std::vector<datas
   task.skip_batch = [&] { loader->next(); };
   task.next_loss = [&] {
     datasets::Batch batch = loader->next();
-    return loss_of(loss_name, model->forward(batch.image), batch.labels);
+    return loss_of(loss_name, model->forward(shard_of_batch(batch.image)), shard_of_batch(batch.labels));
   };
   if (!val_cases.empty()) {
     task.validate = [&] {

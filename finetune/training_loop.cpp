@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "backbones/checkpoint_file.h"
+#include "finetune/distributed.h"
 #include "backbones/weight_loading.h"
 #include "finetune/training_plot.h"
 #include "io/atomic_file.h"
@@ -129,6 +130,9 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
   int start_epoch = 0, start_step = 0, epochs_without_improvement = 0;
   double start_loss_sum = 0.0;
   const std::string checkpoint_path = output + "/checkpoint.pt";
+  // Data-parallel runs: every rank trains; rank 0 alone writes the run folder.
+  ProcessGroup* group = process_group();
+  const bool writer = is_writing_rank();
 
   if (resume) {
     if (!fs::exists(checkpoint_path)) throw Error(checkpoint_path + ": nothing to resume from");
@@ -155,11 +159,13 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
     result.val_metric_per_epoch = from_json_with_nulls(saved["val_metric_per_epoch"]);
     result.train_loss_per_epoch = saved["train_loss_per_epoch"].get<std::vector<double>>();
   }
-  io::write_text_atomically(output + "/config.json", config.dump(2) + "\n");
-
-  std::ofstream events(output + "/events.jsonl", resume ? std::ios::app : std::ios::trunc);
-  std::ofstream csv(output + "/metrics.csv", resume ? std::ios::app : std::ios::trunc);
-  if (!resume) csv << "epoch,train_loss," << task.metric << ",learning_rate,seconds\n";
+  std::ofstream events, csv;  // unopened on other ranks: their writes go nowhere
+  if (writer) {
+    io::write_text_atomically(output + "/config.json", config.dump(2) + "\n");
+    events.open(output + "/events.jsonl", resume ? std::ios::app : std::ios::trunc);
+    csv.open(output + "/metrics.csv", resume ? std::ios::app : std::ios::trunc);
+  }
+  if (writer && !resume) csv << "epoch,train_loss," << task.metric << ",learning_rate,seconds\n";
   for (const auto& note : task.notes) events << nlohmann::json{{"kind", "weights"}, {"report", note}}.dump() << "\n";
   const auto started = std::chrono::steady_clock::now();
   auto emit = [&](TrainEvent& event) {
@@ -177,6 +183,7 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
 
   // checkpoint.pt: written beside, then renamed, so a kill never leaves a broken file.
   auto save_checkpoint = [&](int next_epoch, int next_step, double epoch_loss_sum) {
+    if (!writer) return;
     torch::serialize::OutputArchive archive, model_archive, optimizer_archive;
     task.model->save(model_archive);
     optimizer.optimizer->save(optimizer_archive);
@@ -215,21 +222,30 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
       learning_rate = optimizer.base_lr[0] * factor;
       optimizer.optimizer->zero_grad();
       const torch::Tensor loss = task.next_loss();
-      const double loss_value = loss.item<double>();
+      // A rank's loss is the mean over its shard; the shards are equal, so their mean is the
+      // global batch's mean loss, as one process would report it.
+      const double loss_value = group ? group->mean(loss.item<double>()) : loss.item<double>();
       if (!std::isfinite(loss_value)) {
         throw Error("training diverged at epoch " + std::to_string(epoch) + " step " + std::to_string(step) +
                     " (loss is not finite); lower train.lr. The last good checkpoint is " + checkpoint_path);
       }
       loss.backward();
+      if (group) group->average_gradients(task.model->parameters());
       if (clip > 0) torch::nn::utils::clip_grad_norm_(task.model->parameters(), clip);
       optimizer.optimizer->step();
       loss_sum += loss_value;
       TrainEvent event{"step", epoch, step};
       event.loss = loss_value;
       event.learning_rate = learning_rate;
+      bool cancel = false;
       try {
         emit(event);
       } catch (const TrainingCancelled&) {
+        cancel = true;
+      }
+      // Ranks stop together, at the same step, or one would wait forever in the next allreduce.
+      if (group) cancel = group->mean(cancel ? 1.0 : 0.0) > 0.0;
+      if (cancel) {
         save_checkpoint(epoch, step + 1, loss_sum);  // after the last step: validation is still to come
         TrainEvent cancelled{"cancelled", epoch, step};
         cancelled.path = checkpoint_path;
@@ -261,7 +277,7 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
       result.best_val_metric = validated ? val_metric : 0.0;
       result.best_epoch = epoch;
       epochs_without_improvement = 0;
-      backbones::write_safetensors(backbones::state_dict_of(*task.model), output + "/model.safetensors");
+      if (writer) backbones::write_safetensors(backbones::state_dict_of(*task.model), output + "/model.safetensors");
     } else {
       ++epochs_without_improvement;
     }
@@ -280,7 +296,7 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
     if (validated) {
       panels.push_back({task.metric_label, "epoch", task.metric, {{"val", epoch_numbers, result.val_metric_per_epoch}}});
     }
-    write_plot_png(panels, output + "/training.png");
+    if (writer) write_plot_png(panels, output + "/training.png");
 
     if (patience > 0 && epochs_without_improvement >= patience) {
       TrainEvent early_stop{"early_stop", epoch};
@@ -307,7 +323,7 @@ void record_test_metrics(TrainResult& result, const std::map<std::string, double
   nlohmann::json report = result.test_metrics;
   report["cases"] = cases;
   report["best_epoch"] = result.best_epoch;
-  io::write_text_atomically(output + "/test_metrics.json", report.dump(2) + "\n");
+  if (is_writing_rank()) io::write_text_atomically(output + "/test_metrics.json", report.dump(2) + "\n");
 }
 
 }  // namespace graft::finetune

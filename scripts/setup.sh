@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 packages=(
   g++ cmake ninja-build pkg-config
   libtorch-dev                     # LibTorch 1.13 (CPU)
+  libgloo-dev                      # Gloo's headers, for LibTorch's c10d process groups (data-parallel training)
   libopenblas0-openmp              # without it Debian's LibTorch runs every matmul on the reference BLAS (6x slower)
   libinsighttoolkit5-dev           # ITK 5.2: NIfTI and NRRD
   libgdcm-tools                    # ITK's CMake config names these tools; gdcmraw is also a DICOM reference

@@ -142,6 +142,25 @@ TEST(TrainPredict, InterruptLeavesACheckpointThatResumes) {
   EXPECT_TRUE(graft::testing::file_exists(folder + "/model/model.safetensors"));
 }
 
+// graft train --nproc 2: two local ranks over Gloo, each with half of every batch; rank 0 alone
+// prints and writes the model folder. A batch that does not divide among the ranks is refused.
+TEST(TrainPredict, NprocTwoTrainsOneModelFolderAndRefusesAnIndivisibleBatch) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  const std::string folder = graft::testing::temp_dir();
+  write_brain_run(folder);
+  std::string output;
+  ASSERT_EQ(graft("train --config " + folder + "/run.yaml --nproc 2", &output), 0) << output;
+  std::size_t summaries = 0;
+  for (std::size_t at = output.find("train: model folder"); at != std::string::npos;
+       at = output.find("train: model folder", at + 1)) {
+    ++summaries;
+  }
+  EXPECT_EQ(summaries, 1u) << output;
+  EXPECT_TRUE(graft::testing::file_exists(folder + "/model/model.safetensors"));
+  EXPECT_NE(graft("train --config " + folder + "/run.yaml --set data.batch_size=3 --nproc 2", &output), 0);
+  EXPECT_NE(output.find("does not divide among 2 processes"), std::string::npos) << output;
+}
+
 // task: detection through the command line: the tumour masks give the boxes, one short epoch,
 // and graft predict writes boxes on the input's grid as graft JSON and Slicer ROI markups.
 TEST(TrainPredict, BrainTumourDetectionWritesBoxesAndSlicerMarkups) {

@@ -1,0 +1,76 @@
+#pragma once
+
+// Data-parallel training over LibTorch's c10d process groups (Gloo): one process per device, each
+// computing the loss on its shard of every global batch, gradients averaged by allreduce before
+// each optimizer step, so every rank keeps the same weights.
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace graft::finetune {
+
+// Where this process sits in a run: torchrun's RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and
+// MASTER_PORT; else Slurm's SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID; else Open MPI's
+// OMPI_COMM_WORLD_RANK, OMPI_COMM_WORLD_SIZE, OMPI_COMM_WORLD_LOCAL_RANK (MASTER_ADDR and
+// MASTER_PORT still say where rank 0 listens). One process when none is set.
+struct DistributedEnvironment {
+  int rank = 0;
+  int world_size = 1;
+  int local_rank = 0;
+  std::string master_address = "127.0.0.1";
+  int master_port = 29500;
+  std::string source;  // "torchrun", "slurm", "openmpi" or "" (one process)
+};
+using EnvironmentLookup = std::function<const char*(const char*)>;
+// Throws graft::Error naming the variable when a value is not a number or out of range.
+DistributedEnvironment distributed_environment(const EnvironmentLookup& lookup);
+DistributedEnvironment distributed_environment();  // this process's environment
+
+// The process group of this run, made on first use from the environment; nullptr for one
+// process. Every rank must reach its first use (the training loop's start).
+class ProcessGroup {
+ public:
+  explicit ProcessGroup(const DistributedEnvironment& environment);
+  ~ProcessGroup();
+  int rank() const { return rank_; }
+  int world_size() const { return world_size_; }
+  // Averages the gradients of `parameters` over the ranks, in one flattened bucket per dtype.
+  void average_gradients(const std::vector<torch::Tensor>& parameters);
+  // The mean of a number over the ranks (a logged loss).
+  double mean(double value);
+  void barrier();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  int rank_ = 0;
+  int world_size_ = 1;
+};
+ProcessGroup* process_group();
+
+// This rank's part of a global batch along dimension 0: items [rank * B / W, (rank + 1) * B / W).
+// The batch size must divide by the world size, so the ranks' mean losses average to the global
+// batch's mean. Returns the batch unchanged for one process.
+torch::Tensor shard_of_batch(const torch::Tensor& batch);
+// The same for a list of per-item values (detection boxes).
+template <typename T>
+std::vector<T> shard_of_items(const std::vector<T>& items) {
+  const ProcessGroup* group = process_group();
+  if (!group) return items;
+  const std::size_t size = items.size() / static_cast<std::size_t>(group->world_size());
+  const auto begin = items.begin() + static_cast<std::ptrdiff_t>(size * static_cast<std::size_t>(group->rank()));
+  return {begin, begin + static_cast<std::ptrdiff_t>(size)};
+}
+// graft train --nproc N: runs this program N times with the same arguments as ranks 0..N-1 of
+// one run on this machine (torchrun's variables, LOCAL_WORLD_SIZE, MASTER_ADDR 127.0.0.1 and a
+// free port), waits for all, and returns the first failing rank's exit status, or 0. When a rank
+// fails, the others are stopped (SIGTERM) rather than left waiting for it in an allreduce.
+int launch_local_ranks(char** argv, int nproc);
+
+// True for rank 0 or a single process: the one that writes checkpoints, logs and the model.
+bool is_writing_rank();
+
+}  // namespace graft::finetune

@@ -6,8 +6,8 @@
 #include <fstream>
 
 #include "backbones/checkpoint_file.h"
-#include "finetune/distributed.h"
 #include "backbones/weight_loading.h"
+#include "finetune/distributed.h"
 #include "finetune/training_plot.h"
 #include "io/atomic_file.h"
 #include "io/error.h"

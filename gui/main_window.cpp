@@ -130,6 +130,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   for (SliceView* view : {axial_, coronal_, sagittal_}) {
     connect(view, &SliceView::crosshair_requested, this, &MainWindow::set_crosshair);
     connect(view, &SliceView::hovered, this, &MainWindow::show_hover);
+    connect(view, &SliceView::window_dragged, this, &MainWindow::apply_window);
   }
   setCentralWidget(central);
 
@@ -733,7 +734,12 @@ void MainWindow::start_prediction() {
   }
   if (prediction_job_) return;
   prediction_job_ = new PredictionJob(model_folder_->text(), image_, source_, this);
-  connect(prediction_job_, &PredictionJob::succeeded, this, [this](const PredictionResult& result) {
+  const io::Image* predicted_on = image_.get();
+  connect(prediction_job_, &PredictionJob::succeeded, this, [this, predicted_on](const PredictionResult& result) {
+    if (image_.get() != predicted_on) {
+      report("prediction dropped: another image was opened while it ran; predict again", true);
+      return;
+    }
     prediction_classes_ = result.class_names;
     if (result.labels) {
       prediction_labels_ = result.labels;

@@ -228,6 +228,7 @@ void SliceView::mousePressEvent(QMouseEvent* event) {
     if (const auto voxel = voxel_at(event->position())) Q_EMIT crosshair_requested(*voxel);
   } else {
     drag_from_ = event->position();
+    drag_button_ = event->button();
   }
 }
 
@@ -235,9 +236,20 @@ void SliceView::mouseMoveEvent(QMouseEvent* event) {
   const auto voxel = voxel_at(event->position());
   if (voxel) Q_EMIT hovered(*voxel);
   if (drag_from_) {
-    pan_ += event->position() - *drag_from_;
+    const QPointF moved = event->position() - *drag_from_;
     drag_from_ = event->position();
-    update();
+    if (drag_button_ == Qt::RightButton) {
+      // Window / level as viewers do it: right-drag right widens the window, down raises the
+      // level; a full widget's drag spans the current width once.
+      const double per_pixel = window_.width / std::max(1, width());
+      Window dragged = window_;
+      dragged.width = std::max(1e-6, window_.width + moved.x() * per_pixel);
+      dragged.centre = window_.centre + moved.y() * per_pixel;
+      Q_EMIT window_dragged(dragged);
+    } else {
+      pan_ += moved;
+      update();
+    }
   } else if ((event->buttons() & Qt::LeftButton) && voxel) {
     Q_EMIT crosshair_requested(*voxel);
   }

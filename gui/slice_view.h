@@ -1,10 +1,10 @@
 #pragma once
 
 // One slice of an image through the crosshair, in one of three anatomical planes, with window /
-// level, a label overlay, detection boxes, zoom and pan. Pixels are drawn at their physical
-// aspect (spacing), and the planes are laid out as radiologists read them: axial with the
-// patient's left on the screen's right and anterior up, coronal and sagittal with superior up.
-// A georeferenced raster is drawn north up.
+// level (presets, or a right-drag), a label overlay, detection boxes, zoom (wheel) and pan
+// (middle-drag). Pixels are drawn at their physical aspect (spacing), and the planes are laid
+// out as radiologists read them: axial with the patient's left on the screen's right and
+// anterior up, coronal and sagittal with superior up. A georeferenced raster is drawn north up.
 #include <QImage>
 #include <QWidget>
 #include <array>
@@ -68,6 +68,8 @@ class SliceView : public QWidget {
   void crosshair_requested(std::array<std::int64_t, 3> voxel);
   // The pointer moved over this voxel.
   void hovered(std::array<std::int64_t, 3> voxel);
+  // A right-drag asks for this window / level, in every view.
+  void window_dragged(graft::gui::Window window);
 
  protected:
   void paintEvent(QPaintEvent* event) override;
@@ -92,6 +94,7 @@ class SliceView : public QWidget {
   double zoom_ = 1.0;
   QPointF pan_{0, 0};
   std::optional<QPointF> drag_from_;
+  Qt::MouseButton drag_button_ = Qt::NoButton;  // right: window / level; middle: pan
 };
 
 }  // namespace graft::gui

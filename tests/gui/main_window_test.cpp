@@ -174,6 +174,27 @@ class MainWindowTest : public QObject {
     const double dx = std::abs(coronal->widget_point_of({4, 5, 7}).x() - coronal->widget_point_of({3, 5, 7}).x());
     const double dz = std::abs(coronal->widget_point_of({3, 5, 8}).y() - coronal->widget_point_of({3, 5, 7}).y());
     QVERIFY(std::abs(dz / dx - 2.5 / 0.8) < 0.01);
+    // A right-drag to the right and down widens the window and raises the level, in every view;
+    // a middle-drag pans without changing it.
+    const Window before_drag = axial->window();
+    const QPointF start = axial->widget_point_of(voxel);
+    auto mouse = [&](QEvent::Type type, QPointF at, Qt::MouseButton button, Qt::MouseButtons held) {
+      QMouseEvent event(type, at, axial->mapToGlobal(at), button, held, Qt::NoModifier);
+      QApplication::sendEvent(axial, &event);
+    };
+    mouse(QEvent::MouseButtonPress, start, Qt::RightButton, Qt::RightButton);
+    mouse(QEvent::MouseMove, start + QPointF(40, 20), Qt::NoButton, Qt::RightButton);
+    mouse(QEvent::MouseButtonRelease, start + QPointF(40, 20), Qt::RightButton, Qt::NoButton);
+    QVERIFY(axial->window().width > before_drag.width);
+    QVERIFY(axial->window().centre > before_drag.centre);
+    QCOMPARE(window.view(Plane::kCoronal)->window().width, axial->window().width);
+    const Window after_drag = axial->window();
+    mouse(QEvent::MouseButtonPress, start, Qt::MiddleButton, Qt::MiddleButton);
+    mouse(QEvent::MouseMove, start + QPointF(30, 0), Qt::NoButton, Qt::MiddleButton);
+    mouse(QEvent::MouseButtonRelease, start + QPointF(30, 0), Qt::MiddleButton, Qt::NoButton);
+    QCOMPARE(axial->window().width, after_drag.width);
+    QVERIFY(std::abs(axial->widget_point_of(voxel).x() - start.x() - 30) < 1.0);
+    axial->reset_zoom();
     // Zoom about the pointer keeps the voxel under it.
     const QPointF before = axial->widget_point_of(voxel);
     QWheelEvent wheel(before, axial->mapToGlobal(before), {}, {0, 240}, Qt::NoButton, Qt::NoModifier, Qt::NoScrollPhase, false);

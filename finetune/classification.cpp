@@ -1,7 +1,5 @@
 #include "finetune/classification.h"
 
-#include "finetune/distributed.h"
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -13,6 +11,7 @@
 #include "backbones/weight_loading.h"
 #include "datasets/image_tensor.h"
 #include "datasets/segmentation_data.h"
+#include "finetune/distributed.h"
 #include "finetune/run_config.h"
 #include "finetune/segmentation_model.h"
 #include "finetune/trainer.h"

@@ -151,13 +151,14 @@ std::vector<io::Box> detect_image(DetectionModelImpl& model, const io::Image& im
 
 std::map<std::string, double> detection_validation(DetectionModelImpl& model,
                                                    const std::vector<datasets::PreparedCase>& cases,
+                                                   const std::vector<std::vector<io::Box>>& references,
                                                    const DetectionDecodeOptions& options,
                                                    const DetectionWindow& window) {
   std::vector<DetectionCase> evaluated;
-  for (const auto& prepared : cases) {
+  for (std::size_t i = 0; i < cases.size(); ++i) {
     DetectionCase c;
-    c.references = io::boxes_from_labels(prepared.labels);
-    c.detections = detect_image(model, prepared.image, options, window);
+    c.references = references.at(i);
+    c.detections = detect_image(model, cases[i].image, options, window);
     evaluated.push_back(std::move(c));
   }
   const auto coco = coco_map(evaluated);
@@ -181,18 +182,19 @@ TrainResult train_detector_prepared(const nlohmann::json& config, const std::vec
   const auto loader = patch_loader(config, train_cases, seed);
   const DetectionDecodeOptions options = decode_options(config);
   const DetectionWindow window = detection_window(config);
-  describe_patch_task(task, config, *model, model->backbone(), model->head());
+  describe_patch_task(task, config, *model, model->backbone(), model->head(), *loader);
   const bool planar = model->spatial_dims() == 2;
   task.metric = planar ? "val_map_50" : "val_froc";
   task.metric_label = planar ? "validation mAP@0.5" : "validation FROC";
-  task.start_epoch = [&](int epoch) { loader->start_epoch(epoch); };
-  task.skip_batch = [&] { loader->next(); };
   task.next_loss = [&] {
     datasets::Batch batch = loader->next();
     return detection_loss(model->forward(shard_of_batch(batch.image)), boxes_of_batch(shard_of_batch(batch.labels)));
   };
+  // The reference boxes (connected components) do not change between epochs.
+  std::vector<std::vector<io::Box>> val_references;
+  for (const auto& prepared : val_cases) val_references.push_back(io::boxes_from_labels(prepared.labels));
   if (!val_cases.empty()) {
-    task.validate = [&] { return detection_validation(*model, val_cases, options, window); };
+    task.validate = [&] { return detection_validation(*model, val_cases, val_references, options, window); };
   }
   return run_training(config, task, sinks, resume);
 }

@@ -47,11 +47,12 @@ std::vector<io::Box> detect_image(DetectionModelImpl& model, const io::Image& im
 // the axis and each lies at least half the overlap inside its window's edges.
 std::vector<std::array<double, 2>> window_cores(const std::vector<std::int64_t>& starts, std::int64_t window);
 
-// Validation metrics of a detector on prepared cases whose label maps hold the references:
-// "val_froc" (LUNA16's average sensitivity), "val_map", "val_map_50", "val_completeness" and
-// "val_purity" (IoU 0.5, score 0.5).
+// Validation metrics of a detector on prepared cases against their reference boxes
+// (references[i] for cases[i], on its grid): "val_froc" (LUNA16's average sensitivity),
+// "val_map", "val_map_50", "val_completeness" and "val_purity" (IoU 0.5, score 0.5).
 std::map<std::string, double> detection_validation(DetectionModelImpl& model,
                                                    const std::vector<datasets::PreparedCase>& cases,
+                                                   const std::vector<std::vector<io::Box>>& references,
                                                    const DetectionDecodeOptions& options,
                                                    const DetectionWindow& window = {});
 

@@ -107,7 +107,6 @@ double ProcessGroup::mean(double value) {
   return one[0].item<double>() / world_size_;
 }
 
-void ProcessGroup::barrier() { impl_->group->barrier()->wait(); }
 
 ProcessGroup* process_group() {
   static std::unique_ptr<ProcessGroup> group = [] {
@@ -182,6 +181,11 @@ int launch_local_ranks(char** argv, int nproc) {
     }
   }
   return first_failure;
+}
+
+int local_world_size() {
+  const char* ranks = std::getenv("LOCAL_WORLD_SIZE");
+  return ranks ? std::max(1, std::atoi(ranks)) : 1;
 }
 
 bool is_writing_rank() {

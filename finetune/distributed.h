@@ -41,7 +41,6 @@ class ProcessGroup {
   void average_gradients(const std::vector<torch::Tensor>& parameters);
   // The mean of a number over the ranks (a logged loss).
   double mean(double value);
-  void barrier();
 
  private:
   struct Impl;
@@ -55,20 +54,15 @@ ProcessGroup* process_group();
 // The batch size must divide by the world size, so the ranks' mean losses average to the global
 // batch's mean. Returns the batch unchanged for one process.
 torch::Tensor shard_of_batch(const torch::Tensor& batch);
-// The same for a list of per-item values (detection boxes).
-template <typename T>
-std::vector<T> shard_of_items(const std::vector<T>& items) {
-  const ProcessGroup* group = process_group();
-  if (!group) return items;
-  const std::size_t size = items.size() / static_cast<std::size_t>(group->world_size());
-  const auto begin = items.begin() + static_cast<std::ptrdiff_t>(size * static_cast<std::size_t>(group->rank()));
-  return {begin, begin + static_cast<std::ptrdiff_t>(size)};
-}
 // graft train --nproc N: runs this program N times with the same arguments as ranks 0..N-1 of
 // one run on this machine (torchrun's variables, LOCAL_WORLD_SIZE, MASTER_ADDR 127.0.0.1 and a
 // free port), waits for all, and returns the first failing rank's exit status, or 0. When a rank
 // fails, the others are stopped (SIGTERM) rather than left waiting for it in an allreduce.
 int launch_local_ranks(char** argv, int nproc);
+
+// How many ranks share this machine's cores: LOCAL_WORLD_SIZE (torchrun and graft train --nproc
+// set it), 1 otherwise.
+int local_world_size();
 
 // True for rank 0 or a single process: the one that writes checkpoints, logs and the model.
 bool is_writing_rank();

@@ -1,11 +1,10 @@
 #include "finetune/mil.h"
 
-#include "finetune/distributed.h"
-
 #include "datasets/chip_data.h"
 #include "datasets/image_tensor.h"
 #include "datasets/manifest.h"
 #include "finetune/classification.h"
+#include "finetune/distributed.h"
 #include "finetune/run_config.h"
 #include "finetune/segmentation_model.h"
 #include "finetune/trainer.h"

@@ -1,12 +1,11 @@
 #include "finetune/segmentation_model.h"
 
-#include <cstdlib>
-
 #include <algorithm>
 #include <map>
 #include <thread>
 
 #include "backbones/resnet_blocks.h"
+#include "finetune/distributed.h"
 #include "io/error.h"
 
 namespace graft::finetune {
@@ -159,12 +158,10 @@ torch::Tensor SegmentationModelImpl::forward(const torch::Tensor& input) {
 }
 
 int set_compute_threads(int requested) {
-  // Data-parallel ranks on one machine share its cores (torchrun and graft train --nproc set
-  // LOCAL_WORLD_SIZE).
-  const char* local_ranks = std::getenv("LOCAL_WORLD_SIZE");
-  const int sharing = local_ranks ? std::max(1, std::atoi(local_ranks)) : 1;
-  const int threads =
-      requested > 0 ? requested : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / sharing);
+  // Data-parallel ranks on one machine share its cores.
+  const int threads = requested > 0
+                          ? requested
+                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local_world_size());
   torch::set_num_threads(threads);
   return threads;
 }

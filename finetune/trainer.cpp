@@ -1,7 +1,5 @@
 #include "finetune/trainer.h"
 
-#include "finetune/distributed.h"
-
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -12,6 +10,7 @@
 #include "backbones/registry.h"
 #include "backbones/weight_loading.h"
 #include "datasets/manifest.h"
+#include "finetune/distributed.h"
 #include "finetune/sliding_window.h"
 #include "io/atomic_file.h"
 #include "io/error.h"
@@ -150,7 +149,7 @@ std::unique_ptr<datasets::BatchLoader> patch_loader(const nlohmann::json& config
 }
 
 void describe_patch_task(TrainingTask& task, const nlohmann::json& config, torch::nn::Module& model,
-                         backbones::BackboneImpl& backbone, torch::nn::Module& head) {
+                         backbones::BackboneImpl& backbone, torch::nn::Module& head, datasets::BatchLoader& loader) {
   task.model = &model;
   task.backbone = &backbone;
   task.head = &head;
@@ -158,6 +157,8 @@ void describe_patch_task(TrainingTask& task, const nlohmann::json& config, torch
   task.layer_count = backbone.layer_count();
   task.steps_per_epoch = config["data"]["batches_per_epoch"];
   task.frozen_epochs = config["train"]["freeze_backbone_epochs"];
+  task.start_epoch = [&loader](int epoch) { loader.start_epoch(epoch); };
+  task.skip_batch = [&loader] { loader.next(); };
 }
 
 TrainResult train_prepared(const nlohmann::json& config, const std::vector<datasets::PreparedCase>& train_cases,
@@ -171,11 +172,9 @@ TrainResult train_prepared(const nlohmann::json& config, const std::vector<datas
 
   const auto loader = patch_loader(config, train_cases, seed);
   const std::string loss_name = config["train"]["loss"];
-  describe_patch_task(task, config, *model, model->backbone(), model->head());
+  describe_patch_task(task, config, *model, model->backbone(), model->head(), *loader);
   task.metric = "val_dice";
   task.metric_label = "validation Dice";
-  task.start_epoch = [&](int epoch) { loader->start_epoch(epoch); };
-  task.skip_batch = [&] { loader->next(); };
   task.next_loss = [&] {
     datasets::Batch batch = loader->next();
     return loss_of(loss_name, model->forward(shard_of_batch(batch.image)), shard_of_batch(batch.labels));

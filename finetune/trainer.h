@@ -49,9 +49,10 @@ std::unique_ptr<datasets::BatchLoader> patch_loader(const nlohmann::json& config
                                                     std::uint64_t seed);
 
 // The parts of a TrainingTask every patch-trained task (segmentation, detection) fills alike:
-// model, backbone and head, layer decay, steps per epoch and frozen epochs.
+// model, backbone and head, layer decay, steps per epoch, frozen epochs, and the loader's epoch
+// start and batch skipping (the loader must outlive the run).
 void describe_patch_task(TrainingTask& task, const nlohmann::json& config, torch::nn::Module& model,
-                         backbones::BackboneImpl& backbone, torch::nn::Module& head);
+                         backbones::BackboneImpl& backbone, torch::nn::Module& head, datasets::BatchLoader& loader);
 
 // Trains a segmentation model as the resolved config says and writes a model folder at
 // config.output (run_training's files, contract.json, model.safetensors at the best validation

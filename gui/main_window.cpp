@@ -49,6 +49,7 @@
 #include "io/error.h"
 #include "io/hdf5_file.h"
 #include "io/image_file.h"
+#include "io/text.h"
 #include "preprocess/contract.h"
 #include "preprocess/plan.h"
 
@@ -127,7 +128,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   hover_->setAlignment(Qt::AlignTop | Qt::AlignLeft);
   hover_->setMargin(8);
   grid->addWidget(hover_, 1, 1);
-  for (SliceView* view : {axial_, coronal_, sagittal_}) {
+  for (SliceView* view : views()) {
     connect(view, &SliceView::crosshair_requested, this, &MainWindow::set_crosshair);
     connect(view, &SliceView::hovered, this, &MainWindow::show_hover);
     connect(view, &SliceView::window_dragged, this, &MainWindow::apply_window);
@@ -178,12 +179,12 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   opacity_->setValue(40);
   opacity_->setMaximumWidth(140);
   connect(opacity_, &QSlider::valueChanged, this, [this](int value) {
-    for (SliceView* view : {axial_, coronal_, sagittal_}) view->set_overlay_opacity(value / 100.0);
+    for (SliceView* view : views()) view->set_overlay_opacity(value / 100.0);
   });
   tools->addWidget(opacity_);
   tools->addSeparator();
   tools->addAction("Reset zoom", this, [this] {
-    for (SliceView* view : {axial_, coronal_, sagittal_}) view->reset_zoom();
+    for (SliceView* view : views()) view->reset_zoom();
   });
 
   // The workflow, left to right: backbone, dataset, training, prediction.
@@ -497,7 +498,7 @@ void MainWindow::show_image(std::shared_ptr<io::Image> image, const QString& sou
   const auto& n = image_->geometry().size_xyz;
   crosshair_ = {n[0] / 2, n[1] / 2, n[2] / 2};
   const bool planar = n[2] == 1;
-  for (SliceView* view : {axial_, coronal_, sagittal_}) {
+  for (SliceView* view : views()) {
     view->set_image(image_.get());
     view->set_crosshair({static_cast<double>(crosshair_[0]), static_cast<double>(crosshair_[1]),
                          static_cast<double>(crosshair_[2])});
@@ -522,6 +523,8 @@ void MainWindow::show_image(std::shared_ptr<io::Image> image, const QString& sou
              .arg(text_of(io::dtype_name(image_->dtype()))));
 }
 
+std::array<SliceView*, 3> MainWindow::views() const { return {axial_, coronal_, sagittal_}; }
+
 SliceView* MainWindow::view(Plane plane) const {
   return plane == Plane::kAxial ? axial_ : plane == Plane::kCoronal ? coronal_ : sagittal_;
 }
@@ -529,7 +532,7 @@ SliceView* MainWindow::view(Plane plane) const {
 void MainWindow::set_crosshair(const std::array<std::int64_t, 3>& voxel) {
   crosshair_ = voxel;
   const io::Vec3 index{static_cast<double>(voxel[0]), static_cast<double>(voxel[1]), static_cast<double>(voxel[2])};
-  for (SliceView* view : {axial_, coronal_, sagittal_}) view->set_crosshair(index);
+  for (SliceView* view : views()) view->set_crosshair(index);
   show_hover(voxel);
 }
 
@@ -557,7 +560,7 @@ void MainWindow::show_hover(const std::array<std::int64_t, 3>& voxel) {
 QString MainWindow::hover_text() const { return hover_->text(); }
 
 void MainWindow::apply_window(const Window& window) {
-  for (SliceView* view : {axial_, coronal_, sagittal_}) view->set_window(window);
+  for (SliceView* view : views()) view->set_window(window);
 }
 
 void MainWindow::update_plan_report() {
@@ -743,14 +746,14 @@ void MainWindow::start_prediction() {
     prediction_classes_ = result.class_names;
     if (result.labels) {
       prediction_labels_ = result.labels;
-      for (SliceView* view : {axial_, coronal_, sagittal_}) view->set_labels(prediction_labels_.get());
+      for (SliceView* view : views()) view->set_labels(prediction_labels_.get());
       std::int64_t foreground = 0;
       for (std::int64_t i = 0; i < prediction_labels_->element_count(); ++i) foreground += prediction_labels_->value_at(i) > 0;
       prediction_summary_->setText(QString("segmentation: %1 voxels labelled").arg(foreground));
     } else {
       prediction_boxes_ = result.boxes;
       boxes_predicted_ = true;  // possibly none: "nothing found" is a result to save too
-      for (SliceView* view : {axial_, coronal_, sagittal_}) view->set_boxes(prediction_boxes_);
+      for (SliceView* view : views()) view->set_boxes(prediction_boxes_);
       prediction_summary_->setText(QString("detection: %1 boxes").arg(prediction_boxes_.size()));
     }
     save_->setEnabled(true);
@@ -781,7 +784,7 @@ QStringList MainWindow::save_prediction(const QString& path) {
       stem = folder + "/" + (dicom_source_ ? std::string("dicom") : io::image_stem(source));
     }
     if (!prediction_labels_) {
-      if (stem.size() > 5 && stem.substr(stem.size() - 5) == ".json") stem.resize(stem.size() - 5);
+      if (io::ends_with(stem, ".json")) stem.resize(stem.size() - 5);
       if (path.isEmpty()) stem += "_boxes";
       QStringList written;
       for (const auto& file : io::write_box_files(prediction_boxes_, image_->geometry(), prediction_classes_, stem)) {

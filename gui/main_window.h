@@ -87,6 +87,7 @@ class MainWindow : public QMainWindow {
   QWidget* build_training_tab();
   QWidget* build_predict_tab();
   void show_image(std::shared_ptr<io::Image> image, const QString& source);
+  std::array<SliceView*, 3> views() const;
   void show_hover(const std::array<std::int64_t, 3>& voxel);
   void apply_window(const Window& window);
   void update_plan_report();

@@ -17,10 +17,6 @@
 #include "io/text.h"
 
 namespace graft::io {
-namespace {
-
-}  // namespace
-
 std::string format_name(FileFormat format) {
   switch (format) {
     case FileFormat::kNifti: return "nifti";

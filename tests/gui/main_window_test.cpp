@@ -102,6 +102,13 @@ class MainWindowTest : public QObject {
     window.show();
   }
 
+  // The synthetic dataset written into `root`, and the window shown on its first case.
+  static bool start_session_on_synthetic_ct(MainWindow& window, const std::string& root) {
+    write_synthetic_ct_dataset(root);
+    show_for_test(window);
+    return window.open_path(QString::fromStdString(root + "/case0.nii.gz"));
+  }
+
   // The form's settings for a short run into `output`.
   static void fill_training_form(MainWindow& window, const std::string& root, const std::string& output, int epochs,
                                  int batches) {
@@ -308,10 +315,8 @@ class MainWindowTest : public QObject {
   void scripted_session() {
     QTemporaryDir folder;
     const std::string root = folder.path().toStdString();
-    write_synthetic_ct_dataset(root);
     MainWindow window;
-    show_for_test(window);
-    QVERIFY(window.open_path(QString::fromStdString(root + "/case0.nii.gz")));
+    QVERIFY(start_session_on_synthetic_ct(window, root));
     child<QComboBox>(window, "backbone")->setCurrentText("med3d-resnet10");
     QVERIFY(!window.findChild<QTextEdit*>("plan_report")->toPlainText().isEmpty());
     child<QLineEdit>(window, "manifest")->setText(QString::fromStdString(root + "/cases.csv"));
@@ -424,10 +429,8 @@ class MainWindowTest : public QObject {
   void detection_session() {
     QTemporaryDir folder;
     const std::string root = folder.path().toStdString();
-    write_synthetic_ct_dataset(root);
     MainWindow window;
-    show_for_test(window);
-    QVERIFY(window.open_path(QString::fromStdString(root + "/case0.nii.gz")));
+    QVERIFY(start_session_on_synthetic_ct(window, root));
     child<QComboBox>(window, "task")->setCurrentText("detection");
     fill_training_form(window, root, root + "/detector", 1, 6);
     QTest::mouseClick(child<QPushButton>(window, "train"), Qt::LeftButton);

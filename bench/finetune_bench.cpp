@@ -3,6 +3,8 @@
 //            preprocessed NIfTI cases) vs samples/s a training step consumes. Goal: >= 3x.
 //   sliding  seconds and peak RSS of sliding-window inference on a 256 x 256 x 128 volume vs
 //            input + output + model bytes. Goal: peak RSS growth <= 2x that sum.
+//   precision DEVICE  training steps/s and sliding-window inference time at bf16 (and fp16 on
+//            CUDA) vs fp32, same model and data, on DEVICE (cpu, cuda, cuda:N).
 #include <sys/resource.h>
 
 #include <chrono>
@@ -10,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <sstream>
 #include <string>
 
 #include "backbones/factory.h"
@@ -18,6 +21,7 @@
 #include "datasets/segmentation_data.h"
 #include "datasets/synthetic_volumes.h"
 #include "finetune/blas_kernels.h"
+#include "finetune/device.h"
 #include "finetune/run_config.h"
 #include "finetune/sliding_window.h"
 #include "finetune/trainer.h"
@@ -136,6 +140,81 @@ int sliding_bench(int threads) {
 
 }  // namespace
 
+// Mixed precision against fp32 on one device: a Med3D ResNet-10 with its MedicalNet head trains
+// for a few steps on a host-made batch (copied each step, as a loader's), then segments a volume by
+// sliding window; each precision starts from the same weights.
+int precision_bench(const std::string& device_spec, int threads) {
+  using graft::finetune::Precision;
+  graft::finetune::set_compute_threads(threads);  // 0: every core
+  const torch::Device device = graft::finetune::parse_device(device_spec, "precision bench");
+  nlohmann::json config = graft::finetune::default_run_config();
+  config["head"] = "medicalnet";
+  config["data"]["patch_size"] = {64, 64, 32};
+  torch::manual_seed(0);
+  auto model = graft::finetune::build_model(config);
+  model->to(device);
+  std::stringstream initial;
+  torch::save(model, initial);
+  const int batch = device.is_cuda() ? 8 : 2, steps = device.is_cuda() ? 50 : 4;
+  const torch::Tensor x = torch::randn({batch, 1, 32, 64, 64});
+  const torch::Tensor y = torch::randint(0, 2, {batch, 32, 64, 64}, torch::kInt64);
+  graft::io::Geometry geometry;
+  geometry.size_xyz = device.is_cuda() ? std::array<std::int64_t, 3>{256, 256, 128} : std::array<std::int64_t, 3>{128, 128, 64};
+  graft::io::Image volume = graft::io::Image::uninitialized(graft::io::DType::kF32, 1, geometry);
+  for (std::int64_t i = 0; i < volume.element_count(); ++i) volume.data<float>()[i] = std::sin(0.001f * i);
+
+  std::vector<Precision> precisions{Precision::kFloat32, Precision::kBFloat16};
+  if (device.is_cuda()) precisions.push_back(Precision::kFloat16);
+  double fp32_step_s = 0, fp32_sliding_s = 0;
+  std::printf("device %s, %d threads, batch %d of 64x64x32, sliding window over %lldx%lldx%lld\n",
+              device.str().c_str(), torch::get_num_threads(), batch, static_cast<long long>(geometry.size_xyz[0]),
+              static_cast<long long>(geometry.size_xyz[1]), static_cast<long long>(geometry.size_xyz[2]));
+  for (const Precision precision : precisions) {
+    initial.seekg(0);
+    torch::load(model, initial, device);
+    model->train();
+    torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(1e-3).momentum(0.9));
+    graft::finetune::LossScaler scaler(precision == Precision::kFloat16);
+    auto step = [&] {
+      optimizer.zero_grad();
+      torch::Tensor loss;
+      {
+        graft::finetune::AutocastScope autocast(device, precision);
+        const torch::Tensor logits = model->forward(graft::finetune::to_device(x, device));
+        loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), graft::finetune::to_device(y, device));
+      }
+      scaler.scale_loss(loss).backward();
+      if (scaler.unscale_and_check(model->parameters())) {
+        optimizer.step();
+        scaler.step_taken();
+      }
+    };
+    step();  // warm-up: allocations and kernel selection
+    graft::finetune::synchronize(device);
+    auto start = Clock::now();
+    for (int i = 0; i < steps; ++i) step();
+    graft::finetune::synchronize(device);
+    const double step_s = seconds_since(start) / steps;
+    graft::finetune::SlidingWindowOptions options;
+    options.patch_xyz = {64, 64, 32};
+    options.windows_per_batch = device.is_cuda() ? 8 : 2;
+    options.precision = precision;
+    model->eval();
+    start = Clock::now();
+    graft::finetune::predict_sliding_window(*model, volume, options);
+    graft::finetune::synchronize(device);
+    const double sliding_s = seconds_since(start);
+    if (precision == Precision::kFloat32) {
+      fp32_step_s = step_s;
+      fp32_sliding_s = sliding_s;
+    }
+    std::printf("%s: train %.3f s/step (%.2f steps/s, %.2fx fp32), sliding window %.2f s (%.2fx fp32)\n",
+                graft::finetune::precision_name(precision).c_str(), step_s, 1.0 / step_s, fp32_step_s / step_s,
+                sliding_s, fp32_sliding_s / sliding_s);
+  }
+  return 0;
+}
+
 // Preparing CT cases (NIfTI decode, resampling to 1.5 mm, z-score) against reading them back from
 // the preprocessed cache (datasets/preprocessed_cache.h), in one process, on the same cases.
 int cache_bench() {
@@ -179,10 +258,11 @@ int main(int argc, char** argv) {
     if (mode == "loader") return loader_bench(2, threads);
     if (mode == "sliding") return sliding_bench(threads);
     if (mode == "cache") return cache_bench();
+    if (mode == "precision") return precision_bench(argc > 2 ? argv[2] : "cpu", argc > 3 ? std::atoi(argv[3]) : 0);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "finetune_bench: %s\n", e.what());
     return 1;
   }
-  std::fprintf(stderr, "usage: finetune_bench loader|sliding|cache [threads]\n");
+  std::fprintf(stderr, "usage: finetune_bench loader|sliding|cache [threads] | precision [DEVICE [threads]]\n");
   return 2;
 }

@@ -177,6 +177,12 @@ void define_commands(CLI::App& app, CommandLine& l) {
   embed_bench->add_option("--size", l.size_px, "patch size in pixels")->capture_default_str();
   embed_bench->add_option("--steps", l.steps, "timed forward passes")->capture_default_str();
   embed_bench->add_option("--threads", l.threads, "LibTorch threads (0: every core)")->capture_default_str();
+  for (CLI::App* command : {train, predict, embed, slide, train_step, embed_bench}) {
+    // The values are checked where they are used (finetune::parse_device), with the GPUs in view.
+    command->add_option("--device", l.device, "cpu, cuda (cuda:LOCAL_RANK under a launcher) or cuda:N");
+    command->add_option("--precision", l.precision,
+                        "fp32, bf16 or fp16 (fp16 on CUDA only): mixed precision for the forward pass");
+  }
   auto* load =
       bench->add_subcommand("load", "median seconds to read an image or DICOM series, in-process");
   load->add_option("input", l.in, "any readable image, DICOM folder or FOLDER#SERIES")->required();

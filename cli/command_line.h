@@ -38,6 +38,9 @@ struct CommandLine {
   double overlap = -1, tolerance_mm = 1.0;
   int batch = 2, steps = 10, threads = 0, workers = 1, repeats = 5;
   std::string shard;
+  // Where models run: cpu, cuda, cuda:N; and the forward pass's precision: fp32, bf16, fp16.
+  // Empty: a run file's train.device / train.precision (graft train), else cpu and fp32.
+  std::string device, precision;
   std::vector<std::int64_t> patch_dhw{32, 64, 64};
 };
 

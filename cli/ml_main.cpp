@@ -24,6 +24,7 @@
 #include "finetune/blas_kernels.h"
 #include "finetune/classification.h"
 #include "finetune/demo.h"
+#include "finetune/device.h"
 #include "finetune/distributed.h"
 #include "finetune/detection_metrics.h"
 #include "finetune/detection_training.h"
@@ -218,8 +219,9 @@ std::string probability_table_row(const std::string& key, const std::string& pre
   return row.str();
 }
 
-int run_classify(const std::string& model, const std::vector<std::string>& inputs, const std::string& output) {
-  graft::finetune::Classifier classifier(model);
+int run_classify(const std::string& model, const std::vector<std::string>& inputs, const std::string& output,
+                 const graft::finetune::ComputeTarget& target) {
+  graft::finetune::Classifier classifier(model, target);
   const auto& names = classifier.class_names();
   std::string csv = probability_table_header("image", names);
   std::vector<std::string> files;
@@ -252,8 +254,9 @@ int run_classify(const std::string& model, const std::vector<std::string>& input
 // Slide labels from feature bags: one row per slide with every class's probability, printed and,
 // with an output path, written as CSV, plus each slide's attention per patch (x, y, attention)
 // in OUTPUT_attention/SLIDE.csv for heatmaps.
-int run_mil_predict(const std::string& model, const std::vector<std::string>& inputs, const std::string& output) {
-  graft::finetune::MilPredictor predictor(model);
+int run_mil_predict(const std::string& model, const std::vector<std::string>& inputs, const std::string& output,
+                    const graft::finetune::ComputeTarget& target) {
+  graft::finetune::MilPredictor predictor(model, target);
   const auto& names = predictor.class_names();
   std::string csv = probability_table_header("slide", names);
   const std::string attention_folder =
@@ -287,7 +290,8 @@ int run_mil_predict(const std::string& model, const std::vector<std::string>& in
 
 int run_predict(const std::string& model, const std::vector<std::string>& inputs,
                 const std::string& output, double overlap, bool mirror, bool probabilities,
-                int workers, const std::string& shard, int threads, bool anonymize, bool cloud_optimized) {
+                int workers, const std::string& shard, int threads, bool anonymize, bool cloud_optimized,
+                const graft::finetune::ComputeTarget& target) {
   namespace fs = std::filesystem;
   // Batch workers share the cores between them.
   graft::finetune::set_compute_threads(
@@ -310,7 +314,7 @@ int run_predict(const std::string& model, const std::vector<std::string>& inputs
   const bool one_file = inputs.size() == 1 && shard.empty() && output_is_file &&
                         graft::io::sniff_format(first_input) != graft::io::FileFormat::kUnknown;
   if (one_file) {
-    graft::finetune::Predictor predictor(model);
+    graft::finetune::Predictor predictor(model, target);
     graft::cli::Progress bar("predict " + fs::path(inputs[0]).filename().string(), 100);
     int shown = 0;
     options.progress = [&](double fraction) {
@@ -335,6 +339,7 @@ int run_predict(const std::string& model, const std::vector<std::string>& inputs
   }
   graft::finetune::BatchOptions batch;
   batch.workers = workers;
+  batch.target = target;
   batch.predict = options;
   if (!shard.empty()) {
     const auto slash = shard.find('/');
@@ -436,7 +441,8 @@ int run_evaluate(const std::string& prediction_path, const std::string& referenc
 }
 
 int run_embed(const std::string& backbone_name, const std::string& weights, bool lenient,
-              const std::string& input, const std::string& mode, const std::string& output) {
+              const std::string& input, const std::string& mode, const std::string& output,
+              const graft::finetune::ComputeTarget& target) {
   if (mode != "pooled" && mode != "features")
     throw UsageError("--output must be pooled or features");
   const io::NpyArray array = io::read_npy_array(input);
@@ -450,12 +456,17 @@ int run_embed(const std::string& backbone_name, const std::string& weights, bool
     const auto report = graft::backbones::load_weights(*backbone, weights, !lenient);
     std::fprintf(stderr, "%s", report.summary().c_str());
   }
+  backbone->to(target.device);
   backbone->eval();
   torch::NoGradGuard no_grad;
-  torch::Tensor x =
-      torch::from_blob(const_cast<std::uint8_t*>(array.bytes.data()), array.shape, torch::kFloat32);
-  torch::Tensor result = mode == "pooled" ? backbone->embedding(x) : backbone->features(x).back();
-  result = result.contiguous();
+  const torch::Tensor x = graft::finetune::to_device(
+      torch::from_blob(const_cast<std::uint8_t*>(array.bytes.data()), array.shape, torch::kFloat32), target.device);
+  torch::Tensor result;
+  {
+    graft::finetune::AutocastScope autocast(target.device, target.precision);
+    result = mode == "pooled" ? backbone->embedding(x) : backbone->features(x).back();
+  }
+  result = graft::finetune::to_host_float(result).contiguous();
   io::NpyArray out;
   out.dtype = io::DType::kF32;
   out.shape = result.sizes().vec();
@@ -467,39 +478,57 @@ int run_embed(const std::string& backbone_name, const std::string& weights, bool
 }
 
 int run_bench_train_step(const std::string& backbone_name, const std::string& head, int batch,
-                         const std::vector<std::int64_t>& patch_dhw, int steps, int threads) {
+                         const std::vector<std::int64_t>& patch_dhw, int steps, int threads,
+                         const graft::finetune::ComputeTarget& target) {
   if (patch_dhw.size() != 3) throw UsageError("--patch takes D H W");
   graft::finetune::set_compute_threads(threads);
   torch::manual_seed(0);
   graft::finetune::SegmentationModel model(graft::backbones::create_backbone(backbone_name),
                                            graft::finetune::head_kind_from_name(head), 2);
+  model->to(target.device);
   model->train();
   torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(1e-3).momentum(0.9));
+  // The batch is made on the host and copied every step, as a loader's batches are.
   const torch::Tensor x = torch::randn({batch, 1, patch_dhw[0], patch_dhw[1], patch_dhw[2]});
   const torch::Tensor y =
       torch::randint(0, 2, {batch, patch_dhw[0], patch_dhw[1], patch_dhw[2]}, torch::kInt64);
+  graft::finetune::LossScaler scaler(target.precision == graft::finetune::Precision::kFloat16);
   auto step = [&] {
     optimizer.zero_grad();
-    torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x), y);
-    loss.backward();
-    optimizer.step();
+    torch::Tensor loss;
+    {
+      graft::finetune::AutocastScope autocast(target.device, target.precision);
+      const torch::Tensor logits = model->forward(graft::finetune::to_device(x, target.device));
+      loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat32),
+                                                  graft::finetune::to_device(y, target.device));
+    }
+    scaler.scale_loss(loss).backward();
+    if (scaler.unscale_and_check(model->parameters())) {
+      optimizer.step();
+      scaler.step_taken();
+    }
   };
   step();  // warm-up: first-call allocations and kernel selection
+  graft::finetune::synchronize(target.device);
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < steps; ++i) step();
+  graft::finetune::synchronize(target.device);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("threads %d\nseconds_per_step %.6f\n", torch::get_num_threads(), seconds / steps);
+  std::printf("device %s\nprecision %s\nthreads %d\nseconds_per_step %.6f\n", target.device.str().c_str(),
+              graft::finetune::precision_name(target.precision).c_str(), torch::get_num_threads(), seconds / steps);
   return 0;
 }
 
-int run_slide_features(const graft::cli::CommandLine& l) {
+int run_slide_features(const graft::cli::CommandLine& l, const graft::finetune::ComputeTarget& target) {
   graft::finetune::set_compute_threads(l.threads);
   auto backbone = graft::backbones::create_backbone(l.backbone);
   if (!l.weights.empty()) {
     const auto report = graft::backbones::load_weights(*backbone, l.weights, !l.lenient);
     std::fprintf(stderr, "%s\n", report.summary().c_str());
   }
+  backbone->to(target.device);
+  graft::finetune::AutocastScope autocast(target.device, target.precision);
   graft::finetune::SlideFeatureOptions options;
   options.tiling.target_microns_per_pixel = l.microns_per_pixel;
   options.tiling.patch_px = l.size_px;
@@ -523,10 +552,11 @@ int run_slide_features(const graft::cli::CommandLine& l) {
 // patient (LPS) image or GeoJSON for a georeferenced raster. One input may name its output file
 // (.json, .mrk.json or .geojson); otherwise OUTPUT is a folder of CASE_boxes.json and
 // CASE_boxes.mrk.json / CASE_boxes.geojson.
-int run_detect(const std::string& model, const std::vector<std::string>& inputs, const std::string& output) {
+int run_detect(const std::string& model, const std::vector<std::string>& inputs, const std::string& output,
+               const graft::finetune::ComputeTarget& target) {
   namespace fs = std::filesystem;
   graft::finetune::set_compute_threads(0);
-  graft::finetune::Detector detector(model);
+  graft::finetune::Detector detector(model, target);
   std::vector<std::string> files;
   for (const std::string& input : inputs) {
     const bool listing = fs::is_directory(input) && graft::io::sniff_format(input) != graft::io::FileFormat::kDicom;
@@ -559,20 +589,25 @@ int run_detect(const std::string& model, const std::vector<std::string>& inputs,
 }
 
 // Inference throughput of a backbone's embedding on random patches, for bench/run_embed_bench.sh.
-int run_bench_embed(const std::string& backbone_name, int batch, int size_px, int steps, int threads) {
+int run_bench_embed(const std::string& backbone_name, int batch, int size_px, int steps, int threads,
+                    const graft::finetune::ComputeTarget& target) {
   graft::finetune::set_compute_threads(threads);
   torch::manual_seed(0);
   auto backbone = graft::backbones::create_backbone(backbone_name);
+  backbone->to(target.device);
   backbone->eval();
   torch::NoGradGuard no_grad;
+  graft::finetune::AutocastScope autocast(target.device, target.precision);
   const int channels = graft::backbones::find_backbone(backbone_name).contract.channel_count();
   const torch::Tensor x = torch::rand({batch, channels, size_px, size_px});
-  backbone->embedding(x);  // warm-up: first-call allocations
+  auto embed = [&] { return graft::finetune::to_host_float(backbone->embedding(graft::finetune::to_device(x, target.device))); };
+  embed();  // warm-up: first-call allocations
   const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < steps; ++i) backbone->embedding(x);
+  for (int i = 0; i < steps; ++i) embed();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("threads %d\nblas_core %s\npatches_per_second %.4f\n", torch::get_num_threads(),
-              graft::finetune::blas_core_name(), steps * batch / seconds);
+  std::printf("device %s\nprecision %s\nthreads %d\nblas_core %s\npatches_per_second %.4f\n",
+              target.device.str().c_str(), graft::finetune::precision_name(target.precision).c_str(),
+              torch::get_num_threads(), graft::finetune::blas_core_name(), steps * batch / seconds);
   return 0;
 }
 
@@ -594,22 +629,32 @@ int main(int argc, char** argv) {
     if (c == "train" && l.nproc > 1 && graft::finetune::distributed_environment().world_size == 1) {
       return graft::finetune::launch_local_ranks(argv, l.nproc);
     }
-    if (c == "train") return run_train(l.config_path, l.overrides, l.out, l.resume);
+    if (c == "train") {
+      std::vector<std::string> overrides = l.overrides;
+      if (!l.device.empty()) overrides.push_back("train.device=" + l.device);
+      if (!l.precision.empty()) overrides.push_back("train.precision=" + l.precision);
+      return run_train(l.config_path, overrides, l.out, l.resume);
+    }
+    // Every other command that runs a model: --device and --precision, else the CPU at fp32.
+    const auto target = [&] {
+      return graft::finetune::compute_target(l.device.empty() ? "cpu" : l.device,
+                                             l.precision.empty() ? "fp32" : l.precision, "--device/--precision");
+    };
     if (c == "predict") {
       const std::string task = graft::finetune::read_json_file(l.model_folder + "/config.json").value("task", "");
-      if (task == "classification") return run_classify(l.model_folder, l.inputs, l.out);
-      if (task == "mil") return run_mil_predict(l.model_folder, l.inputs, l.out);
-      if (task == "detection") return run_detect(l.model_folder, l.inputs, l.out);
+      if (task == "classification") return run_classify(l.model_folder, l.inputs, l.out, target());
+      if (task == "mil") return run_mil_predict(l.model_folder, l.inputs, l.out, target());
+      if (task == "detection") return run_detect(l.model_folder, l.inputs, l.out, target());
       return run_predict(l.model_folder, l.inputs, l.out, l.overlap, l.mirror, l.probabilities,
-                         l.workers, l.shard, l.threads, l.anonymize, l.cog);
+                         l.workers, l.shard, l.threads, l.anonymize, l.cog, target());
     }
     if (c == "check") return run_check(l.path, l.folds);
     if (c == "evaluate") return run_evaluate(l.path, l.reference, l.csv_path, l.tolerance_mm);
-    if (c == "embed") return run_embed(l.backbone, l.weights, l.lenient, l.in, l.embed_mode, l.out);
-    if (c == "slide-features") return run_slide_features(l);
-    if (c == "bench embed") return run_bench_embed(l.backbone, l.batch, l.size_px, l.steps, l.threads);
+    if (c == "embed") return run_embed(l.backbone, l.weights, l.lenient, l.in, l.embed_mode, l.out, target());
+    if (c == "slide-features") return run_slide_features(l, target());
+    if (c == "bench embed") return run_bench_embed(l.backbone, l.batch, l.size_px, l.steps, l.threads, target());
     if (c == "bench train-step") {
-      return run_bench_train_step(l.backbone, l.head, l.batch, l.patch_dhw, l.steps, l.threads);
+      return run_bench_train_step(l.backbone, l.head, l.batch, l.patch_dhw, l.steps, l.threads, target());
     }
     throw UsageError("'" + c + "' runs in graft, not graft-ml");
   });

@@ -245,6 +245,10 @@ void BatchLoader::work() {
     Batch batch;
     try {
       batch = sample_batch(cases_, options_, batch_size_, seed);
+      if (options_.pin_memory) {
+        batch.image = batch.image.pin_memory();
+        batch.labels = batch.labels.pin_memory();
+      }
     } catch (...) {
       std::lock_guard<std::mutex> lock(mutex_);
       if (!failure_) failure_ = std::current_exception();

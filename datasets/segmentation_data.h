@@ -55,6 +55,9 @@ struct PatchOptions {
   std::array<std::int64_t, 3> patch_xyz{64, 64, 32};
   double foreground_fraction = 0.33;  // nnU-Net's oversampling: a third of patches hold foreground
   AugmentOptions augment;
+  // The loader's workers put each batch in page-locked memory, so its copy to a GPU runs
+  // asynchronously (a training run on CUDA sets it; pinning needs a CUDA LibTorch).
+  bool pin_memory = false;
 };
 
 struct Batch {

@@ -79,7 +79,7 @@ std::vector<BatchCase> predict_batch(const std::string& model_folder, const std:
         item.status = "skipped";
       } else {
         try {
-          if (!predictor) predictor = std::make_unique<Predictor>(model_folder);
+          if (!predictor) predictor = std::make_unique<Predictor>(model_folder, options.target);
           PredictOptions predict = options.predict;
           predict.progress = nullptr;
           predictor->predict_file(item.input, item.output, predict);

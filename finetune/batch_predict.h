@@ -9,6 +9,7 @@ namespace graft::finetune {
 
 struct BatchOptions {
   int workers = 1;        // each worker holds its own copy of the model
+  ComputeTarget target;   // device and precision every worker's model runs at
   int shard_index = 0;    // this job's shard, 0-based (Slurm's SLURM_ARRAY_TASK_ID)
   int shard_count = 1;    // shards in all; case k belongs to shard k % shard_count
   PredictOptions predict;

@@ -11,6 +11,7 @@
 #include "backbones/weight_loading.h"
 #include "datasets/image_tensor.h"
 #include "datasets/segmentation_data.h"
+#include "finetune/device.h"
 #include "finetune/distributed.h"
 #include "finetune/run_config.h"
 #include "finetune/segmentation_model.h"
@@ -87,22 +88,24 @@ double mean_ignoring_nan(const std::vector<double>& values) {
   return counted ? sum / counted : 0.0;
 }
 
-// `run` on every chip in batches, without gradients, the results concatenated in chip order.
+// `run` on every chip in batches on `device`, without gradients, the results concatenated in chip
+// order on the host in fp32.
 template <typename Run>
-torch::Tensor in_batches(const std::vector<datasets::PreparedChip>& chips, int batch_size, Run&& run) {
+torch::Tensor in_batches(const std::vector<datasets::PreparedChip>& chips, int batch_size, torch::Device device,
+                         Run&& run) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> parts;
   for (std::size_t start = 0; start < chips.size(); start += batch_size) {
     std::vector<torch::Tensor> images;
     for (std::size_t i = start; i < std::min(chips.size(), start + batch_size); ++i) images.push_back(chips[i].image);
-    parts.push_back(run(torch::stack(images)));
+    parts.push_back(to_host_float(run(to_device(torch::stack(images), device))));
   }
   return parts.empty() ? torch::Tensor() : torch::cat(parts);
 }
 
 torch::Tensor embeddings_of(ClassificationModelImpl& model, const std::vector<datasets::PreparedChip>& chips,
                             int batch_size) {
-  return in_batches(chips, batch_size, [&](const torch::Tensor& images) { return model.embed(images); });
+  return in_batches(chips, batch_size, device_of(model), [&](const torch::Tensor& images) { return model.embed(images); });
 }
 
 }  // namespace
@@ -151,13 +154,14 @@ ClassificationModel build_classifier(const nlohmann::json& config) {
 }
 
 torch::Tensor classification_loss(const torch::Tensor& logits, const torch::Tensor& targets, bool multi_label) {
-  if (multi_label) return F::binary_cross_entropy_with_logits(logits, targets);
-  return F::cross_entropy(logits, targets);
+  // fp32 whatever precision autocast ran the forward pass at.
+  if (multi_label) return F::binary_cross_entropy_with_logits(logits.to(torch::kFloat32), targets);
+  return F::cross_entropy(logits.to(torch::kFloat32), targets);
 }
 
 std::map<std::string, double> classification_metrics(const torch::Tensor& logits, const torch::Tensor& targets,
                                                      bool multi_label) {
-  const torch::Tensor scores = logits.detach().to(torch::kFloat32).contiguous();
+  const torch::Tensor scores = to_host_float(logits.detach()).contiguous();
   const std::int64_t count = scores.size(0), classes = scores.size(1);
   std::vector<std::int64_t> true_positive(classes, 0), false_positive(classes, 0), false_negative(classes, 0);
   std::map<std::string, double> metrics;
@@ -283,7 +287,8 @@ ChipSplits read_chip_splits(nlohmann::json& config) {
 
 torch::Tensor chip_logits(ClassificationModelImpl& model, const std::vector<datasets::PreparedChip>& chips,
                           int batch_size) {
-  return in_batches(chips, batch_size, [&](const torch::Tensor& images) { return model.forward(images); });
+  return in_batches(chips, batch_size, device_of(model),
+                    [&](const torch::Tensor& images) { return model.forward(images); });
 }
 
 TrainResult train_classifier_prepared(const nlohmann::json& config, const std::vector<datasets::PreparedChip>& train,
@@ -303,7 +308,7 @@ TrainResult train_classifier_prepared(const nlohmann::json& config, const std::v
   const std::uint64_t seed = seed_run(config);
   ClassificationModel model = build_classifier(config);
   TrainingTask task;
-  start_run_folder(config, model->backbone(), task);
+  start_run_folder(config, *model, model->backbone(), task);
 
   const bool multi_label = config["multi_label"], linear_probe = config["train"]["linear_probe"];
   const bool augment = config["data"]["augment"];
@@ -342,8 +347,9 @@ TrainResult train_classifier_prepared(const nlohmann::json& config, const std::v
     val_embeddings = embeddings_of(*model, val, batch_size);
     task.next_loss = [&] {
       const auto indices = shard_of_batch(torch::tensor(batch_indices(order, step_now++, batch_size), torch::kInt64));
-      return classification_loss(model->classify(train_embeddings.index_select(0, indices)),
-                                 train_targets.index_select(0, indices), multi_label);
+      const torch::Device device = device_of(*model);
+      return classification_loss(model->classify(to_device(train_embeddings.index_select(0, indices), device)),
+                                 to_device(train_targets.index_select(0, indices), device), multi_label);
     };
     if (!val.empty()) {
       // KNN and prototypes see only the frozen features, so they are scored once.
@@ -351,7 +357,8 @@ TrainResult train_classifier_prepared(const nlohmann::json& config, const std::v
           multi_label ? std::map<std::string, double>{}
                       : frozen_feature_metrics(train_embeddings, train_targets, val_embeddings, val_targets, classes);
       task.validate = [&, frozen] {
-        auto metrics = classification_metrics(model->classify(val_embeddings), val_targets, multi_label);
+        auto metrics = classification_metrics(model->classify(to_device(val_embeddings, device_of(*model))),
+                                              val_targets, multi_label);
         metrics.insert(frozen.begin(), frozen.end());
         return prefixed(metrics);
       };
@@ -363,7 +370,9 @@ TrainResult train_classifier_prepared(const nlohmann::json& config, const std::v
       const datasets::ChipBatch batch =
           datasets::chip_batch(train, batch_indices(order, step_now++, batch_size), classes, multi_label, augment, batch_seed);
       // The whole global batch is drawn (its augmentation draws are sequential), then sharded.
-      return classification_loss(model->forward(shard_of_batch(batch.image)), shard_of_batch(batch.targets), multi_label);
+      const torch::Device device = device_of(*model);
+      return classification_loss(model->forward(to_device(shard_of_batch(batch.image), device)),
+                                 to_device(shard_of_batch(batch.targets), device), multi_label);
     };
     if (!val.empty()) {
       task.validate = [&] { return prefixed(classification_metrics(chip_logits(*model, val, batch_size), val_targets, multi_label)); };
@@ -379,7 +388,7 @@ TrainResult train_classifier_prepared(const nlohmann::json& config, const std::v
   if (linear_probe) {
     const torch::Tensor test_embeddings = embeddings_of(*model, test, batch_size);
     torch::NoGradGuard no_grad;
-    test_logits = model->classify(test_embeddings);
+    test_logits = model->classify(to_device(test_embeddings, device_of(*model)));
     if (!multi_label) {
       metrics = frozen_feature_metrics(train_embeddings, train_targets, test_embeddings, test_targets, classes);
     }
@@ -397,7 +406,7 @@ TrainResult train_classifier(nlohmann::json config, const std::vector<TrainEvent
   return train_classifier_prepared(config, splits.train, splits.val, sinks, resume, splits.test);
 }
 
-Classifier::Classifier(const std::string& model_folder) {
+Classifier::Classifier(const std::string& model_folder, const ComputeTarget& target) : precision_(target.precision) {
   config_ = read_json_file(model_folder + "/config.json");
   if (config_.value("task", "segmentation") != "classification") {
     throw Error(model_folder + "/config.json: field 'task' is not 'classification'");
@@ -410,6 +419,7 @@ Classifier::Classifier(const std::string& model_folder) {
   const auto weights = backbones::read_checkpoint(model_folder + "/model.safetensors");
   backbones::LoadOptions options;  // strict: a model folder must match its own config exactly
   backbones::load_state_dict(*model_, weights.tensors, options, model_folder + "/model.safetensors");
+  model_->to(target.device);
   model_->eval();
 }
 
@@ -418,7 +428,8 @@ std::vector<double> Classifier::probabilities(const io::Image& image, const std:
       datasets::prepare_chip_pixels(source, image, contract_, run_plan_options(config_, config_["seed"]));
   const torch::Tensor input = datasets::image_to_tensor(prepared.image).squeeze(1).unsqueeze(0);
   torch::NoGradGuard no_grad;
-  const torch::Tensor logits = model_->forward(input)[0];
+  AutocastScope autocast(device_of(*model_), precision_);
+  const torch::Tensor logits = to_host_float(model_->forward(to_device(input, device_of(*model_)))[0]);
   const torch::Tensor probabilities = multi_label_ ? torch::sigmoid(logits) : torch::softmax(logits, 0);
   return {probabilities.data_ptr<float>(), probabilities.data_ptr<float>() + probabilities.numel()};
 }

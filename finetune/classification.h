@@ -10,6 +10,7 @@
 
 #include "backbones/backbone.h"
 #include "datasets/chip_data.h"
+#include "finetune/device.h"
 #include "finetune/training_loop.h"
 #include "io/image.h"
 #include "preprocess/contract.h"
@@ -82,7 +83,8 @@ torch::Tensor chip_logits(ClassificationModelImpl& model, const std::vector<data
 // A trained classification model folder, ready to label images.
 class Classifier {
  public:
-  explicit Classifier(const std::string& model_folder);
+  // The model runs on `target.device` at `target.precision` (autocast for the forward passes).
+  explicit Classifier(const std::string& model_folder, const ComputeTarget& target = {});
   // Probability per class (softmax, or a sigmoid per class for multi-label) of one 2D image.
   std::vector<double> probabilities(const io::Image& image, const std::string& source);
   const std::vector<std::string>& class_names() const { return class_names_; }
@@ -93,6 +95,7 @@ class Classifier {
   preprocess::Contract contract_;
   std::vector<std::string> class_names_;
   bool multi_label_ = false;
+  Precision precision_ = Precision::kFloat32;
   ClassificationModel model_{nullptr};
 };
 

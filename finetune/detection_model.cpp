@@ -6,6 +6,7 @@
 
 #include "backbones/resnet_blocks.h"
 #include "finetune/detection_metrics.h"
+#include "finetune/device.h"
 #include "io/error.h"
 
 namespace graft::finetune {
@@ -180,6 +181,8 @@ torch::Tensor detection_loss(const DetectionOutput& output, const std::vector<st
   const std::int64_t classes = output.class_logits[0].size(1);
   const std::int64_t batch = output.class_logits[0].size(0);
   const std::size_t levels = output.strides.size();
+  // Targets are matched on the host; the outputs stay on the model's device, where the loss is.
+  const torch::Device device = output.class_logits[0].device();
   std::vector<torch::Tensor> all_logits, all_class_targets, positive_distances, positive_targets, positive_centreness,
       positive_centreness_targets;
   for (std::size_t k = 0; k < levels; ++k) {
@@ -208,6 +211,7 @@ torch::Tensor detection_loss(const DetectionOutput& output, const std::vector<st
         const torch::Tensor positive = smallest < 1e29;
         if (positive.any().item<bool>()) {
           const torch::Tensor index = positive.nonzero().squeeze(1);
+          const torch::Tensor index_on_device = index.to(device);
           const torch::Tensor box_index = chosen.index_select(0, index);
           std::vector<std::int64_t> label_values;
           for (const auto& box : item_boxes) label_values.push_back(box.label - 1);
@@ -219,22 +223,27 @@ torch::Tensor detection_loss(const DetectionOutput& output, const std::vector<st
           const torch::Tensor ratio = torch::min(target_start, target_end) / torch::max(target_start, target_end);
           positive_targets.push_back(target);
           positive_centreness_targets.push_back(ratio.prod(1).pow(1.0 / dims));
-          positive_distances.push_back(output.distances[k][b].reshape({2 * dims, count}).t().index_select(0, index));
-          positive_centreness.push_back(output.centreness[k][b].reshape({count}).index_select(0, index));
+          positive_distances.push_back(
+              output.distances[k][b].reshape({2 * dims, count}).t().index_select(0, index_on_device));
+          positive_centreness.push_back(output.centreness[k][b].reshape({count}).index_select(0, index_on_device));
         }
       }
       all_logits.push_back(logits);
       all_class_targets.push_back(class_targets);
     }
   }
-  const torch::Tensor logits = torch::cat(all_logits), class_targets = torch::cat(all_class_targets);
+  // fp32 for the loss whatever precision autocast ran the forward pass at.
+  const torch::Tensor logits = torch::cat(all_logits).to(torch::kFloat32);
+  const torch::Tensor class_targets = torch::cat(all_class_targets).to(device);
   const double positives = positive_targets.empty() ? 0.0 : static_cast<double>(torch::cat(positive_targets).size(0));
   torch::Tensor loss = sigmoid_focal_loss_sum(logits, class_targets) / std::max(1.0, positives);
   if (positives > 0) {
-    const torch::Tensor centreness_targets = torch::cat(positive_centreness_targets);
-    const torch::Tensor giou = giou_loss(torch::cat(positive_distances), torch::cat(positive_targets), dims);
+    const torch::Tensor centreness_targets = torch::cat(positive_centreness_targets).to(device);
+    const torch::Tensor giou = giou_loss(torch::cat(positive_distances).to(torch::kFloat32),
+                                         torch::cat(positive_targets).to(device), dims);
     loss = loss + (giou * centreness_targets).sum() / centreness_targets.sum().clamp_min(1e-6);
-    loss = loss + F::binary_cross_entropy_with_logits(torch::cat(positive_centreness), centreness_targets);
+    loss = loss + F::binary_cross_entropy_with_logits(torch::cat(positive_centreness).to(torch::kFloat32),
+                                                      centreness_targets);
   }
   return loss;
 }
@@ -254,12 +263,13 @@ std::vector<std::vector<io::Box>> decode_detections(const DetectionOutput& outpu
     for (std::size_t k = 0; k < output.strides.size(); ++k) {
       const torch::Tensor centres = location_centres(output.class_logits[k].sizes().slice(2), output.strides[k]);
       const std::int64_t count = centres.size(0);
-      const torch::Tensor scores = torch::sqrt(torch::sigmoid(output.class_logits[k][b].reshape({classes, count}).t()) *
-                                               torch::sigmoid(output.centreness[k][b].reshape({count, 1})));
+      const torch::Tensor scores =
+          to_host_float(torch::sqrt(torch::sigmoid(output.class_logits[k][b].reshape({classes, count}).t()) *
+                                    torch::sigmoid(output.centreness[k][b].reshape({count, 1}))));
       const torch::Tensor flat = scores.reshape({-1});
       const std::int64_t keep = std::min<std::int64_t>(options.candidates_per_level, flat.size(0));
       const auto [top_scores, top_index] = flat.topk(keep);
-      const torch::Tensor distances = output.distances[k][b].reshape({2 * dims, count}).t();
+      const torch::Tensor distances = to_host_float(output.distances[k][b].reshape({2 * dims, count}).t());
       const auto score_at = top_scores.accessor<float, 1>();
       const auto index_at = top_index.accessor<std::int64_t, 1>();
       const auto centre_at = centres.accessor<float, 2>();

@@ -7,6 +7,7 @@
 #include "backbones/factory.h"
 #include "datasets/image_tensor.h"
 #include "finetune/detection_metrics.h"
+#include "finetune/device.h"
 #include "finetune/distributed.h"
 #include "finetune/run_config.h"
 #include "finetune/sliding_window.h"
@@ -63,7 +64,7 @@ std::vector<io::Box> detect_block(DetectionModelImpl& model, const torch::Tensor
     padding.push_back(0);
     padding.push_back((multiple - length % multiple) % multiple);
   }
-  const DetectionOutput output = model.forward(torch::constant_pad_nd(block, padding, 0.0));
+  const DetectionOutput output = model.forward(to_device(torch::constant_pad_nd(block, padding, 0.0), device_of(model)));
   return decode_detections(output, block.sizes(), options)[0];
 }
 
@@ -178,7 +179,7 @@ TrainResult train_detector_prepared(const nlohmann::json& config, const std::vec
   const std::uint64_t seed = seed_run(config);
   DetectionModel model = build_detector(config);
   TrainingTask task;
-  start_run_folder(config, model->backbone(), task);
+  start_run_folder(config, *model, model->backbone(), task);
   const auto loader = patch_loader(config, train_cases, seed);
   const DetectionDecodeOptions options = decode_options(config);
   const DetectionWindow window = detection_window(config);
@@ -188,7 +189,8 @@ TrainResult train_detector_prepared(const nlohmann::json& config, const std::vec
   task.metric_label = planar ? "validation mAP@0.5" : "validation FROC";
   task.next_loss = [&] {
     datasets::Batch batch = loader->next();
-    return detection_loss(model->forward(shard_of_batch(batch.image)), boxes_of_batch(shard_of_batch(batch.labels)));
+    return detection_loss(model->forward(to_device(shard_of_batch(batch.image), device_of(*model))),
+                          boxes_of_batch(shard_of_batch(batch.labels)));
   };
   // The reference boxes (connected components) do not change between epochs.
   std::vector<std::vector<io::Box>> val_references;
@@ -204,16 +206,18 @@ TrainResult train_detector(const nlohmann::json& config, const std::vector<Train
   return train_detector_prepared(config, splits.train, splits.val, sinks, resume);
 }
 
-Detector::Detector(const std::string& model_folder) {
+Detector::Detector(const std::string& model_folder, const ComputeTarget& target) : precision_(target.precision) {
   config_ = read_json_file(model_folder + "/config.json");
   if (config_.value("task", "") != "detection") throw Error(model_folder + "/config.json: field 'task' is not 'detection'");
   contract_ = preprocess::contract_from_json(read_json_file(model_folder + "/contract.json"), model_folder + "/contract.json");
   class_names_ = config_["class_names"].get<std::vector<std::string>>();
   model_ = build_detector(config_);
   load_best_weights(*model_, model_folder);
+  model_->to(target.device);
 }
 
 std::vector<io::Box> Detector::detect(const io::Image& image, const std::string& source) {
+  AutocastScope autocast(device_of(*model_), precision_);
   datasets::refuse_nan_voxels(image, source);
   const preprocess::Plan plan = preprocess::make_plan(contract_, image, run_plan_options(config_, config_["seed"]));
   std::vector<io::Box> boxes = detect_image(*model_, preprocess::apply(plan, image), decode_options(config_), detection_window(config_));

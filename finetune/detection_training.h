@@ -14,6 +14,7 @@
 
 #include "datasets/segmentation_data.h"
 #include "finetune/detection_model.h"
+#include "finetune/device.h"
 #include "finetune/training_loop.h"
 #include "preprocess/contract.h"
 
@@ -68,7 +69,8 @@ TrainResult train_detector(const nlohmann::json& config, const std::vector<Train
 // come back on the image's own grid.
 class Detector {
  public:
-  explicit Detector(const std::string& model_folder);
+  // The model runs on `target.device` at `target.precision` (autocast for the forward passes).
+  explicit Detector(const std::string& model_folder, const ComputeTarget& target = {});
   std::vector<io::Box> detect(const io::Image& image, const std::string& source);
   const std::vector<std::string>& class_names() const { return class_names_; }
 
@@ -77,6 +79,7 @@ class Detector {
   preprocess::Contract contract_;
   std::vector<std::string> class_names_;
   DetectionModel model_{nullptr};
+  Precision precision_ = Precision::kFloat32;
 };
 
 }  // namespace graft::finetune

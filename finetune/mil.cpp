@@ -4,6 +4,7 @@
 #include "datasets/image_tensor.h"
 #include "datasets/manifest.h"
 #include "finetune/classification.h"
+#include "finetune/device.h"
 #include "finetune/distributed.h"
 #include "finetune/run_config.h"
 #include "finetune/segmentation_model.h"
@@ -112,14 +113,15 @@ TrainResult train_mil_prepared(const nlohmann::json& config, const std::vector<B
   if (process_group()) throw Error("task mil trains one bag per step, in one process; run it without a world size > 1");
   task.next_loss = [&] {
     const Bag& bag = train[order[next++]];
-    return classification_loss(model->forward(bag.features).unsqueeze(0),
-                               torch::tensor({static_cast<std::int64_t>(bag.label)}, torch::kInt64), false);
+    const torch::Device device = device_of(*model);
+    return classification_loss(model->forward(to_device(bag.features, device)).unsqueeze(0),
+                               torch::tensor({static_cast<std::int64_t>(bag.label)}, torch::kInt64).to(device), false);
   };
   auto score = [&](const std::vector<Bag>& bags) {
     std::vector<torch::Tensor> logits;
     std::vector<std::int64_t> labels;
     for (const Bag& bag : bags) {
-      logits.push_back(model->forward(bag.features));
+      logits.push_back(model->forward(to_device(bag.features, device_of(*model))));
       labels.push_back(bag.label);
     }
     return classification_metrics(torch::stack(logits), torch::tensor(labels, torch::kInt64), false);
@@ -144,7 +146,7 @@ TrainResult train_mil(nlohmann::json config, const std::vector<TrainEventSink>& 
   return train_mil_prepared(config, splits.train, splits.val, sinks, resume, splits.test);
 }
 
-MilPredictor::MilPredictor(const std::string& model_folder) {
+MilPredictor::MilPredictor(const std::string& model_folder, const ComputeTarget& target) {
   const nlohmann::json config = read_json_file(model_folder + "/config.json");
   if (config.value("task", "") != "mil") throw Error(model_folder + "/config.json: field 'task' is not 'mil'");
   class_names_ = config["class_names"].get<std::vector<std::string>>();
@@ -154,14 +156,15 @@ MilPredictor::MilPredictor(const std::string& model_folder) {
   model_ = MilModel(feature_dim_, static_cast<int>(class_names_.size()),
                     settings["hidden"], settings["attention"], settings["dropout"]);
   load_best_weights(*model_, model_folder);
+  model_->to(target.device);
 }
 
 MilPredictor::Prediction MilPredictor::predict(const std::string& bag_path) {
-  const torch::Tensor bag = read_bag_features(bag_path, feature_dim_, "the model takes");
+  const torch::Tensor bag = to_device(read_bag_features(bag_path, feature_dim_, "the model takes"), device_of(*model_));
   torch::NoGradGuard no_grad;
   Prediction prediction;
-  const torch::Tensor probabilities = torch::softmax(model_->forward(bag), 0);
-  const torch::Tensor attention = model_->attention(bag).to(torch::kFloat64).contiguous();
+  const torch::Tensor probabilities = to_host_float(torch::softmax(model_->forward(bag), 0));
+  const torch::Tensor attention = model_->attention(bag).to(torch::kCPU, torch::kFloat64).contiguous();
   prediction.probabilities.assign(probabilities.data_ptr<float>(), probabilities.data_ptr<float>() + probabilities.numel());
   prediction.attention.assign(attention.data_ptr<double>(), attention.data_ptr<double>() + attention.numel());
   if (io::hdf5_has_dataset(bag_path, "/coords")) {

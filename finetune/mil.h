@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "finetune/device.h"
 #include "finetune/training_loop.h"
 
 namespace graft::finetune {
@@ -60,7 +61,8 @@ TrainResult train_mil_prepared(const nlohmann::json& config, const std::vector<B
 // A trained MIL model folder, ready to label slides from their feature bags.
 class MilPredictor {
  public:
-  explicit MilPredictor(const std::string& model_folder);
+  // The model runs on `target.device` (attention pooling is small: always fp32).
+  explicit MilPredictor(const std::string& model_folder, const ComputeTarget& target = {});
   struct Prediction {
     std::vector<double> probabilities;  // per class
     std::vector<double> attention;      // per patch, summing to 1

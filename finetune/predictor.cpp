@@ -17,7 +17,7 @@
 #include "preprocess/plan.h"
 
 namespace graft::finetune {
-Predictor::Predictor(const std::string& model_folder) {
+Predictor::Predictor(const std::string& model_folder, const ComputeTarget& target) : precision_(target.precision) {
   config_ = read_json_file(model_folder + "/config.json");
   contract_ = preprocess::contract_from_json(read_json_file(model_folder + "/contract.json"),
                                              model_folder + "/contract.json");
@@ -25,6 +25,7 @@ Predictor::Predictor(const std::string& model_folder) {
   const auto weights = backbones::read_checkpoint(model_folder + "/model.safetensors");
   backbones::LoadOptions options;  // strict: a model folder must match its own config exactly
   backbones::load_state_dict(*model_, weights.tensors, options, model_folder + "/model.safetensors");
+  model_->to(target.device);
   model_->eval();
 }
 
@@ -84,6 +85,7 @@ Prediction Predictor::predict(const io::Image& image, const PredictOptions& opti
   window.mirror = options.mirror || config_["predict"]["mirror"].get<bool>();
   window.keep_probabilities = options.write_probabilities || !options.probabilities_path.empty();
   window.progress = options.progress;
+  window.precision = precision_;
   const SlidingWindowResult result = predict_sliding_window(*model_, prepared, window);
   prediction.labels = preprocess::invert(prediction.plan, result.labels, preprocess::PredictionKind::kLabels);
   prediction.labels.metadata() = io::Metadata{};

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "finetune/device.h"
 #include "finetune/segmentation_model.h"
 #include "preprocess/contract.h"
 #include "preprocess/plan.h"
@@ -34,7 +35,8 @@ struct Prediction {
 // training run's preprocessing exactly.
 class Predictor {
  public:
-  explicit Predictor(const std::string& model_folder);
+  // The model runs on `target.device` at `target.precision` (autocast for the forward passes).
+  explicit Predictor(const std::string& model_folder, const ComputeTarget& target = {});
 
   // Reads `input`, applies the Plan, runs sliding-window inference, maps the labels back onto the
   // input's grid and writes them to `output` (.nii, .nii.gz, .nrrd) with the input's geometry.
@@ -52,6 +54,7 @@ class Predictor {
   nlohmann::json config_;
   preprocess::Contract contract_;
   SegmentationModel model_{nullptr};
+  Precision precision_ = Precision::kFloat32;
 };
 
 }  // namespace graft::finetune

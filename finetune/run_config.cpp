@@ -84,6 +84,8 @@ nlohmann::json default_run_config() {
       "loss": "dice_ce",
       "early_stopping_patience": 0,
       "threads": 0,
+      "device": "cpu",
+      "precision": "fp32",
       "max_validation_cases": 0,
       "linear_probe": false
     },

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "datasets/image_tensor.h"
+#include "finetune/device.h"
 #include "io/error.h"
 #include "io/raster_windows.h"
 
@@ -95,7 +96,8 @@ ScenePredictStats predict_scene(SegmentationModelImpl& model, const preprocess::
         const preprocess::Plan plan = preprocess::make_plan(contract, tile, plan_options);
         batch.push_back(datasets::image_to_tensor(preprocess::apply(plan, tile)));
       }
-      const torch::Tensor probabilities = torch::softmax(model.forward(torch::stack(batch)), 1).squeeze(2);
+      const torch::Tensor probabilities =
+          torch::softmax(to_host_float(model.forward(to_device(torch::stack(batch), device_of(model)))), 1).squeeze(2);
       for (std::size_t w = first; w < last; ++w) {
         const torch::Tensor p = probabilities[static_cast<std::int64_t>(w - first)];
         probability_sum.narrow(2, windows[w].x, tile_w) += p * weight;

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "datasets/image_tensor.h"
+#include "finetune/device.h"
 #include "io/error.h"
 #include "io/hdf5_file.h"
 #include "io/parallel.h"
@@ -30,7 +31,8 @@ SlideFeatureStats extract_slide_features(backbones::BackboneImpl& backbone, cons
       const preprocess::Plan plan = preprocess::make_plan(contract, patch, preprocess::PlanOptions{});
       batch[i] = datasets::image_to_tensor(preprocess::apply(plan, patch)).squeeze(1);
     });
-    const torch::Tensor embedding = backbone.embedding(torch::stack(batch)).contiguous();
+    const torch::Tensor embedding =
+        to_host_float(backbone.embedding(to_device(torch::stack(batch), device_of(backbone)))).contiguous();
     dim = embedding.size(1);
     features.insert(features.end(), embedding.data_ptr<float>(), embedding.data_ptr<float>() + embedding.numel());
     if (options.progress) options.progress(static_cast<double>(last) / count);

@@ -5,6 +5,7 @@
 #include <functional>
 #include <optional>
 
+#include "finetune/device.h"
 #include "finetune/segmentation_model.h"
 #include "io/image.h"
 
@@ -16,6 +17,10 @@ struct SlidingWindowOptions {
   bool mirror = false;            // average over all 8 axis flips (test-time augmentation)
   bool keep_probabilities = false;
   int windows_per_batch = 2;
+  Precision precision = Precision::kFloat32;  // autocast for the forward passes (bf16/fp16)
+  // On a GPU, the whole preprocessed volume goes to the device when it is at most this size, so
+  // windows are cut there; larger volumes send each batch of windows from pinned host memory.
+  std::int64_t device_volume_limit_bytes = std::int64_t{4} << 30;
   std::function<void(double fraction_done)> progress;  // optional
 };
 
@@ -26,7 +31,9 @@ struct SlidingWindowResult {
 
 // Sliding-window inference with nnU-Net's Gaussian weighting (sigma = patch / 8). Windows are
 // processed slab by slab along z, and planes no later window can touch are turned into labels
-// at once, so memory holds one slab of class scores, not classes x the whole volume.
+// at once, so memory holds one slab of class scores, not classes x the whole volume. Runs on the
+// model's device: there the slab's scores and weights accumulate, and only finished labels (and
+// probabilities, when kept) come back to the host.
 SlidingWindowResult predict_sliding_window(SegmentationModelImpl& model, const io::Image& image,
                                            const SlidingWindowOptions& options);
 

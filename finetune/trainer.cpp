@@ -10,6 +10,7 @@
 #include "backbones/registry.h"
 #include "backbones/weight_loading.h"
 #include "datasets/manifest.h"
+#include "finetune/device.h"
 #include "finetune/distributed.h"
 #include "finetune/sliding_window.h"
 #include "io/atomic_file.h"
@@ -20,7 +21,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-torch::Tensor loss_of(const std::string& name, const torch::Tensor& logits, const torch::Tensor& labels) {
+torch::Tensor loss_of(const std::string& name, const torch::Tensor& model_output, const torch::Tensor& labels) {
+  // fp32 whatever precision autocast ran the forward pass at.
+  const torch::Tensor logits = model_output.to(torch::kFloat32);
   if (name == "dice_ce") return dice_ce_loss(logits, labels);
   if (name == "focal") return focal_loss(logits, labels);
   if (name == "ce") return torch::nn::functional::cross_entropy(logits, labels);
@@ -40,6 +43,8 @@ datasets::PatchOptions patch_options(const nlohmann::json& config) {
   }
   options.patch_xyz = {patch[0], patch[1], patch[2]};
   options.foreground_fraction = config["data"]["foreground_fraction"];
+  // Batches bound for a GPU are pinned by the loader's workers, ahead of the step that copies them.
+  options.pin_memory = parse_device(config["train"].value("device", "cpu"), "train.device").is_cuda();
   options.augment.enabled = config["data"]["augment"];
   return options;
 }
@@ -77,11 +82,15 @@ std::uint64_t seed_run(const nlohmann::json& config) {
   return seed;
 }
 
-void start_run_folder(const nlohmann::json& config, backbones::BackboneImpl& backbone, TrainingTask& task) {
+void start_run_folder(const nlohmann::json& config, torch::nn::Module& model, backbones::BackboneImpl& backbone,
+                      TrainingTask& task) {
   if (!config["weights"].get<std::string>().empty()) {
     const auto report = backbones::load_weights(backbone, config["weights"], !config["lenient"].get<bool>());
     task.notes.push_back(report.summary());
   }
+  // Before anything runs the model (a linear probe's embeddings): every task's tensors then go
+  // where the model is.
+  model.to(parse_device(config["train"].value("device", "cpu"), "train.device"));
   const std::string output = config["output"];
   fs::create_directories(output);
   if (is_writing_rank()) io::write_text_atomically(output + "/contract.json", preprocess::to_json(run_contract(config)).dump(2) + "\n");
@@ -168,7 +177,7 @@ TrainResult train_prepared(const nlohmann::json& config, const std::vector<datas
   const std::uint64_t seed = seed_run(config);
   SegmentationModel model = build_model(config);
   TrainingTask task;
-  start_run_folder(config, model->backbone(), task);
+  start_run_folder(config, *model, model->backbone(), task);
 
   const auto loader = patch_loader(config, train_cases, seed);
   const std::string loss_name = config["train"]["loss"];
@@ -177,7 +186,9 @@ TrainResult train_prepared(const nlohmann::json& config, const std::vector<datas
   task.metric_label = "validation Dice";
   task.next_loss = [&] {
     datasets::Batch batch = loader->next();
-    return loss_of(loss_name, model->forward(shard_of_batch(batch.image)), shard_of_batch(batch.labels));
+    const torch::Device device = device_of(*model);
+    return loss_of(loss_name, model->forward(to_device(shard_of_batch(batch.image), device)),
+                   to_device(shard_of_batch(batch.labels), device));
   };
   if (!val_cases.empty()) {
     task.validate = [&] {

@@ -19,9 +19,10 @@ preprocess::Contract run_contract(const nlohmann::json& config);
 // Sets the run's compute threads and LibTorch's seed, before its model is built; returns the seed.
 std::uint64_t seed_run(const nlohmann::json& config);
 
-// Loads config.weights into `backbone` (the report goes to task.notes) and writes contract.json
-// into config.output, which it creates.
-void start_run_folder(const nlohmann::json& config, backbones::BackboneImpl& backbone, TrainingTask& task);
+// Loads config.weights into `backbone` (the report goes to task.notes), moves `model` to
+// train.device, and writes contract.json into config.output, which it creates.
+void start_run_folder(const nlohmann::json& config, torch::nn::Module& model, backbones::BackboneImpl& backbone,
+                      TrainingTask& task);
 
 // The Plan options a run config asks for (data.band_names, data.fill_missing_bands).
 preprocess::PlanOptions run_plan_options(const nlohmann::json& config, std::uint64_t seed);

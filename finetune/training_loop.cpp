@@ -7,6 +7,7 @@
 
 #include "backbones/checkpoint_file.h"
 #include "backbones/weight_loading.h"
+#include "finetune/device.h"
 #include "finetune/distributed.h"
 #include "finetune/training_plot.h"
 #include "io/atomic_file.h"
@@ -120,6 +121,11 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
   const nlohmann::json& train_settings = config["train"];
   const std::string output = config["output"];
   fs::create_directories(output);
+  // Model folders from before these settings existed lack them.
+  const ComputeTarget target = compute_target(train_settings.value("device", "cpu"),
+                                              train_settings.value("precision", "fp32"), "train.device/precision");
+  task.model->to(target.device);
+  LossScaler scaler(target.precision == Precision::kFloat16);
   Optimizer optimizer = make_optimizer(task, train_settings);
   const int epochs = train_settings["epochs"];
   const int batches = task.steps_per_epoch;
@@ -137,7 +143,7 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
   if (resume) {
     if (!fs::exists(checkpoint_path)) throw Error(checkpoint_path + ": nothing to resume from");
     torch::serialize::InputArchive archive;
-    archive.load_from(checkpoint_path);
+    archive.load_from(checkpoint_path, target.device);  // a GPU run's checkpoint resumes on the CPU too
     torch::serialize::InputArchive model_archive, optimizer_archive;
     archive.read("model", model_archive);
     archive.read("optimizer", optimizer_archive);
@@ -158,6 +164,7 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
     epochs_without_improvement = saved["epochs_without_improvement"];
     result.val_metric_per_epoch = from_json_with_nulls(saved["val_metric_per_epoch"]);
     result.train_loss_per_epoch = saved["train_loss_per_epoch"].get<std::vector<double>>();
+    scaler.restore(saved.value("loss_scale", scaler.scale()), saved.value("loss_scale_good_steps", 0));
   }
   std::ofstream events, csv;  // unopened on other ranks: their writes go nowhere
   if (writer) {
@@ -197,7 +204,9 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
                                {"best_epoch", result.best_epoch},
                                {"epochs_without_improvement", epochs_without_improvement},
                                {"val_metric_per_epoch", to_json_with_nulls(result.val_metric_per_epoch)},
-                               {"train_loss_per_epoch", result.train_loss_per_epoch}};
+                               {"train_loss_per_epoch", result.train_loss_per_epoch},
+                               {"loss_scale", scaler.scale()},
+                               {"loss_scale_good_steps", scaler.good_steps()}};
     archive.write("state", c10::IValue(state.dump()));
     io::write_atomically(checkpoint_path, [&](const std::string& temporary) { archive.save_to(temporary); });
   };
@@ -221,7 +230,11 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
       set_learning_rates(optimizer, factor);
       learning_rate = optimizer.base_lr[0] * factor;
       optimizer.optimizer->zero_grad();
-      const torch::Tensor loss = task.next_loss();
+      torch::Tensor loss;
+      {
+        AutocastScope autocast(target.device, target.precision);
+        loss = task.next_loss();
+      }
       // A rank's loss is the mean over its shard; the shards are equal, so their mean is the
       // global batch's mean loss, as one process would report it.
       const double loss_value = group ? group->mean(loss.item<double>()) : loss.item<double>();
@@ -229,10 +242,16 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
         throw Error("training diverged at epoch " + std::to_string(epoch) + " step " + std::to_string(step) +
                     " (loss is not finite); lower train.lr. The last good checkpoint is " + checkpoint_path);
       }
-      loss.backward();
-      if (group) group->average_gradients(task.model->parameters());
-      if (clip > 0) torch::nn::utils::clip_grad_norm_(task.model->parameters(), clip);
-      optimizer.optimizer->step();
+      scaler.scale_loss(loss).backward();
+      const std::vector<torch::Tensor> parameters = task.model->parameters();
+      if (group) group->average_gradients(parameters);
+      // fp16: a step whose gradients overflowed is skipped (the scale halves), as GradScaler does.
+      // Every rank holds the same averaged gradients, so every rank skips the same steps.
+      if (scaler.unscale_and_check(parameters)) {
+        if (clip > 0) torch::nn::utils::clip_grad_norm_(parameters, clip);
+        optimizer.optimizer->step();
+        scaler.step_taken();
+      }
       loss_sum += loss_value;
       TrainEvent event{"step", epoch, step};
       event.loss = loss_value;
@@ -263,6 +282,7 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
     double val_metric = NAN;
     if (task.validate) {
       torch::NoGradGuard no_grad;
+      AutocastScope autocast(target.device, target.precision);
       task.model->eval();
       const std::map<std::string, double> metrics = task.validate();
       if (!metrics.empty()) {

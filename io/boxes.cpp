@@ -2,8 +2,6 @@
 
 #include "io/atomic_file.h"
 
-#include <ogr_spatialref.h>
-
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -12,6 +10,7 @@
 #include <memory>
 
 #include "io/error.h"
+#include "io/gdal_raster.h"
 #include "io/text.h"
 
 namespace graft::io {
@@ -375,17 +374,6 @@ nlohmann::json boxes_to_geojson(const std::vector<Box>& boxes, const Geometry& g
     throw Error("GeoJSON needs a georeferenced raster (a map CRS); this grid has none");
   }
   if (grid.size_xyz[2] != 1) throw Error("GeoJSON boxes need a 2D raster grid");
-  OGRSpatialReference source, wgs84;
-  if (source.SetFromUserInput(grid.crs_wkt.c_str(), OGRSpatialReference::SET_FROM_USER_INPUT_LIMITATIONS_get()) !=
-      OGRERR_NONE) {
-    throw Error("GeoJSON: the raster's CRS cannot be parsed");
-  }
-  wgs84.SetWellKnownGeogCS("WGS84");
-  // RFC 7946 positions are longitude, latitude whatever the CRS's own axis order says.
-  source.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
-  wgs84.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
-  std::unique_ptr<OGRCoordinateTransformation> to_wgs84(OGRCreateCoordinateTransformation(&source, &wgs84));
-  if (!to_wgs84) throw Error("GeoJSON: no transformation from the raster's CRS to WGS 84");
   nlohmann::json features = nlohmann::json::array();
   for (const Box& box : boxes) {
     // Corners in ring order around the box: (start, start), (end, start), (end, end), (start, end).
@@ -394,10 +382,9 @@ nlohmann::json boxes_to_geojson(const std::vector<Box>& boxes, const Geometry& g
     std::vector<std::array<double, 2>> ring;
     for (int k = 0; k < 4; ++k) {
       const Vec3 world = grid.index_to_world({xs[k], ys[k], 0.0});
-      double x = world[0], y = world[1];
-      if (!to_wgs84->Transform(1, &x, &y)) throw Error("GeoJSON: a box corner cannot be transformed to WGS 84");
-      ring.push_back({x, y});
+      ring.push_back({world[0], world[1]});
     }
+    ring = lon_lat_from_crs(grid.crs_wkt, ring, "GeoJSON");
     double twice_area = 0.0;
     for (int k = 0; k < 4; ++k) {
       const auto& p = ring[k];

@@ -379,10 +379,6 @@ void add_frames(DcmSegmentation& seg, const Image& labels, const DicomVolumeSour
 
 }  // namespace
 
-bool is_dicom_seg_path(const std::string& path) {
-  return path.size() > 4 && path.compare(path.size() - 4, 4, ".dcm") == 0;
-}
-
 std::vector<DicomSegment> segments_for_labels(const Image& labels, const std::vector<std::string>& names) {
   if (!dtype_is_integer(labels.dtype())) {
     throw Error("labels must have an integer dtype for a DICOM SEG, not " + dtype_name(labels.dtype()));

@@ -43,7 +43,9 @@ void write_dicom_seg(const Image& labels, const DicomVolumeSource& source,
                      const DicomSegOptions& options);
 
 // True for outputs that are DICOM SEG files: the ".dcm" extension.
-bool is_dicom_seg_path(const std::string& path);
+inline bool is_dicom_seg_path(const std::string& path) {
+  return path.size() > 4 && path.compare(path.size() - 4, 4, ".dcm") == 0;
+}
 
 // One segment for each label value > 0 present in `labels`, named names[value - 1] when given,
 // "class VALUE" otherwise. Throws graft::Error for a non-integer dtype or a negative value.

@@ -404,19 +404,6 @@ std::string size_text(const DicomFrameHeader& h) {
 
 }  // namespace
 
-bool looks_like_dicom(const std::string& path) {
-  std::ifstream stream(path, std::ios::binary);
-  unsigned char bytes[132] = {};
-  stream.read(reinterpret_cast<char*>(bytes), sizeof bytes);
-  const auto read = stream.gcount();
-  if (read >= 132 && std::memcmp(bytes + 128, "DICM", 4) == 0) return true;
-  if (read < 8) return false;
-  // No preamble: the first tag's group, in either byte order.
-  const unsigned little = bytes[0] | (bytes[1] << 8);
-  const unsigned big = (bytes[0] << 8) | bytes[1];
-  return little == 0x0002 || little == 0x0008 || big == 0x0002 || big == 0x0008;
-}
-
 std::vector<DicomSeries> find_dicom_series(const std::string& folder_or_file) {
   register_codecs();
   std::vector<std::string> candidates;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "io/image.h"
+#include "io/image_file.h"
 
 namespace graft::io {
 
@@ -53,10 +54,6 @@ struct DicomVolume {
   Image image;
   DicomVolumeSource source;
 };
-
-// True when the file starts like DICOM: the "DICM" preamble, or (for files without a meta
-// header) a first element in group 0002 or 0008.
-bool looks_like_dicom(const std::string& path);
 
 // Every series under a folder (recursively) or in one file, split into sub-series where
 // orientation, size or echo differs. Non-DICOM files are skipped. Sorted by series number, then

@@ -18,4 +18,11 @@ class UsageError : public Error {
   explicit UsageError(const std::string& message) : Error(message) {}
 };
 
+// A format whose library this build leaves out (the compute-only build, GRAFT_COMPUTE_ONLY): the
+// message names the file, the format and the library.
+class FormatUnavailable : public Error {
+ public:
+  explicit FormatUnavailable(const std::string& message) : Error(message) {}
+};
+
 }  // namespace graft

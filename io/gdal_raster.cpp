@@ -189,12 +189,6 @@ GDALRIOResampleAlg resampling_from_name(const std::string& name) {
 
 }  // namespace
 
-GeoTransform subgrid_geotransform(const GeoTransform& t, double x, double y, double scale_x,
-                                  double scale_y) {
-  return {t[0] + x * t[1] + y * t[2], t[1] * scale_x, t[2] * scale_y,
-          t[3] + x * t[4] + y * t[5], t[4] * scale_x, t[5] * scale_y};
-}
-
 bool gdal_can_read(const std::string& path) {
   register_drivers();
   GdalErrorCapture quiet;
@@ -642,6 +636,28 @@ Image read_band_stack(const std::vector<std::string>& files, const BandStackOpti
   }
   stack.metadata().source_format = "geotiff";
   return stack;
+}
+
+std::vector<std::array<double, 2>> lon_lat_from_crs(const std::string& crs_wkt,
+                                                    const std::vector<std::array<double, 2>>& map_xy,
+                                                    const std::string& what) {
+  OGRSpatialReference source, wgs84;
+  if (source.SetFromUserInput(crs_wkt.c_str(), OGRSpatialReference::SET_FROM_USER_INPUT_LIMITATIONS_get()) !=
+      OGRERR_NONE) {
+    throw Error(what + ": the raster's CRS cannot be parsed");
+  }
+  wgs84.SetWellKnownGeogCS("WGS84");
+  source.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+  wgs84.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+  std::unique_ptr<OGRCoordinateTransformation> to_wgs84(OGRCreateCoordinateTransformation(&source, &wgs84));
+  if (!to_wgs84) throw Error(what + ": no transformation from the raster's CRS to WGS 84");
+  std::vector<std::array<double, 2>> lon_lat = map_xy;
+  for (auto& point : lon_lat) {
+    if (!to_wgs84->Transform(1, &point[0], &point[1])) {
+      throw Error(what + ": a point cannot be transformed to WGS 84");
+    }
+  }
+  return lon_lat;
 }
 
 }  // namespace graft::io

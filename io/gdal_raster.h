@@ -43,11 +43,6 @@ struct PixelWindow {
   std::int64_t x = 0, y = 0, width = 0, height = 0;
 };
 
-// The geotransform of a sub-grid whose top-left pixel corner is at full-resolution pixel (x, y)
-// and whose pixels each span scale_x by scale_y full-resolution pixels (a window, an overview).
-GeoTransform subgrid_geotransform(const GeoTransform& transform, double x, double y,
-                                  double scale_x = 1.0, double scale_y = 1.0);
-
 struct GdalReadOptions {
   std::optional<PixelWindow> window;  // only these pixels are read from the file
   int overview = -1;                  // -1: full resolution; k: GDAL's overview level k
@@ -116,6 +111,12 @@ Image read_band_stack(const std::vector<std::string>& files, const BandStackOpti
 // Whether two WKT strings name the same CRS (GDAL's IsSame: same definition, whatever the WKT
 // flavour or the way GDAL built it). Two empty strings are the same; an unparsable one is not.
 bool same_crs(const std::string& wkt_a, const std::string& wkt_b);
+
+// Map coordinates (x, y in the CRS `crs_wkt`) as WGS 84 longitude, latitude in degrees, the axis
+// order RFC 7946 prescribes whatever the CRS's own order. Errors start with `what`.
+std::vector<std::array<double, 2>> lon_lat_from_crs(const std::string& crs_wkt,
+                                                    const std::vector<std::array<double, 2>>& map_xy,
+                                                    const std::string& what);
 
 // The band name a file name carries: the last "_"-separated part of the stem when it looks like
 // a band (B1..B12, B8A, BQA), else "".

@@ -204,4 +204,10 @@ GeoTransform geotransform_of(const Geometry& g) {
   return derived;
 }
 
+GeoTransform subgrid_geotransform(const GeoTransform& t, double x, double y, double scale_x,
+                                  double scale_y) {
+  return {t[0] + x * t[1] + y * t[2], t[1] * scale_x, t[2] * scale_y,
+          t[3] + x * t[4] + y * t[5], t[4] * scale_x, t[5] * scale_y};
+}
+
 }  // namespace graft::io

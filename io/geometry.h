@@ -59,6 +59,11 @@ Geometry geometry_from_geotransform(const GeoTransform& transform, std::int64_t 
 // resample, say). Throws graft::Error when the grid is not a single plane with a z axis of (0,0,1).
 GeoTransform geotransform_of(const Geometry& geometry);
 
+// The geotransform of a sub-grid whose top-left pixel corner is at full-resolution pixel (x, y)
+// and whose pixels each span scale_x by scale_y full-resolution pixels (a window, an overview).
+GeoTransform subgrid_geotransform(const GeoTransform& transform, double x, double y,
+                                  double scale_x = 1.0, double scale_y = 1.0);
+
 Mat3 mat3_inverse(const Mat3& m);
 double dot(const Vec3& a, const Vec3& b);
 Vec3 cross(const Vec3& a, const Vec3& b);

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "io/atomic_file.h"
 #include "io/dicom_series.h"
@@ -12,6 +13,7 @@
 #include "io/hdf5_file.h"
 #include "io/itk_formats.h"
 #include "io/nifti_reader.h"
+#include "io/nifti_writer.h"
 #include "io/npy.h"
 #include "io/nrrd_header_check.h"
 #include "io/text.h"
@@ -28,6 +30,19 @@ std::string format_name(FileFormat format) {
     case FileFormat::kUnknown: break;
   }
   return "unknown";
+}
+
+bool looks_like_dicom(const std::string& path) {
+  std::ifstream stream(path, std::ios::binary);
+  unsigned char bytes[132] = {};
+  stream.read(reinterpret_cast<char*>(bytes), sizeof bytes);
+  const auto read = stream.gcount();
+  if (read >= 132 && std::memcmp(bytes + 128, "DICM", 4) == 0) return true;
+  if (read < 8) return false;
+  // No preamble: the first tag's group, in either byte order.
+  const unsigned little = bytes[0] | (bytes[1] << 8);
+  const unsigned big = (bytes[0] << 8) | bytes[1];
+  return little == 0x0002 || little == 0x0008 || big == 0x0002 || big == 0x0008;
 }
 
 FileFormat sniff_format(const std::string& path) {
@@ -115,7 +130,8 @@ void write(const Image& image, const std::string& path) {
     if (format == FileFormat::kNpy) return write_npy(image, target);
     if (format == FileFormat::kGdal) return write_gdal(image, target);
     if (format == FileFormat::kHdf5) return write_hdf5(image, target);
-    write_itk(image, target, format == FileFormat::kNifti ? ItkFormat::kNifti : ItkFormat::kNrrd);
+    if (format == FileFormat::kNifti) return write_nifti(image, target);
+    write_itk(image, target, ItkFormat::kNrrd);
   };
   if (ends_with(path, ".nhdr")) {
     // A detached header names its data file, so it cannot be written under a temporary name.

@@ -13,6 +13,10 @@ std::string format_name(FileFormat format);
 // The format from the file's content (magic bytes, gunzipped when needed), never its extension.
 // A folder is a DICOM folder. TIFF, and any other raster GDAL's drivers recognise, is kGdal.
 FileFormat sniff_format(const std::string& path);
+
+// True when the file starts like DICOM: the "DICM" preamble, or (for files without a meta
+// header) a first element in group 0002 or 0008.
+bool looks_like_dicom(const std::string& path);
 // The format a path's extension names, for writing: .nii, .nii.gz, .nrrd, .nhdr, .npy, .tif, .tiff
 // (GeoTIFF), .h5, .hdf5.
 FileFormat format_from_extension(const std::string& path);

@@ -295,14 +295,45 @@ TEST(Trainer, PredictorWritesLabelsOnTheInputGrid) {
   Predictor predictor(folder + "/model");
   PredictOptions options;
   options.write_probabilities = true;
-  predictor.predict_file(folder + "/c1.nii.gz", folder + "/c1_pred.nrrd", options);
+  predictor.predict_file(folder + "/c1.nii.gz", folder + "/c1_pred.nii.gz", options);
   const io::Image input = io::read(folder + "/c1.nii.gz");
-  const io::Image labels = io::read(folder + "/c1_pred.nrrd");
+  const io::Image labels = io::read(folder + "/c1_pred.nii.gz");
   EXPECT_TRUE(labels.geometry().same_grid(input.geometry(), 1e-4));
   EXPECT_EQ(labels.dtype(), io::DType::kU8);
   const io::Image probabilities = io::read(folder + "/c1_pred_probabilities.nii.gz");
   EXPECT_EQ(probabilities.channels(), 3);
   EXPECT_TRUE(fs::exists(folder + "/c1_pred.plan.json"));
+}
+
+// train.precision bf16 on the CPU: the forward passes run under autocast (the losses differ from
+// fp32's in the third digit), the weights and checkpoint stay fp32, and the bf16 model's
+// sliding-window labels agree with fp32 inference on nearly every voxel.
+TEST(Trainer, Bf16AutocastTrainsCloseToFp32AndPredictsTheSameLabels) {
+  const std::string folder = graft::testing::temp_dir();
+  const std::string manifest = write_dataset(folder, 3);
+  nlohmann::json fp32 = tiny_config(folder + "/fp32", manifest);
+  nlohmann::json bf16 = tiny_config(folder + "/bf16", manifest);
+  bf16["train"]["precision"] = "bf16";
+  train(fp32, {}, false);
+  train(bf16, {}, false);
+  const std::vector<double> fp32_losses = read_losses(folder + "/fp32"), bf16_losses = read_losses(folder + "/bf16");
+  ASSERT_EQ(bf16_losses.size(), fp32_losses.size());
+  for (std::size_t epoch = 0; epoch < fp32_losses.size(); ++epoch) {
+    EXPECT_NE(bf16_losses[epoch], fp32_losses[epoch]) << "bf16 ran as fp32";
+    EXPECT_NEAR(bf16_losses[epoch], fp32_losses[epoch], 0.05 * fp32_losses[epoch]) << "epoch " << epoch;
+  }
+  const auto weights = backbones::read_checkpoint(folder + "/bf16/model.safetensors");
+  for (const auto& [name, tensor] : weights.tensors) {
+    if (name.find("num_batches_tracked") == std::string::npos) {
+      EXPECT_EQ(tensor.dtype, backbones::TensorDType::kF32) << name;
+    }
+  }
+  const io::Image image = io::read(folder + "/c1.nii.gz");
+  const io::Image exact = Predictor(folder + "/bf16").predict(image).labels;
+  const io::Image mixed = Predictor(folder + "/bf16", {torch::kCPU, Precision::kBFloat16}).predict(image).labels;
+  std::int64_t same = 0;
+  for (std::int64_t i = 0; i < exact.element_count(); ++i) same += exact.value_at(i) == mixed.value_at(i);
+  EXPECT_GE(static_cast<double>(same) / exact.element_count(), 0.99);
 }
 
 }  // namespace

@@ -106,6 +106,14 @@ void extract_patch(const T* volume, std::int64_t channels, const std::array<std:
   }
 }
 
+// SplitMix64 of (batch seed, item): neighbouring items get unrelated generator states.
+std::uint64_t item_seed(std::uint64_t batch_seed, int item) {
+  std::uint64_t z = batch_seed + 0x9E3779B97F4A7C15ULL * (static_cast<std::uint64_t>(item) + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
 void augment(torch::Tensor& image, torch::Tensor& labels, const AugmentOptions& options,
              std::mt19937_64& random) {
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
@@ -154,13 +162,19 @@ void augment(torch::Tensor& image, torch::Tensor& labels, const AugmentOptions& 
 }  // namespace
 
 Batch sample_batch(const std::vector<PreparedCase>& cases, const PatchOptions& options,
-                   int batch_size, std::uint64_t seed) {
+                   int batch_size, std::uint64_t seed, const BatchShare& share) {
   if (cases.empty()) throw Error("no training cases to sample from");
-  std::mt19937_64 random(seed);
+  const int first = share.count < 0 ? 0 : share.first;
+  const int end = share.count < 0 ? batch_size : share.first + share.count;
+  if (first < 0 || end > batch_size || end <= first) {
+    throw Error("batch share [" + std::to_string(first) + ", " + std::to_string(end) + ") is not inside a batch of " +
+                std::to_string(batch_size));
+  }
   const std::int64_t channels = cases.front().image.channels();
   const std::array<std::int64_t, 3> patch{options.patch_xyz[2], options.patch_xyz[1], options.patch_xyz[0]};
   std::vector<torch::Tensor> images, labels;
-  for (int b = 0; b < batch_size; ++b) {
+  for (int b = first; b < end; ++b) {
+    std::mt19937_64 random(item_seed(seed, b));
     const PreparedCase& item = cases[random() % cases.size()];
     const auto& n = item.image.geometry().size_xyz;
     const std::array<std::int64_t, 3> size{n[2], n[1], n[0]};
@@ -195,12 +209,13 @@ Batch sample_batch(const std::vector<PreparedCase>& cases, const PatchOptions& o
 }
 
 BatchLoader::BatchLoader(const std::vector<PreparedCase>& cases, PatchOptions options, int batch_size,
-                         int batches_per_epoch, int workers, int prefetch, std::uint64_t seed)
+                         int batches_per_epoch, int workers, int prefetch, std::uint64_t seed, BatchShare share)
     : cases_(cases),
       options_(std::move(options)),
       batch_size_(batch_size),
       batches_per_epoch_(batches_per_epoch),
       prefetch_(std::max(1, prefetch)),
+      share_(share),
       seed_(seed) {
   for (int w = 0; w < std::max(1, workers); ++w) threads_.emplace_back([this] { work(); });
 }
@@ -244,7 +259,7 @@ void BatchLoader::work() {
                                static_cast<std::uint64_t>(index);
     Batch batch;
     try {
-      batch = sample_batch(cases_, options_, batch_size_, seed);
+      batch = sample_batch(cases_, options_, batch_size_, seed, share_);
       if (options_.pin_memory) {
         batch.image = batch.image.pin_memory();
         batch.labels = batch.labels.pin_memory();

@@ -65,16 +65,27 @@ struct Batch {
   torch::Tensor labels;  // (B, D, H, W) int64
 };
 
+// A part of every global batch: items [first, first + count). A data-parallel rank draws only
+// its share; count < 0 is the whole batch.
+struct BatchShare {
+  int first = 0;
+  int count = -1;
+};
+
 // One batch drawn with its own seed, so batch b of epoch e is the same whatever thread made it.
+// Each item draws from its own generator, seeded from the batch seed and its position, so item i
+// is the same whether a process draws the whole batch or only the share holding i: a run gives the
+// same global batches for any number of processes.
 Batch sample_batch(const std::vector<PreparedCase>& cases, const PatchOptions& options,
-                   int batch_size, std::uint64_t seed);
+                   int batch_size, std::uint64_t seed, const BatchShare& share = {});
 
 // Worker threads draw batches ahead of the trainer into a bounded queue. Batches come out in
 // index order, so training is identical for any number of workers.
 class BatchLoader {
  public:
+  // `share`: the items of each global batch of `batch_size` that this loader draws.
   BatchLoader(const std::vector<PreparedCase>& cases, PatchOptions options, int batch_size,
-              int batches_per_epoch, int workers, int prefetch, std::uint64_t seed);
+              int batches_per_epoch, int workers, int prefetch, std::uint64_t seed, BatchShare share = {});
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -89,6 +100,7 @@ class BatchLoader {
   const std::vector<PreparedCase>& cases_;
   PatchOptions options_;
   int batch_size_, batches_per_epoch_, prefetch_;
+  BatchShare share_;
   std::uint64_t seed_;
   std::mutex mutex_;
   std::condition_variable changed_;

@@ -8,7 +8,6 @@
 #include "datasets/image_tensor.h"
 #include "finetune/detection_metrics.h"
 #include "finetune/device.h"
-#include "finetune/distributed.h"
 #include "finetune/run_config.h"
 #include "finetune/sliding_window.h"
 #include "finetune/trainer.h"
@@ -189,8 +188,7 @@ TrainResult train_detector_prepared(const nlohmann::json& config, const std::vec
   task.metric_label = planar ? "validation mAP@0.5" : "validation FROC";
   task.next_loss = [&] {
     datasets::Batch batch = loader->next();
-    return detection_loss(model->forward(to_device(shard_of_batch(batch.image), device_of(*model))),
-                          boxes_of_batch(shard_of_batch(batch.labels)));
+    return detection_loss(model->forward(to_device(batch.image, device_of(*model))), boxes_of_batch(batch.labels));
   };
   // The reference boxes (connected components) do not change between epochs.
   std::vector<std::vector<io::Box>> val_references;

@@ -116,16 +116,22 @@ ProcessGroup* process_group() {
   return group.get();
 }
 
-torch::Tensor shard_of_batch(const torch::Tensor& batch) {
+datasets::BatchShare rank_share_of_batch(int batch_size) {
   const ProcessGroup* group = process_group();
-  if (!group) return batch;
-  const std::int64_t world = group->world_size();
-  if (batch.size(0) % world != 0) {
-    throw Error("data.batch_size " + std::to_string(batch.size(0)) + " does not divide among " +
-                std::to_string(world) + " processes; make it a multiple of the world size");
+  if (!group) return {0, batch_size};
+  const int world = group->world_size();
+  if (batch_size % world != 0) {
+    throw Error("data.batch_size " + std::to_string(batch_size) + " does not divide among " + std::to_string(world) +
+                " processes; make it a multiple of the world size");
   }
-  const std::int64_t size = batch.size(0) / world;
-  return batch.narrow(0, size * group->rank(), size);
+  const int size = batch_size / world;
+  return {size * group->rank(), size};
+}
+
+torch::Tensor shard_of_batch(const torch::Tensor& batch) {
+  if (!process_group()) return batch;
+  const datasets::BatchShare share = rank_share_of_batch(static_cast<int>(batch.size(0)));
+  return batch.narrow(0, share.first, share.count);
 }
 
 namespace {

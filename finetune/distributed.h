@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "datasets/segmentation_data.h"
+
 namespace graft::finetune {
 
 // Where this process sits in a run: torchrun's RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and
@@ -50,9 +52,12 @@ class ProcessGroup {
 };
 ProcessGroup* process_group();
 
-// This rank's part of a global batch along dimension 0: items [rank * B / W, (rank + 1) * B / W).
-// The batch size must divide by the world size, so the ranks' mean losses average to the global
-// batch's mean. Returns the batch unchanged for one process.
+// This rank's items of a global batch of `batch_size`: [rank * B / W, (rank + 1) * B / W), the
+// whole batch for one process. The batch size must divide by the world size, so the ranks' mean
+// losses average to the global batch's mean; else graft::Error says so.
+datasets::BatchShare rank_share_of_batch(int batch_size);
+// The same items cut from a whole global batch along dimension 0 (for tasks whose batches are
+// drawn whole: classification chips).
 torch::Tensor shard_of_batch(const torch::Tensor& batch);
 // graft train --nproc N: runs this program N times with the same arguments as ranks 0..N-1 of
 // one run on this machine (torchrun's variables, LOCAL_WORLD_SIZE, MASTER_ADDR 127.0.0.1 and a

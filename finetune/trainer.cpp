@@ -152,9 +152,11 @@ std::vector<double> validation_dice(SegmentationModelImpl& model, const std::vec
 std::unique_ptr<datasets::BatchLoader> patch_loader(const nlohmann::json& config,
                                                     const std::vector<datasets::PreparedCase>& cases,
                                                     std::uint64_t seed) {
+  // A data-parallel rank draws only its share of every global batch.
   return std::make_unique<datasets::BatchLoader>(cases, patch_options(config), config["data"]["batch_size"],
                                                  config["data"]["batches_per_epoch"], config["data"]["workers"],
-                                                 config["data"]["prefetch"], seed);
+                                                 config["data"]["prefetch"], seed,
+                                                 rank_share_of_batch(config["data"]["batch_size"].get<int>()));
 }
 
 void describe_patch_task(TrainingTask& task, const nlohmann::json& config, torch::nn::Module& model,
@@ -187,8 +189,7 @@ TrainResult train_prepared(const nlohmann::json& config, const std::vector<datas
   task.next_loss = [&] {
     datasets::Batch batch = loader->next();
     const torch::Device device = device_of(*model);
-    return loss_of(loss_name, model->forward(to_device(shard_of_batch(batch.image), device)),
-                   to_device(shard_of_batch(batch.labels), device));
+    return loss_of(loss_name, model->forward(to_device(batch.image, device)), to_device(batch.labels, device));
   };
   if (!val_cases.empty()) {
     task.validate = [&] {

@@ -141,6 +141,32 @@ TEST(SegmentationData, BatchesDependOnlyOnTheirSeedWhateverTheWorkerCount) {
   for (int i = 0; i < 5; ++i) EXPECT_TRUE(torch::equal(one_worker[i], three_workers[i])) << i;
 }
 
+// A data-parallel rank draws only its share of each global batch; the shares put together are
+// the batch one process draws, item for item, augmentation included.
+TEST(SegmentationData, SharesOfABatchAreItsItemsWhateverTheNumberOfShares) {
+  const auto cases = prepared_cases(graft::testing::temp_dir(), 2);
+  datasets::PatchOptions options;
+  options.patch_xyz = {16, 16, 8};
+  const auto whole = datasets::sample_batch(cases, options, 4, 7);
+  for (int shares : {2, 4}) {
+    std::vector<torch::Tensor> images, labels;
+    for (int s = 0; s < shares; ++s) {
+      const auto part = datasets::sample_batch(cases, options, 4, 7, {s * 4 / shares, 4 / shares});
+      images.push_back(part.image);
+      labels.push_back(part.labels);
+    }
+    EXPECT_TRUE(torch::equal(torch::cat(images), whole.image)) << shares << " shares";
+    EXPECT_TRUE(torch::equal(torch::cat(labels), whole.labels)) << shares << " shares";
+  }
+  EXPECT_FALSE(torch::equal(whole.image[0], whole.image[1])) << "items draw from their own generators";
+  datasets::BatchLoader second_half(cases, options, 4, 2, 2, 2, 11, {2, 2});
+  datasets::BatchLoader all(cases, options, 4, 2, 1, 2, 11);
+  second_half.start_epoch(1);
+  all.start_epoch(1);
+  for (int i = 0; i < 2; ++i) EXPECT_TRUE(torch::equal(second_half.next().image, all.next().image.narrow(0, 2, 2)));
+  EXPECT_THROW(datasets::sample_batch(cases, options, 4, 7, {3, 2}), Error);
+}
+
 TEST(SegmentationData, ForegroundOversamplingPutsForegroundInPatches) {
   const auto cases = prepared_cases(graft::testing::temp_dir(), 2);
   datasets::PatchOptions options;

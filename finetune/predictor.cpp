@@ -42,6 +42,7 @@ void Predictor::predict_file(const std::string& input, const std::string& output
                                                            : config_["predict"]["overlap"].get<double>();
     scene.write.cloud_optimized = options.cloud_optimized;
     scene.progress = options.progress;
+    AutocastScope autocast(device_of(*model_), precision_);
     predict_scene(*model_, contract_, run_plan_options(config_, config_["seed"]), input, output, scene);
     return;
   }

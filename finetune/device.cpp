@@ -123,13 +123,17 @@ torch::Tensor LossScaler::scale_loss(const torch::Tensor& loss) const { return a
 
 bool LossScaler::unscale_and_check(const std::vector<torch::Tensor>& parameters) {
   if (!active_) return true;
-  bool finite = true;
   torch::NoGradGuard no_grad;
+  // One flag on the gradients' device, read once: an item() per tensor would wait for a GPU once
+  // per parameter in every step.
+  torch::Tensor all_finite;
   for (const auto& parameter : parameters) {
     if (!parameter.grad().defined()) continue;
     parameter.grad().div_(scale_);
-    if (finite && !torch::isfinite(parameter.grad()).all().item<bool>()) finite = false;
+    const torch::Tensor finite = torch::isfinite(parameter.grad()).all();
+    all_finite = all_finite.defined() ? all_finite.logical_and(finite) : finite;
   }
+  const bool finite = !all_finite.defined() || all_finite.item<bool>();
   if (!finite) {
     scale_ *= 0.5;
     good_steps_ = 0;

@@ -107,7 +107,6 @@ double ProcessGroup::mean(double value) {
   return one[0].item<double>() / world_size_;
 }
 
-
 ProcessGroup* process_group() {
   static std::unique_ptr<ProcessGroup> group = [] {
     const DistributedEnvironment environment = distributed_environment();

@@ -172,35 +172,13 @@ int precision_bench(const std::string& device_spec, int threads) {
   for (const Precision precision : precisions) {
     initial.seekg(0);
     torch::load(model, initial, device);
-    model->train();
-    torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(1e-3).momentum(0.9));
-    graft::finetune::LossScaler scaler(precision == Precision::kFloat16);
-    auto step = [&] {
-      optimizer.zero_grad();
-      torch::Tensor loss;
-      {
-        graft::finetune::AutocastScope autocast(device, precision);
-        const torch::Tensor logits = model->forward(graft::finetune::to_device(x, device));
-        loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), graft::finetune::to_device(y, device));
-      }
-      scaler.scale_loss(loss).backward();
-      if (scaler.unscale_and_check(model->parameters())) {
-        optimizer.step();
-        scaler.step_taken();
-      }
-    };
-    step();  // warm-up: allocations and kernel selection
-    graft::finetune::synchronize(device);
-    auto start = Clock::now();
-    for (int i = 0; i < steps; ++i) step();
-    graft::finetune::synchronize(device);
-    const double step_s = seconds_since(start) / steps;
+    const double step_s = graft::finetune::seconds_per_training_step(*model, x, y, {device, precision}, steps);
     graft::finetune::SlidingWindowOptions options;
     options.patch_xyz = {64, 64, 32};
     options.windows_per_batch = device.is_cuda() ? 8 : 2;
     options.precision = precision;
     model->eval();
-    start = Clock::now();
+    const auto start = Clock::now();
     graft::finetune::predict_sliding_window(*model, volume, options);
     graft::finetune::synchronize(device);
     const double sliding_s = seconds_since(start);

@@ -486,37 +486,13 @@ int run_bench_train_step(const std::string& backbone_name, const std::string& he
   graft::finetune::SegmentationModel model(graft::backbones::create_backbone(backbone_name),
                                            graft::finetune::head_kind_from_name(head), 2);
   model->to(target.device);
-  model->train();
-  torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(1e-3).momentum(0.9));
   // The batch is made on the host and copied every step, as a loader's batches are.
   const torch::Tensor x = torch::randn({batch, 1, patch_dhw[0], patch_dhw[1], patch_dhw[2]});
   const torch::Tensor y =
       torch::randint(0, 2, {batch, patch_dhw[0], patch_dhw[1], patch_dhw[2]}, torch::kInt64);
-  graft::finetune::LossScaler scaler(target.precision == graft::finetune::Precision::kFloat16);
-  auto step = [&] {
-    optimizer.zero_grad();
-    torch::Tensor loss;
-    {
-      graft::finetune::AutocastScope autocast(target.device, target.precision);
-      const torch::Tensor logits = model->forward(graft::finetune::to_device(x, target.device));
-      loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat32),
-                                                  graft::finetune::to_device(y, target.device));
-    }
-    scaler.scale_loss(loss).backward();
-    if (scaler.unscale_and_check(model->parameters())) {
-      optimizer.step();
-      scaler.step_taken();
-    }
-  };
-  step();  // warm-up: first-call allocations and kernel selection
-  graft::finetune::synchronize(target.device);
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < steps; ++i) step();
-  graft::finetune::synchronize(target.device);
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds_per_step = graft::finetune::seconds_per_training_step(*model, x, y, target, steps);
   std::printf("device %s\nprecision %s\nthreads %d\nseconds_per_step %.6f\n", target.device.str().c_str(),
-              graft::finetune::precision_name(target.precision).c_str(), torch::get_num_threads(), seconds / steps);
+              graft::finetune::precision_name(target.precision).c_str(), torch::get_num_threads(), seconds_per_step);
   return 0;
 }
 

@@ -1,6 +1,7 @@
 #include "finetune/segmentation_model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <thread>
 
@@ -180,6 +181,33 @@ torch::Tensor dice_ce_loss(const torch::Tensor& logits, const torch::Tensor& lab
 torch::Tensor focal_loss(const torch::Tensor& logits, const torch::Tensor& labels, double gamma) {
   const torch::Tensor log_p = torch::log_softmax(logits, 1).gather(1, labels.unsqueeze(1)).squeeze(1);
   return (-(1 - log_p.exp()).pow(gamma) * log_p).mean();
+}
+
+double seconds_per_training_step(SegmentationModelImpl& model, const torch::Tensor& x, const torch::Tensor& y,
+                                 const ComputeTarget& target, int steps) {
+  model.train();
+  torch::optim::SGD optimizer(model.parameters(), torch::optim::SGDOptions(1e-3).momentum(0.9));
+  LossScaler scaler(target.precision == Precision::kFloat16);
+  auto step = [&] {
+    optimizer.zero_grad();
+    torch::Tensor loss;
+    {
+      AutocastScope autocast(target.device, target.precision);
+      const torch::Tensor logits = model.forward(to_device(x, target.device));
+      loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), to_device(y, target.device));
+    }
+    scaler.scale_loss(loss).backward();
+    if (scaler.unscale_and_check(model.parameters())) {
+      optimizer.step();
+      scaler.step_taken();
+    }
+  };
+  step();  // warm-up: first-call allocations and kernel selection
+  synchronize(target.device);
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < steps; ++i) step();
+  synchronize(target.device);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / steps;
 }
 
 }  // namespace graft::finetune

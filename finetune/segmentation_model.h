@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "backbones/backbone.h"
+#include "finetune/device.h"
 
 namespace graft::finetune {
 
@@ -39,6 +40,12 @@ TORCH_MODULE(SegmentationModel);
 // Sets LibTorch's intra-op threads: `requested`, or every core for 0. Debian's LibTorch starts
 // with one thread, so without this a 2-core machine would train on half of it. Returns the count.
 int set_compute_threads(int requested);
+
+// The benches' training step: SGD with momentum on cross-entropy, the host batch (x, y) copied to
+// target.device every step as a loader's batch is, autocast at target.precision and fp16 loss
+// scaling. Returns seconds per step over `steps` timed steps, after one warm-up step.
+double seconds_per_training_step(SegmentationModelImpl& model, const torch::Tensor& x, const torch::Tensor& y,
+                                 const ComputeTarget& target, int steps);
 
 // Dice + cross-entropy (nnU-Net's default): CE plus 1 - soft Dice averaged over the foreground
 // classes, with Dice computed over the whole batch.

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <map>
 #include <new>
 
 #include "io/error.h"
@@ -148,7 +149,7 @@ void define_commands(CLI::App& app, CommandLine& l) {
 
   auto* slide = app.add_subcommand(
       "slide-features", "tile a whole slide over its tissue and write every patch's embedding to HDF5");
-  slide->add_option("--backbone", l.backbone, "registered backbone")->default_val("uni-vit-l16");
+  slide->add_option("--backbone", l.backbone, "registered backbone (default uni-vit-l16)");
   slide->add_option("--weights", l.weights, "checkpoint (torch.save or safetensors)");
   slide->add_flag("--lenient", l.lenient, "load what fits and report the rest");
   slide->add_option("--input", l.in, "slide OpenSlide reads (SVS, NDPI, MRXS, tiled pyramidal TIFF)")->required();
@@ -162,8 +163,7 @@ void define_commands(CLI::App& app, CommandLine& l) {
   bench->require_subcommand(1);
   auto* train_step =
       bench->add_subcommand("train-step", "seconds per training step on random data");
-  train_step->add_option("--backbone", l.backbone, "registered backbone")
-      ->default_val("med3d-resnet10");
+  train_step->add_option("--backbone", l.backbone, "registered backbone (default med3d-resnet10)");
   train_step->add_option("--head", l.head, "medicalnet or unet")->capture_default_str();
   train_step->add_option("--batch", l.batch, "batch size")->capture_default_str();
   train_step->add_option("--patch", l.patch_dhw, "patch D H W")->expected(3);
@@ -172,7 +172,7 @@ void define_commands(CLI::App& app, CommandLine& l) {
       ->capture_default_str();
   auto* embed_bench =
       bench->add_subcommand("embed", "patches per second through a backbone's embedding (inference)");
-  embed_bench->add_option("--backbone", l.backbone, "registered backbone")->default_val("vit-s16");
+  embed_bench->add_option("--backbone", l.backbone, "registered backbone (default vit-s16)");
   embed_bench->add_option("--batch", l.batch, "patches per forward pass")->capture_default_str();
   embed_bench->add_option("--size", l.size_px, "patch size in pixels")->capture_default_str();
   embed_bench->add_option("--steps", l.steps, "timed forward passes")->capture_default_str();
@@ -208,6 +208,12 @@ int parse_command_line(int argc, char** argv, CommandLine& line) {
     given = given->get_subcommands().front();
     line.command += (line.command.empty() ? "" : " ") + given->get_name();
   }
+  // The subcommands share one backbone field, so CLI11's per-option defaults would overwrite one
+  // another (the last definition won for all); each command's default applies once it is known.
+  const std::map<std::string, std::string> default_backbones{
+      {"slide-features", "uni-vit-l16"}, {"bench train-step", "med3d-resnet10"}, {"bench embed", "vit-s16"}};
+  const auto fallback = default_backbones.find(line.command);
+  if (line.backbone.empty() && fallback != default_backbones.end()) line.backbone = fallback->second;
   return -1;
 }
 

@@ -240,6 +240,13 @@ TEST(Embed, PooledFeaturesMatchPyTorchForALegacyCheckpoint) {
   std::filesystem::remove_all(folder);
 }
 
+// Each command that takes --backbone has its own default; none leaks into another.
+TEST(Embed, BenchTrainStepWithoutABackboneTrainsItsDefaultMed3dResNet) {
+  std::string output;
+  ASSERT_EQ(graft("bench train-step --batch 1 --patch 16 16 16 --steps 1 --threads 1", &output), 0) << output;
+  EXPECT_NE(output.find("seconds_per_step"), std::string::npos) << output;
+}
+
 TEST(Embed, BenchTrainStepEndsWithSecondsPerStep) {
   std::string output;
   ASSERT_EQ(graft("bench train-step --backbone med3d-resnet10 --batch 1 --patch 16 16 16 --steps 1 --threads 1", &output), 0)

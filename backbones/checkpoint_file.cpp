@@ -10,6 +10,7 @@
 #include "backbones/pickle_reader.h"
 #include "io/atomic_file.h"
 #include "io/error.h"
+#include "io/zip_archive.h"
 #include "io/file_bytes.h"
 
 namespace graft::backbones {
@@ -31,72 +32,17 @@ T little(const std::uint8_t* at) {
   return value;
 }
 
-// The stored (uncompressed) members of a zip archive, as torch.save writes them.
-std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> zip_members(
-    const std::vector<std::uint8_t>& zip, const std::string& path) {
-  // The end-of-central-directory record sits in the last 64 KiB + 22 bytes.
-  if (zip.size() < 22) throw Error(path + ": zip file is truncated");
-  const std::size_t search_from = zip.size() > 65557 ? zip.size() - 65557 : 0;
-  std::size_t eocd = std::string::npos;
-  for (std::size_t i = zip.size() - 22;; --i) {
-    if (little<std::uint32_t>(&zip[i]) == 0x06054b50) {
-      eocd = i;
-      break;
-    }
-    if (i == search_from) break;
-  }
-  if (eocd == std::string::npos) throw Error(path + ": zip end-of-directory record is missing (truncated?)");
-  std::uint64_t entries = little<std::uint16_t>(&zip[eocd + 10]);
-  std::uint64_t directory = little<std::uint32_t>(&zip[eocd + 16]);
-  if (directory == 0xffffffffu || entries == 0xffffu) {
-    // ZIP64: the locator precedes the EOCD and points at the ZIP64 EOCD record.
-    if (eocd < 20 || little<std::uint32_t>(&zip[eocd - 20]) != 0x07064b50) {
-      throw Error(path + ": zip64 locator is missing");
-    }
-    const std::uint64_t record = little<std::uint64_t>(&zip[eocd - 20 + 8]);
-    if (record + 56 > zip.size() || little<std::uint32_t>(&zip[record]) != 0x06064b50) {
-      throw Error(path + ": zip64 end-of-directory record is broken");
-    }
-    entries = little<std::uint64_t>(&zip[record + 32]);
-    directory = little<std::uint64_t>(&zip[record + 48]);
-  }
+// Where each member of a torch.save zip lies: (offset, size). torch.save stores members
+// uncompressed, which lets a storage be read in place.
+std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> zip_members(const std::vector<std::uint8_t>& zip,
+                                                                           const std::string& path) {
   std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> members;
-  std::uint64_t at = directory;
-  for (std::uint64_t e = 0; e < entries; ++e) {
-    if (at + 46 > zip.size() || little<std::uint32_t>(&zip[at]) != 0x02014b50) {
-      throw Error(path + ": zip central directory entry " + std::to_string(e) + " is broken");
-    }
-    const std::uint16_t method = little<std::uint16_t>(&zip[at + 10]);
-    std::uint64_t compressed = little<std::uint32_t>(&zip[at + 20]);
-    std::uint64_t local = little<std::uint32_t>(&zip[at + 42]);
-    const std::uint16_t name_length = little<std::uint16_t>(&zip[at + 28]);
-    const std::uint16_t extra_length = little<std::uint16_t>(&zip[at + 30]);
-    const std::uint16_t comment_length = little<std::uint16_t>(&zip[at + 32]);
-    if (at + 46 + name_length + extra_length > zip.size()) throw Error(path + ": zip entry name is truncated");
-    const std::string name(reinterpret_cast<const char*>(&zip[at + 46]), name_length);
-    // ZIP64 extra field: 64-bit sizes and offset replace the 0xffffffff placeholders, in order.
-    for (std::size_t x = at + 46 + name_length; x + 4 <= at + 46 + name_length + extra_length;) {
-      const std::uint16_t id = little<std::uint16_t>(&zip[x]);
-      const std::uint16_t length = little<std::uint16_t>(&zip[x + 2]);
-      if (id == 0x0001) {
-        std::size_t field = x + 4;
-        if (little<std::uint32_t>(&zip[at + 24]) == 0xffffffffu) field += 8;  // uncompressed size
-        if (compressed == 0xffffffffu) { compressed = little<std::uint64_t>(&zip[field]); field += 8; }
-        if (local == 0xffffffffu) local = little<std::uint64_t>(&zip[field]);
-      }
-      x += 4 + length;
-    }
-    if (method != 0) {
-      throw Error(path + ": zip member " + name + " is compressed (method " + std::to_string(method) +
+  for (const io::ZipMember& member : io::zip_directory(zip, path)) {
+    if (member.method != 0) {
+      throw Error(path + ": zip member " + member.name + " is compressed (method " + std::to_string(member.method) +
                   "); torch.save writes stored members");
     }
-    if (local + 30 > zip.size() || little<std::uint32_t>(&zip[local]) != 0x04034b50) {
-      throw Error(path + ": zip local header of " + name + " is broken");
-    }
-    const std::uint64_t data = local + 30 + little<std::uint16_t>(&zip[local + 26]) + little<std::uint16_t>(&zip[local + 28]);
-    if (data + compressed > zip.size()) throw Error(path + ": zip member " + name + " is truncated");
-    members[name] = {data, compressed};
-    at += 46 + name_length + extra_length + comment_length;
+    members[member.name] = {member.data_offset, member.compressed_size};
   }
   return members;
 }

@@ -23,7 +23,7 @@
 #include "finetune/blas_kernels.h"
 #include "finetune/device.h"
 #include "finetune/run_config.h"
-#include "finetune/sliding_window.h"
+#include "finetune/inference/sliding_window.h"
 #include "finetune/trainer.h"
 #include "io/image_file.h"
 

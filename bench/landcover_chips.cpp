@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "io/error.h"
-#include "io/gdal_raster.h"
+#include "io/raster/gdal_raster.h"
 #include "io/image_file.h"
-#include "io/raster_windows.h"
+#include "io/raster/raster_windows.h"
 #include "preprocess/bands.h"
 
 namespace {

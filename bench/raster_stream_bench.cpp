@@ -14,8 +14,8 @@
 #include "bench/stopwatch.h"
 #include "bench/memory_status.h"
 #include "bench/synthetic_scene.h"
-#include "io/gdal_raster.h"
-#include "io/raster_windows.h"
+#include "io/raster/gdal_raster.h"
+#include "io/raster/raster_windows.h"
 
 namespace {
 

@@ -15,7 +15,7 @@ rounds=${3:-9}
 measure() {  # backbone arch batch steps
   local graft_rates="" python_rates=""
   for round in $(seq "$rounds"); do
-    out=$("$build/cli/graft" bench embed --backbone "$1" --batch "$3" --size 224 --steps "$4" --threads "$threads")
+    out=$("$build/cli/graft" bench embed --backbone "$1" --batch "$3" --patch-size 224 --steps "$4" --threads "$threads")
     g=$(awk '/patches_per_second/ {print $2}' <<<"$out")
     core=$(awk '/blas_core/ {print $2}' <<<"$out")
     p=$(OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$core} /usr/bin/python3 bench/python_vit_embed.py --arch "$2" \

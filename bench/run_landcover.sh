@@ -46,7 +46,7 @@ run ben-multilabel bigearthnet geo-resnet18-s2 multi_label.csv --set multi_label
 
 # The trained model folder classifies chips the way a user would run it, and agrees with the manifest.
 (echo image; grep ',val$' "$work/landsat8/single_label.csv" | cut -d, -f1) > "$work/landsat8/val_chips.csv"
-"$build/cli/graft" predict --model "$work/l8-finetune" --input "$work/landsat8/val_chips.csv" \
+"$build/cli/graft" predict --model "$work/l8-finetune" "$work/landsat8/val_chips.csv" \
   --output "$work/l8_val_predictions.csv" > /dev/null
 python3 - "$work" <<'PY'
 import csv, sys

@@ -14,7 +14,7 @@ graft_best=1e9
 python_best=1e9
 for round in $(seq "$rounds"); do
   g=$("$build/cli/graft" bench train-step --backbone med3d-resnet10 --head medicalnet --batch 2 \
-        --patch 32 64 64 --steps "$steps" --threads "$threads" | awk '/seconds_per_step/ {print $2}')
+        --patch-size 64 64 32 --steps "$steps" --threads "$threads" | awk '/seconds_per_step/ {print $2}')
   p=$(/usr/bin/python3 bench/python_train_step.py --depth 10 --batch 2 --patch 32 64 64 \
         --steps "$steps" --threads "$threads" | awk '/seconds_per_step/ {print $2}')
   echo "round $round: graft $g s/step, pytorch $p s/step"

@@ -18,8 +18,8 @@
 #include "bench/stopwatch.h"
 #include "bench/synthetic_scene.h"
 #include "finetune/blas_kernels.h"
-#include "finetune/scene_prediction.h"
-#include "io/gdal_raster.h"
+#include "finetune/inference/scene_prediction.h"
+#include "io/raster/gdal_raster.h"
 #include "preprocess/plan.h"
 
 namespace {

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "io/gdal_raster.h"
-#include "io/raster_windows.h"
+#include "io/raster/gdal_raster.h"
+#include "io/raster/raster_windows.h"
 
 namespace graft::bench {
 

@@ -1,47 +1,159 @@
 #pragma once
 
-// graft's command line, shared by its two executables: `graft` (formats, DICOM, conversion; no
-// LibTorch, so it starts in milliseconds) and `graft-ml` (backbones, training, prediction), which
-// `graft` hands those commands to. Both parse the same definition, so help and errors agree.
+// graft's command line, shared by its two executables: `graft` (formats, contracts, datasets; no
+// LibTorch, so it starts in milliseconds) and `graft-ml` (training, prediction, embeddings),
+// which `graft` hands those commands to. Both parse the same definition, so help and errors agree.
+//
+// Every subcommand owns its options and their defaults. Across commands: inputs are positional,
+// `--output` is always a path, and sizes are given x y (z).
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace graft::cli {
 
-// Every option of every subcommand; `command` names the one given ("info", "bench load", ...).
+// A GeoTIFF output's layout (convert, stack).
+struct GeoTiffOutput {
+  bool cloud_optimized = false;
+  std::string compression = "DEFLATE";
+};
+
+// Which Contract a Plan follows (plan, preprocess), and how the input's bands are named.
+struct ContractChoice {
+  std::string backbone;
+  std::string contract_path;
+  std::string band_names;  // "B4,B3,B2": the input's bands in order, instead of the file's
+  bool fill_missing_bands = false;
+};
+
+// Where a model runs: cpu, cuda, cuda:N; and the forward pass's precision: fp32, bf16, fp16.
+// Empty: a run file's train.device / train.precision (graft train), else cpu and fp32.
+struct ComputeChoice {
+  std::string device, precision;
+};
+
+struct InfoOptions {
+  std::string input, dataset;
+  bool json = false;
+};
+
+struct ConvertOptions {
+  std::string input, output, dataset, dtype;
+  std::string reference_dicom, segment_names;  // DICOM SEG outputs
+  bool anonymize = false;
+  GeoTiffOutput geotiff;
+};
+
+struct StackOptions {
+  std::string output;
+  std::vector<std::string> bands;
+  std::string reference_band, resampling = "bilinear";
+  GeoTiffOutput geotiff;
+};
+
+struct PlanOptions {
+  ContractChoice contract;
+  std::string input;
+  bool json = false;
+};
+
+struct PreprocessOptions {
+  ContractChoice contract;
+  std::string input, output, plan_output, labels, labels_output;
+};
+
+struct BackbonesOptions {
+  bool json = false;
+};
+
+struct CheckOptions {
+  std::string manifest;
+  int folds = 5;
+};
+
+struct DemoOptions {
+  std::string output = "graft-demo";
+  bool quick = false;
+};
+
+struct TrainOptions {
+  std::string config_path, output;
+  std::vector<std::string> overrides;
+  bool resume = false;
+  int nproc = 1;
+  ComputeChoice compute;
+};
+
+struct PredictOptions {
+  std::string model_folder, output, shard;
+  std::vector<std::string> inputs;
+  std::optional<double> overlap_fraction;
+  bool mirror = false, probabilities = false, anonymize = false, cloud_optimized = false;
+  int workers = 1, threads = 0;
+  ComputeChoice compute;
+};
+
+struct EvaluateOptions {
+  std::string prediction, reference, csv_path;
+  double tolerance_mm = 1.0;
+};
+
+struct EmbedOptions {
+  std::string backbone, weights, input, output;
+  std::string features = "pooled";  // pooled or map
+  bool lenient = false;
+  ComputeChoice compute;
+};
+
+struct SlideFeaturesOptions {
+  std::string backbone = "uni-vit-l16", weights, input, output;
+  bool lenient = false;
+  double microns_per_pixel = 0.5, min_tissue_fraction = 0.25;
+  int patch_size_px = 224, batch = 2, threads = 0;
+  ComputeChoice compute;
+};
+
+struct BenchLoadOptions {
+  std::string input;
+  int repeats = 5;
+};
+
+struct BenchEmbedOptions {
+  std::string backbone = "vit-s16";
+  int batch = 2, patch_size_px = 224, steps = 10, threads = 0;
+  ComputeChoice compute;
+};
+
+struct BenchTrainStepOptions {
+  std::string backbone = "med3d-resnet10", head = "medicalnet";
+  int batch = 2, steps = 10, threads = 0;
+  std::vector<std::int64_t> patch_size_xyz{64, 64, 32};
+  ComputeChoice compute;
+};
+
+// The command given ("info", "bench load", ...) and the options of each command; only the given
+// command's are filled from the arguments, the others keep their defaults.
 struct CommandLine {
   std::string command;
-  std::string path, in, out, dtype, backbone, contract_path, plan_out, labels_in, labels_out;
-  std::string demo_folder = "graft-demo";
-  int folds = 5;
-  int nproc = 1;  // graft train --nproc
-  bool json = false;
-  // DICOM SEG outputs (convert, predict).
-  std::string reference_dicom, segment_names;
-  bool anonymize = false;
-  // GeoTIFF outputs (convert, stack) and band stacks.
-  bool cog = false;
-  std::string dataset;  // HDF5 dataset path
-  int size_px = 224;
-  double microns_per_pixel = 0.5, min_tissue = 0.25;
-  std::string compress = "DEFLATE", reference_band, resampling = "bilinear";
-  // Band semantics (plan, preprocess): the user's names for the input's bands, and zero-filling.
-  std::string band_names;
-  bool fill_missing_bands = false;
-  bool quick = false, resume = false, mirror = false, probabilities = false, lenient = false;
-  std::string config_path, model_folder, reference, csv_path, weights, embed_mode = "pooled",
-                                                                       head = "medicalnet";
-  std::vector<std::string> overrides, inputs;
-  double overlap = -1, tolerance_mm = 1.0;
-  int batch = 2, steps = 10, threads = 0, workers = 1, repeats = 5;
-  std::string shard;
-  // Where models run: cpu, cuda, cuda:N; and the forward pass's precision: fp32, bf16, fp16.
-  // Empty: a run file's train.device / train.precision (graft train), else cpu and fp32.
-  std::string device, precision;
-  std::vector<std::int64_t> patch_dhw{32, 64, 64};
+  InfoOptions info;
+  ConvertOptions convert;
+  StackOptions stack;
+  PlanOptions plan;
+  PreprocessOptions preprocess;
+  BackbonesOptions backbones;
+  CheckOptions check;
+  DemoOptions demo;
+  TrainOptions train;
+  PredictOptions predict;
+  EvaluateOptions evaluate;
+  EmbedOptions embed;
+  SlideFeaturesOptions slide_features;
+  BenchLoadOptions bench_load;
+  BenchEmbedOptions bench_embed;
+  BenchTrainStepOptions bench_train_step;
 };
 
 // Commands that need LibTorch, and so run in graft-ml.

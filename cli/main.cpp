@@ -1,6 +1,7 @@
 // The graft command. It parses arguments and calls the library; no logic lives only here.
-// Format commands run in this executable, which does not link LibTorch (whose operator
-// registration alone costs ~0.5 s per start); the rest run in graft-ml, which this one becomes.
+// Format, contract and dataset commands (info, convert, stack, plan, preprocess, backbones,
+// check) run in this executable, which does not link LibTorch (whose operator registration alone
+// costs ~0.5 s per start); the rest run in graft-ml, which this one becomes.
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,16 +13,19 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "backbones/registry.h"
 #include "cli/command_line.h"
+#include "datasets/manifest.h"
 #include "cli/progress.h"
 #include "io/atomic_file.h"
-#include "io/dicom_seg.h"
-#include "io/dicom_series.h"
+#include "io/dicom/dicom_seg.h"
+#include "io/dicom/dicom_series.h"
 #include "io/error.h"
-#include "io/gdal_raster.h"
+#include "io/raster/gdal_raster.h"
 #include "io/image_file.h"
-#include "io/hdf5_file.h"
+#include "io/hdf5/hdf5_file.h"
 #include "io/image_info.h"
+#include "preprocess/plan.h"
 #include "preprocess/reorient.h"
 
 namespace {
@@ -74,10 +78,10 @@ int run_info(const std::string& path, const std::string& dataset, bool json) {
   return 0;
 }
 
-void write_image(const io::Image& image, const graft::cli::CommandLine& l);
+void write_image(const io::Image& image, const std::string& output, const graft::cli::GeoTiffOutput& geotiff);
 
-int run_convert(const graft::cli::CommandLine& l) {
-  const std::string &in = l.in, &out = l.out, &dtype = l.dtype;
+int run_convert(const graft::cli::ConvertOptions& l) {
+  const std::string &in = l.input, &out = l.output, &dtype = l.dtype;
   graft::cli::Progress progress("convert", 2);
   progress.step("read");
   io::Image image = read_input(in, l.dataset);
@@ -100,33 +104,114 @@ int run_convert(const graft::cli::CommandLine& l) {
   }
   if (!dtype.empty()) image = image.cast(io::dtype_from_name(dtype));
   progress.step("write");
-  write_image(image, l);
+  write_image(image, l.output, l.geotiff);
   return 0;
 }
 
 // io::write, with the GeoTIFF choices (COG, compression) when the output is a .tif.
-void write_image(const io::Image& image, const graft::cli::CommandLine& l) {
-  if (io::format_from_extension(l.out) != io::FileFormat::kGdal) {
-    if (l.cog) throw UsageError(l.out + ": --cog needs a .tif output");
-    io::write(image, l.out);
+void write_image(const io::Image& image, const std::string& output, const graft::cli::GeoTiffOutput& geotiff) {
+  if (io::format_from_extension(output) != io::FileFormat::kGdal) {
+    if (geotiff.cloud_optimized) throw UsageError(output + ": --cog needs a .tif output");
+    io::write(image, output);
     return;
   }
   io::GdalWriteOptions options;
-  options.cloud_optimized = l.cog;
-  options.compression = l.compress;
-  io::write_atomically(
-      l.out, [&](const std::string& temporary) { io::write_gdal(image, temporary, options); });
+  options.cloud_optimized = geotiff.cloud_optimized;
+  options.compression = geotiff.compression;
+  io::write_atomically(output, [&](const std::string& temporary) { io::write_gdal(image, temporary, options); });
 }
 
-int run_stack(const graft::cli::CommandLine& l) {
+int run_stack(const graft::cli::StackOptions& l) {
   io::BandStackOptions options;
   if (!l.reference_band.empty()) options.reference = l.reference_band;
   options.resampling = l.resampling;
-  const io::Image stack = io::read_band_stack(l.inputs, options);
-  write_image(stack, l);
-  std::cout << l.out << ": " << stack.channels() << " bands on a " << stack.geometry().size_xyz[0]
+  const io::Image stack = io::read_band_stack(l.bands, options);
+  write_image(stack, l.output, l.geotiff);
+  std::cout << l.output << ": " << stack.channels() << " bands on a " << stack.geometry().size_xyz[0]
             << " x " << stack.geometry().size_xyz[1] << " grid\n";
   return 0;
+}
+
+preprocess::Contract contract_for(const std::string& backbone, const std::string& contract_path) {
+  if (!contract_path.empty() && !backbone.empty()) throw UsageError("give --backbone NAME or --contract FILE, not both");
+  if (!contract_path.empty()) return preprocess::read_contract(contract_path);
+  if (backbone.empty()) throw UsageError("give --backbone NAME or --contract FILE");
+  return graft::backbones::find_backbone(backbone).contract;
+}
+
+preprocess::PlanOptions plan_options(const graft::cli::ContractChoice& choice) {
+  preprocess::PlanOptions options;
+  options.band_names = graft::cli::split_names(choice.band_names);
+  options.fill_missing_bands = choice.fill_missing_bands;
+  return options;
+}
+
+int run_plan(const graft::cli::PlanOptions& l) {
+  const preprocess::Contract contract = contract_for(l.contract.backbone, l.contract.contract_path);
+  const io::Image image = io::read(l.input);
+  const preprocess::Plan plan = preprocess::make_plan(contract, image, plan_options(l.contract));
+  if (l.json)
+    std::cout << preprocess::to_json(plan).dump(2) << "\n";
+  else
+    std::cout << preprocess::to_text(plan);
+  return 0;
+}
+
+int run_preprocess(const graft::cli::PreprocessOptions& l) {
+  if (l.labels.empty() != l.labels_output.empty()) {
+    throw UsageError("--labels and --labels-output go together");
+  }
+  const preprocess::Contract contract = contract_for(l.contract.backbone, l.contract.contract_path);
+  graft::cli::Progress progress("preprocess", l.labels.empty() ? 4 : 6);
+  progress.step("read");
+  const io::Image image = io::read(l.input);
+  progress.step("plan");
+  const preprocess::Plan plan = preprocess::make_plan(contract, image, plan_options(l.contract));
+  progress.step("apply");
+  const io::Image result = preprocess::apply(plan, image);
+  progress.step("write");
+  io::write(result, l.output);
+  if (!l.labels.empty()) {
+    progress.step("labels");
+    const io::Image labels = io::read(l.labels);
+    io::write(preprocess::apply_to_labels(plan, labels), l.labels_output);
+  }
+  if (!l.plan_output.empty()) io::write_text_atomically(l.plan_output, preprocess::to_json(plan).dump(2) + "\n");
+  progress.finish();
+  std::cout << preprocess::to_text(plan);
+  return 0;
+}
+
+int run_backbones(bool json) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& backbone : graft::backbones::registered_backbones()) {
+    if (json) {
+      list.push_back({{"name", backbone.name},
+                      {"summary", backbone.summary},
+                      {"contract", preprocess::to_json(backbone.contract)}});
+    } else {
+      std::cout << backbone.name << "  (" << backbone.summary << ")\n"
+                << preprocess::describe(backbone.contract) << "\n";
+    }
+  }
+  if (json) std::cout << list.dump(2) << "\n";
+  return 0;
+}
+
+// One line per case: id, split, image grid and "ok" or what is wrong; exit code 1 when any case
+// has a problem. The desktop app's dataset panel shows the same check.
+int run_check(const std::string& manifest, int folds) {
+  std::vector<graft::datasets::CaseEntry> entries = graft::datasets::read_manifest(manifest);
+  graft::datasets::assign_folds(entries, folds, 0, 0);
+  int problems = 0;
+  for (const auto& entry : entries) {
+    const graft::datasets::CaseCheck check = graft::datasets::check_case(entry);
+    std::printf("%s\t%s\t%s\t%s\n", entry.id.c_str(), entry.split.c_str(), check.grid.c_str(),
+                check.problem.empty() ? "ok" : check.problem.c_str());
+    problems += !check.problem.empty();
+  }
+  std::printf("check: %zu cases, %d with problems\n", entries.size(), problems);
+  return problems == 0 ? 0 : 1;
 }
 
 // Reads an image `repeats` times in this process and prints the median seconds: the load alone,
@@ -169,10 +254,14 @@ int main(int argc, char** argv) {
     return status;
   return graft::cli::run_reporting_errors([&] {
     if (graft::cli::needs_torch(line.command)) return hand_to_graft_ml(argv);
-    if (line.command == "info") return run_info(line.path, line.dataset, line.json);
-    if (line.command == "convert") return run_convert(line);
-    if (line.command == "stack") return run_stack(line);
-    if (line.command == "bench load") return run_bench_load(line.in, line.repeats);
+    if (line.command == "info") return run_info(line.info.input, line.info.dataset, line.info.json);
+    if (line.command == "convert") return run_convert(line.convert);
+    if (line.command == "stack") return run_stack(line.stack);
+    if (line.command == "bench load") return run_bench_load(line.bench_load.input, line.bench_load.repeats);
+    if (line.command == "plan") return run_plan(line.plan);
+    if (line.command == "preprocess") return run_preprocess(line.preprocess);
+    if (line.command == "backbones") return run_backbones(line.backbones.json);
+    if (line.command == "check") return run_check(line.check.manifest, line.check.folds);
     throw UsageError("unknown command '" + line.command + "'");
   });
 }

@@ -9,7 +9,7 @@
 #include "datasets/segmentation_data.h"
 #include "io/error.h"
 #include "io/image_file.h"
-#include "io/npy.h"
+#include "io/numpy/npy.h"
 
 namespace graft::datasets {
 

@@ -7,7 +7,7 @@
 #include <system_error>
 
 #include "io/error.h"
-#include "io/hdf5_file.h"
+#include "io/hdf5/hdf5_file.h"
 
 namespace graft::datasets {
 namespace {

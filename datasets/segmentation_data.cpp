@@ -217,7 +217,7 @@ BatchLoader::BatchLoader(const std::vector<PreparedCase>& cases, PatchOptions op
       prefetch_(std::max(1, prefetch)),
       share_(share),
       seed_(seed) {
-  for (int w = 0; w < std::max(1, workers); ++w) threads_.emplace_back([this] { work(); });
+  workers_ = std::make_unique<io::WorkerGroup>(std::max(1, workers), [this](int) { work(); });
 }
 
 BatchLoader::~BatchLoader() { stop(); }
@@ -228,8 +228,7 @@ void BatchLoader::stop() {
     stopping_ = true;
   }
   changed_.notify_all();
-  for (auto& thread : threads_) thread.join();
-  threads_.clear();
+  workers_.reset();  // work() keeps its errors for next(); joining has nothing to rethrow
 }
 
 void BatchLoader::start_epoch(int epoch) {

@@ -8,13 +8,14 @@
 #include <exception>
 #include <map>
 #include <mutex>
+#include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "datasets/manifest.h"
 #include "datasets/preprocessed_cache.h"
 #include "io/image.h"
+#include "io/parallel.h"
 #include "preprocess/plan.h"
 
 namespace graft::datasets {
@@ -109,7 +110,7 @@ class BatchLoader {
   std::map<int, Batch> ready_;
   bool stopping_ = false;
   std::exception_ptr failure_;  // the first error a worker met, rethrown by next()
-  std::vector<std::thread> threads_;
+  std::unique_ptr<io::WorkerGroup> workers_;
 };
 
 }  // namespace graft::datasets

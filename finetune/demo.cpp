@@ -8,7 +8,7 @@
 #include "backbones/weight_loading.h"
 #include "datasets/segmentation_data.h"
 #include "datasets/synthetic_volumes.h"
-#include "finetune/predictor.h"
+#include "finetune/inference/predictor.h"
 #include "finetune/run_config.h"
 #include "finetune/trainer.h"
 #include "finetune/training_plot.h"
@@ -126,17 +126,17 @@ DemoResult run_demo(const std::string& folder, bool quick) {
 
   std::vector<double> epochs;
   for (int e = 1; e <= finetune_epochs; ++e) epochs.push_back(e);
-  write_plot_png({{"validation Dice, target organ", "epoch", "Dice",
+  write_plot_svg({{"validation Dice, target organ", "epoch", "Dice",
                    {{"pretrained", epochs, with.val_metric_per_epoch}, {"scratch", epochs, without.val_metric_per_epoch}}},
                   {"training loss", "epoch", "loss",
                    {{"pretrained", epochs, with.train_loss_per_epoch}, {"scratch", epochs, without.train_loss_per_epoch}}}},
-                 folder + "/dice_curves.png");
-  Predictor predictor(folder + "/finetuned");
+                 folder + "/dice_curves.svg");
+  Predictor predictor(ModelFolder(folder + "/finetuned"));
   for (const auto& entry : target_validation) {
     predictor.predict_file(entry.image, folder + "/" + entry.id + "_predicted_organ2.nii.gz", PredictOptions{});
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::printf("demo: curves in %s/dice_curves.png, predicted masks in %s/*_predicted_organ2.nii.gz (%.0f s)\n",
+  std::printf("demo: curves in %s/dice_curves.svg, predicted masks in %s/*_predicted_organ2.nii.gz (%.0f s)\n",
               folder.c_str(), folder.c_str(), seconds);
   DemoResult result{with.val_metric_per_epoch.back(), without.val_metric_per_epoch.back(), finetune_epochs};
   std::printf("demo: validation dice %.2f (pretrained) vs %.2f (scratch) after %d epochs\n", result.pretrained_dice,

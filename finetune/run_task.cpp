@@ -1,8 +1,8 @@
 #include "finetune/run_task.h"
 
-#include "finetune/classification.h"
-#include "finetune/detection_training.h"
-#include "finetune/mil.h"
+#include "finetune/tasks/classification/classification.h"
+#include "finetune/tasks/detection/detection_training.h"
+#include "finetune/tasks/mil/mil.h"
 #include "finetune/trainer.h"
 #include "io/error.h"
 

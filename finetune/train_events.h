@@ -11,7 +11,8 @@ namespace graft::finetune {
 // One stream of training progress. The terminal progress bar, the JSON-lines log, the metrics
 // CSV and the GUI's chart all read these.
 struct TrainEvent {
-  std::string kind;  // "epoch_start", "step", "epoch_end", "checkpoint", "early_stop", "cancelled", "done"
+  // "weights", "epoch_start", "step", "epoch_end", "checkpoint", "early_stop", "cancelled", "done"
+  std::string kind;
   int epoch = 0;
   int step = 0;
   int steps_per_epoch = 0;
@@ -21,6 +22,7 @@ struct TrainEvent {
   double seconds = 0.0;                   // since the run (or resume) started
   std::map<std::string, double> metrics;  // "train_loss", "val_dice", "val_accuracy", ...
   std::string path;                       // for "checkpoint"
+  std::string note;                       // for "weights": what loading the pretrained weights did
 };
 using TrainEventSink = std::function<void(const TrainEvent&)>;
 

@@ -12,7 +12,8 @@
 #include "datasets/manifest.h"
 #include "finetune/device.h"
 #include "finetune/distributed.h"
-#include "finetune/sliding_window.h"
+#include "finetune/model_folder.h"
+#include "finetune/inference/sliding_window.h"
 #include "io/atomic_file.h"
 #include "io/error.h"
 
@@ -93,7 +94,7 @@ void start_run_folder(const nlohmann::json& config, torch::nn::Module& model, ba
   model.to(parse_device(config["train"].value("device", "cpu"), "train.device"));
   const std::string output = config["output"];
   fs::create_directories(output);
-  if (is_writing_rank()) io::write_text_atomically(output + "/contract.json", preprocess::to_json(run_contract(config)).dump(2) + "\n");
+  if (is_writing_rank()) write_run_folder_contract(output, run_contract(config));
 }
 
 preprocess::PlanOptions run_plan_options(const nlohmann::json& config, std::uint64_t seed) {

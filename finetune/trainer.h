@@ -7,7 +7,7 @@
 
 #include "datasets/segmentation_data.h"
 #include "finetune/training_loop.h"
-#include "finetune/segmentation_model.h"
+#include "finetune/tasks/segmentation/segmentation_model.h"
 #include "preprocess/contract.h"
 #include "preprocess/plan.h"
 

@@ -9,7 +9,8 @@
 #include "backbones/weight_loading.h"
 #include "finetune/device.h"
 #include "finetune/distributed.h"
-#include "finetune/training_plot.h"
+#include "finetune/model_folder.h"
+#include "finetune/run_logs.h"
 #include "io/atomic_file.h"
 #include "io/error.h"
 
@@ -116,6 +117,134 @@ std::vector<ParameterGroup> parameter_groups(const TrainingTask& task, const nlo
   return groups;
 }
 
+namespace {
+
+// Where a run stands between steps: what checkpoint.pt holds besides the weights.
+struct RunPosition {
+  int next_epoch = 0;
+  int next_step = 0;
+  double epoch_loss_sum = 0.0;
+  int epochs_without_improvement = 0;
+};
+
+// The loop's moving parts, so each piece of a step is a function of its own.
+struct LoopState {
+  TrainingTask& task;
+  Optimizer optimizer;
+  LossScaler scaler;
+  ComputeTarget target;
+  ProcessGroup* group;  // null in a one-process run
+  std::string checkpoint_path;
+};
+
+RunPosition restore_checkpoint(LoopState& state, TrainResult& result) {
+  const std::string& path = state.checkpoint_path;
+  if (!fs::exists(path)) throw Error(path + ": nothing to resume from");
+  torch::serialize::InputArchive archive;
+  archive.load_from(path, state.target.device);  // a GPU run's checkpoint resumes on the CPU too
+  torch::serialize::InputArchive model_archive, optimizer_archive;
+  archive.read("model", model_archive);
+  archive.read("optimizer", optimizer_archive);
+  state.task.model->load(model_archive);
+  state.optimizer.optimizer->load(optimizer_archive);
+  c10::IValue stored;
+  archive.read("state", stored);
+  const auto saved = nlohmann::json::parse(stored.toStringRef());
+  if (saved.value("metric", state.task.metric) != state.task.metric) {
+    throw Error(path + ": field 'metric' is " + saved["metric"].dump() + ", this run tracks '" + state.task.metric +
+                "' (a checkpoint of another task?)");
+  }
+  RunPosition position;
+  position.next_epoch = saved["next_epoch"];
+  position.next_step = saved.value("next_step", 0);
+  position.epoch_loss_sum = saved.value("epoch_loss_sum", 0.0);
+  position.epochs_without_improvement = saved["epochs_without_improvement"];
+  result.best_val_metric = saved["best_val_metric"];
+  result.best_epoch = saved["best_epoch"];
+  result.val_metric_per_epoch = from_json_with_nulls(saved["val_metric_per_epoch"]);
+  result.train_loss_per_epoch = saved["train_loss_per_epoch"].get<std::vector<double>>();
+  state.scaler.restore(saved.value("loss_scale", state.scaler.scale()), saved.value("loss_scale_good_steps", 0));
+  return position;
+}
+
+// checkpoint.pt: written beside, then renamed, so a kill never leaves a broken file.
+void save_checkpoint(LoopState& state, const TrainResult& result, const RunPosition& position) {
+  torch::serialize::OutputArchive archive, model_archive, optimizer_archive;
+  state.task.model->save(model_archive);
+  state.optimizer.optimizer->save(optimizer_archive);
+  archive.write("model", model_archive);
+  archive.write("optimizer", optimizer_archive);
+  const nlohmann::json saved{{"metric", state.task.metric},
+                             {"next_epoch", position.next_epoch},
+                             {"next_step", position.next_step},
+                             {"epoch_loss_sum", position.epoch_loss_sum},
+                             {"best_val_metric", result.best_val_metric},
+                             {"best_epoch", result.best_epoch},
+                             {"epochs_without_improvement", position.epochs_without_improvement},
+                             {"val_metric_per_epoch", to_json_with_nulls(result.val_metric_per_epoch)},
+                             {"train_loss_per_epoch", result.train_loss_per_epoch},
+                             {"loss_scale", state.scaler.scale()},
+                             {"loss_scale_good_steps", state.scaler.good_steps()}};
+  archive.write("state", c10::IValue(saved.dump()));
+  io::write_atomically(state.checkpoint_path, [&](const std::string& temporary) { archive.save_to(temporary); });
+}
+
+// One optimizer step on the next batch; returns the global batch's mean loss.
+double train_step(LoopState& state, double clip_norm, int epoch, int step) {
+  state.optimizer.optimizer->zero_grad();
+  torch::Tensor loss;
+  {
+    AutocastScope autocast(state.target.device, state.target.precision);
+    loss = state.task.next_loss();
+  }
+  // A rank's loss is the mean over its shard; the shards are equal, so their mean is the global
+  // batch's mean loss, as one process would report it.
+  const double loss_value = state.group ? state.group->mean(loss.item<double>()) : loss.item<double>();
+  if (!std::isfinite(loss_value)) {
+    throw Error("training diverged at epoch " + std::to_string(epoch) + " step " + std::to_string(step) +
+                " (loss is not finite); lower train.lr. The last good checkpoint is " + state.checkpoint_path);
+  }
+  state.scaler.scale_loss(loss).backward();
+  const std::vector<torch::Tensor> parameters = state.task.model->parameters();
+  if (state.group) state.group->average_gradients(parameters);
+  // fp16: a step whose gradients overflowed is skipped (the scale halves), as GradScaler does.
+  // Every rank holds the same averaged gradients, so every rank skips the same steps.
+  if (state.scaler.unscale_and_check(parameters)) {
+    if (clip_norm > 0) torch::nn::utils::clip_grad_norm_(parameters, clip_norm);
+    state.optimizer.optimizer->step();
+    state.scaler.step_taken();
+  }
+  return loss_value;
+}
+
+// The task's validation metrics, added to the epoch's end event; NaN when it has none.
+double validate_epoch(LoopState& state, TrainEvent& end) {
+  if (!state.task.validate) return NAN;
+  torch::NoGradGuard no_grad;
+  AutocastScope autocast(state.target.device, state.target.precision);
+  state.task.model->eval();
+  const std::map<std::string, double> metrics = state.task.validate();
+  if (metrics.empty()) return NAN;
+  end.metrics.insert(metrics.begin(), metrics.end());
+  return metrics.at(state.task.metric);
+}
+
+// Passes a step's event on; true when a sink asked to stop (on any rank: ranks stop together, at
+// the same step, or one would wait forever in the next allreduce).
+template <typename Emit>
+bool cancelled_at(LoopState& state, Emit& emit, TrainEvent& event) {
+  bool cancel = false;
+  try {
+    emit(event);
+  } catch (const TrainingCancelled&) {
+    cancel = true;
+  }
+  if (state.group) cancel = state.group->mean(cancel ? 1.0 : 0.0) > 0.0;
+  return cancel;
+}
+
+}  // namespace
+
 TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const std::vector<TrainEventSink>& sinks,
                          bool resume) {
   const nlohmann::json& train_settings = config["train"];
@@ -125,95 +254,43 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
   const ComputeTarget target = compute_target(train_settings.value("device", "cpu"),
                                               train_settings.value("precision", "fp32"), "train.device/precision");
   task.model->to(target.device);
-  LossScaler scaler(target.precision == Precision::kFloat16);
-  Optimizer optimizer = make_optimizer(task, train_settings);
+  LoopState state{task, make_optimizer(task, train_settings), LossScaler(target.precision == Precision::kFloat16),
+                  target, process_group(), run_checkpoint_path(output)};
   const int epochs = train_settings["epochs"];
   const int batches = task.steps_per_epoch;
   if (batches < 1) throw Error("no training batches in an epoch");
   const std::int64_t total_steps = static_cast<std::int64_t>(epochs) * batches;
   TrainResult result;
   result.metric = task.metric;
-  int start_epoch = 0, start_step = 0, epochs_without_improvement = 0;
-  double start_loss_sum = 0.0;
-  const std::string checkpoint_path = output + "/checkpoint.pt";
-  // Data-parallel runs: every rank trains; rank 0 alone writes the run folder.
-  ProcessGroup* group = process_group();
-  const bool writer = is_writing_rank();
+  RunPosition position;
+  if (resume) position = restore_checkpoint(state, result);
 
-  if (resume) {
-    if (!fs::exists(checkpoint_path)) throw Error(checkpoint_path + ": nothing to resume from");
-    torch::serialize::InputArchive archive;
-    archive.load_from(checkpoint_path, target.device);  // a GPU run's checkpoint resumes on the CPU too
-    torch::serialize::InputArchive model_archive, optimizer_archive;
-    archive.read("model", model_archive);
-    archive.read("optimizer", optimizer_archive);
-    task.model->load(model_archive);
-    optimizer.optimizer->load(optimizer_archive);
-    c10::IValue state;
-    archive.read("state", state);
-    const auto saved = nlohmann::json::parse(state.toStringRef());
-    if (saved.value("metric", task.metric) != task.metric) {
-      throw Error(checkpoint_path + ": field 'metric' is " + saved["metric"].dump() + ", this run tracks '" +
-                  task.metric + "' (a checkpoint of another task?)");
-    }
-    start_epoch = saved["next_epoch"];
-    start_step = saved.value("next_step", 0);
-    start_loss_sum = saved.value("epoch_loss_sum", 0.0);
-    result.best_val_metric = saved["best_val_metric"];
-    result.best_epoch = saved["best_epoch"];
-    epochs_without_improvement = saved["epochs_without_improvement"];
-    result.val_metric_per_epoch = from_json_with_nulls(saved["val_metric_per_epoch"]);
-    result.train_loss_per_epoch = saved["train_loss_per_epoch"].get<std::vector<double>>();
-    scaler.restore(saved.value("loss_scale", scaler.scale()), saved.value("loss_scale_good_steps", 0));
-  }
-  std::ofstream events, csv;  // unopened on other ranks: their writes go nowhere
+  // Data-parallel runs: every rank trains; rank 0 alone writes the run folder.
+  const bool writer = is_writing_rank();
+  std::vector<TrainEventSink> all_sinks;
   if (writer) {
-    io::write_text_atomically(output + "/config.json", config.dump(2) + "\n");
-    events.open(output + "/events.jsonl", resume ? std::ios::app : std::ios::trunc);
-    csv.open(output + "/metrics.csv", resume ? std::ios::app : std::ios::trunc);
+    write_run_folder_config(output, config);
+    all_sinks = {events_log_sink(output, resume), metrics_table_sink(output, task.metric, resume),
+                 training_plot_sink(output, task.metric, task.metric_label, result.train_loss_per_epoch,
+                                    result.val_metric_per_epoch)};
   }
-  if (writer && !resume) csv << "epoch,train_loss," << task.metric << ",learning_rate,seconds\n";
-  for (const auto& note : task.notes) events << nlohmann::json{{"kind", "weights"}, {"report", note}}.dump() << "\n";
+  all_sinks.insert(all_sinks.end(), sinks.begin(), sinks.end());
   const auto started = std::chrono::steady_clock::now();
   auto emit = [&](TrainEvent& event) {
     event.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     event.epochs = epochs;
     event.steps_per_epoch = batches;
-    if (event.kind != "step") {
-      nlohmann::json line{{"kind", event.kind}, {"epoch", event.epoch}, {"seconds", event.seconds},
-                          {"loss", event.loss}, {"learning_rate", event.learning_rate}, {"metrics", event.metrics}};
-      if (!event.path.empty()) line["path"] = event.path;
-      events << line.dump() << "\n" << std::flush;
-    }
-    for (const auto& sink : sinks) sink(event);
+    for (const auto& sink : all_sinks) sink(event);
   };
+  for (const auto& note : task.notes) {
+    TrainEvent weights{"weights"};
+    weights.note = note;
+    emit(weights);
+  }
 
-  // checkpoint.pt: written beside, then renamed, so a kill never leaves a broken file.
-  auto save_checkpoint = [&](int next_epoch, int next_step, double epoch_loss_sum) {
-    if (!writer) return;
-    torch::serialize::OutputArchive archive, model_archive, optimizer_archive;
-    task.model->save(model_archive);
-    optimizer.optimizer->save(optimizer_archive);
-    archive.write("model", model_archive);
-    archive.write("optimizer", optimizer_archive);
-    const nlohmann::json state{{"metric", task.metric},
-                               {"next_epoch", next_epoch},
-                               {"next_step", next_step},
-                               {"epoch_loss_sum", epoch_loss_sum},
-                               {"best_val_metric", result.best_val_metric},
-                               {"best_epoch", result.best_epoch},
-                               {"epochs_without_improvement", epochs_without_improvement},
-                               {"val_metric_per_epoch", to_json_with_nulls(result.val_metric_per_epoch)},
-                               {"train_loss_per_epoch", result.train_loss_per_epoch},
-                               {"loss_scale", scaler.scale()},
-                               {"loss_scale_good_steps", scaler.good_steps()}};
-    archive.write("state", c10::IValue(state.dump()));
-    io::write_atomically(checkpoint_path, [&](const std::string& temporary) { archive.save_to(temporary); });
-  };
-
-  const double clip = train_settings["grad_clip_norm"];
+  const double clip_norm = train_settings["grad_clip_norm"];
   const int patience = train_settings["early_stopping_patience"];
-  for (int epoch = start_epoch; epoch < epochs; ++epoch) {
+  for (int epoch = position.next_epoch; epoch < epochs; ++epoch) {
     const bool frozen = epoch < task.frozen_epochs;
     for (auto& parameter : task.backbone->parameters()) parameter.set_requires_grad(!frozen);
     task.model->train();
@@ -221,53 +298,25 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
     TrainEvent epoch_start{"epoch_start", epoch};
     emit(epoch_start);
     task.start_epoch(epoch);
-    const int first_step = epoch == start_epoch ? start_step : 0;
+    const bool resumed_epoch = epoch == position.next_epoch;
+    const int first_step = resumed_epoch ? position.next_step : 0;
     for (int skipped = 0; skipped < first_step && task.skip_batch; ++skipped) task.skip_batch();
-    double loss_sum = epoch == start_epoch ? start_loss_sum : 0.0, learning_rate = 0.0;
+    double loss_sum = resumed_epoch ? position.epoch_loss_sum : 0.0, learning_rate = 0.0;
     for (int step = first_step; step < batches; ++step) {
       const std::int64_t global_step = static_cast<std::int64_t>(epoch) * batches + step;
       const double factor = schedule_factor(train_settings, global_step, total_steps, epoch);
-      set_learning_rates(optimizer, factor);
-      learning_rate = optimizer.base_lr[0] * factor;
-      optimizer.optimizer->zero_grad();
-      torch::Tensor loss;
-      {
-        AutocastScope autocast(target.device, target.precision);
-        loss = task.next_loss();
-      }
-      // A rank's loss is the mean over its shard; the shards are equal, so their mean is the
-      // global batch's mean loss, as one process would report it.
-      const double loss_value = group ? group->mean(loss.item<double>()) : loss.item<double>();
-      if (!std::isfinite(loss_value)) {
-        throw Error("training diverged at epoch " + std::to_string(epoch) + " step " + std::to_string(step) +
-                    " (loss is not finite); lower train.lr. The last good checkpoint is " + checkpoint_path);
-      }
-      scaler.scale_loss(loss).backward();
-      const std::vector<torch::Tensor> parameters = task.model->parameters();
-      if (group) group->average_gradients(parameters);
-      // fp16: a step whose gradients overflowed is skipped (the scale halves), as GradScaler does.
-      // Every rank holds the same averaged gradients, so every rank skips the same steps.
-      if (scaler.unscale_and_check(parameters)) {
-        if (clip > 0) torch::nn::utils::clip_grad_norm_(parameters, clip);
-        optimizer.optimizer->step();
-        scaler.step_taken();
-      }
+      set_learning_rates(state.optimizer, factor);
+      learning_rate = state.optimizer.base_lr[0] * factor;
+      const double loss_value = train_step(state, clip_norm, epoch, step);
       loss_sum += loss_value;
       TrainEvent event{"step", epoch, step};
       event.loss = loss_value;
       event.learning_rate = learning_rate;
-      bool cancel = false;
-      try {
-        emit(event);
-      } catch (const TrainingCancelled&) {
-        cancel = true;
-      }
-      // Ranks stop together, at the same step, or one would wait forever in the next allreduce.
-      if (group) cancel = group->mean(cancel ? 1.0 : 0.0) > 0.0;
-      if (cancel) {
-        save_checkpoint(epoch, step + 1, loss_sum);  // after the last step: validation is still to come
+      if (cancelled_at(state, emit, event)) {
+        // After the last step: validation is still to come.
+        if (writer) save_checkpoint(state, result, {epoch, step + 1, loss_sum, position.epochs_without_improvement});
         TrainEvent cancelled{"cancelled", epoch, step};
-        cancelled.path = checkpoint_path;
+        cancelled.path = state.checkpoint_path;
         emit(cancelled);
         result.cancelled = true;
         return result;
@@ -279,46 +328,26 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
     end.loss = train_loss;
     end.learning_rate = learning_rate;
     end.metrics["train_loss"] = train_loss;
-    double val_metric = NAN;
-    if (task.validate) {
-      torch::NoGradGuard no_grad;
-      AutocastScope autocast(target.device, target.precision);
-      task.model->eval();
-      const std::map<std::string, double> metrics = task.validate();
-      if (!metrics.empty()) {
-        end.metrics.insert(metrics.begin(), metrics.end());
-        val_metric = metrics.at(task.metric);
-      }
-    }
+    const double val_metric = validate_epoch(state, end);
     const bool validated = !std::isnan(val_metric);
     result.val_metric_per_epoch.push_back(val_metric);
     result.epochs_run = epoch + 1;
     if (!validated || val_metric > result.best_val_metric || result.best_epoch < 0) {
       result.best_val_metric = validated ? val_metric : 0.0;
       result.best_epoch = epoch;
-      epochs_without_improvement = 0;
-      if (writer) backbones::write_safetensors(backbones::state_dict_of(*task.model), output + "/model.safetensors");
+      position.epochs_without_improvement = 0;
+      if (writer) backbones::write_safetensors(backbones::state_dict_of(*task.model), model_weights_path(output));
     } else {
-      ++epochs_without_improvement;
+      ++position.epochs_without_improvement;
     }
     emit(end);
-    csv << epoch << "," << train_loss << "," << (validated ? std::to_string(val_metric) : std::string("")) << ","
-        << learning_rate << "," << end.seconds << "\n" << std::flush;
 
-    save_checkpoint(epoch + 1, 0, 0.0);
+    if (writer) save_checkpoint(state, result, {epoch + 1, 0, 0.0, position.epochs_without_improvement});
     TrainEvent saved{"checkpoint", epoch};
-    saved.path = checkpoint_path;
+    saved.path = state.checkpoint_path;
     emit(saved);
 
-    std::vector<double> epoch_numbers;
-    for (std::size_t e = 0; e < result.train_loss_per_epoch.size(); ++e) epoch_numbers.push_back(e + 1.0);
-    std::vector<PlotPanel> panels{{"training loss", "epoch", "loss", {{"train", epoch_numbers, result.train_loss_per_epoch}}}};
-    if (validated) {
-      panels.push_back({task.metric_label, "epoch", task.metric, {{"val", epoch_numbers, result.val_metric_per_epoch}}});
-    }
-    if (writer) write_plot_png(panels, output + "/training.png");
-
-    if (patience > 0 && epochs_without_improvement >= patience) {
+    if (patience > 0 && position.epochs_without_improvement >= patience) {
       TrainEvent early_stop{"early_stop", epoch};
       emit(early_stop);
       break;
@@ -330,7 +359,7 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
 }
 
 void load_best_weights(torch::nn::Module& model, const std::string& output) {
-  const std::string path = output + "/model.safetensors";
+  const std::string path = model_weights_path(output);
   const auto weights = backbones::read_checkpoint(path);
   backbones::LoadOptions strict;
   backbones::load_state_dict(model, weights.tensors, strict, path);

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "finetune/model_folder.h"
 #include "finetune/train_events.h"
 
 #include <functional>
@@ -60,7 +61,7 @@ std::vector<ParameterGroup> parameter_groups(const TrainingTask& task, const nlo
 // schedule, gradient clipping, a finite-loss check, per-epoch validation, model.safetensors at the
 // best validation metric (or the last epoch without validation), checkpoint.pt every epoch
 // (atomic, with optimizer state, so `resume` continues exactly where a killed run stopped),
-// events.jsonl, metrics.csv, training.png and early stopping. Writes config.json in config.output.
+// events.jsonl, metrics.csv, training.svg and early stopping. Writes config.json in config.output.
 TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const std::vector<TrainEventSink>& sinks,
                          bool resume);
 

@@ -1,7 +1,7 @@
 #include "gui/jobs.h"
 
-#include "finetune/detection_training.h"
-#include "finetune/predictor.h"
+#include "finetune/tasks/detection/detection_training.h"
+#include "finetune/inference/predictor.h"
 #include "finetune/run_config.h"
 #include "finetune/run_task.h"
 
@@ -38,21 +38,20 @@ PredictionJob::PredictionJob(QString model_folder, std::shared_ptr<const io::Ima
 
 void PredictionJob::run() {
   try {
-    const std::string folder = model_folder_.toStdString();
-    const nlohmann::json config = finetune::read_json_file(folder + "/config.json");
-    const std::string task = config.value("task", "segmentation");
+    const finetune::ModelFolder model(model_folder_.toStdString());
     PredictionResult result;
-    result.task = QString::fromStdString(task);
-    result.class_names = config.value("class_names", std::vector<std::string>{});
-    if (task == "detection") {
-      finetune::Detector detector(folder);
-      result.boxes = detector.detect(*image_, source_.toStdString());
-    } else if (task == "segmentation") {
-      finetune::Predictor predictor(folder);
-      result.labels = std::make_shared<io::Image>(predictor.predict(*image_).labels);
-    } else {
-      throw std::runtime_error(folder + "/config.json: task '" + task +
-                               "' gives no overlay; `graft predict` writes its probability table");
+    result.task = model.task();
+    result.class_names = model.class_names();
+    switch (model.task()) {
+      case finetune::Task::kDetection:
+        result.boxes = finetune::Detector(model).detect(*image_, source_.toStdString());
+        break;
+      case finetune::Task::kSegmentation:
+        result.labels = std::make_shared<io::Image>(finetune::Predictor(model).predict(*image_).labels);
+        break;
+      default:
+        throw std::runtime_error(model.path() + ": a " + finetune::task_name(model.task()) +
+                                 " model gives no overlay; `graft predict` writes its probability table");
     }
     Q_EMIT succeeded(result);
   } catch (const std::exception& error) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "finetune/model_folder.h"
 #include "finetune/train_events.h"
 #include "io/boxes.h"
 #include "io/image.h"
@@ -40,7 +41,7 @@ class TrainingJob : public QThread {
 };
 
 struct PredictionResult {
-  QString task;                         // "segmentation" or "detection"
+  finetune::Task task = finetune::Task::kSegmentation;  // segmentation or detection
   std::shared_ptr<io::Image> labels;    // segmentation: on the input's grid
   std::vector<io::Box> boxes;           // detection: on the input's grid
   std::vector<std::string> class_names;

@@ -45,9 +45,9 @@
 #include "backbones/registry.h"
 #include "datasets/manifest.h"
 #include "finetune/run_config.h"
-#include "io/dicom_seg.h"
+#include "io/dicom/dicom_seg.h"
 #include "io/error.h"
-#include "io/hdf5_file.h"
+#include "io/hdf5/hdf5_file.h"
 #include "io/image_file.h"
 #include "io/text.h"
 #include "preprocess/contract.h"
@@ -404,7 +404,7 @@ QWidget* MainWindow::build_training_tab() {
 QWidget* MainWindow::build_predict_tab() {
   auto* tab = new QWidget;
   auto* layout = new QVBoxLayout(tab);
-  layout->addWidget(new QLabel("A trained model folder (config.json, contract.json, model.safetensors):"));
+  layout->addWidget(new QLabel("A model folder written by training:"));
   auto* row = new QHBoxLayout;
   model_folder_ = new QLineEdit;
   model_folder_->setObjectName("model_folder");
@@ -651,7 +651,7 @@ void MainWindow::start_training(bool resume) {
     const std::string output = output_->text().toStdString();
     if (resume) {
       // A resumed run continues under its own saved settings; only the epoch count may grow.
-      config = finetune::read_json_file(output + "/config.json");
+      config = finetune::read_run_folder_config(output);
       config["train"]["epochs"] = std::max(config["train"]["epochs"].get<int>(), epochs_->value());
     } else {
       // The form's fields override a run file's (head, classes, contract overrides, ...).

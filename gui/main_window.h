@@ -12,7 +12,7 @@
 #include "gui/jobs.h"
 #include "gui/slice_view.h"
 #include "io/boxes.h"
-#include "io/dicom_series.h"
+#include "io/dicom/dicom_series.h"
 #include "io/image.h"
 
 class QChart;

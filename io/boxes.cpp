@@ -10,7 +10,7 @@
 #include <memory>
 
 #include "io/error.h"
-#include "io/gdal_raster.h"
+#include "io/raster/gdal_raster.h"
 #include "io/text.h"
 
 namespace graft::io {

@@ -5,13 +5,13 @@
 // being misread. NIfTI and NPY are graft's own code and work in both builds.
 #include <nlohmann/json.hpp>
 
-#include "io/dicom_seg.h"
-#include "io/dicom_series.h"
+#include "io/dicom/dicom_seg.h"
+#include "io/dicom/dicom_series.h"
 #include "io/error.h"
-#include "io/gdal_raster.h"
-#include "io/hdf5_file.h"
-#include "io/itk_formats.h"
-#include "io/slide.h"
+#include "io/raster/gdal_raster.h"
+#include "io/hdf5/hdf5_file.h"
+#include "io/nrrd/itk_formats.h"
+#include "io/slide/slide.h"
 
 namespace graft::io {
 namespace {

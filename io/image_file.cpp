@@ -6,16 +6,16 @@
 #include <fstream>
 
 #include "io/atomic_file.h"
-#include "io/dicom_series.h"
+#include "io/dicom/dicom_series.h"
 #include "io/error.h"
 #include "io/file_bytes.h"
-#include "io/gdal_raster.h"
-#include "io/hdf5_file.h"
-#include "io/itk_formats.h"
-#include "io/nifti_reader.h"
-#include "io/nifti_writer.h"
-#include "io/npy.h"
-#include "io/nrrd_header_check.h"
+#include "io/raster/gdal_raster.h"
+#include "io/hdf5/hdf5_file.h"
+#include "io/nrrd/itk_formats.h"
+#include "io/nifti/nifti_reader.h"
+#include "io/nifti/nifti_writer.h"
+#include "io/numpy/npy.h"
+#include "io/nrrd/nrrd_header_check.h"
 #include "io/text.h"
 
 namespace graft::io {

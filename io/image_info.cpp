@@ -5,8 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "io/dicom_series.h"
-#include "io/gdal_raster.h"
+#include "io/dicom/dicom_series.h"
+#include "io/raster/gdal_raster.h"
 
 namespace graft::io {
 

@@ -1,11 +1,13 @@
 #pragma once
 
-// The one place graft's libraries below LibTorch start threads: preprocessing's contiguous
-// chunks and DICOM's per-file work share the thread count and the exception rule.
+// The one place graft starts threads: preprocessing's contiguous chunks, DICOM's per-file work,
+// the training loader's prefetching workers and batch prediction's workers all run on a
+// WorkerGroup, with one thread count and one exception rule.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -13,6 +15,22 @@ namespace graft::io {
 
 // Worker threads: GRAFT_THREADS when set to a positive number, else the hardware's.
 int worker_threads();
+
+// `count` threads, each running worker(index), started together. join() waits for all and
+// rethrows what the lowest-indexed failing worker threw; the destructor joins without throwing.
+class WorkerGroup {
+ public:
+  WorkerGroup(int count, const std::function<void(int)>& worker);
+  ~WorkerGroup();
+  WorkerGroup(const WorkerGroup&) = delete;
+  WorkerGroup& operator=(const WorkerGroup&) = delete;
+  void join();
+
+ private:
+  void wait();
+  std::vector<std::thread> threads_;
+  std::vector<std::exception_ptr> failures_;
+};
 
 // Runs fn(begin, end) over [0, count) split into contiguous chunks, one per thread (at least
 // min_chunk items each), so each thread streams through memory. What a chunk throws is rethrown
@@ -26,24 +44,10 @@ void parallel_for(std::int64_t count, Fn&& fn, std::int64_t min_chunk = 1) {
     return;
   }
   const std::int64_t chunk = (count + threads - 1) / threads;
-  std::vector<std::exception_ptr> failures(static_cast<std::size_t>(threads));
-  std::vector<std::thread> workers;
-  for (std::int64_t t = 0; t < threads; ++t) {
+  WorkerGroup(static_cast<int>((count + chunk - 1) / chunk), [&](int t) {
     const std::int64_t begin = t * chunk;
-    const std::int64_t end = std::min(count, begin + chunk);
-    if (begin >= end) break;
-    workers.emplace_back([&fn, &failures, t, begin, end] {
-      try {
-        fn(begin, end);
-      } catch (...) {
-        failures[static_cast<std::size_t>(t)] = std::current_exception();
-      }
-    });
-  }
-  for (auto& worker : workers) worker.join();
-  for (auto& failure : failures) {
-    if (failure) std::rethrow_exception(failure);
-  }
+    fn(begin, std::min(count, begin + chunk));
+  }).join();
 }
 
 // Runs work(i) for each i in [0, count), handing the next index to whichever thread is free, for
@@ -64,10 +68,10 @@ void parallel_for_each(std::size_t count, Work&& work) {
       }
     }
   };
-  std::vector<std::thread> threads;
-  for (std::size_t t = 1; t < thread_count; ++t) threads.emplace_back(run);
-  run();
-  for (auto& thread : threads) thread.join();
+  {
+    WorkerGroup helpers(static_cast<int>(thread_count) - 1, [&](int) { run(); });
+    run();
+  }
   for (auto& failure : failures) {
     if (failure) std::rethrow_exception(failure);
   }

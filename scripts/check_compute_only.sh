@@ -53,13 +53,13 @@ else
   build_and_test
 fi
 
-# No graft binary may depend directly on a format library.
+# No graft binary or library may depend directly on a format library.
 status=0
 while IFS= read -r binary; do
   if readelf -d "$binary" 2>/dev/null | grep -E 'NEEDED.*(ITK|itk|dcm|ofstd|oflog|gdal|hdf5|openslide|openjp|Qt6)'; then
     echo "check_compute_only: $binary links a format library" >&2
     status=1
   fi
-done < <(find "$build_dir" -type f -executable \( -name 'graft*' -o -name '*_bench' \) ! -name '*.sh')
+done < <(find "$build_dir" -type f \( -executable \( -name 'graft*' -o -name '*_bench' \) -o -name 'libgraft*.so*' \) ! -name '*.sh')
 [ $status -eq 0 ] && echo "check_compute_only: no graft binary links ITK, DCMTK, OpenJPEG, GDAL, HDF5, OpenSlide or Qt"
 exit $status

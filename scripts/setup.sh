@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
   g++ cmake ninja-build pkg-config
+  dpkg-dev                         # dpkg-shlibdeps: the Debian package's dependencies (cpack -G DEB)
   libtorch-dev                     # LibTorch 1.13 (CPU)
   libgloo-dev                      # Gloo's headers, for LibTorch's c10d process groups (data-parallel training)
   libopenblas0-openmp              # without it Debian's LibTorch runs every matmul on the reference BLAS (6x slower)

@@ -4,11 +4,12 @@
 #include <torch/torch.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
 #include <string>
 
 #include "finetune/blas_kernels.h"
-#include "finetune/predictor.h"
+#include "finetune/inference/predict.h"
 #include "io/error.h"
 #include "slicer/graft_segment_xml.h"
 
@@ -52,19 +53,23 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    graft::finetune::set_compute_threads(threads);
+    const auto start = std::chrono::steady_clock::now();
     report("filter-start", "<filter-name>GraftSegment</filter-name><filter-comment>loading the model</filter-comment>");
-    graft::finetune::Predictor predictor(model);
-    graft::finetune::PredictOptions options;
-    options.overlap_fraction = overlap;
-    options.mirror = mirror;
-    options.write_plan = false;
-    options.probabilities_path = probabilities;
-    options.progress = [](double fraction) { report("filter-progress", std::to_string(0.05 + 0.9 * fraction)); };
-    predictor.predict_file(input, output, options);
+    graft::finetune::PredictRequest request;
+    request.inputs = {input};
+    request.output = output;
+    request.overlap_fraction = overlap;
+    request.mirror = mirror;
+    request.write_plan = false;
+    request.probabilities_path = probabilities;
+    request.threads = threads;
+    request.progress = [](double fraction) { report("filter-progress", std::to_string(0.05 + 0.9 * fraction)); };
+    graft::finetune::predict(graft::finetune::ModelFolder(model), request);
     if (!return_parameters.empty()) std::fclose(std::fopen(return_parameters.c_str(), "w"));
     report("filter-progress", "1");
-    report("filter-end", "<filter-name>GraftSegment</filter-name><filter-time>0</filter-time>");
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    report("filter-end", "<filter-name>GraftSegment</filter-name><filter-time>" + std::to_string(seconds) +
+                             "</filter-time>");
   } catch (const std::exception& e) {
     std::string message = e.what();
     std::fprintf(stderr, "GraftSegment: error: %s\n", message.substr(0, message.find('\n')).c_str());

@@ -11,7 +11,7 @@
 #include "backbones/registry.h"
 #include "backbones/weight_loading.h"
 #include "io/error.h"
-#include "io/npy.h"
+#include "io/numpy/npy.h"
 #include "tests/backbones/pytorch_reference.h"
 #include "tests/support/test_support.h"
 
@@ -53,7 +53,7 @@ TEST(GeoResNet, Sentinel2ResNet18LoadsStrictlyAndReproducesPyTorch) {
   ASSERT_EQ(
       graft::testing::run_command(
           graft::testing::graft_executable() + " embed --backbone geo-resnet18-s2 --weights " +
-              folder + "/model.pth --input-npy " + folder + "/input.npy --output pooled --out " +
+              folder + "/model.pth --input-npy " + folder + "/input.npy --features pooled --output " +
               folder + "/pooled_graft.npy",
           &output),
       0)

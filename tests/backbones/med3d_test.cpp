@@ -12,7 +12,7 @@
 #include "backbones/med3d_resnet.h"
 #include "backbones/weight_loading.h"
 #include "io/error.h"
-#include "io/npy.h"
+#include "io/numpy/npy.h"
 #include "tests/backbones/pytorch_reference.h"
 #include "tests/support/test_support.h"
 

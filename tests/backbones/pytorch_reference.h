@@ -9,7 +9,7 @@
 #include <string>
 
 #include "backbones/backbone.h"
-#include "io/npy.h"
+#include "io/numpy/npy.h"
 
 namespace graft::backbones::testing {
 

@@ -2,6 +2,8 @@
 // error contract, and round trips through files.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -31,10 +33,33 @@ std::size_t line_count(const std::string& text) {
 }
 
 TEST(Cli, EverySubcommandHasHelp) {
-  for (const char* command : {"info", "convert", "stack", "plan", "preprocess", "backbones", "demo"}) {
-    const Result result = graft(std::string(command) + " --help");
+  const std::vector<std::string> commands = {
+      "info",    "convert", "stack",          "plan",  "preprocess",      "backbones",   "demo",      "train",
+      "check",   "predict", "evaluate",       "embed", "slide-features",  "bench", "bench load", "bench embed",
+      "bench train-step"};
+  for (const std::string& command : commands) {
+    const Result result = graft(command + " --help");
     EXPECT_EQ(result.exit_code, 0) << command;
     EXPECT_NE(result.output.find("Usage"), std::string::npos) << command;
+  }
+  // Every subcommand graft lists is among those checked.
+  for (const std::string& parent : {std::string(""), std::string("bench ")}) {
+    const Result listing = graft(parent + "--help");
+    // CLI11 heads the list "Subcommands:" (or "SUBCOMMANDS:" in other versions).
+    std::string lowered = listing.output;
+    std::transform(lowered.begin(), lowered.end(), lowered.begin(), [](unsigned char c) { return std::tolower(c); });
+    const std::size_t heading = lowered.find("subcommands:");
+    ASSERT_NE(heading, std::string::npos) << listing.output;
+    const std::string listed = listing.output.substr(heading);
+    std::istringstream lines(listed);
+    std::string line;
+    std::getline(lines, line);
+    while (std::getline(lines, line)) {
+      std::istringstream words(line);
+      std::string name;
+      if (!(words >> name)) continue;
+      EXPECT_NE(std::find(commands.begin(), commands.end(), parent + name), commands.end()) << parent + name;
+    }
   }
 }
 
@@ -59,11 +84,22 @@ TEST(Cli, FormatCommandsRunWithoutLibTorchAndModelCommandsInGraftMl) {
   std::filesystem::copy_file(graft::testing::graft_executable(), alone);
   std::filesystem::permissions(alone, std::filesystem::perms::owner_all);
   Result result;
-  result.exit_code = run_command(alone + " backbones", &result.output);
+  result.exit_code = run_command(alone + " demo --quick", &result.output);
   EXPECT_EQ(result.exit_code, 1) << result.output;
   EXPECT_EQ(line_count(result.output), 1u) << result.output;
   EXPECT_NE(result.output.find("graft-ml"), std::string::npos) << result.output;
   EXPECT_EQ(run_command(alone + " info --help"), 0);
+  // Contracts are data: listing them, planning and checking a dataset need no LibTorch.
+  std::string listed;
+  EXPECT_EQ(run_command(alone + " backbones", &listed), 0) << listed;
+  EXPECT_NE(listed.find("med3d-resnet10"), std::string::npos) << listed;
+  graft::io::Geometry grid;
+  grid.size_xyz = {8, 8, 4};
+  const std::string small = std::filesystem::path(alone).parent_path().string() + "/small.nii.gz";
+  graft::io::write(graft::io::Image(graft::io::DType::kI16, 1, grid), small);
+  std::string plan;
+  EXPECT_EQ(run_command(alone + " plan --backbone test-ct-1mm " + small, &plan), 0) << plan;
+  EXPECT_NE(plan.find("window"), std::string::npos) << plan;
 }
 
 TEST(Cli, InfoJsonHasTheSameKeysForEveryFormat) {

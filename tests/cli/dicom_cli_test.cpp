@@ -5,8 +5,8 @@
 #include <cmath>
 #include <map>
 
-#include "io/dicom_seg.h"
-#include "io/dicom_series.h"
+#include "io/dicom/dicom_seg.h"
+#include "io/dicom/dicom_series.h"
 #include "io/image_file.h"
 #include "tests/support/test_support.h"
 

@@ -26,7 +26,7 @@ TEST(NiftiPipeline, DemoTrainsAndPredictWritesNiftiOnTheInputGrid) {
   EXPECT_NE(output.find("demo: validation dice"), std::string::npos) << output;
   const std::string scan = folder + "/demo/data/case300_ct.nii.gz";
   ASSERT_TRUE(graft::testing::file_exists(scan)) << output;
-  ASSERT_EQ(graft("predict --model " + folder + "/demo/finetuned --input " + scan + " --output " + folder +
+  ASSERT_EQ(graft("predict --model " + folder + "/demo/finetuned " + scan + " --output " + folder +
                       "/case300_pred.nii.gz",
                   &output),
             0)

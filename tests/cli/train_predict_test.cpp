@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "io/image_file.h"
-#include "io/dicom_seg.h"
-#include "io/dicom_series.h"
+#include "io/dicom/dicom_seg.h"
+#include "io/dicom/dicom_series.h"
 #include "tests/support/test_support.h"
 
 namespace {
@@ -77,7 +77,7 @@ TEST(TrainPredict, TotalSegmentatorPairsTrainPredictOnTheInputGridAndEvaluate) {
     EXPECT_FALSE(seg.referenced_series_instance_uid.empty());
     EXPECT_NE(seg.referenced_series_instance_uid, "1.2.826.0.1.3680043.10.1331.2");  // remapped by --anonymize
   }
-  ASSERT_EQ(graft("evaluate --pred " + folder + "/ct_pred.nii.gz --ref " + data + "example_seg.nii.gz --csv " +
+  ASSERT_EQ(graft("evaluate " + folder + "/ct_pred.nii.gz " + data + "example_seg.nii.gz --csv " +
                       folder + "/scores.csv",
                   &output),
             0)
@@ -226,8 +226,8 @@ TEST(Embed, PooledFeaturesMatchPyTorchForALegacyCheckpoint) {
                         &output),
             0)
       << output;
-  ASSERT_EQ(graft("embed --backbone med3d-resnet10 --weights " + folder + "/legacy.pth --input-npy " + folder +
-                      "/input.npy --output pooled --out " + folder + "/pooled_graft.npy",
+  ASSERT_EQ(graft("embed --backbone med3d-resnet10 --weights " + folder + "/legacy.pth " + folder +
+                      "/input.npy --features pooled --output " + folder + "/pooled_graft.npy",
                   &output),
             0)
       << output;
@@ -243,13 +243,14 @@ TEST(Embed, PooledFeaturesMatchPyTorchForALegacyCheckpoint) {
 // Each command that takes --backbone has its own default; none leaks into another.
 TEST(Embed, BenchTrainStepWithoutABackboneTrainsItsDefaultMed3dResNet) {
   std::string output;
-  ASSERT_EQ(graft("bench train-step --batch 1 --patch 16 16 16 --steps 1 --threads 1", &output), 0) << output;
+  ASSERT_EQ(graft("bench train-step --batch 1 --patch-size 16 16 16 --steps 1 --threads 1", &output), 0) << output;
+  EXPECT_NE(output.find("backbone med3d-resnet10\n"), std::string::npos) << output;
   EXPECT_NE(output.find("seconds_per_step"), std::string::npos) << output;
 }
 
 TEST(Embed, BenchTrainStepEndsWithSecondsPerStep) {
   std::string output;
-  ASSERT_EQ(graft("bench train-step --backbone med3d-resnet10 --batch 1 --patch 16 16 16 --steps 1 --threads 1", &output), 0)
+  ASSERT_EQ(graft("bench train-step --backbone med3d-resnet10 --batch 1 --patch-size 16 16 16 --steps 1 --threads 1", &output), 0)
       << output;
   const auto last_line = output.substr(output.rfind("seconds_per_step"));
   EXPECT_GT(std::stod(last_line.substr(17)), 0.0) << output;

@@ -11,7 +11,9 @@
 
 #include "datasets/chip_data.h"
 #include "datasets/manifest.h"
-#include "finetune/classification.h"
+#include "finetune/tasks/classification/classification.h"
+#include "finetune/inference/predict.h"
+#include "finetune/inference/predictor.h"
 #include "finetune/run_config.h"
 #include "finetune/trainer.h"
 #include "backbones/checkpoint_file.h"
@@ -244,7 +246,7 @@ TEST(SceneClassification, LinearProbeAndFineTuneLearnSeparableClassesAndPredictF
   EXPECT_EQ(written["class_names"], nlohmann::json({"bare", "vegetation", "water"}));
   EXPECT_EQ(written["classes"], 3);
 
-  Classifier classifier(folder + "/tune");
+  Classifier classifier(ModelFolder(folder + "/tune"));
   std::mt19937 random(99);
   for (const std::string name : {"bare", "vegetation", "water"}) {
     const auto p = classifier.probabilities(synthetic_chip({name}, random), name);
@@ -252,6 +254,39 @@ TEST(SceneClassification, LinearProbeAndFineTuneLearnSeparableClassesAndPredictF
     EXPECT_EQ(classifier.class_names()[best], name);
     EXPECT_NEAR(std::accumulate(p.begin(), p.end(), 0.0), 1.0, 1e-5);
   }
+
+  // The one predict entry point: a segmentation-only option is refused for a classifier, by name.
+  const ModelFolder tuned_folder(folder + "/tune");
+  EXPECT_EQ(tuned_folder.task(), Task::kClassification);
+  PredictRequest request;
+  request.inputs = {manifest};
+  request.output = folder + "/classes.csv";
+  request.mirror = true;
+  const std::string refused = graft::testing::error_message([&] { predict(tuned_folder, request); });
+  EXPECT_NE(refused.find("--tta applies to segmentation models"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("classification model"), std::string::npos) << refused;
+  EXPECT_FALSE(fs::exists(request.output));
+  // Without it, every image of the manifest gets a row, and its row names the class it shows.
+  request.mirror = false;
+  const PredictSummary summary = predict(tuned_folder, request);
+  const auto entries = datasets::read_manifest(manifest);
+  ASSERT_EQ(summary.cases.size(), entries.size());
+  std::size_t right = 0;
+  for (std::size_t i = 0; i < entries.size(); ++i) right += summary.cases[i].result == entries[i].classes.at(0);
+  EXPECT_GE(right, entries.size() * 9 / 10);
+  std::ifstream table(request.output);
+  std::string header;
+  std::getline(table, header);
+  EXPECT_EQ(header, "image,predicted,p_bare,p_vegetation,p_water");
+
+  // A model folder is read whole or refused naming the file.
+  const std::string missing = graft::testing::error_message([&] { ModelFolder(folder + "/nothing"); });
+  EXPECT_NE(missing.find("nothing: not a model folder"), std::string::npos) << missing;
+  fs::remove(folder + "/tune/model.safetensors");
+  const std::string unweighted = graft::testing::error_message([&] { ModelFolder(folder + "/tune"); });
+  EXPECT_NE(unweighted.find("tune/model.safetensors"), std::string::npos) << unweighted;
+  const std::string other_task = graft::testing::error_message([&] { Predictor(ModelFolder(folder + "/probe")); });
+  EXPECT_NE(other_task.find("'classification', not 'segmentation'"), std::string::npos) << other_task;
 }
 
 TEST(SceneClassification, MultiLabelChipsTrainWithBinaryCrossEntropy) {
@@ -264,7 +299,7 @@ TEST(SceneClassification, MultiLabelChipsTrainWithBinaryCrossEntropy) {
   const TrainResult result = train_classifier(config, {}, false);
   EXPECT_EQ(result.metric, "val_f1_micro");
   EXPECT_GE(result.best_val_metric, 0.9);
-  Classifier classifier(folder + "/run");
+  Classifier classifier(ModelFolder(folder + "/run"));
   EXPECT_TRUE(classifier.multi_label());
   std::mt19937 random(5);
   const auto p = classifier.probabilities(synthetic_chip({"water", "vegetation"}, random), "both");

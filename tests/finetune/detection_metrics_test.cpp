@@ -1,4 +1,4 @@
-#include "finetune/detection_metrics.h"
+#include "finetune/tasks/detection/detection_metrics.h"
 
 #include <gtest/gtest.h>
 

@@ -8,9 +8,9 @@
 #include <random>
 
 #include "datasets/image_tensor.h"
-#include "finetune/detection_training.h"
+#include "finetune/tasks/detection/detection_training.h"
 #include "finetune/run_config.h"
-#include "finetune/sliding_window.h"
+#include "finetune/inference/sliding_window.h"
 #include "finetune/trainer.h"
 #include "io/error.h"
 #include "io/image_file.h"
@@ -189,7 +189,7 @@ TEST(Detection, SyntheticNodulesTrainToAFrocOfAtLeast08) {
   c.labels.geometry() = c.image.geometry();
   const std::string scan = folder + "/scan.nii.gz";
   io::write(c.image, scan);
-  Detector detector(config["output"].get<std::string>());
+  Detector detector(ModelFolder(config["output"].get<std::string>()));
   const io::Image read_back = io::read(scan);
   const std::vector<io::Box> found = detector.detect(read_back, scan);
   const std::vector<io::Box> references = io::boxes_from_labels(c.labels);

@@ -10,7 +10,7 @@
 #include "backbones/checkpoint_file.h"
 #include "backbones/weight_loading.h"
 #include "datasets/chip_data.h"
-#include "finetune/classification.h"
+#include "finetune/tasks/classification/classification.h"
 #include "finetune/distributed.h"
 #include "finetune/run_config.h"
 #include "io/error.h"

@@ -1,7 +1,7 @@
 // ABMIL on HDF5 feature bags with a known answer: "tumour" slides hold a few instances whose
 // first feature is raised, normal slides hold none. The model must classify the slides and put
 // its attention on the raised instances.
-#include "finetune/mil.h"
+#include "finetune/tasks/mil/mil.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 
 #include "finetune/run_config.h"
 #include "io/error.h"
-#include "io/hdf5_file.h"
+#include "io/hdf5/hdf5_file.h"
 #include "tests/support/test_support.h"
 
 namespace graft::finetune {
@@ -90,7 +90,7 @@ TEST(Mil, AttentionMilClassifiesBagsAndAttendsToTheRaisedInstances) {
   }
 
   // The model folder alone labels a slide from its bag, with attention and coordinates per patch.
-  MilPredictor predictor(folder + "/model");
+  MilPredictor predictor(ModelFolder(folder + "/model"));
   EXPECT_EQ(predictor.class_names(), (std::vector<std::string>{"normal", "tumour"}));
   for (std::size_t b = 0; b < test_bags.size(); ++b) {
     const auto prediction = predictor.predict(test_bags[b].path);

@@ -7,12 +7,12 @@
 #include <fstream>
 #include <random>
 
-#include "finetune/predictor.h"
+#include "finetune/inference/predictor.h"
 #include "finetune/run_config.h"
-#include "finetune/scene_prediction.h"
+#include "finetune/inference/scene_prediction.h"
 #include "finetune/trainer.h"
 #include "io/error.h"
-#include "io/gdal_raster.h"
+#include "io/raster/gdal_raster.h"
 #include "io/image_file.h"
 #include "tests/support/test_support.h"
 
@@ -130,7 +130,7 @@ TEST(SceneSegmentation, TilesTrainA2DUNetAndTheWholeScenePredictionIsAlignedAndK
   // A scene several tiles wide and tall, not a multiple of the tile, with nodata rows at the end.
   const Scene scene = synthetic_scene(250, 190, 77, 170);
   io::write(scene.image, folder + "/scene.tif");
-  Predictor predictor(folder + "/model");
+  Predictor predictor(ModelFolder(folder + "/model"));
   PredictOptions options;
   options.overlap_fraction = 0.25;
   predictor.predict_file(folder + "/scene.tif", folder + "/scene_water.tif", options);

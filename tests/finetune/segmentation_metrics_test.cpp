@@ -1,4 +1,4 @@
-#include "finetune/segmentation_metrics.h"
+#include "finetune/tasks/segmentation/segmentation_metrics.h"
 
 #include <gtest/gtest.h>
 

@@ -1,14 +1,14 @@
 // Whole-slide feature extraction end to end through OpenSlide: a pyramidal tiled TIFF the test
 // makes is tiled over its tissue, every patch embedded by a ViT, and the HDF5 feature bag holds
 // the same features as embedding those patches one by one.
-#include "finetune/slide_features.h"
+#include "finetune/inference/slide_features.h"
 
 #include <gtest/gtest.h>
 
 #include "backbones/factory.h"
 #include "backbones/registry.h"
 #include "datasets/image_tensor.h"
-#include "io/hdf5_file.h"
+#include "io/hdf5/hdf5_file.h"
 #include "preprocess/plan.h"
 #include "tests/support/slide_fixture.h"
 #include "tests/support/test_support.h"

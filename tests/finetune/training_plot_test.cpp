@@ -1,83 +1,23 @@
 #include "finetune/training_plot.h"
 
 #include <gtest/gtest.h>
-#include <png.h>
 
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <limits>
+#include <regex>
 #include <string>
 #include <vector>
 
-#include "io/error.h"
+#include "finetune/run_logs.h"
 #include "tests/support/test_support.h"
 
 namespace graft::finetune {
 namespace {
-
-constexpr int kPanelWidthPx = 480;
-constexpr int kHeightPx = 360;
-
-struct DecodedPng {
-  int width = 0;
-  int height = 0;
-  bool stored_as_rgb = false;
-  std::vector<std::uint8_t> rgb;
-
-  std::array<std::uint8_t, 3> at(int x, int y) const {
-    const std::size_t i = (static_cast<std::size_t>(y) * width + x) * 3;
-    return {rgb[i], rgb[i + 1], rgb[i + 2]};
-  }
-};
-
-// Decodes with libpng itself rather than trusting the writer, so a malformed file fails here.
-DecodedPng decode_png(const std::string& path) {
-  png_image image;
-  std::memset(&image, 0, sizeof image);
-  image.version = PNG_IMAGE_VERSION;
-  if (png_image_begin_read_from_file(&image, path.c_str()) == 0) {
-    ADD_FAILURE() << path << ": libpng cannot read it: " << image.message;
-    return {};
-  }
-  DecodedPng decoded;
-  decoded.width = static_cast<int>(image.width);
-  decoded.height = static_cast<int>(image.height);
-  decoded.stored_as_rgb = (image.format & PNG_FORMAT_FLAG_COLOR) != 0 &&
-                          (image.format & PNG_FORMAT_FLAG_ALPHA) == 0 &&
-                          (image.format & PNG_FORMAT_FLAG_COLORMAP) == 0;
-  image.format = PNG_FORMAT_RGB;
-  decoded.rgb.resize(PNG_IMAGE_SIZE(image));
-  if (png_image_finish_read(&image, nullptr, decoded.rgb.data(), 0, nullptr) == 0) {
-    ADD_FAILURE() << path << ": libpng cannot decode it: " << image.message;
-    png_image_free(&image);
-    return {};
-  }
-  return decoded;
-}
-
-int count_pixels(const DecodedPng& png, const std::array<std::uint8_t, 3>& colour, int x_begin,
-                 int x_end) {
-  int count = 0;
-  for (int y = 0; y < png.height; ++y) {
-    for (int x = x_begin; x < x_end; ++x) count += png.at(x, y) == colour;
-  }
-  return count;
-}
-
-bool colour_within(const DecodedPng& png, const std::array<std::uint8_t, 3>& colour, int x, int y,
-                   int radius_px) {
-  for (int dy = -radius_px; dy <= radius_px; ++dy) {
-    for (int dx = -radius_px; dx <= radius_px; ++dx) {
-      const int px = x + dx, py = y + dy;
-      if (px >= 0 && py >= 0 && px < png.width && py < png.height && png.at(px, py) == colour) {
-        return true;
-      }
-    }
-  }
-  return false;
-}
 
 // Panel 0: Dice rising from 0.1 to 0.9 and loss falling from 1.0 to 0.2 over 20 epochs, both
 // linear, so the y range is [0.1, 1.0]. Panel 1: the loss alone.
@@ -93,157 +33,170 @@ std::vector<PlotPanel> rising_and_falling_panels() {
   return {{"Dice and loss", "epoch", "value", {dice, loss}}, {"Loss", "epoch", "loss", {loss}}};
 }
 
-TEST(TrainingPlot, WritesRgbImageOfPanelsSideBySide) {
-  const std::string path = graft::testing::temp_dir() + "/curves.png";
-  write_plot_png(rising_and_falling_panels(), path, kPanelWidthPx, kHeightPx);
-  const DecodedPng png = decode_png(path);
-  EXPECT_EQ(png.width, 2 * kPanelWidthPx);
-  EXPECT_EQ(png.height, kHeightPx);
-  EXPECT_TRUE(png.stored_as_rgb);
+std::vector<std::string> polylines(const std::string& svg) {
+  std::vector<std::string> found;
+  const std::regex points("<polyline[^>]* points=\"([^\"]*)\"");
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), points); it != std::sregex_iterator(); ++it) {
+    found.push_back((*it)[1]);
+  }
+  return found;
 }
 
-TEST(TrainingPlot, BackgroundIsWhite) {
-  const std::string path = graft::testing::temp_dir() + "/curves.png";
-  write_plot_png(rising_and_falling_panels(), path, kPanelWidthPx, kHeightPx);
-  const DecodedPng png = decode_png(path);
-  ASSERT_EQ(png.width, 2 * kPanelWidthPx);
-  const std::array<std::uint8_t, 3> white{255, 255, 255};
-  EXPECT_EQ(png.at(0, 0), white);
-  EXPECT_EQ(png.at(png.width - 1, png.height - 1), white);
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-TEST(TrainingPlot, DrawsEachSeriesInItsOwnColour) {
-  const std::string path = graft::testing::temp_dir() + "/curves.png";
-  write_plot_png(rising_and_falling_panels(), path, kPanelWidthPx, kHeightPx);
-  const DecodedPng png = decode_png(path);
-  ASSERT_EQ(png.width, 2 * kPanelWidthPx);
-  ASSERT_NE(series_colour(0), series_colour(1));
-  EXPECT_GT(count_pixels(png, series_colour(0), 0, kPanelWidthPx), 50);
-  EXPECT_GT(count_pixels(png, series_colour(1), 0, kPanelWidthPx), 50);
-  // The second panel holds one series, so it uses only the first colour.
-  EXPECT_GT(count_pixels(png, series_colour(0), kPanelWidthPx, png.width), 50);
-  EXPECT_EQ(count_pixels(png, series_colour(1), kPanelWidthPx, png.width), 0);
+// An XML parser of its own reads the drawing, so a malformed file fails here.
+void expect_well_formed_svg(const std::string& path, int panels_wide, std::size_t polyline_count) {
+  const std::string python = graft::testing::python_with("xml");
+  ASSERT_FALSE(python.empty()) << "python3 is needed to parse the SVG";
+  std::string output;
+  const std::string script =
+      "import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); "
+      "n = '{http://www.w3.org/2000/svg}'; "
+      "print(r.tag == n + 'svg', r.get('width'), len(r.findall(n + 'polyline')))";
+  ASSERT_EQ(graft::testing::run_command(python + " -c \"" + script + "\" " + path, &output), 0) << output;
+  EXPECT_EQ(output, "True " + std::to_string(480 * panels_wide) + ".00 " + std::to_string(polyline_count) + "\n");
 }
 
-TEST(TrainingPlot, RisingSeriesStartsAtItsLayoutPixel) {
-  const std::vector<PlotPanel> panels = rising_and_falling_panels();
-  const std::string path = graft::testing::temp_dir() + "/curves.png";
-  write_plot_png(panels, path, kPanelWidthPx, kHeightPx);
-  const DecodedPng png = decode_png(path);
-  ASSERT_EQ(png.width, 2 * kPanelWidthPx);
+TEST(TrainingPlot, WritesOnePanelPerGroupAndOneCurvePerSeries) {
+  const std::string path = graft::testing::temp_dir() + "/curves.svg";
+  write_plot_svg(rising_and_falling_panels(), path);
+  expect_well_formed_svg(path, 2, 3);
+  const std::string svg = read_file(path);
+  for (const char* text : {">val Dice<", ">train loss<", ">Dice and loss<", ">epoch<"}) {
+    EXPECT_NE(svg.find(text), std::string::npos) << text;
+  }
+}
 
-  const PlotLayout layout = plot_layout(panels[0], 0, kPanelWidthPx, kHeightPx);
-  // (x_min, y_min) of the data = the Dice curve's first point (epoch 0, 0.1), which sits 5% of
-  // the span inside the bottom-left corner of the plot area.
-  const double x_px = layout.x_to_pixel(0.0);
-  const double y_px = layout.y_to_pixel(0.1);
-  const double plot_width = layout.right_px - layout.left_px;
-  const double plot_height = layout.bottom_px - layout.top_px;
-  EXPECT_NEAR(x_px, layout.left_px + plot_width * 0.05 / 1.1, 1e-9);
-  EXPECT_NEAR(y_px, layout.bottom_px - plot_height * 0.05 / 1.1, 1e-9);
-  EXPECT_TRUE(colour_within(png, series_colour(0), static_cast<int>(std::lround(x_px)),
-                            static_cast<int>(std::lround(y_px)), 2));
-  // The falling curve starts at the top, far from there.
-  EXPECT_FALSE(colour_within(png, series_colour(1), static_cast<int>(std::lround(x_px)),
-                             static_cast<int>(std::lround(y_px)), 2));
+TEST(TrainingPlot, RisingSeriesStartsAndEndsAtItsLayoutPoints) {
+  const auto panels = rising_and_falling_panels();
+  const std::vector<std::string> curves = polylines(plot_svg(panels, "test"));
+  ASSERT_EQ(curves.size(), 3u);
+  const PlotLayout layout = plot_layout(panels[0], 0, 480, 360);
+  char first[64], last[64];
+  std::snprintf(first, sizeof first, "%.2f,%.2f", layout.x_to_drawing(0), layout.y_to_drawing(0.1));
+  std::snprintf(last, sizeof last, "%.2f,%.2f", layout.x_to_drawing(19), layout.y_to_drawing(0.9));
+  EXPECT_EQ(curves[0].substr(0, curves[0].find(' ')), first);
+  EXPECT_EQ(curves[0].substr(curves[0].rfind(' ') + 1), last);
+  // Larger y is higher up: the drawing's y grows downwards.
+  EXPECT_LT(layout.y_to_drawing(0.9), layout.y_to_drawing(0.1));
+  // The second panel lies to the right of the first.
+  EXPECT_GT(plot_layout(panels[1], 1, 480, 360).left, layout.right);
 }
 
 TEST(TrainingPlot, PadsAxesByFivePercentWithNiceTickSteps) {
-  const PlotLayout layout =
-      plot_layout(rising_and_falling_panels()[0], 0, kPanelWidthPx, kHeightPx);
-  // x spans 0..19 and y 0.1..1.0; each range grows by 5% of its span at both ends.
+  const PlotLayout layout = plot_layout(rising_and_falling_panels()[0], 0, 480, 360);
+  EXPECT_NEAR(layout.y_min, 0.1 - 0.045, 1e-12);
+  EXPECT_NEAR(layout.y_max, 1.0 + 0.045, 1e-12);
   EXPECT_NEAR(layout.x_min, -0.95, 1e-12);
   EXPECT_NEAR(layout.x_max, 19.95, 1e-12);
-  EXPECT_NEAR(layout.y_min, 0.055, 1e-12);
-  EXPECT_NEAR(layout.y_max, 1.045, 1e-12);
-  EXPECT_DOUBLE_EQ(layout.x_tick_step, 5.0);
-  EXPECT_DOUBLE_EQ(layout.y_tick_step, 0.2);
-  EXPECT_EQ(layout.x_ticks, (std::vector<double>{0.0, 5.0, 10.0, 15.0}));
-  ASSERT_EQ(layout.y_ticks.size(), 5u);
-  EXPECT_NEAR(layout.y_ticks.front(), 0.2, 1e-12);
-  EXPECT_NEAR(layout.y_ticks.back(), 1.0, 1e-12);
-  // The second panel starts one panel width to the right.
-  const PlotLayout second =
-      plot_layout(rising_and_falling_panels()[0], 1, kPanelWidthPx, kHeightPx);
-  EXPECT_EQ(second.left_px, layout.left_px + kPanelWidthPx);
+  for (double step : {layout.x_tick_step, layout.y_tick_step}) {
+    const double mantissa = step / std::pow(10.0, std::floor(std::log10(step)));
+    EXPECT_TRUE(std::abs(mantissa - 1) < 1e-9 || std::abs(mantissa - 2) < 1e-9 || std::abs(mantissa - 5) < 1e-9)
+        << step;
+  }
+  ASSERT_GE(layout.y_ticks.size(), 3u);
+  for (double tick : layout.y_ticks) {
+    EXPECT_GE(tick, layout.y_min);
+    EXPECT_LE(tick, layout.y_max);
+    EXPECT_NEAR(std::remainder(tick, layout.y_tick_step), 0.0, 1e-9);
+  }
 }
 
-TEST(TrainingPlot, SkipsNonFinitePoints) {
-  PlotSeries series{"loss", {0, 1, 2, 3, 4}, {0.5, std::nan(""), 0.4, 0.3, 0.2}};
-  series.x[3] = std::numeric_limits<double>::infinity();
-  series.y[4] = -std::numeric_limits<double>::infinity();
-  const PlotPanel panel{"Loss", "epoch", "loss", {series}};
-  // Only (0, 0.5) and (2, 0.4) are finite, so they alone set the ranges.
-  const PlotLayout layout = plot_layout(panel, 0, kPanelWidthPx, kHeightPx);
-  EXPECT_NEAR(layout.x_min, -0.1, 1e-12);
-  EXPECT_NEAR(layout.x_max, 2.1, 1e-12);
-  EXPECT_NEAR(layout.y_min, 0.395, 1e-12);
-  EXPECT_NEAR(layout.y_max, 0.505, 1e-12);
+TEST(TrainingPlot, NonFinitePointsBreakTheCurve) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  PlotPanel panel{"loss", "epoch", "loss", {{"loss", {0, 1, 2, 3, 4}, {1.0, 0.8, nan, 0.5, 0.4}}}};
+  const std::vector<std::string> curves = polylines(plot_svg({panel}, "test"));
+  ASSERT_EQ(curves.size(), 2u);
+  EXPECT_EQ(std::count(curves[0].begin(), curves[0].end(), ','), 2);
+  EXPECT_EQ(std::count(curves[1].begin(), curves[1].end(), ','), 2);
+}
 
-  const std::string path = graft::testing::temp_dir() + "/loss.png";
-  write_plot_png({panel}, path, kPanelWidthPx, kHeightPx);
-  const DecodedPng png = decode_png(path);
-  ASSERT_EQ(png.width, kPanelWidthPx);
-  EXPECT_GT(count_pixels(png, series_colour(0), 0, png.width), 50);
+TEST(TrainingPlot, TextWithMarkupCharactersStaysWellFormed) {
+  const std::string path = graft::testing::temp_dir() + "/escaped.svg";
+  write_plot_svg({{"a < b & \"c\"", "x > 0", "y", {{"p<q", {0, 1}, {0, 1}}}}}, path);
+  expect_well_formed_svg(path, 1, 1);
+  EXPECT_NE(read_file(path).find("a &lt; b &amp; &quot;c&quot;"), std::string::npos);
 }
 
 TEST(TrainingPlot, EmptySeriesListStillDrawsAxes) {
-  const PlotPanel panel{"No epochs yet", "epoch", "loss", {}};
-  const std::string path = graft::testing::temp_dir() + "/empty.png";
-  write_plot_png({panel}, path, kPanelWidthPx, kHeightPx);
-  const DecodedPng png = decode_png(path);
-  ASSERT_EQ(png.width, kPanelWidthPx);
-  ASSERT_EQ(png.height, kHeightPx);
-
-  const PlotLayout layout = plot_layout(panel, 0, kPanelWidthPx, kHeightPx);
-  // With no data the axes show the unit range, padded.
-  EXPECT_NEAR(layout.y_min, -0.05, 1e-12);
-  EXPECT_NEAR(layout.y_max, 1.05, 1e-12);
-  const std::array<std::uint8_t, 3> black{0, 0, 0};
-  const int middle_x = (layout.left_px + layout.right_px) / 2;
-  const int middle_y = (layout.top_px + layout.bottom_px) / 2;
-  EXPECT_EQ(png.at(layout.left_px, middle_y), black);
-  EXPECT_EQ(png.at(layout.right_px, middle_y), black);
-  EXPECT_EQ(png.at(middle_x, layout.top_px), black);
-  EXPECT_EQ(png.at(middle_x, layout.bottom_px), black);
-  // Tick labels are black text left of the y axis.
-  EXPECT_GT(count_pixels(png, black, 0, layout.left_px - 1), 100);
+  const std::string svg = plot_svg({{"nothing yet", "epoch", "loss", {}}}, "test");
+  EXPECT_TRUE(polylines(svg).empty());
+  EXPECT_NE(svg.find("<rect x="), std::string::npos);
+  EXPECT_NE(svg.find(">nothing yet<"), std::string::npos);
 }
 
 TEST(TrainingPlot, UnwritablePathThrowsErrorNamingThePath) {
-  const std::string path = graft::testing::temp_dir() + "/no_such_folder/curves.png";
-  try {
-    write_plot_png(rising_and_falling_panels(), path);
-    FAIL() << "expected graft::Error";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find(path), std::string::npos) << error.what();
-  }
+  const std::string path = graft::testing::temp_dir() + "/no_such_folder/curves.svg";
+  const std::string message = graft::testing::error_message([&] { write_plot_svg(rising_and_falling_panels(), path); });
+  EXPECT_NE(message.find(path), std::string::npos) << message;
 }
 
 TEST(TrainingPlot, MismatchedSeriesLengthsThrowErrorNamingPathAndSeries) {
-  const PlotPanel panel{"Loss", "epoch", "loss", {{"train loss", {0, 1, 2}, {0.5, 0.4}}}};
-  const std::string path = graft::testing::temp_dir() + "/loss.png";
-  try {
-    write_plot_png({panel}, path);
-    FAIL() << "expected graft::Error";
-  } catch (const Error& error) {
-    const std::string message = error.what();
-    EXPECT_NE(message.find(path), std::string::npos) << message;
-    EXPECT_NE(message.find("train loss"), std::string::npos) << message;
-  }
-  EXPECT_FALSE(graft::testing::file_exists(path));
+  const std::string path = graft::testing::temp_dir() + "/loss.svg";
+  const std::string message =
+      graft::testing::error_message([&] { write_plot_svg({{"t", "x", "y", {{"val Dice", {0, 1, 2}, {0.5}}}}}, path); });
+  EXPECT_NE(message.find(path), std::string::npos) << message;
+  EXPECT_NE(message.find("val Dice"), std::string::npos) << message;
+  EXPECT_FALSE(std::filesystem::exists(path));
 }
 
 TEST(TrainingPlot, LeavesOnlyTheFinishedFileBehind) {
   const std::string folder = graft::testing::temp_dir();
-  write_plot_png(rising_and_falling_panels(), folder + "/curves.png");
-  // Writing over an existing plot replaces it the same way.
-  write_plot_png(rising_and_falling_panels(), folder + "/curves.png");
+  write_plot_svg(rising_and_falling_panels(), folder + "/curves.svg");
+  write_plot_svg(rising_and_falling_panels(), folder + "/curves.svg");
   std::vector<std::string> names;
-  for (const auto& entry : std::filesystem::directory_iterator(folder)) {
-    names.push_back(entry.path().filename().string());
+  for (const auto& entry : std::filesystem::directory_iterator(folder)) names.push_back(entry.path().filename());
+  EXPECT_EQ(names, std::vector<std::string>{"curves.svg"});
+}
+
+TrainEvent epoch_end(int epoch, double loss, double dice) {
+  TrainEvent event{"epoch_end", epoch};
+  event.loss = loss;
+  event.learning_rate = 0.01;
+  event.seconds = 2.0 * (epoch + 1);
+  event.metrics["train_loss"] = loss;
+  if (!std::isnan(dice)) event.metrics["val_dice"] = dice;
+  return event;
+}
+
+TEST(RunLogs, ResumedRunAppendsToItsLogsAndItsPlotKeepsTheEarlierEpochs) {
+  const std::string folder = graft::testing::temp_dir();
+  {
+    const auto table = metrics_table_sink(folder, "val_dice", false);
+    const auto events = events_log_sink(folder, false);
+    TrainEvent weights{"weights"};
+    weights.note = "loaded 42 tensors";
+    events(weights);
+    for (const TrainEvent& event : {epoch_end(0, 0.9, NAN), TrainEvent{"step", 1, 0}, epoch_end(1, 0.7, 0.4)}) {
+      table(event);
+      events(event);
+    }
   }
-  EXPECT_EQ(names, std::vector<std::string>{"curves.png"});
+  // Resumed: the sinks append, and the plot starts from the curves the checkpoint holds.
+  const auto table = metrics_table_sink(folder, "val_dice", true);
+  const auto events = events_log_sink(folder, true);
+  const auto plot = training_plot_sink(folder, "val_dice", "validation Dice", {0.9, 0.7}, {NAN, 0.4});
+  for (const auto& sink : {table, events, plot}) sink(epoch_end(2, 0.5, 0.6));
+
+  EXPECT_EQ(read_file(folder + "/metrics.csv"),
+            "epoch,train_loss,val_dice,learning_rate,seconds\n0,0.9,,0.01,2\n1,0.7,0.400000,0.01,4\n"
+            "2,0.5,0.600000,0.01,6\n");
+  std::ifstream log(folder + "/events.jsonl");
+  std::vector<nlohmann::json> lines;
+  for (std::string line; std::getline(log, line);) lines.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(lines.size(), 4u) << "steps are not logged";
+  EXPECT_EQ(lines[0]["kind"], "weights");
+  EXPECT_EQ(lines[0]["report"], "loaded 42 tensors");
+  EXPECT_EQ(lines[3]["epoch"], 2);
+  EXPECT_EQ(lines[3]["metrics"]["val_dice"], 0.6);
+  // Loss over three epochs; Dice over the two validated ones (the NaN epoch breaks nothing).
+  const std::vector<std::string> curves = polylines(read_file(folder + "/training.svg"));
+  ASSERT_EQ(curves.size(), 2u);
+  EXPECT_EQ(std::count(curves[0].begin(), curves[0].end(), ','), 3);
+  EXPECT_EQ(std::count(curves[1].begin(), curves[1].end(), ','), 2);
 }
 
 }  // namespace

@@ -8,9 +8,9 @@
 #include "datasets/manifest.h"
 #include "datasets/segmentation_data.h"
 #include "datasets/synthetic_volumes.h"
-#include "finetune/predictor.h"
+#include "finetune/inference/predictor.h"
 #include "finetune/run_config.h"
-#include "finetune/sliding_window.h"
+#include "finetune/inference/sliding_window.h"
 #include "finetune/trainer.h"
 #include "io/error.h"
 #include "io/image_file.h"
@@ -259,7 +259,7 @@ TEST(Trainer, ResumeContinuesExactlyWhereTheRunStopped) {
   EXPECT_EQ(kinds.front(), "epoch_start");
   EXPECT_EQ(kinds.back(), "done");
   for (const char* file : {"config.json", "contract.json", "model.safetensors", "checkpoint.pt", "events.jsonl",
-                           "metrics.csv", "training.png"}) {
+                           "metrics.csv", "training.svg"}) {
     EXPECT_TRUE(fs::exists(folder + "/straight/" + file)) << file;
   }
   nlohmann::json first = tiny_config(folder + "/resumed", manifest);
@@ -318,7 +318,7 @@ TEST(Trainer, PredictorWritesLabelsOnTheInputGrid) {
   nlohmann::json config = tiny_config(folder + "/model", manifest);
   config["train"]["epochs"] = 1;
   train(config, {}, false);
-  Predictor predictor(folder + "/model");
+  Predictor predictor(ModelFolder(folder + "/model"));
   PredictOptions options;
   options.write_probabilities = true;
   predictor.predict_file(folder + "/c1.nii.gz", folder + "/c1_pred.nii.gz", options);
@@ -355,8 +355,8 @@ TEST(Trainer, Bf16AutocastTrainsCloseToFp32AndPredictsTheSameLabels) {
     }
   }
   const io::Image image = io::read(folder + "/c1.nii.gz");
-  const io::Image exact = Predictor(folder + "/bf16").predict(image).labels;
-  const io::Image mixed = Predictor(folder + "/bf16", {torch::kCPU, Precision::kBFloat16}).predict(image).labels;
+  const io::Image exact = Predictor(ModelFolder(folder + "/bf16")).predict(image).labels;
+  const io::Image mixed = Predictor(ModelFolder(folder + "/bf16"), {torch::kCPU, Precision::kBFloat16}).predict(image).labels;
   std::int64_t same = 0;
   for (std::int64_t i = 0; i < exact.element_count(); ++i) same += exact.value_at(i) == mixed.value_at(i);
   EXPECT_GE(static_cast<double>(same) / exact.element_count(), 0.99);

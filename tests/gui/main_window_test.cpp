@@ -28,7 +28,7 @@
 #include "datasets/synthetic_volumes.h"
 #include "finetune/blas_kernels.h"
 #include "gui/main_window.h"
-#include "io/dicom_seg.h"
+#include "io/dicom/dicom_seg.h"
 #include "io/image_file.h"
 #include "tests/support/test_support.h"
 

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <set>
 
-#include "io/gdal_raster.h"
+#include "io/raster/gdal_raster.h"
 #include "io/image_file.h"
 #include "preprocess/plan.h"
 #include "tests/support/test_support.h"

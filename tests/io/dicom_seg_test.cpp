@@ -1,4 +1,4 @@
-#include "io/dicom_seg.h"
+#include "io/dicom/dicom_seg.h"
 
 #include <gtest/gtest.h>
 
@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "io/dicom_anonymize.h"
+#include "io/dicom/dicom_anonymize.h"
 #include "io/error.h"
 #include "tests/support/test_support.h"
 

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <fstream>
 
-#include "io/dicom_series.h"
+#include "io/dicom/dicom_series.h"
 #include "io/error.h"
 #include "io/image_file.h"
 #include "io/image_info.h"

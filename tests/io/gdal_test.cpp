@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "io/gdal_raster.h"
+#include "io/raster/gdal_raster.h"
 #include "io/image_file.h"
 #include "io/image_info.h"
 #include "tests/support/test_support.h"

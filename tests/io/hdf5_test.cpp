@@ -1,7 +1,7 @@
 // HDF5 against h5py (Debian's python3-h5py): every dataset's shape, type, attributes and values,
 // on a sample the test writes with h5py, on the NetCDF-4 files in ../shared/data/hdf5 and on the
 // TEM holograms Debian's python3-hyperspy ships; and graft's own HDF5 output read back by h5py.
-#include "io/hdf5_file.h"
+#include "io/hdf5/hdf5_file.h"
 
 #include <gtest/gtest.h>
 

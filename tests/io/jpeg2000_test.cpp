@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "io/error.h"
-#include "io/jpeg2000_decoder.h"
+#include "io/dicom/jpeg2000_decoder.h"
 #include "tests/support/test_support.h"
 
 namespace graft::io {

@@ -6,9 +6,9 @@
 #include <cstring>
 
 #include "io/error.h"
-#include "io/itk_formats.h"
-#include "io/nifti_header.h"
-#include "io/nifti_writer.h"
+#include "io/nrrd/itk_formats.h"
+#include "io/nifti/nifti_header.h"
+#include "io/nifti/nifti_writer.h"
 #include "tests/support/test_support.h"
 
 namespace graft::io {

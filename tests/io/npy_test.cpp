@@ -1,4 +1,4 @@
-#include "io/npy.h"
+#include "io/numpy/npy.h"
 
 #include <gtest/gtest.h>
 

@@ -1,11 +1,11 @@
 // Windows over rasters and the window-by-window GeoTIFF writer, on the real rasterio GeoTIFFs.
-#include "io/raster_windows.h"
+#include "io/raster/raster_windows.h"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
 
-#include "io/gdal_raster.h"
+#include "io/raster/gdal_raster.h"
 #include "io/image_file.h"
 #include "tests/support/test_support.h"
 

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "io/error.h"
-#include "io/rle_decoder.h"
+#include "io/dicom/rle_decoder.h"
 #include "tests/support/test_support.h"
 
 namespace graft::io {

@@ -1,7 +1,7 @@
 // Whole slides through OpenSlide, on a pyramidal tiled TIFF the test makes: levels, microns per
 // pixel from the TIFF resolution tags, regions equal to the pixels written, and the tissue patch
 // grid against the known ellipse.
-#include "io/slide.h"
+#include "io/slide/slide.h"
 
 #include <gtest/gtest.h>
 

@@ -8,7 +8,7 @@
 #include <filesystem>
 
 #include "io/error.h"
-#include "io/gdal_raster.h"
+#include "io/raster/gdal_raster.h"
 #include "preprocess/plan.h"
 #include "tests/support/test_support.h"
 

@@ -1,0 +1,39 @@
+// Ordering a series' frames into slices and channels and deriving the volume's geometry, without
+// touching pixels: shared by decoding and by dicom_volume_source.
+#pragma once
+
+#include <vector>
+
+#include "io/dicom/dicom_header.h"
+#include "io/dicom/dicom_series.h"
+#include "io/geometry.h"
+
+namespace graft::io::dicom_detail {
+
+// One 2D image of the volume: a frame, or one tile of a mosaic frame.
+struct PlaneImage {
+  const DicomFrameHeader* header = nullptr;
+  int tile = -1;
+  Vec3 position_lps{0, 0, 0};
+  double distance_mm = 0.0;  // along the slice normal
+};
+
+struct Assembly {
+  std::vector<std::vector<PlaneImage>> slices;  // [z][channel]
+  Geometry geometry;
+};
+
+// Sorts the series' images along the slice normal into slices (temporal positions as channels) and
+// derives the grid. Throws graft::Error, naming the series, for mixed image types, unstackable
+// images, incomplete positions, uneven spacing and gantry tilt.
+Assembly assemble(const DicomSeries& series);
+
+// Throws graft::Error when the series carries no parsed headers (it did not come from
+// find_dicom_series).
+void check_has_headers(const DicomSeries& series);
+
+// The DICOM identity of the assembled volume: the first channel's instance of every slice.
+DicomVolumeSource volume_source(const DicomSeries& series, const Geometry& geometry,
+                                const std::vector<std::vector<PlaneImage>>& slices);
+
+}  // namespace graft::io::dicom_detail

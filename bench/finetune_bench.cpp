@@ -57,8 +57,8 @@ int loader_bench(int workers, int threads) {
   const auto entries = write_synthetic_cases(folder, 6, [](std::uint64_t seed) {
     return graft::datasets::random_ct_geometry(seed);
   });
-  nlohmann::json config = graft::finetune::default_run_config();
-  config["data"]["contract"] = {{"resize", "spacing"}, {"target_spacing_mm", {1.0, 1.0, 1.0}}};
+  graft::finetune::RunConfig config = graft::finetune::default_run_config();
+  config.data.contract = {{"resize", "spacing"}, {"target_spacing_mm", {1.0, 1.0, 1.0}}};
   const auto contract = graft::finetune::run_contract(config);
   auto start = Clock::now();
   std::vector<graft::datasets::PreparedCase> cases;
@@ -78,8 +78,8 @@ int loader_bench(int workers, int threads) {
   const double loader_samples_per_s = batches * batch_size / seconds_since(start);
 
   if (threads > 0) torch::set_num_threads(threads);
-  config["head"] = "medicalnet";
-  config["classes"] = 3;  // background and the two synthetic organs
+  config.head = "medicalnet";
+  config.classes = 3;  // background and the two synthetic organs
   auto model = graft::finetune::build_model(config);
   model->train();
   torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(1e-3).momentum(0.9));
@@ -105,9 +105,9 @@ int loader_bench(int workers, int threads) {
 
 int sliding_bench(int threads) {
   if (threads > 0) torch::set_num_threads(threads);
-  nlohmann::json config = graft::finetune::default_run_config();
-  config["head"] = "medicalnet";
-  config["data"]["patch_size"] = {64, 64, 32};
+  graft::finetune::RunConfig config = graft::finetune::default_run_config();
+  config.head = "medicalnet";
+  config.data.patch_size = {64, 64, 32};
   auto model = graft::finetune::build_model(config);
   model->eval();
   std::int64_t model_bytes = 0;
@@ -147,9 +147,9 @@ int precision_bench(const std::string& device_spec, int threads) {
   using graft::finetune::Precision;
   graft::finetune::set_compute_threads(threads);  // 0: every core
   const torch::Device device = graft::finetune::parse_device(device_spec, "precision bench");
-  nlohmann::json config = graft::finetune::default_run_config();
-  config["head"] = "medicalnet";
-  config["data"]["patch_size"] = {64, 64, 32};
+  graft::finetune::RunConfig config = graft::finetune::default_run_config();
+  config.head = "medicalnet";
+  config.data.patch_size = {64, 64, 32};
   torch::manual_seed(0);
   auto model = graft::finetune::build_model(config);
   model->to(device);
@@ -206,8 +206,8 @@ int cache_bench() {
     geometry.spacing_xyz = {1.2, 1.2, 3.0};
     return geometry;
   });
-  nlohmann::json config = graft::finetune::default_run_config();
-  config["data"]["contract"] = {{"resize", "spacing"}, {"target_spacing_mm", {1.5, 1.5, 1.5}}};
+  graft::finetune::RunConfig config = graft::finetune::default_run_config();
+  config.data.contract = {{"resize", "spacing"}, {"target_spacing_mm", {1.5, 1.5, 1.5}}};
   const auto contract = graft::finetune::run_contract(config);
   auto prepare_all = [&](graft::datasets::PreprocessedCache& cache) {
     const auto start = Clock::now();

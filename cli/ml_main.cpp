@@ -50,8 +50,8 @@ int run_demo(const std::string& folder, bool quick) {
 
 int run_train(const std::string& config_path, const std::vector<std::string>& overrides,
               const std::string& output, bool resume) {
-  nlohmann::json config = graft::finetune::resolve_run_config(config_path, overrides);
-  if (!output.empty()) config["output"] = output;
+  graft::finetune::RunConfig config = graft::finetune::resolve_run_config(config_path, overrides);
+  if (!output.empty()) config.output = output;
   std::unique_ptr<graft::cli::Progress> bar;
   // In a data-parallel run rank 0 speaks for all; the others train quietly.
   const bool speaking = graft::finetune::is_writing_rank();
@@ -90,13 +90,13 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
     if (bar) bar->finish();
     if (speaking) {
       std::printf("train: interrupted; checkpoint %s/checkpoint.pt, continue with --resume\n",
-                  config["output"].get<std::string>().c_str());
+                  config.output.c_str());
     }
     return 130;
   }
   if (!speaking) return 0;
   std::printf("train: model folder %s (best %s %.4f at epoch %d)\n",
-              config["output"].get<std::string>().c_str(), result.metric.c_str(),
+              config.output.c_str(), result.metric.c_str(),
               result.best_val_metric, result.best_epoch + 1);
   if (!result.test_metrics.empty()) {
     std::printf("test:");

@@ -35,29 +35,29 @@ datasets::CaseEntry write_case(const std::string& folder, std::uint64_t seed, in
   return entry;
 }
 
-nlohmann::json demo_config(const std::string& output, int epochs, int batches_per_epoch) {
-  nlohmann::json config = default_run_config();
-  config["backbone"] = "med3d-resnet10";
-  config["head"] = "unet";
-  config["classes"] = 2;
-  config["output"] = output;
-  config["data"]["patch_size"] = {32, 32, 32};
-  config["data"]["batch_size"] = 2;
-  config["data"]["batches_per_epoch"] = batches_per_epoch;
-  config["data"]["workers"] = 1;
-  config["data"]["foreground_fraction"] = 0.5;
+RunConfig demo_config(const std::string& output, int epochs, int batches_per_epoch) {
+  RunConfig config = default_run_config();
+  config.backbone = "med3d-resnet10";
+  config.head = "unet";
+  config.classes = 2;
+  config.output = output;
+  config.data.patch_size = {32, 32, 32};
+  config.data.batch_size = 2;
+  config.data.batches_per_epoch = batches_per_epoch;
+  config.data.workers = 1;
+  config.data.foreground_fraction = 0.5;
   // The demo's volumes are small; 2 mm voxels keep a run within minutes on two cores.
-  config["data"]["contract"] = {{"resize", "spacing"}, {"target_spacing_mm", {2.0, 2.0, 2.0}}, {"crop_nonzero", false}};
-  config["train"]["epochs"] = epochs;
-  config["train"]["optimizer"] = "adamw";
-  config["train"]["lr"] = 0.002;
-  config["train"]["weight_decay"] = 0.0001;
-  config["train"]["head_lr_multiplier"] = 1.0;
-  config["train"]["schedule"] = "cosine";
-  config["predict"]["overlap"] = 0.25;
+  config.data.contract = {{"resize", "spacing"}, {"target_spacing_mm", {2.0, 2.0, 2.0}}, {"crop_nonzero", false}};
+  config.train.epochs = epochs;
+  config.train.optimizer = "adamw";
+  config.train.lr = 0.002;
+  config.train.weight_decay = 0.0001;
+  config.train.head_lr_multiplier = 1.0;
+  config.train.schedule = "cosine";
+  config.predict.overlap = 0.25;
   // One thread makes every run of the demo give the same numbers: with two, LibTorch's parallel
   // reductions reorder sums and the curves wander by a few hundredths. It costs about a minute.
-  config["train"]["threads"] = 1;
+  config.train.threads = 1;
   return config;
 }
 
@@ -97,7 +97,7 @@ DemoResult run_demo(const std::string& folder, bool quick) {
   for (int i = 0; i < target_train; ++i) target_training.push_back(write_case(data, 200 + i, 2));
   for (int i = 0; i < target_val; ++i) target_validation.push_back(write_case(data, 300 + i, 2));
 
-  nlohmann::json config = demo_config(folder + "/pretrain", pretrain_epochs, batches);
+  RunConfig config = demo_config(folder + "/pretrain", pretrain_epochs, batches);
   const preprocess::Contract contract = run_contract(config);
 
   // Source task: the larger organ. The backbone it learns is cached for later runs.
@@ -118,10 +118,10 @@ DemoResult run_demo(const std::string& folder, bool quick) {
   std::printf("demo: target task (organ 2): %d labelled volumes for training, %d for validation\n", target_train, target_val);
   const auto train_cases = prepare(target_training, contract);
   const auto val_cases = prepare(target_validation, contract);
-  nlohmann::json pretrained = demo_config(folder + "/finetuned", finetune_epochs, batches);
-  pretrained["weights"] = cache;
+  RunConfig pretrained = demo_config(folder + "/finetuned", finetune_epochs, batches);
+  pretrained.weights = cache;
   const TrainResult with = train_prepared(pretrained, train_cases, val_cases, {epoch_printer("pretrained")}, false);
-  nlohmann::json scratch = demo_config(folder + "/scratch", finetune_epochs, batches);
+  RunConfig scratch = demo_config(folder + "/scratch", finetune_epochs, batches);
   const TrainResult without = train_prepared(scratch, train_cases, val_cases, {epoch_printer("scratch")}, false);
 
   std::vector<double> epochs;

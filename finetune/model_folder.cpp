@@ -39,15 +39,15 @@ Task task_from_name(const std::string& name, const std::string& where) {
 ModelFolder::ModelFolder(std::string path) : path_(std::move(path)) {
   if (!std::filesystem::is_directory(path_))
     throw Error(path_ + ": not a model folder (no such directory)");
-  config_ = read_json_file(config_path(path_));
+  config_ = read_run_folder_config(path_);
   task_ =
-      task_from_name(config_.value("task", "segmentation"), config_path(path_) + ": field 'task'");
+      task_from_name(config_.task, config_path(path_) + ": field 'task'");
   if (task_ != Task::kMil) {
     contract_ =
         preprocess::contract_from_json(read_json_file(contract_path(path_)), contract_path(path_));
     has_contract_ = true;
   }
-  class_names_ = config_.value("class_names", std::vector<std::string>{});
+  class_names_ = config_.class_names;
   if (!std::filesystem::is_regular_file(weights_path())) {
     throw Error(weights_path() +
                 ": the model folder has no weights (a run that never finished an epoch?)");
@@ -69,12 +69,12 @@ void ModelFolder::require_task(Task expected) const {
   }
 }
 
-nlohmann::json read_run_folder_config(const std::string& folder) {
-  return read_json_file(config_path(folder));
+RunConfig read_run_folder_config(const std::string& folder) {
+  return run_config_from_json(read_json_file(config_path(folder)), config_path(folder));
 }
 
-void write_run_folder_config(const std::string& folder, const nlohmann::json& config) {
-  io::write_text_atomically(config_path(folder), config.dump(2) + "\n");
+void write_run_folder_config(const std::string& folder, const RunConfig& config) {
+  io::write_text_atomically(config_path(folder), to_json(config).dump(2) + "\n");
 }
 
 void write_run_folder_contract(const std::string& folder, const preprocess::Contract& contract) {

@@ -4,10 +4,10 @@
 // trained under (config.json), the Contract its preprocessing follows (contract.json), the best
 // weights (model.safetensors) and, while a run is unfinished, checkpoint.pt. This is the one
 // place that knows those file names; nothing outside reads them directly.
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "finetune/run_config.h"
 #include "preprocess/contract.h"
 
 namespace graft::finetune {
@@ -29,7 +29,7 @@ class ModelFolder {
   const std::string& path() const { return path_; }
   Task task() const { return task_; }
   // The resolved run config the model was trained with.
-  const nlohmann::json& config() const { return config_; }
+  const RunConfig& config() const { return config_; }
   // Throws graft::Error for a MIL model, which has no image preprocessing.
   const preprocess::Contract& contract() const;
   const std::vector<std::string>& class_names() const { return class_names_; }
@@ -39,7 +39,7 @@ class ModelFolder {
 
  private:
   std::string path_;
-  nlohmann::json config_;
+  RunConfig config_;
   Task task_ = Task::kSegmentation;
   bool has_contract_ = false;
   preprocess::Contract contract_;
@@ -47,9 +47,9 @@ class ModelFolder {
 };
 
 // The resolved run config of a run folder, finished or not (a resumed run reads it back).
-nlohmann::json read_run_folder_config(const std::string& folder);
+RunConfig read_run_folder_config(const std::string& folder);
 // The writers of a model folder's two descriptive files, atomically.
-void write_run_folder_config(const std::string& folder, const nlohmann::json& config);
+void write_run_folder_config(const std::string& folder, const RunConfig& config);
 void write_run_folder_contract(const std::string& folder, const preprocess::Contract& contract);
 // Where the best weights and the resumable checkpoint of a run folder live.
 std::string model_weights_path(const std::string& folder);

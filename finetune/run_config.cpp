@@ -7,6 +7,22 @@
 #include "io/error.h"
 
 namespace graft::finetune {
+
+// The keys are the field names, so config.json reads like the structs.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DataSettings, manifest, folds, fold, patch_size, batch_size, batches_per_epoch,
+                                   foreground_fraction, workers, prefetch, augment, band_names, fill_missing_bands,
+                                   cache_dir, contract)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainSettings, epochs, optimizer, lr, momentum, weight_decay, head_lr_multiplier,
+                                   layer_decay, schedule, poly_power, exponential_gamma, freeze_backbone_epochs,
+                                   grad_clip_norm, loss, early_stopping_patience, threads, device, precision,
+                                   max_validation_cases, linear_probe)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DetectionSettings, fpn_channels, score_threshold, nms_iou, max_detections,
+                                   window_size)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MilSettings, feature_dim, hidden, attention, dropout)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PredictSettings, overlap, mirror)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RunConfig, task, backbone, weights, lenient, in_channels, head, classes, class_names,
+                                   multi_label, seed, output, data, train, detection, mil, predict)
+
 namespace {
 
 nlohmann::json yaml_to_json(const YAML::Node& node) {
@@ -37,77 +53,29 @@ nlohmann::json yaml_to_json(const YAML::Node& node) {
   }
 }
 
+const char* kind_of(const nlohmann::json& value) {
+  if (value.is_number()) return "a number";
+  if (value.is_boolean()) return "true or false";
+  if (value.is_string()) return "a string";
+  if (value.is_array()) return "a list";
+  if (value.is_object()) return "a mapping";
+  return "null";
+}
+
+bool same_kind(const nlohmann::json& wanted, const nlohmann::json& given) {
+  if (wanted.is_number()) {
+    // An integer setting takes no fraction; a real one takes integers too.
+    const bool whole = !given.is_number_float() || given.get<double>() == static_cast<double>(given.get<std::int64_t>());
+    return given.is_number() && (wanted.is_number_float() || whole);
+  }
+  return wanted.type() == given.type();
+}
+
 }  // namespace
 
-nlohmann::json default_run_config() {
-  return nlohmann::json::parse(R"({
-    "task": "segmentation",
-    "backbone": "med3d-resnet10",
-    "weights": "",
-    "lenient": false,
-    "in_channels": 0,
-    "head": "medicalnet",
-    "classes": 2,
-    "class_names": [],
-    "multi_label": false,
-    "seed": 0,
-    "output": "graft-run",
-    "data": {
-      "manifest": "",
-      "folds": 5,
-      "fold": 0,
-      "patch_size": [64, 64, 32],
-      "batch_size": 2,
-      "batches_per_epoch": 50,
-      "foreground_fraction": 0.33,
-      "workers": 2,
-      "prefetch": 4,
-      "augment": true,
-      "band_names": [],
-      "fill_missing_bands": false,
-      "cache_dir": "",
-      "contract": {}
-    },
-    "train": {
-      "epochs": 20,
-      "optimizer": "sgd",
-      "lr": 0.001,
-      "momentum": 0.9,
-      "weight_decay": 0.0001,
-      "head_lr_multiplier": 100.0,
-      "layer_decay": 1.0,
-      "schedule": "poly",
-      "poly_power": 0.9,
-      "exponential_gamma": 0.95,
-      "freeze_backbone_epochs": 0,
-      "grad_clip_norm": 12.0,
-      "loss": "dice_ce",
-      "early_stopping_patience": 0,
-      "threads": 0,
-      "device": "cpu",
-      "precision": "fp32",
-      "max_validation_cases": 0,
-      "linear_probe": false
-    },
-    "detection": {
-      "fpn_channels": 64,
-      "score_threshold": 0.05,
-      "nms_iou": 0.3,
-      "max_detections": 100,
-      "window_size": []
-    },
-    "mil": {
-      "feature_dim": 0,
-      "hidden": 512,
-      "attention": 256,
-      "dropout": 0.25
-    },
-    "predict": {
-      "overlap": 0.5,
-      "mirror": false
-    }
-  })");
-}
+nlohmann::json to_json(const RunConfig& config) { return config; }
+
+RunConfig default_run_config() { return RunConfig{}; }
 
 void merge_config(nlohmann::json& base, const nlohmann::json& overrides, const std::string& where) {
   if (!overrides.is_object()) throw Error(where + ": a run config must be a mapping of keys");
@@ -115,19 +83,29 @@ void merge_config(nlohmann::json& base, const nlohmann::json& overrides, const s
     const std::string key = item.key();
     // data.contract holds Contract fields, checked when the Contract is built.
     if (!base.contains(key)) throw Error(where + ": unknown setting '" + key + "'");
-    if (base[key].is_object() && key != "contract") {
-      merge_config(base[key], item.value(), where + ": " + key);
-    } else if (key == "contract") {
+    if (key == "contract") {
       if (!item.value().is_object()) throw Error(where + ": 'contract' must be a mapping");
       base[key].update(item.value());
+    } else if (base[key].is_object()) {
+      merge_config(base[key], item.value(), where + ": " + key);
+    } else if (!same_kind(base[key], item.value())) {
+      throw Error(where + ": setting '" + key + "' must be " + kind_of(base[key]) +
+                  (base[key].is_number() && base[key].is_number_integer() ? " (whole)" : "") + ", got " +
+                  item.value().dump());
     } else {
       base[key] = item.value();
     }
   }
 }
 
-nlohmann::json resolve_run_config(const std::string& path, const std::vector<std::string>& overrides) {
-  nlohmann::json config = default_run_config();
+RunConfig run_config_from_json(const nlohmann::json& json, const std::string& where) {
+  nlohmann::json merged = to_json(RunConfig{});
+  merge_config(merged, json, where);
+  return merged.get<RunConfig>();
+}
+
+RunConfig resolve_run_config(const std::string& path, const std::vector<std::string>& overrides) {
+  nlohmann::json config = to_json(RunConfig{});
   if (!path.empty()) {
     YAML::Node node;
     try {
@@ -148,18 +126,17 @@ nlohmann::json resolve_run_config(const std::string& path, const std::vector<std
       value = text;
     }
     nlohmann::json patch = value;
-    std::string rest = dotted;
     std::vector<std::string> keys;
     for (std::size_t start = 0;;) {
-      const auto dot = rest.find('.', start);
-      keys.push_back(rest.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+      const auto dot = dotted.find('.', start);
+      keys.push_back(dotted.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
       if (dot == std::string::npos) break;
       start = dot + 1;
     }
     for (auto key = keys.rbegin(); key != keys.rend(); ++key) patch = nlohmann::json{{*key, patch}};
     merge_config(config, patch, "--set " + dotted);
   }
-  return config;
+  return config.get<RunConfig>();
 }
 
 nlohmann::json read_json_file(const std::string& path) {

@@ -1,24 +1,110 @@
 #pragma once
 
+// A training run's settings as one typed value: every field with its default here, read from a run
+// file (YAML or JSON) and `--set a.b=c` overrides, checked for unknown keys, and saved beside every
+// checkpoint as config.json so a prediction months later uses the same settings.
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 namespace graft::finetune {
 
-// Every field of a training run with its default; a run file (YAML or JSON) overrides any of
-// them, and `--set a.b=c` overrides those. The resolved result is saved beside every checkpoint.
-nlohmann::json default_run_config();
+struct DataSettings {
+  std::string manifest;  // CSV or JSON manifest, or an nnU-Net dataset folder
+  int folds = 5;
+  int fold = 0;  // the k-fold split held out for validation when the manifest has no split column
+  std::vector<std::int64_t> patch_size{64, 64, 32};  // x y z (2D backbones: x y, z 1)
+  int batch_size = 2;
+  int batches_per_epoch = 50;
+  double foreground_fraction = 0.33;  // patches centred on a labelled voxel
+  int workers = 2;                    // loader threads
+  int prefetch = 4;                   // batches made ahead
+  bool augment = true;
+  std::vector<std::string> band_names;  // the inputs' bands in order, instead of the files'
+  bool fill_missing_bands = false;
+  std::string cache_dir;  // preprocessed cases kept as HDF5 here when set
+  nlohmann::json contract = nlohmann::json::object();  // Contract fields overriding the backbone's
+};
+
+struct TrainSettings {
+  int epochs = 20;
+  std::string optimizer = "sgd";  // sgd or adamw
+  double lr = 0.001;
+  double momentum = 0.9;
+  double weight_decay = 0.0001;
+  double head_lr_multiplier = 100.0;
+  double layer_decay = 1.0;  // < 1: layer-wise decay for layered backbones (ViTs)
+  std::string schedule = "poly";  // poly, cosine, exponential, constant
+  double poly_power = 0.9;
+  double exponential_gamma = 0.95;
+  int freeze_backbone_epochs = 0;
+  double grad_clip_norm = 12.0;
+  std::string loss = "dice_ce";
+  int early_stopping_patience = 0;
+  int threads = 0;  // LibTorch threads; 0: the cores
+  std::string device = "cpu";
+  std::string precision = "fp32";
+  int max_validation_cases = 0;  // 0: all
+  bool linear_probe = false;
+};
+
+struct DetectionSettings {
+  std::int64_t fpn_channels = 64;
+  double score_threshold = 0.05;
+  double nms_iou = 0.3;
+  int max_detections = 100;
+  std::vector<std::int64_t> window_size;  // x y z; empty: twice data.patch_size
+};
+
+struct MilSettings {
+  std::int64_t feature_dim = 0;  // set from the bags
+  std::int64_t hidden = 512;
+  std::int64_t attention = 256;
+  double dropout = 0.25;
+};
+
+struct PredictSettings {
+  double overlap = 0.5;
+  bool mirror = false;
+};
+
+struct RunConfig {
+  std::string task = "segmentation";  // segmentation, classification, detection, mil
+  std::string backbone = "med3d-resnet10";
+  std::string weights;  // pretrained checkpoint; empty: random initialisation
+  bool lenient = false;
+  int in_channels = 0;  // 0: the Contract's
+  std::string head = "medicalnet";
+  int classes = 2;
+  std::vector<std::string> class_names;
+  bool multi_label = false;
+  std::uint64_t seed = 0;
+  std::string output = "graft-run";
+  DataSettings data;
+  TrainSettings train;
+  DetectionSettings detection;
+  MilSettings mil;
+  PredictSettings predict;
+};
+
+// Every field, as config.json holds it.
+nlohmann::json to_json(const RunConfig& config);
+// `json` over the defaults: an unknown key, or a value of the wrong type, is an error naming
+// `where` and the key.
+RunConfig run_config_from_json(const nlohmann::json& json, const std::string& where);
+
+RunConfig default_run_config();
 
 // Reads YAML or JSON (JSON is YAML), merges it over the defaults, applies `a.b=value` overrides
 // (value parsed as JSON when it parses, else taken as a string), and checks that every key is a
 // known one, so a typo is an error naming the key rather than a silently ignored setting.
-nlohmann::json resolve_run_config(const std::string& path, const std::vector<std::string>& overrides);
+RunConfig resolve_run_config(const std::string& path, const std::vector<std::string>& overrides);
 
 // Merges `overrides` into `base` key by key (objects recursively), refusing unknown keys.
 void merge_config(nlohmann::json& base, const nlohmann::json& overrides, const std::string& where);
 
-// One JSON file of a model folder; errors name the file (missing, or not JSON).
+// One JSON file; errors name the file (missing, or not JSON).
 nlohmann::json read_json_file(const std::string& path);
 
 }  // namespace graft::finetune

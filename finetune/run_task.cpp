@@ -8,8 +8,8 @@
 
 namespace graft::finetune {
 
-TrainResult train_task(const nlohmann::json& config, const std::vector<TrainEventSink>& sinks, bool resume) {
-  const std::string task = config["task"];
+TrainResult train_task(const RunConfig& config, const std::vector<TrainEventSink>& sinks, bool resume) {
+  const std::string task = config.task;
   if (task == "segmentation") return train(config, sinks, resume);
   if (task == "classification") return train_classifier(config, sinks, resume);
   if (task == "mil") return train_mil(config, sinks, resume);

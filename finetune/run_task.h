@@ -9,6 +9,6 @@ namespace graft::finetune {
 
 // Trains whatever the resolved config's `task` names (segmentation, classification, mil,
 // detection): the one entry point `graft train`, the desktop app and the tests share.
-TrainResult train_task(const nlohmann::json& config, const std::vector<TrainEventSink>& sinks, bool resume);
+TrainResult train_task(const RunConfig& config, const std::vector<TrainEventSink>& sinks, bool resume);
 
 }  // namespace graft::finetune

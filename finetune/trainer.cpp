@@ -33,76 +33,76 @@ torch::Tensor loss_of(const std::string& name, const torch::Tensor& model_output
 
 }  // namespace
 
-datasets::PatchOptions patch_options(const nlohmann::json& config) {
+datasets::PatchOptions patch_options(const RunConfig& config) {
   datasets::PatchOptions options;
-  const auto patch = config["data"]["patch_size"].get<std::vector<std::int64_t>>();
-  const bool planar = backbones::find_backbone(config["backbone"]).contract.spatial_dims == 2;
+  const auto patch = config.data.patch_size;
+  const bool planar = backbones::find_backbone(config.backbone).contract.spatial_dims == 2;
   if (patch.size() != 3 || patch[0] < 8 || patch[1] < 8 || (planar ? patch[2] != 1 : patch[2] < 8)) {
     throw Error(planar ? "data.patch_size must be [x, y, 1] with x, y at least 8 for the 2D backbone " +
-                             config["backbone"].get<std::string>() + " (tiles, e.g. [256, 256, 1])"
+                             config.backbone + " (tiles, e.g. [256, 256, 1])"
                        : std::string("data.patch_size must be three sizes (x, y, z) of at least 8"));
   }
   options.patch_xyz = {patch[0], patch[1], patch[2]};
-  options.foreground_fraction = config["data"]["foreground_fraction"];
+  options.foreground_fraction = config.data.foreground_fraction;
   // Batches bound for a GPU are pinned by the loader's workers, ahead of the step that copies them.
-  options.pin_memory = parse_device(config["train"].value("device", "cpu"), "train.device").is_cuda();
-  options.augment.enabled = config["data"]["augment"];
+  options.pin_memory = parse_device(config.train.device, "train.device").is_cuda();
+  options.augment.enabled = config.data.augment;
   return options;
 }
 
-preprocess::Contract run_contract(const nlohmann::json& config) {
-  const auto& info = backbones::find_backbone(config["backbone"]);
+preprocess::Contract run_contract(const RunConfig& config) {
+  const auto& info = backbones::find_backbone(config.backbone);
   nlohmann::json contract = preprocess::to_json(info.contract);
-  for (const auto& item : config["data"]["contract"].items()) {
+  for (const auto& item : config.data.contract.items()) {
     if (!contract.contains(item.key())) throw Error("data.contract: unknown contract field '" + item.key() + "'");
     contract[item.key()] = item.value();
   }
   // Segmentation and detection on tiles keep the raster's own pixel size: a 2D contract's input
   // size (224 px for chips) becomes the tile size instead of a resize, as TorchGeo's segmentation
   // trainers do.
-  const bool tiles = config.value("task", "segmentation") != "classification" && contract["spatial_dims"] == 2 &&
-                     contract["resize"] == "size" && !config["data"]["contract"].contains("resize");
+  const bool tiles = config.task != "classification" && contract["spatial_dims"] == 2 &&
+                     contract["resize"] == "size" && !config.data.contract.contains("resize");
   if (tiles) {
     contract["resize"] = "none";
     auto deviations = contract["deviations"].get<std::vector<std::string>>();
     deviations.push_back("segmentation on tiles: the raster keeps its pixel size; data.patch_size is the tile");
     contract["deviations"] = deviations;
   }
-  if (!config["data"]["contract"].empty()) {
+  if (!config.data.contract.empty()) {
     auto deviations = contract["deviations"].get<std::vector<std::string>>();
-    deviations.push_back("this run overrides the contract: " + config["data"]["contract"].dump());
+    deviations.push_back("this run overrides the contract: " + config.data.contract.dump());
     contract["deviations"] = deviations;
   }
   return preprocess::contract_from_json(contract, "run config data.contract");
 }
 
-std::uint64_t seed_run(const nlohmann::json& config) {
-  set_compute_threads(config["train"]["threads"].get<int>());
-  const std::uint64_t seed = config["seed"];
+std::uint64_t seed_run(const RunConfig& config) {
+  set_compute_threads(config.train.threads);
+  const std::uint64_t seed = config.seed;
   torch::manual_seed(seed);
   return seed;
 }
 
-void start_run_folder(const nlohmann::json& config, torch::nn::Module& model, backbones::BackboneImpl& backbone,
+void start_run_folder(const RunConfig& config, torch::nn::Module& model, backbones::BackboneImpl& backbone,
                       TrainingTask& task) {
-  if (!config["weights"].get<std::string>().empty()) {
-    const auto report = backbones::load_weights(backbone, config["weights"], !config["lenient"].get<bool>());
+  if (!config.weights.empty()) {
+    const auto report = backbones::load_weights(backbone, config.weights, !config.lenient);
     task.notes.push_back(report.summary());
   }
   // Before anything runs the model (a linear probe's embeddings): every task's tensors then go
   // where the model is.
-  model.to(parse_device(config["train"].value("device", "cpu"), "train.device"));
-  const std::string output = config["output"];
+  model.to(parse_device(config.train.device, "train.device"));
+  const std::string output = config.output;
   fs::create_directories(output);
   if (is_writing_rank()) write_run_folder_contract(output, run_contract(config));
 }
 
-preprocess::PlanOptions run_plan_options(const nlohmann::json& config, std::uint64_t seed) {
+preprocess::PlanOptions run_plan_options(const RunConfig& config, std::uint64_t seed) {
   preprocess::PlanOptions options;
   options.seed = seed;
   // Model folders from before these settings existed lack them.
-  options.band_names = config["data"].value("band_names", std::vector<std::string>{});
-  options.fill_missing_bands = config["data"].value("fill_missing_bands", false);
+  options.band_names = config.data.band_names;
+  options.fill_missing_bands = config.data.fill_missing_bands;
   return options;
 }
 
@@ -112,19 +112,19 @@ void report_cache_use(const datasets::PreprocessedCache& cache) {
                cache.hits(), cache.misses());
 }
 
-SegmentationModel build_model(const nlohmann::json& config) {
-  auto backbone = backbones::create_backbone(config["backbone"], config["in_channels"].get<int>());
-  return SegmentationModel(backbone, head_kind_from_name(config["head"]), config["classes"].get<int>());
+SegmentationModel build_model(const RunConfig& config) {
+  auto backbone = backbones::create_backbone(config.backbone, config.in_channels);
+  return SegmentationModel(backbone, head_kind_from_name(config.head), config.classes);
 }
 
 std::vector<double> validation_dice(SegmentationModelImpl& model, const std::vector<datasets::PreparedCase>& cases,
-                                    const nlohmann::json& config) {
+                                    const RunConfig& config) {
   const int classes = model.classes();
   std::vector<double> overlap(classes, 0.0), total(classes, 0.0);
   SlidingWindowOptions options;
-  const auto patch = config["data"]["patch_size"].get<std::vector<std::int64_t>>();
+  const auto patch = config.data.patch_size;
   options.patch_xyz = {patch[0], patch[1], patch[2]};
-  options.overlap_fraction = config["predict"]["overlap"];
+  options.overlap_fraction = config.predict.overlap;
   options.windows_per_batch = 4;
   std::vector<double> dice(classes, 0.0);
   std::vector<int> counted(classes, 0);
@@ -150,30 +150,30 @@ std::vector<double> validation_dice(SegmentationModelImpl& model, const std::vec
   return dice;
 }
 
-std::unique_ptr<datasets::BatchLoader> patch_loader(const nlohmann::json& config,
+std::unique_ptr<datasets::BatchLoader> patch_loader(const RunConfig& config,
                                                     const std::vector<datasets::PreparedCase>& cases,
                                                     std::uint64_t seed) {
   // A data-parallel rank draws only its share of every global batch.
-  return std::make_unique<datasets::BatchLoader>(cases, patch_options(config), config["data"]["batch_size"],
-                                                 config["data"]["batches_per_epoch"], config["data"]["workers"],
-                                                 config["data"]["prefetch"], seed,
-                                                 rank_share_of_batch(config["data"]["batch_size"].get<int>()));
+  return std::make_unique<datasets::BatchLoader>(cases, patch_options(config), config.data.batch_size,
+                                                 config.data.batches_per_epoch, config.data.workers,
+                                                 config.data.prefetch, seed,
+                                                 rank_share_of_batch(config.data.batch_size));
 }
 
-void describe_patch_task(TrainingTask& task, const nlohmann::json& config, torch::nn::Module& model,
+void describe_patch_task(TrainingTask& task, const RunConfig& config, torch::nn::Module& model,
                          backbones::BackboneImpl& backbone, torch::nn::Module& head, datasets::BatchLoader& loader) {
   task.model = &model;
   task.backbone = &backbone;
   task.head = &head;
   task.layer_of = [&backbone](const std::string& name) { return backbone.layer_of(name); };
   task.layer_count = backbone.layer_count();
-  task.steps_per_epoch = config["data"]["batches_per_epoch"];
-  task.frozen_epochs = config["train"]["freeze_backbone_epochs"];
+  task.steps_per_epoch = config.data.batches_per_epoch;
+  task.frozen_epochs = config.train.freeze_backbone_epochs;
   task.start_epoch = [&loader](int epoch) { loader.start_epoch(epoch); };
   task.skip_batch = [&loader] { loader.next(); };
 }
 
-TrainResult train_prepared(const nlohmann::json& config, const std::vector<datasets::PreparedCase>& train_cases,
+TrainResult train_prepared(const RunConfig& config, const std::vector<datasets::PreparedCase>& train_cases,
                            const std::vector<datasets::PreparedCase>& val_cases,
                            const std::vector<TrainEventSink>& sinks, bool resume) {
   if (train_cases.empty()) throw Error("no training cases (every case went to validation?)");
@@ -183,7 +183,7 @@ TrainResult train_prepared(const nlohmann::json& config, const std::vector<datas
   start_run_folder(config, *model, model->backbone(), task);
 
   const auto loader = patch_loader(config, train_cases, seed);
-  const std::string loss_name = config["train"]["loss"];
+  const std::string loss_name = config.train.loss;
   describe_patch_task(task, config, *model, model->backbone(), model->head(), *loader);
   task.metric = "val_dice";
   task.metric_label = "validation Dice";
@@ -208,29 +208,29 @@ TrainResult train_prepared(const nlohmann::json& config, const std::vector<datas
   return run_training(config, task, sinks, resume);
 }
 
-CaseSplits read_case_splits(const nlohmann::json& config) {
-  const std::string manifest = config["data"]["manifest"];
+CaseSplits read_case_splits(const RunConfig& config) {
+  const std::string manifest = config.data.manifest;
   if (manifest.empty()) throw UsageError("data.manifest is not set (a CSV/JSON manifest or an imagesTr/labelsTr folder)");
   std::vector<datasets::CaseEntry> cases = datasets::read_manifest(manifest);
-  const std::uint64_t seed = config["seed"];
-  datasets::assign_folds(cases, config["data"]["folds"], config["data"]["fold"], seed);
+  const std::uint64_t seed = config.seed;
+  datasets::assign_folds(cases, config.data.folds, config.data.fold, seed);
   const preprocess::Contract contract = run_contract(config);
   CaseSplits splits;
-  datasets::PreprocessedCache cache(config["data"].value("cache_dir", ""));
-  const int max_val = config["train"]["max_validation_cases"];
+  datasets::PreprocessedCache cache(config.data.cache_dir);
+  const int max_val = config.train.max_validation_cases;
   for (std::size_t i = 0; i < cases.size(); ++i) {
     if (cases[i].label.empty()) throw Error(manifest + ": case " + cases[i].id + " has no label");
     if (cases[i].split == "test") continue;
     if (cases[i].split == "val" && max_val > 0 && static_cast<int>(splits.val.size()) >= max_val) continue;
     auto prepared =
-        datasets::prepare_case(cases[i], contract, run_plan_options(config, seed + i), config["classes"], cache);
+        datasets::prepare_case(cases[i], contract, run_plan_options(config, seed + i), config.classes, cache);
     (cases[i].split == "val" ? splits.val : splits.train).push_back(std::move(prepared));
   }
   report_cache_use(cache);
   return splits;
 }
 
-TrainResult train(const nlohmann::json& config, const std::vector<TrainEventSink>& sinks, bool resume) {
+TrainResult train(const RunConfig& config, const std::vector<TrainEventSink>& sinks, bool resume) {
   const CaseSplits splits = read_case_splits(config);
   return train_prepared(config, splits.train, splits.val, sinks, resume);
 }

@@ -14,60 +14,60 @@
 namespace graft::finetune {
 
 // The effective Contract of a run: the backbone's, with data.contract's fields laid over it.
-preprocess::Contract run_contract(const nlohmann::json& config);
+preprocess::Contract run_contract(const RunConfig& config);
 
 // Sets the run's compute threads and LibTorch's seed, before its model is built; returns the seed.
-std::uint64_t seed_run(const nlohmann::json& config);
+std::uint64_t seed_run(const RunConfig& config);
 
 // Loads config.weights into `backbone` (the report goes to task.notes), moves `model` to
 // train.device, and writes contract.json into config.output, which it creates.
-void start_run_folder(const nlohmann::json& config, torch::nn::Module& model, backbones::BackboneImpl& backbone,
+void start_run_folder(const RunConfig& config, torch::nn::Module& model, backbones::BackboneImpl& backbone,
                       TrainingTask& task);
 
 // The Plan options a run config asks for (data.band_names, data.fill_missing_bands).
-preprocess::PlanOptions run_plan_options(const nlohmann::json& config, std::uint64_t seed);
+preprocess::PlanOptions run_plan_options(const RunConfig& config, std::uint64_t seed);
 
 // One line on stderr: how many prepared cases came from the cache and how many were stored.
 void report_cache_use(const datasets::PreprocessedCache& cache);
 
 // Builds the backbone + head a run config describes (weights untouched).
-SegmentationModel build_model(const nlohmann::json& config);
+SegmentationModel build_model(const RunConfig& config);
 
 // The manifest's labelled cases, prepared (through data.cache_dir when set) and split into
 // training and validation (test cases are left out); errors name the manifest and the case.
 struct CaseSplits {
   std::vector<datasets::PreparedCase> train, val;
 };
-CaseSplits read_case_splits(const nlohmann::json& config);
+CaseSplits read_case_splits(const RunConfig& config);
 
 // Patch size, foreground fraction and augmentation from data.*; errors say what a 2D backbone needs.
-datasets::PatchOptions patch_options(const nlohmann::json& config);
+datasets::PatchOptions patch_options(const RunConfig& config);
 
 // The patch loader data.* describes (batch size, batches per epoch, workers, prefetch) over
 // `cases`, for every patch-trained task.
-std::unique_ptr<datasets::BatchLoader> patch_loader(const nlohmann::json& config,
+std::unique_ptr<datasets::BatchLoader> patch_loader(const RunConfig& config,
                                                     const std::vector<datasets::PreparedCase>& cases,
                                                     std::uint64_t seed);
 
 // The parts of a TrainingTask every patch-trained task (segmentation, detection) fills alike:
 // model, backbone and head, layer decay, steps per epoch, frozen epochs, and the loader's epoch
 // start and batch skipping (the loader must outlive the run).
-void describe_patch_task(TrainingTask& task, const nlohmann::json& config, torch::nn::Module& model,
+void describe_patch_task(TrainingTask& task, const RunConfig& config, torch::nn::Module& model,
                          backbones::BackboneImpl& backbone, torch::nn::Module& head, datasets::BatchLoader& loader);
 
 // Trains a segmentation model as the resolved config says and writes a model folder at
 // config.output (run_training's files, contract.json, model.safetensors at the best validation
 // Dice). With resume, training continues from checkpoint.pt exactly where it stopped: batches
 // depend only on (seed, epoch, index).
-TrainResult train(const nlohmann::json& config, const std::vector<TrainEventSink>& sinks, bool resume);
+TrainResult train(const RunConfig& config, const std::vector<TrainEventSink>& sinks, bool resume);
 
 // Same, on cases already prepared (the demo and tests use this to skip file I/O).
-TrainResult train_prepared(const nlohmann::json& config, const std::vector<datasets::PreparedCase>& train_cases,
+TrainResult train_prepared(const RunConfig& config, const std::vector<datasets::PreparedCase>& train_cases,
                            const std::vector<datasets::PreparedCase>& val_cases,
                            const std::vector<TrainEventSink>& sinks, bool resume);
 
 // Mean foreground Dice of a model on prepared validation cases, per class (index 0 unused).
 std::vector<double> validation_dice(SegmentationModelImpl& model, const std::vector<datasets::PreparedCase>& cases,
-                                    const nlohmann::json& config);
+                                    const RunConfig& config);
 
 }  // namespace graft::finetune

@@ -19,12 +19,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-double schedule_factor(const nlohmann::json& train, std::int64_t step, std::int64_t total_steps, int epoch) {
-  const std::string schedule = train["schedule"];
+double schedule_factor(const TrainSettings& train, std::int64_t step, std::int64_t total_steps, int epoch) {
+  const std::string schedule = train.schedule;
   const double progress = total_steps > 0 ? static_cast<double>(step) / total_steps : 0.0;
-  if (schedule == "poly") return std::pow(1.0 - std::min(progress, 0.999999), train["poly_power"].get<double>());
+  if (schedule == "poly") return std::pow(1.0 - std::min(progress, 0.999999), train.poly_power);
   if (schedule == "cosine") return 0.5 * (1.0 + std::cos(M_PI * progress));
-  if (schedule == "exponential") return std::pow(train["exponential_gamma"].get<double>(), epoch);
+  if (schedule == "exponential") return std::pow(train.exponential_gamma, epoch);
   if (schedule == "constant") return 1.0;
   throw Error("unknown train.schedule '" + schedule + "' (expected poly, cosine, exponential or constant)");
 }
@@ -34,17 +34,17 @@ struct Optimizer {
   std::vector<double> base_lr;  // per parameter group
 };
 
-Optimizer make_optimizer(const TrainingTask& task, const nlohmann::json& train) {
-  const double decay = train["weight_decay"];
+Optimizer make_optimizer(const TrainingTask& task, const TrainSettings& train) {
+  const double decay = train.weight_decay;
   std::vector<ParameterGroup> parameter_sets = parameter_groups(task, train);
   Optimizer result;
-  const std::string name = train["optimizer"];
+  const std::string name = train.optimizer;
   std::vector<torch::optim::OptimizerParamGroup> groups;
   for (auto& set : parameter_sets) {
     result.base_lr.push_back(set.lr);
     if (name == "sgd") {
       groups.emplace_back(set.parameters, std::make_unique<torch::optim::SGDOptions>(
-          torch::optim::SGDOptions(set.lr).momentum(train["momentum"].get<double>()).weight_decay(decay)));
+          torch::optim::SGDOptions(set.lr).momentum(train.momentum).weight_decay(decay)));
     } else if (name == "adamw") {
       groups.emplace_back(set.parameters, std::make_unique<torch::optim::AdamWOptions>(
           torch::optim::AdamWOptions(set.lr).weight_decay(decay)));
@@ -52,7 +52,7 @@ Optimizer make_optimizer(const TrainingTask& task, const nlohmann::json& train) 
       throw Error("unknown train.optimizer '" + name + "' (expected sgd or adamw)");
     }
   }
-  const double lr = train["lr"];
+  const double lr = train.lr;
   if (name == "sgd") {
     result.optimizer = std::make_unique<torch::optim::SGD>(groups, torch::optim::SGDOptions(lr));
   } else {
@@ -81,9 +81,9 @@ std::vector<double> from_json_with_nulls(const nlohmann::json& values) {
 
 }  // namespace
 
-std::vector<ParameterGroup> parameter_groups(const TrainingTask& task, const nlohmann::json& train) {
-  const double lr = train["lr"], multiplier = train["head_lr_multiplier"];
-  const double layer_decay = train.value("layer_decay", 1.0);
+std::vector<ParameterGroup> parameter_groups(const TrainingTask& task, const TrainSettings& train) {
+  const double lr = train.lr, multiplier = train.head_lr_multiplier;
+  const double layer_decay = train.layer_decay;
   if (layer_decay <= 0.0 || layer_decay > 1.0) throw Error("train.layer_decay must be in (0, 1] (1 turns it off)");
   std::vector<ParameterGroup> groups;
   const bool by_layer = layer_decay < 1.0 && task.layer_of && task.layer_count > 0;
@@ -245,18 +245,18 @@ bool cancelled_at(LoopState& state, Emit& emit, TrainEvent& event) {
 
 }  // namespace
 
-TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const std::vector<TrainEventSink>& sinks,
+TrainResult run_training(const RunConfig& config, TrainingTask& task, const std::vector<TrainEventSink>& sinks,
                          bool resume) {
-  const nlohmann::json& train_settings = config["train"];
-  const std::string output = config["output"];
+  const TrainSettings& train_settings = config.train;
+  const std::string output = config.output;
   fs::create_directories(output);
   // Model folders from before these settings existed lack them.
-  const ComputeTarget target = compute_target(train_settings.value("device", "cpu"),
-                                              train_settings.value("precision", "fp32"), "train.device/precision");
+  const ComputeTarget target = compute_target(train_settings.device,
+                                              train_settings.precision, "train.device/precision");
   task.model->to(target.device);
   LoopState state{task, make_optimizer(task, train_settings), LossScaler(target.precision == Precision::kFloat16),
                   target, process_group(), run_checkpoint_path(output)};
-  const int epochs = train_settings["epochs"];
+  const int epochs = train_settings.epochs;
   const int batches = task.steps_per_epoch;
   if (batches < 1) throw Error("no training batches in an epoch");
   const std::int64_t total_steps = static_cast<std::int64_t>(epochs) * batches;
@@ -288,8 +288,8 @@ TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const
     emit(weights);
   }
 
-  const double clip_norm = train_settings["grad_clip_norm"];
-  const int patience = train_settings["early_stopping_patience"];
+  const double clip_norm = train_settings.grad_clip_norm;
+  const int patience = train_settings.early_stopping_patience;
   for (int epoch = position.next_epoch; epoch < epochs; ++epoch) {
     const bool frozen = epoch < task.frozen_epochs;
     for (auto& parameter : task.backbone->parameters()) parameter.set_requires_grad(!frozen);

@@ -55,14 +55,14 @@ struct ParameterGroup {
   std::vector<std::string> names;
   double lr = 0.0;
 };
-std::vector<ParameterGroup> parameter_groups(const TrainingTask& task, const nlohmann::json& train);
+std::vector<ParameterGroup> parameter_groups(const TrainingTask& task, const TrainSettings& train);
 
 // The loop every task shares: optimizer with a backbone and a head parameter group, learning-rate
 // schedule, gradient clipping, a finite-loss check, per-epoch validation, model.safetensors at the
 // best validation metric (or the last epoch without validation), checkpoint.pt every epoch
 // (atomic, with optimizer state, so `resume` continues exactly where a killed run stopped),
 // events.jsonl, metrics.csv, training.svg and early stopping. Writes config.json in config.output.
-TrainResult run_training(const nlohmann::json& config, TrainingTask& task, const std::vector<TrainEventSink>& sinks,
+TrainResult run_training(const RunConfig& config, TrainingTask& task, const std::vector<TrainEventSink>& sinks,
                          bool resume);
 
 // Loads `output`/model.safetensors (the best epoch's weights) into `model`, strictly, in eval mode.

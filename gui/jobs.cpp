@@ -7,7 +7,7 @@
 
 namespace graft::gui {
 
-TrainingJob::TrainingJob(nlohmann::json config, bool resume, QObject* parent)
+TrainingJob::TrainingJob(finetune::RunConfig config, bool resume, QObject* parent)
     : QThread(parent), config_(std::move(config)), resume_(resume) {}
 
 void TrainingJob::run() {
@@ -17,7 +17,7 @@ void TrainingJob::run() {
   };
   try {
     const finetune::TrainResult result = finetune::train_task(config_, {forward}, resume_);
-    const QString output = QString::fromStdString(config_["output"].get<std::string>());
+    const QString output = QString::fromStdString(config_.output);
     if (result.cancelled) {
       Q_EMIT succeeded(QString("cancelled: checkpoint %1/checkpoint.pt; Resume continues from the next batch").arg(output));
     } else {

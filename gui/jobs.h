@@ -7,11 +7,11 @@
 #include <QThread>
 #include <atomic>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "finetune/model_folder.h"
+#include "finetune/run_config.h"
 #include "finetune/train_events.h"
 #include "io/boxes.h"
 #include "io/image.h"
@@ -22,7 +22,7 @@ class TrainingJob : public QThread {
   Q_OBJECT
 
  public:
-  TrainingJob(nlohmann::json config, bool resume, QObject* parent = nullptr);
+  TrainingJob(finetune::RunConfig config, bool resume, QObject* parent = nullptr);
   // Thread-safe: the run stops after its current step and leaves a checkpoint to resume from.
   void cancel() { cancel_requested_ = true; }
 
@@ -35,7 +35,7 @@ class TrainingJob : public QThread {
   void run() override;
 
  private:
-  nlohmann::json config_;
+  finetune::RunConfig config_;
   bool resume_;
   std::atomic<bool> cancel_requested_{false};
 };

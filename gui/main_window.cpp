@@ -296,7 +296,10 @@ QWidget* MainWindow::build_training_tab() {
   auto* form = new QFormLayout;
   task_ = new QComboBox;
   task_->setObjectName("task");
-  task_->addItems({"segmentation", "detection"});
+  // The tasks the form trains; classification and MIL read chips and feature bags, not the open image.
+  for (finetune::Task task : {finetune::Task::kSegmentation, finetune::Task::kDetection}) {
+    task_->addItem(QString::fromStdString(finetune::task_name(task)));
+  }
   form->addRow("Task", task_);
   epochs_ = new QSpinBox;
   epochs_->setObjectName("epochs");
@@ -600,12 +603,12 @@ void MainWindow::update_plan_report() {
 void MainWindow::apply_contract_defaults() {
   // The form starts from the run defaults and the backbone's Contract: a 2D backbone trains on
   // patches of the size it was pretrained at, a 3D one on 64 x 64 x 32 voxels of the planned grid.
-  const nlohmann::json defaults = finetune::default_run_config();
-  epochs_->setValue(defaults["train"]["epochs"].get<int>());
-  batches_per_epoch_->setValue(defaults["data"]["batches_per_epoch"].get<int>());
-  learning_rate_->setValue(defaults["train"]["lr"].get<double>());
-  freeze_epochs_->setValue(defaults["train"]["freeze_backbone_epochs"].get<int>());
-  auto patch = defaults["data"]["patch_size"].get<std::vector<int>>();
+  const finetune::RunConfig defaults = finetune::default_run_config();
+  epochs_->setValue(defaults.train.epochs);
+  batches_per_epoch_->setValue(defaults.data.batches_per_epoch);
+  learning_rate_->setValue(defaults.train.lr);
+  freeze_epochs_->setValue(defaults.train.freeze_backbone_epochs);
+  std::vector<int> patch(defaults.data.patch_size.begin(), defaults.data.patch_size.end());
   const std::string name = backbone_->currentText().toStdString();
   if (!name.empty()) {
     const auto& contract = backbones::find_backbone(name).contract;
@@ -646,29 +649,29 @@ void MainWindow::load_cases() {
 
 void MainWindow::start_training(bool resume) {
   if (training_job_) return;
-  nlohmann::json config;
+  finetune::RunConfig config;
   try {
     const std::string output = output_->text().toStdString();
     if (resume) {
       // A resumed run continues under its own saved settings; only the epoch count may grow.
       config = finetune::read_run_folder_config(output);
-      config["train"]["epochs"] = std::max(config["train"]["epochs"].get<int>(), epochs_->value());
+      config.train.epochs = std::max(config.train.epochs, epochs_->value());
     } else {
       // The form's fields override a run file's (head, classes, contract overrides, ...).
       const std::string run_file = run_config_->text().trimmed().toStdString();
       config = run_file.empty() ? finetune::default_run_config() : finetune::resolve_run_config(run_file, {});
-      config["task"] = task_->currentText().toStdString();
-      config["backbone"] = backbone_->currentText().toStdString();
-      config["output"] = output;
-      config["data"]["manifest"] = manifest_->text().toStdString();
-      config["data"]["patch_size"] = {patch_[0]->value(), patch_[1]->value(), patch_[2]->value()};
-      config["data"]["batches_per_epoch"] = batches_per_epoch_->value();
-      config["train"]["epochs"] = epochs_->value();
-      config["train"]["lr"] = learning_rate_->value();
-      config["train"]["freeze_backbone_epochs"] = freeze_epochs_->value();
+      config.task = task_->currentText().toStdString();
+      config.backbone = backbone_->currentText().toStdString();
+      config.output = output;
+      config.data.manifest = manifest_->text().toStdString();
+      config.data.patch_size = {patch_[0]->value(), patch_[1]->value(), patch_[2]->value()};
+      config.data.batches_per_epoch = batches_per_epoch_->value();
+      config.train.epochs = epochs_->value();
+      config.train.lr = learning_rate_->value();
+      config.train.freeze_backbone_epochs = freeze_epochs_->value();
       // One core stays with the window, so it keeps drawing while the run computes.
-      config["train"]["threads"] = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) - 1);
-      config["data"]["workers"] = 1;
+      config.train.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) - 1);
+      config.data.workers = 1;
     }
   } catch (const std::exception& error) {
     report(QString::fromStdString(error.what()), true);
@@ -697,8 +700,8 @@ void MainWindow::start_training(bool resume) {
   resume_->setEnabled(false);
   cancel_->setEnabled(true);
   report(QString("%1 %2 on %3 into %4").arg(resume ? "resuming" : "training")
-             .arg(text_of(config["backbone"].get<std::string>()))
-             .arg(text_of(config["data"]["manifest"].get<std::string>()), text_of(config["output"].get<std::string>())));
+             .arg(text_of(config.backbone))
+             .arg(text_of(config.data.manifest), text_of(config.output)));
   training_job_->start();
 }
 

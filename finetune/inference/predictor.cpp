@@ -40,13 +40,13 @@ void Predictor::predict_file(const std::string& input, const std::string& output
       throw UsageError(input + ": --probabilities does not apply to a raster scene predicted tile by tile");
     }
     ScenePredictOptions scene;
-    scene.tile_px = config_["data"]["patch_size"][0];
+    scene.tile_px = config_.data.patch_size[0];
     scene.overlap_fraction = options.overlap_fraction >= 0 ? options.overlap_fraction
-                                                           : config_["predict"]["overlap"].get<double>();
+                                                           : config_.predict.overlap;
     scene.write.cloud_optimized = options.cloud_optimized;
     scene.progress = options.progress;
     AutocastScope autocast(device_of(*model_), precision_);
-    predict_scene(*model_, contract_, run_plan_options(config_, config_["seed"]), input, output, scene);
+    predict_scene(*model_, contract_, run_plan_options(config_, config_.seed), input, output, scene);
     return;
   }
   const bool dicom_seg_output = io::is_dicom_seg_path(output);
@@ -61,8 +61,8 @@ void Predictor::predict_file(const std::string& input, const std::string& output
   if (dicom_seg_output) {
     io::DicomSegOptions seg;
     seg.anonymize = options.anonymize;
-    seg.algorithm_name = "graft " + config_["backbone"].get<std::string>();
-    const auto names = config_.value("class_names", std::vector<std::string>{});
+    seg.algorithm_name = "graft " + config_.backbone;
+    const auto names = config_.class_names;
     io::write_dicom_seg(labels, dicom.source, io::segments_for_labels(labels, names), output, seg);
   } else {
     io::write(labels, output);
@@ -79,14 +79,14 @@ void Predictor::predict_file(const std::string& input, const std::string& output
 
 Prediction Predictor::predict(const io::Image& image, const PredictOptions& options) {
   Prediction prediction;
-  prediction.plan = preprocess::make_plan(contract_, image, run_plan_options(config_, config_["seed"]));
+  prediction.plan = preprocess::make_plan(contract_, image, run_plan_options(config_, config_.seed));
   const io::Image prepared = preprocess::apply(prediction.plan, image);
   SlidingWindowOptions window;
-  const auto patch = config_["data"]["patch_size"].get<std::vector<std::int64_t>>();
+  const auto patch = config_.data.patch_size;
   window.patch_xyz = {patch[0], patch[1], patch[2]};
   window.overlap_fraction = options.overlap_fraction >= 0 ? options.overlap_fraction
-                                                          : config_["predict"]["overlap"].get<double>();
-  window.mirror = options.mirror || config_["predict"]["mirror"].get<bool>();
+                                                          : config_.predict.overlap;
+  window.mirror = options.mirror || config_.predict.mirror;
   window.keep_probabilities = options.write_probabilities || !options.probabilities_path.empty();
   window.progress = options.progress;
   window.precision = precision_;

@@ -47,11 +47,11 @@ class Predictor {
   // mapped back onto the image's grid. Probabilities are kept when options ask to write them.
   Prediction predict(const io::Image& image, const PredictOptions& options = {});
 
-  const nlohmann::json& config() const { return config_; }
+  const RunConfig& config() const { return config_; }
 
 
  private:
-  nlohmann::json config_;
+  RunConfig config_;
   preprocess::Contract contract_;
   SegmentationModel model_{nullptr};
   Precision precision_ = Precision::kFloat32;

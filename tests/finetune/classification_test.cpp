@@ -66,21 +66,21 @@ std::string write_chip_manifest(const std::string& folder, const std::vector<std
   return folder + "/chips.csv";
 }
 
-nlohmann::json chip_run_config(const std::string& manifest, const std::string& output) {
-  nlohmann::json config = default_run_config();
-  config["task"] = "classification";
-  config["backbone"] = "geo-resnet18-s2";
-  config["output"] = output;
-  config["data"]["manifest"] = manifest;
-  config["data"]["batch_size"] = 8;
-  config["data"]["folds"] = 4;
+RunConfig chip_run_config(const std::string& manifest, const std::string& output) {
+  RunConfig config = default_run_config();
+  config.task = "classification";
+  config.backbone = "geo-resnet18-s2";
+  config.output = output;
+  config.data.manifest = manifest;
+  config.data.batch_size = 8;
+  config.data.folds = 4;
   // 64 px instead of the weights' 224 keeps the test short; the rule under test is the same.
-  config["data"]["contract"]["target_size_xyz"] = {64, 64, 1};
-  config["train"]["epochs"] = 4;
-  config["train"]["optimizer"] = "adamw";
-  config["train"]["lr"] = 1e-3;
-  config["train"]["head_lr_multiplier"] = 10.0;
-  config["train"]["schedule"] = "constant";
+  config.data.contract["target_size_xyz"] = {64, 64, 1};
+  config.train.epochs = 4;
+  config.train.optimizer = "adamw";
+  config.train.lr = 1e-3;
+  config.train.head_lr_multiplier = 10.0;
+  config.train.schedule = "constant";
   return config;
 }
 
@@ -138,19 +138,19 @@ TEST(ClassificationMetrics, MultiLabelMatchesHandCounts) {
 }
 
 TEST(LayerDecay, ViTBlocksGetLearningRatesDecayingTowardsTheInput) {
-  nlohmann::json config = default_run_config();
-  config["backbone"] = "vit-s16";
-  config["classes"] = 2;
-  config["train"]["lr"] = 1e-3;
-  config["train"]["head_lr_multiplier"] = 10.0;
-  config["train"]["layer_decay"] = 0.5;
+  RunConfig config = default_run_config();
+  config.backbone = "vit-s16";
+  config.classes = 2;
+  config.train.lr = 1e-3;
+  config.train.head_lr_multiplier = 10.0;
+  config.train.layer_decay = 0.5;
   ClassificationModel model = build_classifier(config);
   TrainingTask task;
   task.backbone = &model->backbone();
   task.head = model->head().get();
   task.layer_of = [&](const std::string& name) { return model->backbone().layer_of(name); };
   task.layer_count = model->backbone().layer_count();
-  const auto groups = parameter_groups(task, config["train"]);
+  const auto groups = parameter_groups(task, config.train);
   ASSERT_EQ(groups.size(), 15u);  // embeddings, 12 blocks, final norm, head
   auto lr_of = [&](const std::string& name) {
     for (const auto& g : groups)
@@ -166,8 +166,8 @@ TEST(LayerDecay, ViTBlocksGetLearningRatesDecayingTowardsTheInput) {
   std::size_t counted = 0;
   for (const auto& g : groups) counted += g.parameters.size();
   EXPECT_EQ(counted, model->parameters().size());
-  config["train"]["layer_decay"] = 1.0;  // off: one backbone group
-  EXPECT_EQ(parameter_groups(task, config["train"]).size(), 2u);
+  config.train.layer_decay = 1.0;  // off: one backbone group
+  EXPECT_EQ(parameter_groups(task, config.train).size(), 2u);
 }
 
 TEST(ChipManifest, ClassesComeFromCsvAndJsonAndBadChipsAreRefusedByName) {
@@ -185,7 +185,7 @@ TEST(ChipManifest, ClassesComeFromCsvAndJsonAndBadChipsAreRefusedByName) {
   EXPECT_EQ(json[0].classes, (std::vector<std::string>{"bare", "water"}));
   EXPECT_EQ(datasets::class_names_of({csv[0], json[0]}), (std::vector<std::string>{"bare", "vegetation", "water"}));
 
-  const nlohmann::json config = chip_run_config(folder + "/m.csv", folder + "/run");
+  const RunConfig config = chip_run_config(folder + "/m.csv", folder + "/run");
   const preprocess::Contract contract = run_contract(config);
   const std::vector<std::string> names{"vegetation", "water"};
   const std::string two_classes = graft::testing::error_message(
@@ -216,30 +216,30 @@ TEST(SceneClassification, LinearProbeAndFineTuneLearnSeparableClassesAndPredictF
   const std::string manifest =
       write_chip_manifest(folder, {{"water"}, {"vegetation"}, {"bare"}}, 20, 7);  // 60 chips, 15 for validation
 
-  nlohmann::json probe = chip_run_config(manifest, folder + "/probe");
-  probe["train"]["linear_probe"] = true;
-  probe["train"]["epochs"] = 30;
-  probe["train"]["lr"] = 1e-2;
+  RunConfig probe = chip_run_config(manifest, folder + "/probe");
+  probe.train.linear_probe = true;
+  probe.train.epochs = 30;
+  probe.train.lr = 1e-2;
   std::vector<TrainEvent> events;
   const TrainResult probed = train_classifier(probe, {[&](const TrainEvent& e) { events.push_back(e); }}, false);
   EXPECT_EQ(probed.metric, "val_accuracy");
   EXPECT_GE(probed.best_val_metric, 0.99) << "a linear probe on separable chips";
   // The backbone never moves in a linear probe: its weights equal a fresh model's with the seed.
   const auto saved = backbones::read_checkpoint(folder + "/probe/model.safetensors");
-  torch::manual_seed(probe["seed"].get<std::uint64_t>());
-  nlohmann::json resolved = probe;
-  resolved["classes"] = 3;
+  torch::manual_seed(probe.seed);
+  RunConfig resolved = probe;
+  resolved.classes = 3;
   ClassificationModel fresh = build_classifier(resolved);
   const auto conv1 = std::find_if(saved.tensors.begin(), saved.tensors.end(),
                                   [](const auto& item) { return item.first == "backbone.conv1.weight"; });
   ASSERT_NE(conv1, saved.tensors.end());
   EXPECT_TRUE(torch::equal(backbones::to_torch(conv1->second), fresh->backbone().named_parameters()["conv1.weight"]));
 
-  nlohmann::json tune = chip_run_config(manifest, folder + "/tune");
+  RunConfig tune = chip_run_config(manifest, folder + "/tune");
   // From random weights, batch norm's running statistics need some dozens of steps to settle.
-  tune["train"]["epochs"] = 8;
-  tune["train"]["lr"] = 5e-4;
-  tune["train"]["head_lr_multiplier"] = 1.0;
+  tune.train.epochs = 8;
+  tune.train.lr = 5e-4;
+  tune.train.head_lr_multiplier = 1.0;
   const TrainResult tuned = train_classifier(tune, {}, false);
   EXPECT_GE(tuned.best_val_metric, 0.9) << "fine-tuning separable chips from random weights";
   const auto written = read_json_file(folder + "/tune/config.json");
@@ -293,9 +293,9 @@ TEST(SceneClassification, MultiLabelChipsTrainWithBinaryCrossEntropy) {
   const std::string folder = graft::testing::temp_dir();
   const std::string manifest =
       write_chip_manifest(folder, {{"water"}, {"vegetation"}, {"water", "vegetation"}, {"bare", "water"}}, 12, 3);
-  nlohmann::json config = chip_run_config(manifest, folder + "/run");
-  config["multi_label"] = true;
-  config["train"]["epochs"] = 8;
+  RunConfig config = chip_run_config(manifest, folder + "/run");
+  config.multi_label = true;
+  config.train.epochs = 8;
   const TrainResult result = train_classifier(config, {}, false);
   EXPECT_EQ(result.metric, "val_f1_micro");
   EXPECT_GE(result.best_val_metric, 0.9);
@@ -308,8 +308,8 @@ TEST(SceneClassification, MultiLabelChipsTrainWithBinaryCrossEntropy) {
   EXPECT_GT(p[1], 0.5);
   EXPECT_GT(p[2], 0.5);
   // A single-label run refuses the same manifest, naming the chip.
-  config["multi_label"] = false;
-  config["output"] = folder + "/single";
+  config.multi_label = false;
+  config.output = folder + "/single";
   const std::string refused = graft::testing::error_message([&] { train_classifier(config, {}, false); });
   EXPECT_NE(refused.find("multi_label"), std::string::npos) << refused;
 }
@@ -331,12 +331,12 @@ TEST(SceneClassification, AMedMnistNpzTrainsWithItsSplitsAndReportsTestAccuracyA
       "test_images=e, test_labels=f)";
   std::ofstream(folder + "/make.py") << script;
   ASSERT_EQ(graft::testing::run_command(python + " " + folder + "/make.py"), 0);
-  nlohmann::json config = chip_run_config(folder + "/mnist.npz", folder + "/run");
-  config["backbone"] = "vit-s16";  // RGB: the grey channel is replicated
-  config["data"]["contract"]["target_size_xyz"] = {32, 32, 1};
-  config["train"]["linear_probe"] = true;
-  config["train"]["epochs"] = 40;
-  config["train"]["lr"] = 1e-2;
+  RunConfig config = chip_run_config(folder + "/mnist.npz", folder + "/run");
+  config.backbone = "vit-s16";  // RGB: the grey channel is replicated
+  config.data.contract["target_size_xyz"] = {32, 32, 1};
+  config.train.linear_probe = true;
+  config.train.epochs = 40;
+  config.train.lr = 1e-2;
   const TrainResult result = train_classifier(config, {}, false);
   EXPECT_GE(result.best_val_metric, 0.9);
   ASSERT_TRUE(result.test_metrics.count("test_accuracy"));

@@ -110,32 +110,32 @@ datasets::PreparedCase stack_along_z(const std::vector<datasets::PreparedCase>& 
 }
 
 // The best weights of a finished run, in a detector built from its config.
-DetectionModel build_and_load(const nlohmann::json& config) {
+DetectionModel build_and_load(const RunConfig& config) {
   DetectionModel model = build_detector(config);
-  load_best_weights(*model, config["output"].get<std::string>());
+  load_best_weights(*model, config.output);
   return model;
 }
 
 // A detection run on synthetic cases made already normalised on their final grid (the saved
 // Plan changes nothing): 20 batches per epoch, AdamW at 1e-3 with a cosine schedule.
-nlohmann::json detection_config(const std::string& folder, const std::string& backbone,
-                                const std::vector<int>& patch_xyz, int batch_size, int epochs) {
-  nlohmann::json config = default_run_config();
-  config["task"] = "detection";
-  config["backbone"] = backbone;
-  config["classes"] = 2;
-  config["output"] = folder + "/detector";
-  config["data"]["patch_size"] = patch_xyz;
-  config["data"]["batch_size"] = batch_size;
-  config["data"]["batches_per_epoch"] = 20;
-  config["data"]["foreground_fraction"] = 0.67;
-  config["data"]["workers"] = 1;
-  config["data"]["contract"] = {{"resize", "none"}, {"crop_nonzero", false}, {"intensity", nlohmann::json::array()}};
-  config["train"]["epochs"] = epochs;
-  config["train"]["optimizer"] = "adamw";
-  config["train"]["lr"] = 1e-3;
-  config["train"]["head_lr_multiplier"] = 1.0;
-  config["train"]["schedule"] = "cosine";
+RunConfig detection_config(const std::string& folder, const std::string& backbone,
+                                const std::vector<std::int64_t>& patch_xyz, int batch_size, int epochs) {
+  RunConfig config = default_run_config();
+  config.task = "detection";
+  config.backbone = backbone;
+  config.classes = 2;
+  config.output = folder + "/detector";
+  config.data.patch_size = patch_xyz;
+  config.data.batch_size = batch_size;
+  config.data.batches_per_epoch = 20;
+  config.data.foreground_fraction = 0.67;
+  config.data.workers = 1;
+  config.data.contract = {{"resize", "none"}, {"crop_nonzero", false}, {"intensity", nlohmann::json::array()}};
+  config.train.epochs = epochs;
+  config.train.optimizer = "adamw";
+  config.train.lr = 1e-3;
+  config.train.head_lr_multiplier = 1.0;
+  config.train.schedule = "cosine";
   return config;
 }
 
@@ -143,9 +143,9 @@ nlohmann::json detection_config(const std::string& folder, const std::string& ba
 TEST(Detection, OneBatchIsLearnt) {
   const datasets::PreparedCase c = nodule_case(7);
   const std::vector<io::Box> references = io::boxes_from_labels(c.labels);
-  nlohmann::json config = default_run_config();
-  config["backbone"] = "med3d-resnet10";
-  config["classes"] = 2;
+  RunConfig config = default_run_config();
+  config.backbone = "med3d-resnet10";
+  config.classes = 2;
   torch::manual_seed(0);
   DetectionModel model = build_detector(config);
   torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(1e-3));
@@ -175,7 +175,7 @@ TEST(Detection, SyntheticNodulesTrainToAFrocOfAtLeast08) {
   for (std::uint32_t seed = 0; seed < 12; ++seed) train_cases.push_back(nodule_case(seed));
   for (std::uint32_t seed = 100; seed < 104; ++seed) val_cases.push_back(nodule_case(seed));
   const std::string folder = graft::testing::temp_dir();
-  const nlohmann::json config = detection_config(folder, "med3d-resnet10", {32, 32, 32}, 2, 16);
+  const RunConfig config = detection_config(folder, "med3d-resnet10", {32, 32, 32}, 2, 16);
   const TrainResult result = train_detector_prepared(config, train_cases, val_cases, {}, false);
   std::printf("synthetic nodules: validation FROC per epoch");
   for (const double value : result.val_metric_per_epoch) std::printf(" %.3f", value);
@@ -189,7 +189,7 @@ TEST(Detection, SyntheticNodulesTrainToAFrocOfAtLeast08) {
   c.labels.geometry() = c.image.geometry();
   const std::string scan = folder + "/scan.nii.gz";
   io::write(c.image, scan);
-  Detector detector(ModelFolder(config["output"].get<std::string>()));
+  Detector detector(ModelFolder(config.output));
   const io::Image read_back = io::read(scan);
   const std::vector<io::Box> found = detector.detect(read_back, scan);
   const std::vector<io::Box> references = io::boxes_from_labels(c.labels);
@@ -250,13 +250,13 @@ TEST(Detection, WindowCoresPartitionTheAxisAndStayHalfTheOverlapInside) {
 }
 
 TEST(Detection, WindowDefaultsToTwiceThePatchAndRefusesBadSizes) {
-  nlohmann::json config = default_run_config();
-  config["data"]["patch_size"] = {64, 48, 1};
+  RunConfig config = default_run_config();
+  config.data.patch_size = {64, 48, 1};
   const DetectionWindow window = detection_window(config);
   EXPECT_EQ(window.size_xyz, (std::array<std::int64_t, 3>{128, 96, 1}));
-  config["detection"]["window_size"] = {100, 100};
+  config.detection.window_size = {100, 100};
   EXPECT_THROW(detection_window(config), Error);
-  config["detection"]["window_size"] = {100, 0, 1};
+  config.detection.window_size = {100, 0, 1};
   EXPECT_THROW(detection_window(config), Error);
 }
 
@@ -304,8 +304,8 @@ TEST(Detection, SyntheticClumpsTrainToAMapAt05OfAtLeast08) {
   std::vector<datasets::PreparedCase> train_cases, val_cases;
   for (std::uint32_t seed = 0; seed < 16; ++seed) train_cases.push_back(clump_image(seed));
   for (std::uint32_t seed = 200; seed < 206; ++seed) val_cases.push_back(clump_image(seed));
-  nlohmann::json config = detection_config(graft::testing::temp_dir(), "geo-resnet18-s2", {64, 64, 1}, 4, 12);
-  config["in_channels"] = 1;
+  RunConfig config = detection_config(graft::testing::temp_dir(), "geo-resnet18-s2", {64, 64, 1}, 4, 12);
+  config.in_channels = 1;
   const TrainResult result = train_detector_prepared(config, train_cases, val_cases, {}, false);
   std::printf("synthetic clumps: validation mAP@0.5 per epoch");
   for (const double value : result.val_metric_per_epoch) std::printf(" %.3f", value);

@@ -84,20 +84,20 @@ std::vector<datasets::PreparedChip> two_class_chips() {
 // of 2 steps at a global batch of 4, without augmentation, by SGD with momentum. (Adam divides by
 // the gradient's own size, so on parameters whose true gradient is zero, such as the attention's
 // key bias, it turns summation-order noise of 1e-9 into full-size steps in both runs alike.)
-nlohmann::json vit_run(const std::string& output) {
-  nlohmann::json config = default_run_config();
-  config["task"] = "classification";
-  config["backbone"] = "vit-s16";
-  config["classes"] = 2;
-  config["class_names"] = {"plain", "bright"};
-  config["output"] = output;
-  config["data"]["batch_size"] = 4;
-  config["data"]["augment"] = false;
-  config["train"]["epochs"] = 2;
-  config["train"]["optimizer"] = "sgd";
-  config["train"]["lr"] = 1e-2;
-  config["train"]["schedule"] = "constant";
-  config["train"]["threads"] = 1;
+RunConfig vit_run(const std::string& output) {
+  RunConfig config = default_run_config();
+  config.task = "classification";
+  config.backbone = "vit-s16";
+  config.classes = 2;
+  config.class_names = {"plain", "bright"};
+  config.output = output;
+  config.data.batch_size = 4;
+  config.data.augment = false;
+  config.train.epochs = 2;
+  config.train.optimizer = "sgd";
+  config.train.lr = 1e-2;
+  config.train.schedule = "constant";
+  config.train.threads = 1;
   return config;
 }
 

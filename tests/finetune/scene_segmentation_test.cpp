@@ -90,7 +90,7 @@ Scene stained_tile(std::int64_t size, std::uint32_t seed) {
 // Three tiles from make_tile(0..2) (the last for validation) as GeoTIFFs with a manifest, and a
 // run config that trains `backbone` with the U-Net head on 64 px patches of them for 4 short
 // epochs with AdamW.
-nlohmann::json tile_run_config(const std::string& folder, const std::string& backbone,
+RunConfig tile_run_config(const std::string& folder, const std::string& backbone,
                                const std::function<Scene(int)>& make_tile) {
   std::ofstream manifest(folder + "/tiles.csv");
   manifest << "image,label,split\n";
@@ -101,26 +101,26 @@ nlohmann::json tile_run_config(const std::string& folder, const std::string& bac
     manifest << "tile" << t << ".tif,tile" << t << "_mask.tif," << (t == 2 ? "val" : "train") << "\n";
   }
   manifest.close();
-  nlohmann::json config = default_run_config();
-  config["backbone"] = backbone;
-  config["head"] = "unet";
-  config["output"] = folder + "/model";
-  config["data"]["manifest"] = folder + "/tiles.csv";
-  config["data"]["patch_size"] = {64, 64, 1};
-  config["data"]["batch_size"] = 4;
-  config["data"]["batches_per_epoch"] = 10;
-  config["data"]["workers"] = 1;
-  config["train"]["epochs"] = 4;
-  config["train"]["optimizer"] = "adamw";
+  RunConfig config = default_run_config();
+  config.backbone = backbone;
+  config.head = "unet";
+  config.output = folder + "/model";
+  config.data.manifest = folder + "/tiles.csv";
+  config.data.patch_size = {64, 64, 1};
+  config.data.batch_size = 4;
+  config.data.batches_per_epoch = 10;
+  config.data.workers = 1;
+  config.train.epochs = 4;
+  config.train.optimizer = "adamw";
   return config;
 }
 
 TEST(SceneSegmentation, TilesTrainA2DUNetAndTheWholeScenePredictionIsAlignedAndKeepsNodata) {
   const std::string folder = graft::testing::temp_dir();
-  nlohmann::json config = tile_run_config(folder, "geo-resnet18-s2", [](int t) { return synthetic_scene(96, 96, 10 + t, 96); });
-  config["train"]["lr"] = 1e-3;
-  config["train"]["head_lr_multiplier"] = 3.0;
-  config["train"]["loss"] = "dice_ce";
+  RunConfig config = tile_run_config(folder, "geo-resnet18-s2", [](int t) { return synthetic_scene(96, 96, 10 + t, 96); });
+  config.train.lr = 1e-3;
+  config.train.head_lr_multiplier = 3.0;
+  config.train.loss = "dice_ce";
   const TrainResult result = train(config, {}, false);
   EXPECT_GE(result.best_val_metric, 0.8) << "tiled segmentation learns a band threshold";
   // The contract's 224 px became the tile size, not a resize.
@@ -169,10 +169,10 @@ TEST(SceneSegmentation, TilesTrainA2DUNetAndTheWholeScenePredictionIsAlignedAndK
 }
 
 TEST(SceneSegmentation, AVitSegmentsThroughTheUNetHeadAtFullResolution) {
-  nlohmann::json config = default_run_config();
-  config["backbone"] = "vit-s16";
-  config["head"] = "unet";
-  config["classes"] = 3;
+  RunConfig config = default_run_config();
+  config.backbone = "vit-s16";
+  config.head = "unet";
+  config.classes = 3;
   SegmentationModel model = build_model(config);
   model->eval();
   torch::NoGradGuard no_grad;
@@ -185,10 +185,10 @@ TEST(SceneSegmentation, AVitSegmentsThroughTheUNetHeadAtFullResolution) {
 // H&E-like tiles from random ViT-S/16 weights, with layer-wise lr decay.
 TEST(SceneSegmentation, AVitWithTheUNetHeadLearnsToSegmentStainedTiles) {
   const std::string folder = graft::testing::temp_dir();
-  nlohmann::json config = tile_run_config(folder, "vit-s16", [](int t) { return stained_tile(128, 20 + t); });
-  config["train"]["lr"] = 3e-4;
-  config["train"]["layer_decay"] = 0.75;
-  config["train"]["head_lr_multiplier"] = 10.0;
+  RunConfig config = tile_run_config(folder, "vit-s16", [](int t) { return stained_tile(128, 20 + t); });
+  config.train.lr = 3e-4;
+  config.train.layer_decay = 0.75;
+  config.train.head_lr_multiplier = 10.0;
   const TrainResult result = train(config, {}, false);
   std::printf("ViT-S/16 + U-Net head on stained tiles: validation Dice per epoch");
   for (const double dice : result.val_metric_per_epoch) std::printf(" %.3f", dice);
@@ -197,9 +197,9 @@ TEST(SceneSegmentation, AVitWithTheUNetHeadLearnsToSegmentStainedTiles) {
 }
 
 TEST(SceneSegmentation, A2DBackboneRefusesVolumePatchesAndTheMedicalNetHead) {
-  nlohmann::json config = default_run_config();
-  config["backbone"] = "geo-resnet18-s2";
-  config["head"] = "medicalnet";
+  RunConfig config = default_run_config();
+  config.backbone = "geo-resnet18-s2";
+  config.head = "medicalnet";
   const std::string head = graft::testing::error_message([&] { build_model(config); });
   EXPECT_NE(head.find("head: unet"), std::string::npos) << head;
 }

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <fstream>
 
 #include "backbones/checkpoint_file.h"
@@ -26,19 +27,55 @@ TEST(RunConfig, FileAndSetOverridesMergeOverDefaultsAndTyposAreErrors) {
   std::ofstream(folder + "/run.yaml") << "backbone: med3d-resnet18\ntrain:\n  epochs: 3\n  lr: 0.01\n"
                                          "data:\n  patch_size: [48, 48, 24]\n  contract:\n    resize: spacing\n";
   const auto config = resolve_run_config(folder + "/run.yaml", {"train.epochs=7", "head=unet", "data.workers=1"});
-  EXPECT_EQ(config["backbone"], "med3d-resnet18");
-  EXPECT_EQ(config["train"]["epochs"], 7);
-  EXPECT_DOUBLE_EQ(config["train"]["lr"].get<double>(), 0.01);
-  EXPECT_EQ(config["head"], "unet");
-  EXPECT_EQ(config["data"]["patch_size"], nlohmann::json({48, 48, 24}));
-  EXPECT_EQ(config["data"]["contract"]["resize"], "spacing");
-  EXPECT_EQ(config["train"]["optimizer"], "sgd");  // untouched default
+  EXPECT_EQ(config.backbone, "med3d-resnet18");
+  EXPECT_EQ(config.train.epochs, 7);
+  EXPECT_DOUBLE_EQ(config.train.lr, 0.01);
+  EXPECT_EQ(config.head, "unet");
+  EXPECT_EQ(config.data.patch_size, (std::vector<std::int64_t>{48, 48, 24}));
+  EXPECT_EQ(config.data.contract["resize"], "spacing");
+  EXPECT_EQ(config.train.optimizer, "sgd");  // untouched default
   try {
     resolve_run_config(folder + "/run.yaml", {"train.epoch=3"});
     FAIL() << "a misspelt key was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("'epoch'"), std::string::npos) << e.what();
   }
+}
+
+TEST(RunConfig, AValueOfTheWrongKindIsAnErrorNamingTheSetting) {
+  const std::map<std::string, std::string> refusals{
+      {"train.epochs=ten", "setting 'epochs' must be a number"},
+      {"train.epochs=2.5", "setting 'epochs' must be a number (whole), got 2.5"},
+      {"data.augment=3", "setting 'augment' must be true or false"},
+      {"data.patch_size=64", "setting 'patch_size' must be a list"},
+      {"backbone=7", "setting 'backbone' must be a string"}};
+  for (const auto& [assignment, expected] : refusals) {
+    const std::string message = graft::testing::error_message([&] { resolve_run_config("", {assignment}); });
+    EXPECT_NE(message.find(expected), std::string::npos) << assignment << ": " << message;
+  }
+  // A whole number where a real one is expected is fine.
+  EXPECT_DOUBLE_EQ(resolve_run_config("", {"train.lr=1"}).train.lr, 1.0);
+}
+
+TEST(RunConfig, JsonRoundTripKeepsEveryField) {
+  RunConfig config;
+  config.task = "detection";
+  config.seed = 12345678901234ULL;
+  config.class_names = {"background", "nodule"};
+  config.data.patch_size = {96, 96, 48};
+  config.data.contract = {{"resize", "none"}};
+  config.train.precision = "bf16";
+  config.detection.window_size = {128, 128, 64};
+  config.mil.feature_dim = 1024;
+  config.predict.mirror = true;
+  const nlohmann::json json = to_json(config);
+  EXPECT_EQ(json["train"]["precision"], "bf16");
+  EXPECT_EQ(json["seed"], 12345678901234ULL);
+  EXPECT_EQ(to_json(run_config_from_json(json, "test")), json);
+  // A model folder's config from before a setting existed reads with that setting's default.
+  nlohmann::json older = json;
+  older["train"].erase("precision");
+  EXPECT_EQ(run_config_from_json(older, "old config.json").train.precision, "fp32");
 }
 
 // Writes `count` synthetic cases (labels 1 and 2) and a CSV manifest for them.
@@ -186,8 +223,8 @@ TEST(SlidingWindow, StartsCoverTheAxisEvenly) {
 
 TEST(SlidingWindow, LabelsCoverAnyVolumeSizeAndMatchTheFullProbabilityArgmax) {
   torch::manual_seed(0);
-  nlohmann::json config = default_run_config();
-  config["head"] = "unet";
+  RunConfig config = default_run_config();
+  config.head = "unet";
   auto model = build_model(config);
   io::Geometry geometry;
   geometry.size_xyz = {37, 21, 19};  // not a multiple of the patch, smaller than it along y
@@ -206,21 +243,21 @@ TEST(SlidingWindow, LabelsCoverAnyVolumeSizeAndMatchTheFullProbabilityArgmax) {
   }
 }
 
-nlohmann::json tiny_config(const std::string& output, const std::string& manifest) {
-  nlohmann::json config = default_run_config();
-  config["output"] = output;
-  config["classes"] = 3;
-  config["head"] = "unet";
-  config["data"]["manifest"] = manifest;
-  config["data"]["patch_size"] = {16, 16, 16};
-  config["data"]["batches_per_epoch"] = 2;
-  config["data"]["workers"] = 2;
-  config["data"]["folds"] = 2;
+RunConfig tiny_config(const std::string& output, const std::string& manifest) {
+  RunConfig config = default_run_config();
+  config.output = output;
+  config.classes = 3;
+  config.head = "unet";
+  config.data.manifest = manifest;
+  config.data.patch_size = {16, 16, 16};
+  config.data.batches_per_epoch = 2;
+  config.data.workers = 2;
+  config.data.folds = 2;
   // The Med3D contract resizes to 448 x 448 x 56; these tests keep the small synthetic grid.
-  config["data"]["contract"] = {{"resize", "none"}, {"crop_nonzero", false}};
-  config["train"]["epochs"] = 2;
-  config["train"]["threads"] = 1;
-  config["train"]["optimizer"] = "adamw";
+  config.data.contract = {{"resize", "none"}, {"crop_nonzero", false}};
+  config.train.epochs = 2;
+  config.train.threads = 1;
+  config.train.optimizer = "adamw";
   return config;
 }
 
@@ -238,7 +275,7 @@ std::vector<double> read_losses(const std::string& folder) {
   return losses;
 }
 
-std::vector<std::vector<std::uint8_t>> checkpoint_weights(const nlohmann::json& config, const std::string& folder) {
+std::vector<std::vector<std::uint8_t>> checkpoint_weights(const RunConfig& config, const std::string& folder) {
   auto model = build_model(config);
   torch::serialize::InputArchive archive, model_archive;
   archive.load_from(folder + "/checkpoint.pt");
@@ -262,16 +299,16 @@ TEST(Trainer, ResumeContinuesExactlyWhereTheRunStopped) {
                            "metrics.csv", "training.svg"}) {
     EXPECT_TRUE(fs::exists(folder + "/straight/" + file)) << file;
   }
-  nlohmann::json first = tiny_config(folder + "/resumed", manifest);
-  first["train"]["epochs"] = 1;
+  RunConfig first = tiny_config(folder + "/resumed", manifest);
+  first.train.epochs = 1;
   // Same schedule length as the straight run, so the learning rates match step for step.
-  first["train"]["schedule"] = "constant";
-  nlohmann::json straight_config = tiny_config(folder + "/straight2", manifest);
-  straight_config["train"]["schedule"] = "constant";
+  first.train.schedule = "constant";
+  RunConfig straight_config = tiny_config(folder + "/straight2", manifest);
+  straight_config.train.schedule = "constant";
   train(straight_config, {}, false);
   train(first, {}, false);
-  nlohmann::json second = first;
-  second["train"]["epochs"] = 2;
+  RunConfig second = first;
+  second.train.epochs = 2;
   const auto resumed = train(second, {}, true);
   EXPECT_EQ(resumed.epochs_run, 2);
   EXPECT_EQ(read_losses(folder + "/resumed"), read_losses(folder + "/straight2"));
@@ -283,13 +320,13 @@ TEST(Trainer, ResumeContinuesExactlyWhereTheRunStopped) {
 TEST(Trainer, CancelMidEpochSavesACheckpointThatResumesToTheSameWeights) {
   const std::string folder = graft::testing::temp_dir();
   const std::string manifest = write_dataset(folder, 4);
-  nlohmann::json straight = tiny_config(folder + "/straight", manifest);
-  straight["train"]["schedule"] = "constant";
-  straight["data"]["batches_per_epoch"] = 3;
+  RunConfig straight = tiny_config(folder + "/straight", manifest);
+  straight.train.schedule = "constant";
+  straight.data.batches_per_epoch = 3;
   train(straight, {}, false);
 
-  nlohmann::json cancelled = straight;
-  cancelled["output"] = folder + "/cancelled";
+  RunConfig cancelled = straight;
+  cancelled.output = folder + "/cancelled";
   std::vector<std::string> kinds;
   const TrainEventSink cancel_at_epoch0_step1 = [&](const TrainEvent& event) {
     kinds.push_back(event.kind);
@@ -315,8 +352,8 @@ TEST(Trainer, CancelMidEpochSavesACheckpointThatResumesToTheSameWeights) {
 TEST(Trainer, PredictorWritesLabelsOnTheInputGrid) {
   const std::string folder = graft::testing::temp_dir();
   const std::string manifest = write_dataset(folder, 3);
-  nlohmann::json config = tiny_config(folder + "/model", manifest);
-  config["train"]["epochs"] = 1;
+  RunConfig config = tiny_config(folder + "/model", manifest);
+  config.train.epochs = 1;
   train(config, {}, false);
   Predictor predictor(ModelFolder(folder + "/model"));
   PredictOptions options;
@@ -337,9 +374,9 @@ TEST(Trainer, PredictorWritesLabelsOnTheInputGrid) {
 TEST(Trainer, Bf16AutocastTrainsCloseToFp32AndPredictsTheSameLabels) {
   const std::string folder = graft::testing::temp_dir();
   const std::string manifest = write_dataset(folder, 3);
-  nlohmann::json fp32 = tiny_config(folder + "/fp32", manifest);
-  nlohmann::json bf16 = tiny_config(folder + "/bf16", manifest);
-  bf16["train"]["precision"] = "bf16";
+  RunConfig fp32 = tiny_config(folder + "/fp32", manifest);
+  RunConfig bf16 = tiny_config(folder + "/bf16", manifest);
+  bf16.train.precision = "bf16";
   train(fp32, {}, false);
   train(bf16, {}, false);
   const std::vector<double> fp32_losses = read_losses(folder + "/fp32"), bf16_losses = read_losses(folder + "/bf16");

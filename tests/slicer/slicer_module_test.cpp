@@ -103,6 +103,7 @@ TEST(SlicerModule, RunTheSlicerWayOnBrainNrrdWritesALabelMapOnTheInputGrid) {
   const std::string input = graft::testing::shared_data_dir() + "/nrrd/brain1_image.nrrd";
   // As Slicer's CLI runner builds it: flags first, then the positional input and output.
   std::string output;
+  const auto started = std::chrono::steady_clock::now();
   ASSERT_EQ(run_command(kModule + " --model " + model + " --overlap 0.25 --threads 2 --probabilities " + folder +
                             "/probabilities.nrrd --returnparameterfile " + folder + "/return.params " + input + " " +
                             folder + "/label.nrrd",
@@ -112,6 +113,14 @@ TEST(SlicerModule, RunTheSlicerWayOnBrainNrrdWritesALabelMapOnTheInputGrid) {
   EXPECT_NE(output.find("<filter-start>"), std::string::npos) << output;
   EXPECT_NE(output.find("<filter-progress>"), std::string::npos);
   EXPECT_NE(output.find("<filter-end>"), std::string::npos);
+  // Slicer shows <filter-time> as the run's duration: more than nothing, no more than the process.
+  const double process_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const std::size_t time_at = output.find("<filter-time>");
+  ASSERT_NE(time_at, std::string::npos) << output;
+  const double reported_seconds = std::stod(output.substr(time_at + 13));
+  EXPECT_GT(reported_seconds, 0.0) << output;
+  EXPECT_LE(reported_seconds, process_seconds);
   const graft::io::Image image = graft::io::read(input);
   const graft::io::Image label = graft::io::read(folder + "/label.nrrd");
   EXPECT_TRUE(label.geometry().same_grid(image.geometry(), 1e-4)) << label.geometry().describe_difference(image.geometry());

@@ -148,9 +148,9 @@ ClassificationModelImpl::ClassificationModelImpl(std::shared_ptr<backbones::Back
   head_ = register_module("head", torch::nn::Linear(backbone_->feature_info().back().channels, classes));
 }
 
-ClassificationModel build_classifier(const nlohmann::json& config) {
-  auto backbone = backbones::create_backbone(config["backbone"], config["in_channels"].get<int>());
-  return ClassificationModel(backbone, config["classes"].get<int>());
+ClassificationModel build_classifier(const RunConfig& config) {
+  auto backbone = backbones::create_backbone(config.backbone, config.in_channels);
+  return ClassificationModel(backbone, config.classes);
 }
 
 torch::Tensor classification_loss(const torch::Tensor& logits, const torch::Tensor& targets, bool multi_label) {
@@ -234,21 +234,21 @@ std::map<std::string, double> classification_metrics(const torch::Tensor& logits
   return metrics;
 }
 
-ChipSplits read_chip_splits(nlohmann::json& config) {
-  const std::string manifest = config["data"]["manifest"];
+ChipSplits read_chip_splits(RunConfig& config) {
+  const std::string manifest = config.data.manifest;
   if (manifest.empty()) {
     throw UsageError("data.manifest is not set (a CSV/JSON manifest with image and classes, or a MedMNIST .npz)");
   }
-  const std::uint64_t seed = config["seed"];
-  const bool multi_label = config["multi_label"];
+  const std::uint64_t seed = config.seed;
+  const bool multi_label = config.multi_label;
   ChipSplits splits;
   auto place = [&](datasets::PreparedChip chip, const std::string& split) {
     (split == "test" ? splits.test : split == "val" ? splits.val : splits.train).push_back(std::move(chip));
   };
   const bool npz = manifest.size() > 4 && manifest.compare(manifest.size() - 4, 4, ".npz") == 0;
   if (npz) {
-    auto chips = datasets::read_medmnist_npz(manifest, config["class_names"].get<std::vector<std::string>>(), multi_label);
-    if (config["class_names"].empty()) {
+    auto chips = datasets::read_medmnist_npz(manifest, config.class_names, multi_label);
+    if (config.class_names.empty()) {
       // Label indices, in numeric order ("2" before "10").
       std::set<std::int64_t> indices;
       for (const auto& chip : chips)
@@ -256,11 +256,11 @@ ChipSplits read_chip_splits(nlohmann::json& config) {
       if (indices.empty()) throw Error(manifest + ": no labels");
       std::vector<std::string> names;
       for (std::int64_t k = 0; k <= *indices.rbegin(); ++k) names.push_back(std::to_string(k));
-      config["class_names"] = names;
+      config.class_names = names;
     }
-    config["classes"] = config["class_names"].size();
+    config.classes = config.class_names.size();
     const preprocess::Contract contract = run_contract(config);
-    const auto class_names = config["class_names"].get<std::vector<std::string>>();
+    const auto class_names = config.class_names;
     for (std::size_t i = 0; i < chips.size(); ++i) {
       place(datasets::prepare_chip(chips[i], contract, run_plan_options(config, seed + i), class_names, multi_label),
             chips[i].split);
@@ -269,12 +269,12 @@ ChipSplits read_chip_splits(nlohmann::json& config) {
     return splits;
   }
   std::vector<datasets::CaseEntry> cases = datasets::read_manifest(manifest);
-  datasets::assign_folds(cases, config["data"]["folds"], config["data"]["fold"], seed);
-  if (config["class_names"].empty()) config["class_names"] = datasets::class_names_of(cases);
-  const auto class_names = config["class_names"].get<std::vector<std::string>>();
-  config["classes"] = class_names.size();
+  datasets::assign_folds(cases, config.data.folds, config.data.fold, seed);
+  if (config.class_names.empty()) config.class_names = datasets::class_names_of(cases);
+  const auto class_names = config.class_names;
+  config.classes = class_names.size();
   const preprocess::Contract contract = run_contract(config);
-  datasets::PreprocessedCache cache(config["data"].value("cache_dir", ""));
+  datasets::PreprocessedCache cache(config.data.cache_dir);
   for (std::size_t i = 0; i < cases.size(); ++i) {
     if (cases[i].classes.empty()) throw Error(manifest + ": case " + cases[i].id + " has no classes");
     place(datasets::prepare_chip(cases[i], contract, run_plan_options(config, seed + i), class_names, multi_label,
@@ -291,7 +291,7 @@ torch::Tensor chip_logits(ClassificationModelImpl& model, const std::vector<data
                     [&](const torch::Tensor& images) { return model.forward(images); });
 }
 
-TrainResult train_classifier_prepared(const nlohmann::json& config, const std::vector<datasets::PreparedChip>& train,
+TrainResult train_classifier_prepared(const RunConfig& config, const std::vector<datasets::PreparedChip>& train,
                                       const std::vector<datasets::PreparedChip>& val,
                                       const std::vector<TrainEventSink>& sinks, bool resume,
                                       const std::vector<datasets::PreparedChip>& test) {
@@ -310,9 +310,9 @@ TrainResult train_classifier_prepared(const nlohmann::json& config, const std::v
   TrainingTask task;
   start_run_folder(config, *model, model->backbone(), task);
 
-  const bool multi_label = config["multi_label"], linear_probe = config["train"]["linear_probe"];
-  const bool augment = config["data"]["augment"];
-  const int classes = config["classes"], batch_size = config["data"]["batch_size"];
+  const bool multi_label = config.multi_label, linear_probe = config.train.linear_probe;
+  const bool augment = config.data.augment;
+  const int classes = config.classes, batch_size = config.data.batch_size;
   const torch::Tensor train_targets = chip_targets(train, classes, multi_label);
   const torch::Tensor val_targets = chip_targets(val, classes, multi_label);
   task.model = model.get();
@@ -341,7 +341,7 @@ TrainResult train_classifier_prepared(const nlohmann::json& config, const std::v
   if (linear_probe) {
     // The backbone never changes in a linear probe, so its embeddings are computed once, without
     // augmentation, and each epoch costs only the head.
-    task.frozen_epochs = config["train"]["epochs"].get<int>();
+    task.frozen_epochs = config.train.epochs;
     model->eval();
     train_embeddings = embeddings_of(*model, train, batch_size);
     val_embeddings = embeddings_of(*model, val, batch_size);
@@ -364,7 +364,7 @@ TrainResult train_classifier_prepared(const nlohmann::json& config, const std::v
       };
     }
   } else {
-    task.frozen_epochs = config["train"]["freeze_backbone_epochs"];
+    task.frozen_epochs = config.train.freeze_backbone_epochs;
     task.next_loss = [&] {
       const std::uint64_t batch_seed = seed * 7919ULL + static_cast<std::uint64_t>(epoch_now) * 100003ULL + step_now;
       const datasets::ChipBatch batch =
@@ -381,7 +381,7 @@ TrainResult train_classifier_prepared(const nlohmann::json& config, const std::v
   TrainResult result = run_training(config, task, sinks, resume);
   if (test.empty()) return result;
   // The test split, seen once, by the model the validation metric chose.
-  load_best_weights(*model, config["output"]);
+  load_best_weights(*model, config.output);
   const torch::Tensor test_targets = chip_targets(test, classes, multi_label);
   torch::Tensor test_logits;
   std::map<std::string, double> metrics;
@@ -397,11 +397,11 @@ TrainResult train_classifier_prepared(const nlohmann::json& config, const std::v
   }
   const auto scored = classification_metrics(test_logits, test_targets, multi_label);
   metrics.insert(scored.begin(), scored.end());
-  record_test_metrics(result, metrics, test.size(), config["output"]);
+  record_test_metrics(result, metrics, test.size(), config.output);
   return result;
 }
 
-TrainResult train_classifier(nlohmann::json config, const std::vector<TrainEventSink>& sinks, bool resume) {
+TrainResult train_classifier(RunConfig config, const std::vector<TrainEventSink>& sinks, bool resume) {
   const ChipSplits splits = read_chip_splits(config);
   return train_classifier_prepared(config, splits.train, splits.val, sinks, resume, splits.test);
 }
@@ -411,7 +411,7 @@ Classifier::Classifier(const ModelFolder& model_folder, const ComputeTarget& tar
   config_ = model_folder.config();
   contract_ = model_folder.contract();
   class_names_ = model_folder.class_names();
-  multi_label_ = config_["multi_label"];
+  multi_label_ = config_.multi_label;
   model_ = build_classifier(config_);
   load_best_weights(*model_, model_folder.path());  // strict: a model folder must match its own config exactly
   model_->to(target.device);
@@ -419,7 +419,7 @@ Classifier::Classifier(const ModelFolder& model_folder, const ComputeTarget& tar
 
 std::vector<double> Classifier::probabilities(const io::Image& image, const std::string& source) {
   const datasets::PreprocessedVolumes prepared =
-      datasets::prepare_chip_pixels(source, image, contract_, run_plan_options(config_, config_["seed"]));
+      datasets::prepare_chip_pixels(source, image, contract_, run_plan_options(config_, config_.seed));
   const torch::Tensor input = datasets::image_to_tensor(prepared.image).squeeze(1).unsqueeze(0);
   torch::NoGradGuard no_grad;
   AutocastScope autocast(device_of(*model_), precision_);

@@ -36,7 +36,7 @@ class ClassificationModelImpl : public torch::nn::Module {
 TORCH_MODULE(ClassificationModel);
 
 // The backbone + linear head a classification run config describes (weights untouched).
-ClassificationModel build_classifier(const nlohmann::json& config);
+ClassificationModel build_classifier(const RunConfig& config);
 
 // Cross-entropy for single-label, binary cross-entropy per class for multi-label targets.
 torch::Tensor classification_loss(const torch::Tensor& logits, const torch::Tensor& targets, bool multi_label);
@@ -55,15 +55,15 @@ std::map<std::string, double> classification_metrics(const torch::Tensor& logits
 struct ChipSplits {
   std::vector<datasets::PreparedChip> train, val, test;
 };
-ChipSplits read_chip_splits(nlohmann::json& config);
+ChipSplits read_chip_splits(RunConfig& config);
 
 // Scene classification by full fine-tuning or, with train.linear_probe, by a linear probe: the
 // backbone's embeddings are computed once (backbone frozen, in eval mode) and only the head
 // trains on them; KNN and prototype accuracies on the same frozen features come with it. Writes a model folder like segmentation does, tracking val_accuracy
 // (single-label) or val_f1_micro (multi-label). A test split is scored once, by the best model,
 // into result.test_metrics and test_metrics.json.
-TrainResult train_classifier(nlohmann::json config, const std::vector<TrainEventSink>& sinks, bool resume);
-TrainResult train_classifier_prepared(const nlohmann::json& config, const std::vector<datasets::PreparedChip>& train,
+TrainResult train_classifier(RunConfig config, const std::vector<TrainEventSink>& sinks, bool resume);
+TrainResult train_classifier_prepared(const RunConfig& config, const std::vector<datasets::PreparedChip>& train,
                                       const std::vector<datasets::PreparedChip>& val,
                                       const std::vector<TrainEventSink>& sinks, bool resume,
                                       const std::vector<datasets::PreparedChip>& test = {});
@@ -91,7 +91,7 @@ class Classifier {
   bool multi_label() const { return multi_label_; }
 
  private:
-  nlohmann::json config_;
+  RunConfig config_;
   preprocess::Contract contract_;
   std::vector<std::string> class_names_;
   bool multi_label_ = false;

@@ -33,18 +33,17 @@ std::vector<std::vector<io::Box>> boxes_of_batch(const torch::Tensor& labels) {
 
 }  // namespace
 
-DetectionModel build_detector(const nlohmann::json& config) {
-  auto backbone = backbones::create_backbone(config["backbone"], config["in_channels"].get<int>());
-  const int classes = config["classes"].get<int>() - 1;
-  return DetectionModel(backbone, classes, config["detection"]["fpn_channels"].get<std::int64_t>());
+DetectionModel build_detector(const RunConfig& config) {
+  auto backbone = backbones::create_backbone(config.backbone, config.in_channels);
+  const int classes = config.classes - 1;
+  return DetectionModel(backbone, classes, config.detection.fpn_channels);
 }
 
-DetectionDecodeOptions decode_options(const nlohmann::json& config) {
-  const nlohmann::json& detection = config["detection"];
+DetectionDecodeOptions decode_options(const RunConfig& config) {
   DetectionDecodeOptions options;
-  options.score_threshold = detection["score_threshold"];
-  options.nms_iou = detection["nms_iou"];
-  options.max_detections = detection["max_detections"];
+  options.score_threshold = config.detection.score_threshold;
+  options.nms_iou = config.detection.nms_iou;
+  options.max_detections = config.detection.max_detections;
   return options;
 }
 
@@ -81,18 +80,18 @@ std::vector<std::array<double, 2>> window_cores(const std::vector<std::int64_t>&
   return cores;
 }
 
-DetectionWindow detection_window(const nlohmann::json& config) {
+DetectionWindow detection_window(const RunConfig& config) {
   DetectionWindow window;
-  const nlohmann::json size = config["detection"].value("window_size", nlohmann::json::array());
-  const auto patch = config["data"]["patch_size"].get<std::vector<std::int64_t>>();
-  if (!size.empty() && (!size.is_array() || size.size() != 3)) {
+  const std::vector<std::int64_t>& size = config.detection.window_size;
+  const auto patch = config.data.patch_size;
+  if (!size.empty() && size.size() != 3) {
     throw Error("detection.window_size must be [] or three sizes (x, y, z)");
   }
   for (int a = 0; a < 3; ++a) {
-    window.size_xyz[a] = size.empty() ? (patch[a] == 1 ? 1 : 2 * patch[a]) : size[a].get<std::int64_t>();
+    window.size_xyz[a] = size.empty() ? (patch[a] == 1 ? 1 : 2 * patch[a]) : size[a];
     if (window.size_xyz[a] < 1) throw Error("detection.window_size: every size must be at least 1");
   }
-  window.overlap_fraction = config["predict"]["overlap"];
+  window.overlap_fraction = config.predict.overlap;
   if (window.overlap_fraction < 0 || window.overlap_fraction >= 1) throw Error("predict.overlap must be in [0, 1)");
   return window;
 }
@@ -171,7 +170,7 @@ std::map<std::string, double> detection_validation(DetectionModelImpl& model,
           {"val_purity", completeness.purity}};
 }
 
-TrainResult train_detector_prepared(const nlohmann::json& config, const std::vector<datasets::PreparedCase>& train_cases,
+TrainResult train_detector_prepared(const RunConfig& config, const std::vector<datasets::PreparedCase>& train_cases,
                                     const std::vector<datasets::PreparedCase>& val_cases,
                                     const std::vector<TrainEventSink>& sinks, bool resume) {
   if (train_cases.empty()) throw Error("no training cases (every case went to validation?)");
@@ -199,7 +198,7 @@ TrainResult train_detector_prepared(const nlohmann::json& config, const std::vec
   return run_training(config, task, sinks, resume);
 }
 
-TrainResult train_detector(const nlohmann::json& config, const std::vector<TrainEventSink>& sinks, bool resume) {
+TrainResult train_detector(const RunConfig& config, const std::vector<TrainEventSink>& sinks, bool resume) {
   const CaseSplits splits = read_case_splits(config);
   return train_detector_prepared(config, splits.train, splits.val, sinks, resume);
 }
@@ -217,7 +216,7 @@ Detector::Detector(const ModelFolder& model_folder, const ComputeTarget& target)
 std::vector<io::Box> Detector::detect(const io::Image& image, const std::string& source) {
   AutocastScope autocast(device_of(*model_), precision_);
   datasets::refuse_nan_voxels(image, source);
-  const preprocess::Plan plan = preprocess::make_plan(contract_, image, run_plan_options(config_, config_["seed"]));
+  const preprocess::Plan plan = preprocess::make_plan(contract_, image, run_plan_options(config_, config_.seed));
   std::vector<io::Box> boxes = detect_image(*model_, preprocess::apply(plan, image), decode_options(config_), detection_window(config_));
   for (io::Box& box : boxes) box = io::map_box(box, plan.output_geometry, plan.input_geometry);
   return boxes;

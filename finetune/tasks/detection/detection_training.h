@@ -22,8 +22,8 @@ namespace graft::finetune {
 
 // The detector a run config describes: its backbone, classes - 1 object classes, and the
 // detection block's fpn_channels.
-DetectionModel build_detector(const nlohmann::json& config);
-DetectionDecodeOptions decode_options(const nlohmann::json& config);
+DetectionModel build_detector(const RunConfig& config);
+DetectionDecodeOptions decode_options(const RunConfig& config);
 
 // How a prepared image is cut for detection: windows of size_xyz voxels overlapping by
 // overlap_fraction, or one pass when the image fits in a window.
@@ -35,7 +35,7 @@ struct DetectionWindow {
 
 // The run's window: detection.window_size, or twice data.patch_size when that is empty (an
 // object as wide as a training patch is then whole in some window), and predict.overlap.
-DetectionWindow detection_window(const nlohmann::json& config);
+DetectionWindow detection_window(const RunConfig& config);
 
 // Detections on one prepared image (C, Z, Y, X on the Plan's grid), in its continuous index
 // space. An image larger than the window is detected window by window; each window keeps the
@@ -59,10 +59,10 @@ std::map<std::string, double> detection_validation(DetectionModelImpl& model,
 
 // Trains as the resolved config says, through the shared loop; the metric is val_froc for 3D
 // backbones and val_map_50 for 2D ones.
-TrainResult train_detector_prepared(const nlohmann::json& config, const std::vector<datasets::PreparedCase>& train_cases,
+TrainResult train_detector_prepared(const RunConfig& config, const std::vector<datasets::PreparedCase>& train_cases,
                                     const std::vector<datasets::PreparedCase>& val_cases,
                                     const std::vector<TrainEventSink>& sinks, bool resume);
-TrainResult train_detector(const nlohmann::json& config, const std::vector<TrainEventSink>& sinks, bool resume);
+TrainResult train_detector(const RunConfig& config, const std::vector<TrainEventSink>& sinks, bool resume);
 
 // A trained detector from its model folder, for `graft predict`: each image goes through the saved Plan, is detected in the run's windows, and its boxes
 // come back on the image's own grid.
@@ -74,7 +74,7 @@ class Detector {
   const std::vector<std::string>& class_names() const { return class_names_; }
 
  private:
-  nlohmann::json config_;
+  RunConfig config_;
   preprocess::Contract contract_;
   std::vector<std::string> class_names_;
   DetectionModel model_{nullptr};

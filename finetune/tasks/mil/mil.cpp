@@ -61,14 +61,14 @@ torch::Tensor read_bag_features(const std::string& path, std::int64_t expected_d
 
 }  // namespace
 
-BagSplits read_bag_splits(nlohmann::json& config) {
-  const std::string manifest = config["data"]["manifest"];
+BagSplits read_bag_splits(RunConfig& config) {
+  const std::string manifest = config.data.manifest;
   if (manifest.empty()) throw UsageError("data.manifest is not set (a CSV/JSON manifest of HDF5 feature bags and classes)");
   std::vector<datasets::CaseEntry> cases = datasets::read_manifest(manifest);
-  datasets::assign_folds(cases, config["data"]["folds"], config["data"]["fold"], config["seed"]);
-  if (config["class_names"].empty()) config["class_names"] = datasets::class_names_of(cases);
-  const auto names = config["class_names"].get<std::vector<std::string>>();
-  config["classes"] = names.size();
+  datasets::assign_folds(cases, config.data.folds, config.data.fold, config.seed);
+  if (config.class_names.empty()) config.class_names = datasets::class_names_of(cases);
+  const auto names = config.class_names;
+  config.classes = static_cast<int>(names.size());
   BagSplits splits;
   std::int64_t dim = -1;
   for (const auto& entry : cases) {
@@ -85,17 +85,17 @@ BagSplits read_bag_splits(nlohmann::json& config) {
   return splits;
 }
 
-TrainResult train_mil_prepared(const nlohmann::json& config, const std::vector<Bag>& train, const std::vector<Bag>& val,
+TrainResult train_mil_prepared(const RunConfig& config, const std::vector<Bag>& train, const std::vector<Bag>& val,
                                const std::vector<TrainEventSink>& sinks, bool resume, const std::vector<Bag>& test) {
   if (train.empty()) throw Error("no training bags");
   const std::uint64_t seed = seed_run(config);
-  const int classes = config["classes"];
-  const nlohmann::json& settings = config["mil"];
-  MilModel model(train.front().features.size(1), classes, settings["hidden"], settings["attention"],
-                 settings["dropout"]);
+  const int classes = config.classes;
+  const MilSettings& settings = config.mil;
+  MilModel model(train.front().features.size(1), classes, settings.hidden, settings.attention,
+                 settings.dropout);
   // The saved config records the feature width, so a model folder rebuilds its network alone.
-  nlohmann::json saved = config;
-  saved["mil"]["feature_dim"] = train.front().features.size(1);
+  RunConfig saved = config;
+  saved.mil.feature_dim = train.front().features.size(1);
   TrainingTask task;
   task.model = model.get();
   task.backbone = model->projector().get();
@@ -135,13 +135,13 @@ TrainResult train_mil_prepared(const nlohmann::json& config, const std::vector<B
   }
   TrainResult result = run_training(saved, task, sinks, resume);
   if (test.empty()) return result;
-  load_best_weights(*model, config["output"]);
+  load_best_weights(*model, config.output);
   torch::NoGradGuard no_grad;
-  record_test_metrics(result, score(test), test.size(), config["output"]);
+  record_test_metrics(result, score(test), test.size(), config.output);
   return result;
 }
 
-TrainResult train_mil(nlohmann::json config, const std::vector<TrainEventSink>& sinks, bool resume) {
+TrainResult train_mil(RunConfig config, const std::vector<TrainEventSink>& sinks, bool resume) {
   const BagSplits splits = read_bag_splits(config);
   return train_mil_prepared(config, splits.train, splits.val, sinks, resume, splits.test);
 }
@@ -149,11 +149,11 @@ TrainResult train_mil(nlohmann::json config, const std::vector<TrainEventSink>& 
 MilPredictor::MilPredictor(const ModelFolder& model_folder, const ComputeTarget& target) {
   model_folder.require_task(Task::kMil);
   class_names_ = model_folder.class_names();
-  const nlohmann::json& settings = model_folder.config()["mil"];
-  if (settings.value("feature_dim", 0) < 1) throw Error(model_folder.path() + ": config field 'mil.feature_dim' is missing");
-  feature_dim_ = settings["feature_dim"].get<std::int64_t>();
+  const MilSettings& settings = model_folder.config().mil;
+  if (settings.feature_dim < 1) throw Error(model_folder.path() + ": config field 'mil.feature_dim' is missing");
+  feature_dim_ = settings.feature_dim;
   model_ = MilModel(feature_dim_, static_cast<int>(class_names_.size()),
-                    settings["hidden"], settings["attention"], settings["dropout"]);
+                    settings.hidden, settings.attention, settings.dropout);
   load_best_weights(*model_, model_folder.path());
   model_->to(target.device);
 }

@@ -49,13 +49,13 @@ struct Bag {
 struct BagSplits {
   std::vector<Bag> train, val, test;
 };
-BagSplits read_bag_splits(nlohmann::json& config);
+BagSplits read_bag_splits(RunConfig& config);
 
 // Trains ABMIL one bag per step (as CLAM does) through the shared training loop, tracking
 // val_accuracy (with balanced accuracy, macro F1 and AUC); a test split is scored once by the best
 // epoch's model into test_metrics.json.
-TrainResult train_mil(nlohmann::json config, const std::vector<TrainEventSink>& sinks, bool resume);
-TrainResult train_mil_prepared(const nlohmann::json& config, const std::vector<Bag>& train, const std::vector<Bag>& val,
+TrainResult train_mil(RunConfig config, const std::vector<TrainEventSink>& sinks, bool resume);
+TrainResult train_mil_prepared(const RunConfig& config, const std::vector<Bag>& train, const std::vector<Bag>& val,
                                const std::vector<TrainEventSink>& sinks, bool resume, const std::vector<Bag>& test = {});
 
 // A trained MIL model folder, ready to label slides from their feature bags.

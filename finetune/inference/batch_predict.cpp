@@ -30,20 +30,26 @@ std::string csv_field(const std::string& text) {
 
 }  // namespace
 
+std::vector<std::string> image_files_in(const std::string& folder, const std::vector<io::FileFormat>& formats) {
+  std::vector<std::string> files;
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    const io::FileFormat format = io::format_from_extension(entry.path().string());
+    if (entry.is_regular_file() && std::find(formats.begin(), formats.end(), format) != formats.end()) {
+      files.push_back(entry.path().string());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
 std::vector<std::string> batch_inputs(const std::string& folder_or_manifest, const std::vector<io::FileFormat>& formats) {
   std::vector<std::string> inputs;
   if (fs::is_directory(folder_or_manifest) && !fs::exists(fs::path(folder_or_manifest) / "imagesTr")) {
-    for (const auto& entry : fs::directory_iterator(folder_or_manifest)) {
-      const io::FileFormat format = io::format_from_extension(entry.path().string());
-      const bool listed = std::find(formats.begin(), formats.end(), format) != formats.end();
-      if (entry.is_regular_file() && listed) {
-        inputs.push_back(entry.path().string());
-      }
-    }
+    inputs = image_files_in(folder_or_manifest, formats);
   } else {
     for (const auto& entry : datasets::read_manifest(folder_or_manifest)) inputs.push_back(entry.image);
+    std::sort(inputs.begin(), inputs.end());
   }
-  std::sort(inputs.begin(), inputs.end());
   if (inputs.empty()) {
     std::string names;
     for (io::FileFormat format : formats) names += (names.empty() ? "" : ", ") + io::format_name(format);

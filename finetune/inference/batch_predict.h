@@ -39,11 +39,16 @@ struct BatchResult {
 BatchResult predict_batch(const ModelFolder& model_folder, const std::vector<std::string>& inputs,
                           const std::string& output_folder, const BatchOptions& options);
 
-// Inputs from a folder (every file in it whose extension names one of `formats`) or a manifest
-// (its image column).
+// The formats a batch lists from a folder: volumes and rasters.
+inline const std::vector<io::FileFormat> kBatchImageFormats{io::FileFormat::kNifti, io::FileFormat::kNrrd,
+                                                           io::FileFormat::kGdal};
+
+// The files directly in `folder` whose extension names one of `formats`, sorted; empty when none.
+std::vector<std::string> image_files_in(const std::string& folder, const std::vector<io::FileFormat>& formats);
+
+// Inputs from a folder (image_files_in) or a manifest or nnU-Net dataset (its images); throws
+// naming the formats when there are none.
 std::vector<std::string> batch_inputs(const std::string& folder_or_manifest,
-                                      const std::vector<io::FileFormat>& formats = {io::FileFormat::kNifti,
-                                                                                    io::FileFormat::kNrrd,
-                                                                                    io::FileFormat::kGdal});
+                                      const std::vector<io::FileFormat>& formats = kBatchImageFormats);
 
 }  // namespace graft::finetune

@@ -295,33 +295,22 @@ int PredictSummary::count(const std::string& status) const {
 
 std::vector<std::string> list_inputs(const std::vector<std::string>& inputs, Task task) {
   const std::vector<io::FileFormat> listed_formats =
-      task == Task::kMil
-          ? std::vector<io::FileFormat>{io::FileFormat::kHdf5}
-          : std::vector<io::FileFormat>{io::FileFormat::kNifti, io::FileFormat::kNrrd,
-                                        io::FileFormat::kGdal};
-  // A folder holding image files (or an nnU-Net dataset) is a list of cases; any other folder is
-  // one DICOM series, as is FOLDER#SERIES.
-  const auto holds_listed_files = [&](const std::string& folder) {
-    if (fs::exists(fs::path(folder) / "imagesTr")) return true;
-    std::error_code error;
-    for (const auto& entry : fs::directory_iterator(folder, error)) {
-      const io::FileFormat format = io::format_from_extension(entry.path().string());
-      if (entry.is_regular_file() &&
-          std::find(listed_formats.begin(), listed_formats.end(), format) != listed_formats.end()) {
-        return true;
-      }
-    }
-    return false;
-  };
+      task == Task::kMil ? std::vector<io::FileFormat>{io::FileFormat::kHdf5} : kBatchImageFormats;
   std::vector<std::string> files;
   for (const std::string& input : inputs) {
     const io::DicomPath dicom = io::split_dicom_path(input);
     const bool folder = dicom.series.empty() && fs::is_directory(dicom.path);
     const bool manifest =
         !fs::is_directory(dicom.path) && io::sniff_format(dicom.path) == io::FileFormat::kUnknown;
-    if ((folder && holds_listed_files(dicom.path)) || manifest) {
+    // A folder holding image files is a list of cases, an nnU-Net dataset folder lists its
+    // images; any other folder is one DICOM series, as is FOLDER#SERIES.
+    const std::vector<std::string> in_folder =
+        folder ? image_files_in(dicom.path, listed_formats) : std::vector<std::string>{};
+    if (manifest || (folder && fs::exists(fs::path(dicom.path) / "imagesTr"))) {
       const auto listed = batch_inputs(input, listed_formats);
       files.insert(files.end(), listed.begin(), listed.end());
+    } else if (!in_folder.empty()) {
+      files.insert(files.end(), in_folder.begin(), in_folder.end());
     } else {
       files.push_back(input);
     }

@@ -25,6 +25,8 @@ class Med3dResNetImpl : public BackboneImpl {
   std::vector<torch::Tensor> features(const torch::Tensor& input) override;
   std::vector<FeatureInfo> feature_info() const override;
   std::string input_conv_weight_name() const override { return "conv1.weight"; }
+  // MedicalNet's own train.py saves its segmentation head beside the backbone.
+  std::vector<std::string> classifier_prefixes() const override { return {"conv_seg."}; }
   const Med3dConfig& config() const { return config_; }
 
  private:

@@ -22,6 +22,7 @@
 #include "finetune/blas_kernels.h"
 #include "finetune/demo.h"
 #include "finetune/device.h"
+#include "finetune/run_logs.h"
 #include "finetune/distributed.h"
 #include "finetune/inference/evaluation.h"
 #include "finetune/inference/predict.h"
@@ -68,10 +69,7 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
     } else if (event.kind == "epoch_end") {
       if (bar) bar->finish();
       std::printf("epoch %d/%d  train loss %.4f", event.epoch + 1, event.epochs, event.loss);
-      for (const auto& [name, value] : event.metrics) {
-        if (name.rfind("val_", 0) == 0) std::printf("  %s %.4f", name.c_str(), value);
-      }
-      std::printf("  (%.0f s)\n", event.seconds);
+      std::printf("%s  (%.0f s)\n", graft::finetune::metrics_summary(event.metrics).c_str(), event.seconds);
       std::fflush(stdout);
     } else if (event.kind == "early_stop") {
       std::printf("early stop after epoch %d: the validation metric stopped improving\n",
@@ -289,6 +287,7 @@ int run_bench_embed(const graft::cli::BenchEmbedOptions& l, const graft::finetun
 
 int main(int argc, char** argv) {
   graft::finetune::use_fitting_blas_kernels(argv);
+  graft::finetune::reuse_freed_memory();
   graft::cli::CommandLine l;
   if (const int status = graft::cli::parse_command_line(argc, argv, l); status >= 0) return status;
   return graft::cli::run_reporting_errors([&] {

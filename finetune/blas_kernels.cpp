@@ -1,6 +1,7 @@
 #include "finetune/blas_kernels.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -44,6 +45,11 @@ void use_fitting_blas_kernels(char** argv) {
   setenv("OPENBLAS_CORETYPE", core, 0);
   execv("/proc/self/exe", argv);
   unsetenv("OPENBLAS_CORETYPE");  // execv failed: carry on with the slow kernels
+}
+
+void reuse_freed_memory() {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
 }
 
 }  // namespace graft::finetune

@@ -106,6 +106,9 @@ RunConfig run_config_from_json(const nlohmann::json& json, const std::string& wh
 
 RunConfig resolve_run_config(const std::string& path, const std::vector<std::string>& overrides) {
   nlohmann::json config = to_json(RunConfig{});
+  // A run that does not name its classes takes them from its data: the labels (segmentation,
+  // detection) or the class names (classification, MIL).
+  config["classes"] = 0;
   if (!path.empty()) {
     YAML::Node node;
     try {

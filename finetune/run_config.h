@@ -76,6 +76,9 @@ struct RunConfig {
   bool lenient = false;
   int in_channels = 0;  // 0: the Contract's
   std::string head = "medicalnet";
+  // With background for segmentation and detection. A run file (or --set) without it gives 0:
+  // training then takes the classes from the label images (infer_segmentation_classes) or the
+  // class names (classification, MIL).
   int classes = 2;
   std::vector<std::string> class_names;
   bool multi_label = false;

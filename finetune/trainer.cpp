@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "backbones/checkpoint_file.h"
 #include "backbones/factory.h"
@@ -16,6 +17,7 @@
 #include "finetune/inference/sliding_window.h"
 #include "io/atomic_file.h"
 #include "io/error.h"
+#include "io/image_file.h"
 
 namespace graft::finetune {
 namespace {
@@ -112,6 +114,35 @@ void report_cache_use(const datasets::PreprocessedCache& cache) {
                cache.hits(), cache.misses());
 }
 
+backbones::LoadReport load_medicalnet_head(torch::nn::Module& head, const std::string& path, int classes) {
+  const backbones::CheckpointFile file = backbones::read_checkpoint(path);
+  backbones::StateDict tensors;
+  std::string other_classes;
+  for (const auto& [name, tensor] : file.tensors) {
+    if (name.rfind("conv_seg.", 0) != 0) continue;
+    // The last layer's rows are the checkpoint's classes; another class count starts it afresh.
+    if (name == "conv_seg.6.weight" && !tensor.shape.empty() && tensor.shape[0] != classes) {
+      other_classes = std::to_string(tensor.shape[0]);
+      continue;
+    }
+    tensors.emplace_back(name, tensor);
+  }
+  backbones::LoadReport report;
+  if (tensors.empty()) {
+    report.source = path;
+    report.notes.push_back("no conv_seg tensors (MedicalNet's head): the head starts from random weights");
+    return report;
+  }
+  backbones::LoadOptions options;
+  options.strict = other_classes.empty();
+  report = backbones::load_state_dict(head, tensors, options, path + " (MedicalNet head)");
+  if (!other_classes.empty()) {
+    report.notes.push_back("conv_seg.6.weight has " + other_classes + " classes and this run " +
+                           std::to_string(classes) + ": that layer starts from random weights");
+  }
+  return report;
+}
+
 SegmentationModel build_model(const RunConfig& config) {
   auto backbone = backbones::create_backbone(config.backbone, config.in_channels);
   return SegmentationModel(backbone, head_kind_from_name(config.head), config.classes);
@@ -180,6 +211,9 @@ TrainResult train_prepared(const RunConfig& config, const std::vector<datasets::
   const std::uint64_t seed = seed_run(config);
   SegmentationModel model = build_model(config);
   TrainingTask task;
+  if (!config.weights.empty() && head_kind_from_name(config.head) == HeadKind::kMedicalNet) {
+    task.notes.push_back(load_medicalnet_head(model->head(), config.weights, config.classes).summary());
+  }
   start_run_folder(config, *model, model->backbone(), task);
 
   const auto loader = patch_loader(config, train_cases, seed);
@@ -230,9 +264,73 @@ CaseSplits read_case_splits(const RunConfig& config) {
   return splits;
 }
 
+namespace {
+
+// nnU-Net's dataset.json labels: v2 maps names to values ({"background": 0, "liver": 1}), v1 values
+// to names ({"0": "background", "1": "liver"}). Returns the names in value order.
+std::vector<std::string> dataset_json_class_names(const std::string& path) {
+  const nlohmann::json dataset = read_json_file(path);
+  if (!dataset.contains("labels") || !dataset["labels"].is_object()) {
+    throw Error(path + ": no 'labels' object to take the classes from");
+  }
+  std::map<std::int64_t, std::string> by_value;
+  for (const auto& [key, value] : dataset["labels"].items()) {
+    if (value.is_array()) {
+      throw Error(path + ": label '" + key + "' is a region (a list of labels); graft trains one class per voxel, "
+                  "so region-based labels are not supported");
+    }
+    std::int64_t number = 0;
+    std::string name;
+    if (value.is_number_integer()) {
+      number = value.get<std::int64_t>();
+      name = key;
+    } else if (value.is_string() && !key.empty() && key.find_first_not_of("0123456789") == std::string::npos) {
+      number = std::stoll(key);
+      name = value.get<std::string>();
+    } else {
+      throw Error(path + ": label '" + key + "' must map a name to a whole number (or a number to a name)");
+    }
+    if (!by_value.emplace(number, name).second) {
+      throw Error(path + ": labels '" + by_value[number] + "' and '" + name + "' share the value " + std::to_string(number));
+    }
+  }
+  if (by_value.empty() || by_value.begin()->first != 0 || by_value.rbegin()->first + 1 != static_cast<std::int64_t>(by_value.size())) {
+    throw Error(path + ": the label values must be 0, 1, 2, ... without gaps");
+  }
+  std::vector<std::string> names;
+  for (const auto& entry : by_value) names.push_back(entry.second);
+  return names;
+}
+
+}  // namespace
+
+void infer_segmentation_classes(RunConfig& config) {
+  if (config.classes != 0) return;
+  const std::string manifest = config.data.manifest;
+  const std::string dataset_json = (std::filesystem::path(manifest) / "dataset.json").string();
+  if (std::filesystem::is_directory(manifest) && std::filesystem::exists(dataset_json)) {
+    const std::vector<std::string> names = dataset_json_class_names(dataset_json);
+    config.classes = static_cast<int>(names.size());
+    if (config.class_names.empty()) config.class_names = names;
+    std::fprintf(stderr, "graft: classes = %d, from %s\n", config.classes, dataset_json.c_str());
+    return;
+  }
+  double largest = 0;
+  for (const datasets::CaseEntry& entry : datasets::read_manifest(manifest)) {
+    if (entry.label.empty() || entry.split == "test") continue;
+    const io::Image label = io::read(entry.label);
+    for (std::int64_t i = 0; i < label.element_count(); ++i) largest = std::max(largest, label.value_at(i));
+  }
+  if (largest < 1) throw Error(manifest + ": every label is 0, so there is no class to learn; set classes");
+  config.classes = static_cast<int>(largest) + 1;
+  std::fprintf(stderr, "graft: classes = %d, one more than the largest label in %s\n", config.classes, manifest.c_str());
+}
+
 TrainResult train(const RunConfig& config, const std::vector<TrainEventSink>& sinks, bool resume) {
-  const CaseSplits splits = read_case_splits(config);
-  return train_prepared(config, splits.train, splits.val, sinks, resume);
+  RunConfig resolved = config;
+  infer_segmentation_classes(resolved);
+  const CaseSplits splits = read_case_splits(resolved);
+  return train_prepared(resolved, splits.train, splits.val, sinks, resume);
 }
 
 }  // namespace graft::finetune

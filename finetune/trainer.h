@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "backbones/weight_loading.h"
 #include "datasets/segmentation_data.h"
 #include "finetune/training_loop.h"
 #include "finetune/tasks/segmentation/segmentation_model.h"
@@ -54,6 +55,16 @@ std::unique_ptr<datasets::BatchLoader> patch_loader(const RunConfig& config,
 // start and batch skipping (the loader must outlive the run).
 void describe_patch_task(TrainingTask& task, const RunConfig& config, torch::nn::Module& model,
                          backbones::BackboneImpl& backbone, torch::nn::Module& head, datasets::BatchLoader& loader);
+
+// The conv_seg.* tensors of a checkpoint saved by MedicalNet's own training (beside its backbone)
+// into graft's MedicalNet head, whose module names are MedicalNet's. Strict, except that a last
+// layer for another number of classes is left at its initialisation, as a new classifier is.
+backbones::LoadReport load_medicalnet_head(torch::nn::Module& head, const std::string& path, int classes);
+
+// classes 0 ("from the data"): the labels of an nnU-Net dataset.json beside imagesTr/ (their names
+// become class_names when those are unset), or else one more than the largest value in the
+// training and validation label files. Region-based dataset.json labels are refused.
+void infer_segmentation_classes(RunConfig& config);
 
 // Trains a segmentation model as the resolved config says and writes a model folder at
 // config.output (run_training's files, contract.json, model.safetensors at the best validation

@@ -6,6 +6,7 @@
 
 int main(int argc, char** argv) {
   graft::finetune::use_fitting_blas_kernels(argv);
+  graft::finetune::reuse_freed_memory();
   QApplication app(argc, argv);
   QApplication::setApplicationName("graft");
   QApplication::setOrganizationName("graft");

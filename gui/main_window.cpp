@@ -519,11 +519,12 @@ void MainWindow::show_image(std::shared_ptr<io::Image> image, const QString& sou
   window_presets_->blockSignals(false);
   apply_window(ct ? ct_window_presets()[1].window : automatic_window(*image_));
   setWindowTitle("graft - " + QFileInfo(source).fileName());
-  update_plan_report();
   show_hover(crosshair_);
   report(QString("opened %1: %2 x %3 x %4, %5 channel(s), %6")
              .arg(source).arg(n[0]).arg(n[1]).arg(n[2]).arg(image_->channels())
              .arg(text_of(io::dtype_name(image_->dtype()))));
+  choose_fitting_backbone();
+  update_plan_report();
 }
 
 std::array<SliceView*, 3> MainWindow::views() const { return {axial_, coronal_, sagittal_}; }
@@ -564,6 +565,32 @@ QString MainWindow::hover_text() const { return hover_->text(); }
 
 void MainWindow::apply_window(const Window& window) {
   for (SliceView* view : views()) view->set_window(window);
+}
+
+void MainWindow::choose_fitting_backbone() {
+  const std::string current = backbone_->currentText().toStdString();
+  if (current.empty() || !image_) return;
+  const bool planar = image_->geometry().size_xyz[2] == 1;
+  const auto fits = [&](const backbones::BackboneInfo& info) {
+    if (info.contract.spatial_dims == 3 && planar) return false;
+    try {
+      preprocess::make_plan(info.contract, *image_, 0);
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
+  if (fits(backbones::find_backbone(current))) return;
+  for (const auto& info : backbones::registered_backbones()) {
+    const QString name = text_of(info.name);
+    if (backbone_->findText(name) < 0 || !fits(info)) continue;
+    backbone_->setCurrentText(name);
+    const QString why = info.contract.spatial_dims == 2 && planar
+                            ? QString("a 2D backbone for this 2D image with %1 band(s)").arg(image_->channels())
+                            : QString("a backbone whose Contract takes this image");
+    report(QString("backbone %1 chosen: %2 does not fit this image; %1 is %3").arg(name, text_of(current), why));
+    return;
+  }
 }
 
 void MainWindow::update_plan_report() {

@@ -91,6 +91,9 @@ class MainWindow : public QMainWindow {
   void show_hover(const std::array<std::int64_t, 3>& voxel);
   void apply_window(const Window& window);
   void update_plan_report();
+  // When the chosen backbone cannot take the open image (a 3D one on a 2D image, or bands it
+  // lacks), picks the first registered backbone that can, and says so.
+  void choose_fitting_backbone();
   void apply_contract_defaults();
   void load_cases();
   void start_training(bool resume);

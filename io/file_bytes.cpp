@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <sys/stat.h>
@@ -69,6 +70,20 @@ void check_payload_fits(const std::string& path, const std::string& field,
                 " GiB of voxels, over the limit of " + std::to_string(limit_gib) +
                 " GiB (raise GRAFT_MAX_IMAGE_GIB to allow it)");
   }
+}
+
+bool has_hdf5_signature(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return false;
+  file.seekg(0, std::ios::end);
+  const auto size = static_cast<std::uint64_t>(file.tellg());
+  for (std::uint64_t offset = 0; offset + 8 <= size; offset = offset == 0 ? 512 : offset * 2) {
+    char signature[8];
+    file.seekg(static_cast<std::streamoff>(offset));
+    if (!file.read(signature, 8)) return false;
+    if (std::memcmp(signature, "\x89HDF\r\n\x1a\n", 8) == 0) return true;
+  }
+  return false;
 }
 
 }  // namespace graft::io

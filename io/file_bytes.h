@@ -15,6 +15,11 @@ std::vector<std::uint8_t> read_file_prefix(const std::string& path, std::size_t 
 
 bool is_gzip_file(const std::string& path);
 
+// HDF5's superblock signature at offset 0, or after a user block: at 512, 1024, 2048, ... bytes,
+// where the format specification has readers look, and where NeXus and beamline writers put XMP
+// or other metadata. No HDF5 library needed.
+bool has_hdf5_signature(const std::string& path);
+
 // a * b, saturating at the largest value, so absurd header sizes compare as huge, not wrapped.
 std::uint64_t saturating_multiply(std::uint64_t a, std::uint64_t b);
 

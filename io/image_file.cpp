@@ -61,7 +61,7 @@ FileFormat sniff_format(const std::string& path) {
     return FileFormat::kGdal;  // TIFF and BigTIFF
   }
   // Before GDAL, whose netCDF/HDF5 drivers would otherwise claim these files.
-  if (has(0, "\x89HDF\r\n\x1a\n", 8)) return FileFormat::kHdf5;
+  if (has_hdf5_signature(path)) return FileFormat::kHdf5;
   if (looks_like_dicom(path)) return FileFormat::kDicom;
   if (!head.empty() && gdal_can_read(path)) return FileFormat::kGdal;
   return FileFormat::kUnknown;

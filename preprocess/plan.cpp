@@ -52,6 +52,13 @@ Plan make_plan(const Contract& contract, const io::Image& image, std::uint64_t s
 }
 
 Plan make_plan(const Contract& contract, const io::Image& image, const PlanOptions& options) {
+  const auto& size = image.geometry().size_xyz;
+  // A volume backbone's resampling would stretch one slice into dozens of copies of itself.
+  if (contract.spatial_dims == 3 && size[2] == 1) {
+    throw Error(contract.name + " is the Contract of a 3D backbone, which takes volumes; the input is a 2D image (" +
+                std::to_string(size[0]) + " x " + std::to_string(size[1]) +
+                " x 1): choose a 2D backbone (`graft backbones` lists each backbone's dimensions)");
+  }
   Plan plan;
   plan.contract_name = contract.name;
   plan.input_geometry = image.geometry();

@@ -24,6 +24,7 @@ void report(const char* tag, const std::string& text) {
 
 int main(int argc, char** argv) {
   graft::finetune::use_fitting_blas_kernels(argv);
+  graft::finetune::reuse_freed_memory();
   CLI::App app{"GraftSegment: segment a volume with a graft model folder (3D Slicer CLI module)"};
   std::string input, output, model, probabilities, return_parameters;
   double overlap = 0.5;

@@ -256,14 +256,7 @@ std::optional<Vec3> axis_values(const nlohmann::json& attributes, const std::vec
 
 }  // namespace
 
-bool is_hdf5(const std::string& path) {
-  const std::vector<std::uint8_t> head = read_file_prefix(path, 8);
-  if (head.size() == 8 && std::memcmp(head.data(), "\x89HDF\r\n\x1a\n", 8) == 0) return true;
-  if (head.size() < 8) return false;
-  std::lock_guard<std::mutex> lock(library_mutex());
-  silence_library_errors();
-  return H5Fis_hdf5(path.c_str()) > 0;  // after a user block
-}
+bool is_hdf5(const std::string& path) { return has_hdf5_signature(path); }
 
 Hdf5Contents list_hdf5(const std::string& path) {
   std::lock_guard<std::mutex> lock(library_mutex());

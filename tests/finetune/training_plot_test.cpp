@@ -201,3 +201,37 @@ TEST(RunLogs, ResumedRunAppendsToItsLogsAndItsPlotKeepsTheEarlierEpochs) {
 
 }  // namespace
 }  // namespace graft::finetune
+
+namespace graft::finetune {
+namespace {
+
+TEST(RunLogs, MetricNamesSortNumbersAsNumbers) {
+  std::vector<std::string> names{"val_dice_10", "val_dice_2", "val_dice", "val_dice_100", "val_dice_1", "val_auc"};
+  std::sort(names.begin(), names.end(), metric_order);
+  EXPECT_EQ(names, (std::vector<std::string>{"val_auc", "val_dice", "val_dice_1", "val_dice_2", "val_dice_10",
+                                             "val_dice_100"}));
+}
+
+TEST(RunLogs, ManyClassesTableHasEveryClassInNumericOrderAndTheEpochLineOnlyTheExtremes) {
+  TrainEvent event = epoch_end(0, 0.5, 0.3);
+  for (int c = 1; c <= 12; ++c) event.metrics["val_dice_" + std::to_string(c)] = 0.05 * c;
+  event.metrics["val_dice_7"] = 0.99;  // best, though not the largest index
+  const std::string folder = graft::testing::temp_dir();
+  metrics_table_sink(folder, "val_dice", false)(event);
+  const std::string table = read_file(folder + "/metrics.csv");
+  const std::string header = table.substr(0, table.find('\n'));
+  std::string expected_header = "epoch,train_loss,val_dice,learning_rate,seconds";
+  for (int c = 1; c <= 12; ++c) expected_header += ",val_dice_" + std::to_string(c);
+  EXPECT_EQ(header, expected_header);
+  EXPECT_NE(table.find(",0.990000,"), std::string::npos);
+
+  EXPECT_EQ(metrics_summary(event.metrics),
+            "  val_dice 0.3000  worst: val_dice_1 0.0500 val_dice_2 0.1000 val_dice_3 0.1500"
+            "  best: val_dice_7 0.9900 val_dice_11 0.5500 val_dice_12 0.6000");
+  TrainEvent few = epoch_end(0, 0.5, 0.3);
+  for (int c = 1; c <= 3; ++c) few.metrics["val_dice_" + std::to_string(c)] = 0.1 * c;
+  EXPECT_EQ(metrics_summary(few.metrics), "  val_dice 0.3000  val_dice_1 0.1000  val_dice_2 0.2000  val_dice_3 0.3000");
+}
+
+}  // namespace
+}  // namespace graft::finetune

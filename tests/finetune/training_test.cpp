@@ -1,10 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <array>
 #include <filesystem>
 #include <map>
 #include <fstream>
 
 #include "backbones/checkpoint_file.h"
+#include "backbones/factory.h"
 #include "backbones/weight_loading.h"
 #include "datasets/manifest.h"
 #include "datasets/segmentation_data.h"
@@ -15,6 +17,7 @@
 #include "finetune/trainer.h"
 #include "io/error.h"
 #include "io/image_file.h"
+#include "tests/backbones/pytorch_reference.h"
 #include "tests/support/test_support.h"
 
 namespace graft::finetune {
@@ -215,6 +218,80 @@ TEST(SegmentationData, ForegroundOversamplingPutsForegroundInPatches) {
   }
 }
 
+TEST(RunConfig, UnsetSegmentationClassesComeFromDatasetJsonOrTheLargestLabel) {
+  const std::string folder = graft::testing::temp_dir();
+  EXPECT_EQ(resolve_run_config("", {}).classes, 0) << "a run that names no classes infers them";
+  EXPECT_EQ(resolve_run_config("", {"classes=4"}).classes, 4);
+
+  io::Geometry geometry;
+  geometry.size_xyz = {6, 5, 4};
+  io::Image image(io::DType::kF32, 1, geometry), label(io::DType::kU8, 1, geometry);
+  fs::create_directories(folder + "/imagesTr");
+  fs::create_directories(folder + "/labelsTr");
+  for (int c = 0; c < 2; ++c) {
+    label.data<std::uint8_t>()[7 + c] = static_cast<std::uint8_t>(3 + 2 * c);  // largest label: 5
+    io::write(image, folder + "/imagesTr/case" + std::to_string(c) + "_0000.nii.gz");
+    io::write(label, folder + "/labelsTr/case" + std::to_string(c) + ".nii.gz");
+  }
+  RunConfig config = resolve_run_config("", {"data.manifest=" + folder});
+  infer_segmentation_classes(config);
+  EXPECT_EQ(config.classes, 6);
+
+  std::ofstream(folder + "/dataset.json") << R"({"labels": {"background": 0, "liver": 1, "spleen": 2}})";
+  config = resolve_run_config("", {"data.manifest=" + folder});
+  infer_segmentation_classes(config);
+  EXPECT_EQ(config.classes, 3);
+  EXPECT_EQ(config.class_names, (std::vector<std::string>{"background", "liver", "spleen"}));
+
+  std::ofstream(folder + "/dataset.json") << R"({"labels": {"background": 0, "tumor": [1, 2]}})";
+  config = resolve_run_config("", {"data.manifest=" + folder});
+  const std::string message = graft::testing::error_message([&] { infer_segmentation_classes(config); });
+  EXPECT_NE(message.find("dataset.json: label 'tumor' is a region"), std::string::npos) << message;
+}
+
+// A checkpoint as MedicalNet's own train.py saves it, backbone and conv_seg head together, written
+// by the independent PyTorch model in tests/tools/med3d_reference.py.
+TEST(MedicalNetCheckpoint, BackboneDropsItsHeadWithANoteAndTheMedicalNetHeadLoadsIt) {
+  const std::string python = graft::testing::python_with("torch");
+  ASSERT_FALSE(python.empty()) << "Debian python3-torch writes the reference checkpoint";
+  const std::string folder = graft::testing::temp_dir();
+  std::string output;
+  ASSERT_EQ(graft::testing::run_command(python + " " GRAFT_SOURCE_DIR "/tests/tools/med3d_reference.py --depth 10 "
+                                        "--with-head --classes 3 --out-dir " + folder, &output), 0) << output;
+  const std::string checkpoint = folder + "/zip.pth";
+
+  auto backbone = backbones::create_backbone("med3d-resnet10");
+  const backbones::LoadReport backbone_report = backbones::load_weights(*backbone, checkpoint);  // strict
+  EXPECT_TRUE(backbone_report.clean()) << backbone_report.summary();
+  EXPECT_NE(backbone_report.summary().find("classifier tensors not used by the backbone: conv_seg.0.weight"),
+            std::string::npos) << backbone_report.summary();
+  backbones::testing::expect_resnet_features_match(*backbone, folder);
+
+  RunConfig config = default_run_config();
+  config.head = "medicalnet";
+  config.classes = 3;
+  auto model = build_model(config);
+  backbones::load_weights(model->backbone(), checkpoint);
+  const backbones::LoadReport head_report = load_medicalnet_head(model->head(), checkpoint, 3);
+  EXPECT_TRUE(head_report.clean()) << head_report.summary();
+  for (const char* name : {"conv_seg.0.weight", "conv_seg.1.running_mean", "conv_seg.3.weight", "conv_seg.6.weight"}) {
+    EXPECT_NE(std::find(head_report.loaded.begin(), head_report.loaded.end(), name), head_report.loaded.end()) << name;
+  }
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor logits = model->forward_before_upsampling(backbones::testing::npy_tensor(folder + "/input.npy"));
+  const torch::Tensor expected = backbones::testing::npy_tensor(folder + "/seg.npy");
+  ASSERT_EQ(logits.sizes(), expected.sizes());
+  EXPECT_LT(backbones::testing::max_relative_difference(logits, expected), 1e-4);
+
+  config.classes = 5;  // fine-tuning to other classes: the last layer starts afresh
+  auto other = build_model(config);
+  const backbones::LoadReport other_report = load_medicalnet_head(other->head(), checkpoint, 5);
+  EXPECT_NE(other_report.summary().find("conv_seg.6.weight has 3 classes and this run 5"), std::string::npos)
+      << other_report.summary();
+  EXPECT_EQ(other_report.loaded.size(), head_report.loaded.size() - 1);
+}
+
 TEST(SlidingWindow, StartsCoverTheAxisEvenly) {
   EXPECT_EQ(window_starts(10, 16, 0.5), (std::vector<std::int64_t>{0}));
   EXPECT_EQ(window_starts(64, 32, 0.5), (std::vector<std::int64_t>{0, 16, 32}));
@@ -242,6 +319,73 @@ TEST(SlidingWindow, LabelsCoverAnyVolumeSizeAndMatchTheFullProbabilityArgmax) {
     ASSERT_EQ(result.labels.data<std::uint8_t>()[i], p1 > p0 ? 1 : 0);
   }
 }
+
+// Every window's softmax, Gaussian-weighted and summed over the whole volume at once: the
+// definition the slab-by-slab ring buffer must reproduce.
+torch::Tensor whole_volume_probabilities(SegmentationModelImpl& model, const torch::Tensor& volume,
+                                         const std::array<std::int64_t, 3>& patch_zyx, double overlap) {
+  torch::NoGradGuard no_grad;
+  model.eval();
+  const std::int64_t depth = volume.size(1), height = volume.size(2), width = volume.size(3);
+  std::vector<torch::Tensor> axes;
+  for (int a = 0; a < 3; ++a) {
+    const torch::Tensor x = torch::arange(patch_zyx[a], torch::kFloat64) - (patch_zyx[a] - 1) / 2.0;
+    axes.push_back(torch::exp(-0.5 * (x / (patch_zyx[a] / 8.0)).pow(2)));
+  }
+  torch::Tensor gaussian = axes[0].view({-1, 1, 1}) * axes[1].view({1, -1, 1}) * axes[2].view({1, 1, -1});
+  gaussian = gaussian / gaussian.max();
+  torch::Tensor sums = torch::zeros({model.classes(), depth, height, width}, torch::kFloat64);
+  torch::Tensor weights = torch::zeros({depth, height, width}, torch::kFloat64);
+  for (std::int64_t z : window_starts(depth, patch_zyx[0], overlap)) {
+    for (std::int64_t y : window_starts(height, patch_zyx[1], overlap)) {
+      for (std::int64_t x : window_starts(width, patch_zyx[2], overlap)) {
+        const torch::Tensor input = volume.narrow(1, z, patch_zyx[0]).narrow(2, y, patch_zyx[1]).narrow(3, x, patch_zyx[2]);
+        const torch::Tensor p = torch::softmax(model.forward(input.unsqueeze(0)), 1)[0].to(torch::kFloat64);
+        sums.narrow(1, z, patch_zyx[0]).narrow(2, y, patch_zyx[1]).narrow(3, x, patch_zyx[2]) += p * gaussian;
+        weights.narrow(0, z, patch_zyx[0]).narrow(1, y, patch_zyx[1]).narrow(2, x, patch_zyx[2]) += gaussian;
+      }
+    }
+  }
+  return sums / weights;
+}
+
+// The U-Net head's logits are at full resolution; the MedicalNet head's are upsampled 4x inside the
+// prediction's fused upsample-softmax-accumulate pass, checked here against LibTorch's own.
+class SlidingWindowHeads : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SlidingWindowHeads, SlabsAlongWhicheverAxisHasMostWindowsMatchTheWholeVolumeSum) {
+  torch::manual_seed(1);
+  RunConfig config = default_run_config();
+  config.head = GetParam();
+  config.classes = 7;
+  auto model = build_model(config);
+  // The most windows lie along z, y and x in turn; their starts along 30 voxels (0, 4, 9, ...) are
+  // not multiples of the 8-plane ring, so windows wrap around it.
+  for (const std::array<std::int64_t, 3>& size_xyz : std::vector<std::array<std::int64_t, 3>>{
+           {16, 12, 30}, {12, 30, 16}, {30, 16, 12}}) {
+    io::Geometry geometry;
+    geometry.size_xyz = size_xyz;
+    io::Image image(io::DType::kF32, 1, geometry);
+    for (std::int64_t i = 0; i < image.element_count(); ++i) image.data<float>()[i] = std::sin(0.07f * i) + 0.01f * (i % 13);
+    SlidingWindowOptions options;
+    options.patch_xyz = {8, 8, 8};
+    options.overlap_fraction = 0.4;
+    options.keep_probabilities = true;
+    options.windows_per_batch = 3;
+    auto result = predict_sliding_window(*model, image, options);
+    const torch::Tensor volume = torch::from_blob(image.data<float>(), {1, size_xyz[2], size_xyz[1], size_xyz[0]});
+    const torch::Tensor expected = whole_volume_probabilities(*model, volume, {8, 8, 8}, 0.4);
+    const torch::Tensor got = torch::from_blob(result.probabilities->data<float>(), expected.sizes(), torch::kFloat32);
+    EXPECT_LT((got.to(torch::kFloat64) - expected).abs().max().item<double>(), 1e-5) << size_xyz[0] << "x" << size_xyz[1] << "x" << size_xyz[2];
+    const torch::Tensor labels = torch::from_blob(result.labels.data<std::uint8_t>(), expected.sizes().slice(1), torch::kUInt8);
+    const auto top2 = expected.topk(2, 0);
+    const torch::Tensor decided = (std::get<0>(top2)[0] - std::get<0>(top2)[1]) > 1e-5;
+    EXPECT_TRUE(labels.to(torch::kLong).masked_select(decided).equal(std::get<1>(top2)[0].masked_select(decided)));
+    EXPECT_GT(decided.sum().item<std::int64_t>(), image.element_count() * 9 / 10);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Heads, SlidingWindowHeads, ::testing::Values("unet", "medicalnet"));
 
 RunConfig tiny_config(const std::string& output, const std::string& manifest) {
   RunConfig config = default_run_config();

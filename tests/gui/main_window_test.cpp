@@ -25,6 +25,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "backbones/registry.h"
 #include "datasets/synthetic_volumes.h"
 #include "finetune/blas_kernels.h"
 #include "gui/main_window.h"
@@ -287,9 +288,16 @@ class MainWindowTest : public QObject {
       QVERIFY2(window.hover_text().contains("value " + QString::number(centre, 'g', 6)), qPrintable(window.hover_text()));
       if (file == "dicom/ct-j2k-series") screenshot(window, "02_ct_dicom");
       if (file == "geotiff/rasterio/RGB.byte.tif") {
-        // The backbone picker warns that the 3D Med3D backbone does not fit a 2D raster.
-        QVERIFY(child<QPlainTextEdit>(window, "plan_warnings")->toPlainText().contains("3D and the image is 2D"));
+        // A 3D backbone cannot take a 2D raster: the app picks a 2D one that takes its 3 bands.
+        const QString chosen = child<QComboBox>(window, "backbone")->currentText();
+        const auto& contract = backbones::find_backbone(chosen.toStdString()).contract;
+        QCOMPARE(contract.spatial_dims, 2);
+        QVERIFY2(window.last_message().contains("backbone " + chosen + " chosen"), qPrintable(window.last_message()));
+        QVERIFY2(!child<QPlainTextEdit>(window, "plan_warnings")->toPlainText().contains("No Plan"),
+                 qPrintable(child<QPlainTextEdit>(window, "plan_warnings")->toPlainText()));
         screenshot(window, "03_geotiff");
+        child<QComboBox>(window, "backbone")->setCurrentText("med3d-resnet10");
+        QVERIFY(child<QPlainTextEdit>(window, "plan_warnings")->toPlainText().contains("3D and the image is 2D"));
       }
     }
     QVERIFY2(offered.size() >= 2, "the NetCDF file offers its variables");

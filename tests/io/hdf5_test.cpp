@@ -126,6 +126,31 @@ TEST(Hdf5, ASampleWrittenByH5pyReadsTheSameInGraft) {
   EXPECT_FALSE(hdf5_has_dataset(path, "/nope"));
 }
 
+TEST(Hdf5, AFileWithAUserBlockReadsLikeH5pyReadsIt) {
+  ASSERT_FALSE(graft::testing::python_with("h5py").empty()) << "Debian python3-h5py writes the file";
+  const std::string folder = graft::testing::temp_dir();
+  const std::string path = folder + "/beamline.nxs";  // no .h5 extension: found by its signature
+  ASSERT_EQ(graft::testing::run_command("/usr/bin/python3 " GRAFT_SOURCE_DIR "/tests/tools/h5py_reference.py "
+                                        "--make-userblock " + path), 0);
+  ASSERT_GE(fs::file_size(path), 32768u);
+  EXPECT_EQ(sniff_format(path), FileFormat::kHdf5);
+  const auto reference = graft::testing::python_reference("h5py_reference.py", "h5py", {path});
+  ASSERT_EQ(reference.size(), 1u);
+  expect_same_as_h5py(path, reference[0]);
+
+  std::string output;
+  ASSERT_EQ(graft::testing::run_command(std::string(GRAFT_EXECUTABLE) + " info " + path + " 2>&1", &output), 0) << output;
+  EXPECT_NE(output.find("/scans/a/image"), std::string::npos) << output;
+  ASSERT_EQ(graft::testing::run_command(std::string(GRAFT_EXECUTABLE) + " convert " + path +
+                                        " --dataset /scans/a/image " + folder + "/image.nii 2>&1", &output), 0)
+      << output;
+  const Image converted = read(folder + "/image.nii");
+  const Image direct = read_hdf5(path, "/scans/a/image");
+  ASSERT_EQ(converted.geometry().size_xyz, direct.geometry().size_xyz);
+  ASSERT_EQ(converted.channels(), direct.channels());
+  for (std::int64_t i = 0; i < direct.element_count(); ++i) ASSERT_EQ(converted.value_at(i), direct.value_at(i)) << i;
+}
+
 TEST(Hdf5, RealNetcdfAndHologramFilesReadLikeH5py) {
   if (graft::testing::python_with("h5py").empty()) GTEST_SKIP() << "Debian python3-h5py is not installed";
   const auto files = reference_files();

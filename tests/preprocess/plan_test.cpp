@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/error.h"
+#include "tests/support/test_support.h"
 
 namespace graft::preprocess {
 namespace {
@@ -61,6 +62,23 @@ double dice(const Image& a, const Image& b, int label) {
     total += in_a + in_b;
   }
   return 2.0 * both / total;
+}
+
+TEST(Plan, AVolumeContractRefusesASingleSliceImageNamingItsDimensions) {
+  Contract contract = full_contract();
+  contract.name = "med3d-resnet10";
+  contract.resize = ResizeRule::kSize;
+  contract.target_size_xyz = {448, 448, 56};
+  io::Geometry scene;
+  scene.size_xyz = {757, 711, 1};
+  const Image image(io::DType::kU8, 3, scene);
+  const std::string message = graft::testing::error_message([&] { make_plan(contract, image, 0); });
+  EXPECT_NE(message.find("med3d-resnet10 is the Contract of a 3D backbone"), std::string::npos) << message;
+  EXPECT_NE(message.find("2D image (757 x 711 x 1)"), std::string::npos) << message;
+  Contract flat;
+  flat.name = "a 2D backbone's";
+  flat.spatial_dims = 2;
+  EXPECT_NO_THROW(make_plan(flat, image, 0));
 }
 
 TEST(Plan, FillsInEveryStepWithNumbers) {

@@ -129,11 +129,15 @@ TEST(SlicerModule, RunTheSlicerWayOnBrainNrrdWritesALabelMapOnTheInputGrid) {
   EXPECT_EQ(run_command(kModule + " " + input + " " + folder + "/x.nrrd", &output), 2) << output;
 }
 
+// Finished outputs. A case being written is a hidden ".partial-PID-CASE_seg.nii.gz" beside them
+// (named with the output's extension, which picks its writer), so it is not one of them: counting
+// it made a run killed mid-write look one case further along than it was.
 std::vector<std::string> outputs_in(const std::string& folder) {
   std::vector<std::string> names;
   if (!fs::exists(folder)) return names;
   for (const auto& entry : fs::directory_iterator(folder)) {
     const std::string name = entry.path().filename().string();
+    if (name.front() == '.') continue;
     if (name.size() > 11 && name.compare(name.size() - 11, 11, "_seg.nii.gz") == 0) names.push_back(name);
   }
   std::sort(names.begin(), names.end());
@@ -198,6 +202,36 @@ TEST(BatchPredict, KilledHalfwayAndRestartedFinishesEveryCaseWithoutRecomputing)
   for (const auto& entry : fs::directory_iterator(folder + "/killed")) {
     EXPECT_EQ(entry.path().filename().string().find(".partial"), std::string::npos) << entry.path();
   }
+}
+
+// What a run killed while writing leaves, made on purpose: one finished output and the hidden
+// partial file of the next. The restart skips the first, redoes the second and removes the partial.
+TEST(BatchPredict, APartialFileOfAKilledRunIsNotAFinishedCase) {
+  const std::string folder = graft::testing::temp_dir();
+  const std::string model = tiny_model(folder);
+  write_volumes(folder + "/scans", 3, 700, false);
+  std::string output;
+  ASSERT_EQ(run_command(graft::testing::graft_executable() + " predict --model " + model + " " + folder +
+                            "/scans --output " + folder + "/whole", &output), 0) << output;
+  const std::vector<std::string> names = outputs_in(folder + "/whole");
+  ASSERT_EQ(names.size(), 3u);
+  fs::create_directories(folder + "/killed");
+  fs::copy_file(folder + "/whole/" + names[0], folder + "/killed/" + names[0]);
+  const pid_t gone = fork();  // the killed run's process id: one that no longer exists
+  if (gone == 0) _exit(0);
+  waitpid(gone, nullptr, 0);
+  const std::string partial = folder + "/killed/.partial-" + std::to_string(gone) + "-" + names[1];
+  std::ofstream(partial) << "half a gzip stream";
+  EXPECT_EQ(outputs_in(folder + "/killed"), std::vector<std::string>{names[0]});
+
+  ASSERT_EQ(run_command(graft::testing::graft_executable() + " predict --model " + model + " " + folder +
+                            "/scans --output " + folder + "/killed", &output), 0) << output;
+  EXPECT_NE(output.find("1 skipped"), std::string::npos) << output;
+  EXPECT_FALSE(fs::exists(partial));
+  EXPECT_EQ(outputs_in(folder + "/killed"), names);
+  const auto redone = graft::io::read(folder + "/killed/" + names[1]), reference = graft::io::read(folder + "/whole/" + names[1]);
+  ASSERT_EQ(redone.byte_count(), reference.byte_count());
+  EXPECT_EQ(std::memcmp(redone.bytes(), reference.bytes(), redone.byte_count()), 0);
 }
 
 TEST(BatchPredict, ShardsSplitTheCasesAndFailuresAreListedWhileOthersComplete) {

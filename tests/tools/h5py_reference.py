@@ -2,6 +2,8 @@
 """h5py's view of HDF5 files, for graft's HDF5 reader tests.
 
 Usage: h5py_reference.py FILE...
+       h5py_reference.py --make-userblock FILE   the same sample after a 32 KiB user block that
+                                       holds XMP text, as NeXus and beamline writers make them
        h5py_reference.py --make FILE   writes a sample with groups, gzip chunks, a 4D uint16 image with
                                        spacing/origin, int64 and float datasets, and string, vlen-string,
                                        scalar and array attributes
@@ -66,8 +68,8 @@ def describe(path):
     return out
 
 
-def make(path):
-    with h5py.File(path, "w") as f:
+def make(path, userblock_size=0):
+    with h5py.File(path, "w", userblock_size=userblock_size) as f:
         f.attrs["title"] = "graft sample"
         f.attrs["version"] = np.int32(3)
         image = (np.arange(2 * 3 * 4 * 5, dtype=np.uint16) * 7 % 1000).reshape(2, 3, 4, 5)
@@ -87,6 +89,11 @@ def make(path):
 if __name__ == "__main__":
     if sys.argv[1] == "--make":
         make(sys.argv[2])
+        sys.exit(0)
+    if sys.argv[1] == "--make-userblock":
+        make(sys.argv[2], userblock_size=32768)
+        with open(sys.argv[2], "r+b") as f:  # the user block is the writer's: h5py leaves it zeroed
+            f.write(b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"/>')
         sys.exit(0)
     for path in sys.argv[1:]:
         print(json.dumps(describe(path)))

@@ -38,9 +38,7 @@ class MedicalNetHeadImpl : public nn::Module {
         nn::BatchNorm3d(32), nn::ReLU(),
         nn::Conv3d(nn::Conv3dOptions(32, classes, 1).bias(false))));
   }
-  torch::Tensor forward(const std::vector<torch::Tensor>& features, torch::IntArrayRef size) {
-    return upsample_to(conv_seg->forward(features.back()), size);
-  }
+  torch::Tensor forward(const std::vector<torch::Tensor>& features) { return conv_seg->forward(features.back()); }
   nn::Sequential conv_seg{nullptr};
 };
 
@@ -138,6 +136,11 @@ SegmentationModelImpl::SegmentationModelImpl(std::shared_ptr<backbones::Backbone
 }
 
 torch::Tensor SegmentationModelImpl::forward(const torch::Tensor& input) {
+  const torch::Tensor logits = forward_before_upsampling(input);
+  return upsample_to(logits, input.sizes().slice(2));
+}
+
+torch::Tensor SegmentationModelImpl::forward_before_upsampling(const torch::Tensor& input) {
   // A 2D backbone sees (B, C, 1, H, W) patches of a one-slice grid as (B, C, H, W) images.
   const bool planar = backbone_->spatial_dims() == 2;
   if (planar && (input.dim() != 5 || input.size(2) != 1)) {
@@ -146,10 +149,9 @@ torch::Tensor SegmentationModelImpl::forward(const torch::Tensor& input) {
   }
   const torch::Tensor image = planar ? input.squeeze(2) : input;
   const auto features = backbone_->features(image);
-  const torch::IntArrayRef size = image.sizes().slice(2);
   torch::Tensor logits;
   if (head_kind_ == HeadKind::kMedicalNet) {
-    logits = static_cast<MedicalNetHeadImpl&>(*head_).forward(features, size);
+    logits = static_cast<MedicalNetHeadImpl&>(*head_).forward(features);
   } else if (planar) {
     logits = static_cast<UNetHeadImpl<2>&>(*head_).forward(features, image);
   } else {

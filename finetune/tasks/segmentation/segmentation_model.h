@@ -24,6 +24,11 @@ class SegmentationModelImpl : public torch::nn::Module {
  public:
   SegmentationModelImpl(std::shared_ptr<backbones::BackboneImpl> backbone, HeadKind head, int classes);
   torch::Tensor forward(const torch::Tensor& input);
+  // The logits before the head's last upsampling to the input, at a quarter of the input's size
+  // for the MedicalNet head (whose forward upsamples them trilinearly, align_corners false) and at
+  // the input's for the U-Net head: prediction with many classes upsamples them window by window
+  // together with the softmax instead of holding every class at full resolution.
+  torch::Tensor forward_before_upsampling(const torch::Tensor& input);
 
   backbones::BackboneImpl& backbone() { return *backbone_; }
   torch::nn::Module& head() { return *head_; }

@@ -17,6 +17,7 @@
 
 #include "io/atomic_file.h"
 #include "io/error.h"
+#include "io/file_bytes.h"
 
 namespace graft::io {
 
@@ -268,6 +269,17 @@ Image read_gdal(const std::string& path, const GdalReadOptions& options) {
     geometry.geotransform.reset();
   }
   geometry.validate(path);
+  // An uncompressed TIFF stores every pixel it has, so its size bounds them: a damaged header
+  // claiming thousands of bands is refused here, before the image's memory is reserved.
+  const char* compression = dataset->GetMetadataItem("COMPRESSION", "IMAGE_STRUCTURE");
+  if (info.driver == "GTiff" && options.overview < 0 && (compression == nullptr || *compression == '\0')) {
+    const std::uint64_t payload = saturating_multiply(
+        saturating_multiply(static_cast<std::uint64_t>(bands.size()), dtype_size_bytes(dtype)),
+        saturating_multiply(static_cast<std::uint64_t>(window.width), static_cast<std::uint64_t>(window.height)));
+    check_payload_fits(path, std::to_string(bands.size()) + " bands of " + std::to_string(window.width) + " x " +
+                                 std::to_string(window.height) + " " + dtype_name(dtype) + " pixels, uncompressed,",
+                       payload, file_size_bytes(path));
+  }
   Image image = Image::uninitialized(dtype, static_cast<std::int64_t>(bands.size()), geometry);
 
   const std::size_t element = dtype_size_bytes(dtype);

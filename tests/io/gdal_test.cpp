@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "io/raster/gdal_raster.h"
@@ -87,6 +88,49 @@ void expect_same_voxels(const Image& ours, const Image& expected) {
   ASSERT_EQ(ours.dtype(), expected.dtype());
   ASSERT_EQ(ours.byte_count(), expected.byte_count());
   EXPECT_EQ(std::memcmp(ours.bytes(), expected.bytes(), ours.byte_count()), 0);
+}
+
+// A 20 KB uncompressed TIFF whose header claims 16000 bands of 1000 x 1000 pixels (16 GB).
+std::string tiff_claiming_many_bands(const std::string& path) {
+  std::string bytes = std::string("II") + '\x2a' + '\0' + std::string("\x08\0\0\0", 4);
+  auto put16 = [&](std::uint16_t v) { bytes += static_cast<char>(v & 0xff); bytes += static_cast<char>(v >> 8); };
+  auto put32 = [&](std::uint32_t v) { for (int k = 0; k < 4; ++k) bytes += static_cast<char>((v >> (8 * k)) & 0xff); };
+  const std::uint16_t entries = 10;
+  const std::uint32_t data_offset = 8 + 2 + entries * 12 + 4;
+  put16(entries);
+  auto entry = [&](std::uint16_t tag, std::uint16_t type, std::uint32_t value) {
+    put16(tag);
+    put16(type);
+    put32(1);
+    if (type == 3) {
+      put16(static_cast<std::uint16_t>(value));
+      put16(0);
+    } else {
+      put32(value);
+    }
+  };
+  entry(256, 3, 1000);           // ImageWidth
+  entry(257, 3, 1000);           // ImageLength
+  entry(258, 3, 8);              // BitsPerSample
+  entry(259, 3, 1);              // Compression: none
+  entry(262, 3, 1);              // Photometric: min-is-black
+  entry(273, 4, data_offset);    // StripOffsets
+  entry(277, 3, 16000);          // SamplesPerPixel
+  entry(278, 3, 1000);           // RowsPerStrip
+  entry(279, 4, 16000000000u % 4294967296u);  // StripByteCounts (wrapped, as a damaged header has it)
+  entry(284, 3, 1);              // PlanarConfiguration: contiguous
+  put32(0);
+  bytes.resize(20000, '\0');
+  std::ofstream(path, std::ios::binary) << bytes;
+  return path;
+}
+
+TEST(Gdal, AnUncompressedTiffClaimingMorePixelsThanItHoldsIsRefusedBeforeAllocating) {
+  const std::string path = tiff_claiming_many_bands(graft::testing::temp_dir() + "/bands.tif");
+  const std::string message = graft::testing::error_message([&] { read(path); });
+  EXPECT_NE(message.find("16000 bands of 1000 x 1000 u8 pixels, uncompressed, needs 16000000000 bytes"),
+            std::string::npos) << message;
+  EXPECT_NE(message.find("the file holds at most 20000"), std::string::npos) << message;
 }
 
 TEST(Gdal, InfoAgreesWithGdalinfoOnEveryGeoTiff) {

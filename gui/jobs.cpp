@@ -45,6 +45,7 @@ void PredictionJob::run() {
     switch (model.task()) {
       case finetune::Task::kDetection:
         result.boxes = finetune::Detector(model).detect(*image_, source_.toStdString());
+        result.score_threshold = model.config().detection.score_threshold;
         break;
       case finetune::Task::kSegmentation:
         result.labels = std::make_shared<io::Image>(finetune::Predictor(model).predict(*image_).labels);

@@ -44,6 +44,7 @@ struct PredictionResult {
   finetune::Task task = finetune::Task::kSegmentation;  // segmentation or detection
   std::shared_ptr<io::Image> labels;    // segmentation: on the input's grid
   std::vector<io::Box> boxes;           // detection: on the input's grid
+  double score_threshold = 0.0;         // detection: the model's detection.score_threshold
   std::vector<std::string> class_names;
 };
 

@@ -431,6 +431,19 @@ QWidget* MainWindow::build_predict_tab() {
     if (!written.isEmpty()) report("saved " + written.join(", "));
   });
   layout->addWidget(save_);
+  // Boxes scoring below this are hidden and not saved; a prediction sets it to the model's own
+  // detection.score_threshold, and raising it clears the low-scoring boxes of a weak detector.
+  auto* threshold_row = new QHBoxLayout;
+  threshold_row->addWidget(new QLabel("Show boxes scoring at least"));
+  box_threshold_ = new QDoubleSpinBox;
+  box_threshold_->setObjectName("box_threshold");
+  box_threshold_->setRange(0.0, 1.0);
+  box_threshold_->setDecimals(3);
+  box_threshold_->setSingleStep(0.05);
+  box_threshold_->setValue(finetune::default_run_config().detection.score_threshold);
+  connect(box_threshold_, &QDoubleSpinBox::valueChanged, this, [this] { show_boxes_above_threshold(); });
+  threshold_row->addWidget(box_threshold_);
+  layout->addLayout(threshold_row);
   prediction_summary_ = new QLabel;
   prediction_summary_->setObjectName("prediction_summary");
   prediction_summary_->setWordWrap(true);
@@ -495,6 +508,7 @@ void MainWindow::show_image(std::shared_ptr<io::Image> image, const QString& sou
   source_ = source;
   prediction_labels_.reset();
   prediction_boxes_.clear();
+  all_prediction_boxes_.clear();
   boxes_predicted_ = false;
   save_->setEnabled(false);
   prediction_summary_->clear();
@@ -565,6 +579,20 @@ QString MainWindow::hover_text() const { return hover_->text(); }
 
 void MainWindow::apply_window(const Window& window) {
   for (SliceView* view : views()) view->set_window(window);
+}
+
+void MainWindow::show_boxes_above_threshold() {
+  const double threshold = box_threshold_->value();
+  prediction_boxes_.clear();
+  for (const io::Box& box : all_prediction_boxes_) {
+    if (box.score >= threshold) prediction_boxes_.push_back(box);
+  }
+  for (SliceView* view : views()) view->set_boxes(prediction_boxes_);
+  if (boxes_predicted_) {
+    prediction_summary_->setText(QString("detection: %1 of %2 boxes score at least %3")
+                                     .arg(prediction_boxes_.size()).arg(all_prediction_boxes_.size())
+                                     .arg(threshold, 0, 'f', 3));
+  }
 }
 
 void MainWindow::choose_fitting_backbone() {
@@ -781,10 +809,12 @@ void MainWindow::start_prediction() {
       for (std::int64_t i = 0; i < prediction_labels_->element_count(); ++i) foreground += prediction_labels_->value_at(i) > 0;
       prediction_summary_->setText(QString("segmentation: %1 voxels labelled").arg(foreground));
     } else {
-      prediction_boxes_ = result.boxes;
+      all_prediction_boxes_ = result.boxes;
       boxes_predicted_ = true;  // possibly none: "nothing found" is a result to save too
-      for (SliceView* view : views()) view->set_boxes(prediction_boxes_);
-      prediction_summary_->setText(QString("detection: %1 boxes").arg(prediction_boxes_.size()));
+      box_threshold_->blockSignals(true);
+      box_threshold_->setValue(result.score_threshold);
+      box_threshold_->blockSignals(false);
+      show_boxes_above_threshold();
     }
     save_->setEnabled(true);
     report("prediction shown; " + prediction_summary_->text());

@@ -107,7 +107,10 @@ class MainWindow : public QMainWindow {
   QString source_;
   std::optional<io::DicomVolumeSource> dicom_source_;  // for DICOM SEG output
   std::shared_ptr<io::Image> prediction_labels_;
-  std::vector<io::Box> prediction_boxes_;
+  std::vector<io::Box> prediction_boxes_;      // those scoring at least box_threshold_
+  std::vector<io::Box> all_prediction_boxes_;  // every box the detector kept
+  QDoubleSpinBox* box_threshold_ = nullptr;
+  void show_boxes_above_threshold();
   bool boxes_predicted_ = false;
   std::vector<std::string> prediction_classes_;
   std::array<std::int64_t, 3> crosshair_{0, 0, 0};

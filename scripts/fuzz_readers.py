@@ -70,8 +70,8 @@ EDGE_VALUES = [0, 1, 2, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF, 0x10000
 
 def mutate(data, rng):
     data = bytearray(data)
-    header = min(len(data), 4096)
     for _ in range(rng.randint(1, 4)):
+        header = min(len(data), 4096)
         kind = rng.random()
         if kind < 0.35 and header:  # bit flips in the header
             for _ in range(rng.randint(1, 8)):

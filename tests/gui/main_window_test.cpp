@@ -7,6 +7,7 @@
 #include <QDir>
 #include <QDoubleSpinBox>
 #include <QElapsedTimer>
+#include <QLabel>
 #include <QLineEdit>
 #include <QMimeData>
 #include <QMouseEvent>
@@ -454,6 +455,22 @@ class MainWindowTest : public QObject {
     QVERIFY(!window.prediction_labels());
     QVERIFY(!window.prediction_boxes().empty());
     QVERIFY(window.prediction_boxes().size() <= 20);
+    // The threshold control starts at the model's own (the run file's 0.001) and hides the boxes
+    // scoring below it.
+    auto* threshold = child<QDoubleSpinBox>(window, "box_threshold");
+    QCOMPARE(threshold->value(), 0.001);
+    const std::vector<io::Box> all = window.prediction_boxes();
+    double middle = 0.0;
+    for (const io::Box& box : all) middle += box.score / all.size();
+    threshold->setValue(middle);
+    std::size_t expected = 0;
+    for (const io::Box& box : all) expected += box.score >= threshold->value();
+    QCOMPARE(window.prediction_boxes().size(), expected);
+    for (const io::Box& box : window.prediction_boxes()) QVERIFY(box.score >= threshold->value());
+    QVERIFY2(child<QLabel>(window, "prediction_summary")->text().contains(QString("%1 of %2 boxes").arg(expected).arg(all.size())),
+             qPrintable(child<QLabel>(window, "prediction_summary")->text()));
+    threshold->setValue(0.001);
+    QCOMPARE(window.prediction_boxes().size(), all.size());
     const QStringList written = window.save_prediction({});
     QCOMPARE(written.size(), 2);
     QCOMPARE(written[0], QString::fromStdString(root + "/case0_boxes.json"));

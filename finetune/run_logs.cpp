@@ -11,6 +11,7 @@
 
 #include "finetune/training_plot.h"
 #include "io/error.h"
+#include "io/text.h"
 
 namespace graft::finetune {
 namespace {
@@ -122,22 +123,6 @@ std::string metrics_summary(const std::map<std::string, double>& metrics, std::s
   return line;
 }
 
-namespace {
-
-std::vector<std::string> split_csv_header(const std::string& line) {
-  std::vector<std::string> cells;
-  std::size_t begin = 0;
-  while (begin <= line.size()) {
-    const std::size_t comma = line.find(',', begin);
-    cells.push_back(line.substr(begin, comma == std::string::npos ? std::string::npos : comma - begin));
-    if (comma == std::string::npos) break;
-    begin = comma + 1;
-  }
-  return cells;
-}
-
-}  // namespace
-
 TrainEventSink metrics_table_sink(const std::string& folder, const std::string& metric,
                                   bool resume) {
   const std::string path = folder + "/metrics.csv";
@@ -149,7 +134,7 @@ TrainEventSink metrics_table_sink(const std::string& folder, const std::string& 
     std::ifstream existing(path);
     std::string header;
     if (std::getline(existing, header) && !header.empty()) {
-      const std::vector<std::string> cells = split_csv_header(header);
+      const std::vector<std::string> cells = io::split_csv_line(header);
       if (cells.size() > 5) extra_columns->assign(cells.begin() + 5, cells.end());
       *header_written = true;
     }

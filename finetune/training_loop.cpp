@@ -1,7 +1,12 @@
 #include "finetune/training_loop.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -186,7 +191,7 @@ void save_checkpoint(LoopState& state, const TrainResult& result, const RunPosit
                              {"loss_scale", state.scaler.scale()},
                              {"loss_scale_good_steps", state.scaler.good_steps()}};
   archive.write("state", c10::IValue(saved.dump()));
-  io::write_atomically(state.checkpoint_path, [&](const std::string& temporary) { archive.save_to(temporary); });
+  io::write_atomically(state.checkpoint_path, [&](const std::string& temporary) { write_archive(archive, temporary); });
 }
 
 // One optimizer step on the next batch; returns the global batch's mean loss.
@@ -356,6 +361,29 @@ TrainResult run_training(const RunConfig& config, TrainingTask& task, const std:
   TrainEvent done{"done", result.epochs_run};
   emit(done);
   return result;
+}
+
+void write_archive(torch::serialize::OutputArchive& archive, const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(path + ": cannot open for writing (" + std::strerror(errno) + ")");
+  int write_errno = 0;
+  // Reports every byte as written, so LibTorch's zip writer never throws from its destructor; the
+  // first failure is kept and reported once the archive is complete.
+  archive.save_to([&](const void* data, std::size_t size) -> std::size_t {
+    const char* bytes = static_cast<const char*>(data);
+    for (std::size_t done = 0; write_errno == 0 && done < size;) {
+      const ssize_t written = ::write(fd, bytes + done, size - done);
+      if (written < 0 && errno == EINTR) continue;
+      if (written <= 0) {
+        write_errno = written < 0 ? errno : ENOSPC;
+        break;
+      }
+      done += static_cast<std::size_t>(written);
+    }
+    return size;
+  });
+  if (::close(fd) != 0 && write_errno == 0) write_errno = errno;
+  if (write_errno != 0) throw Error(path + ": writing the checkpoint failed (" + std::strerror(write_errno) + ")");
 }
 
 void load_best_weights(torch::nn::Module& model, const std::string& output) {

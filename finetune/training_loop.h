@@ -65,6 +65,11 @@ std::vector<ParameterGroup> parameter_groups(const TrainingTask& task, const Tra
 TrainResult run_training(const RunConfig& config, TrainingTask& task, const std::vector<TrainEventSink>& sinks,
                          bool resume);
 
+// Writes a LibTorch archive to `path` (not atomically: wrap it in io::write_atomically). A write that
+// fails, such as on a full disk, throws an Error naming the path and the system's reason, where
+// LibTorch's own file writer would end the process from a destructor.
+void write_archive(torch::serialize::OutputArchive& archive, const std::string& path);
+
 // Loads `output`/model.safetensors (the best epoch's weights) into `model`, strictly, in eval mode.
 void load_best_weights(torch::nn::Module& model, const std::string& output);
 

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <fstream>
@@ -15,6 +17,7 @@
 #include "finetune/run_config.h"
 #include "finetune/inference/sliding_window.h"
 #include "finetune/trainer.h"
+#include "finetune/training_loop.h"
 #include "io/error.h"
 #include "io/image_file.h"
 #include "tests/backbones/pytorch_reference.h"
@@ -491,6 +494,26 @@ TEST(Trainer, CancelMidEpochSavesACheckpointThatResumesToTheSameWeights) {
   EXPECT_EQ(resumed_steps, 1 + 3) << "the rest of epoch 0, then epoch 1";
   EXPECT_EQ(read_losses(folder + "/cancelled"), read_losses(folder + "/straight"));
   EXPECT_EQ(checkpoint_weights(cancelled, folder + "/cancelled"), checkpoint_weights(straight, folder + "/straight"));
+}
+
+TEST(Trainer, ACheckpointWriteOnAFullDiskIsAnErrorNamingTheFileAndAGoodOneReadsBack) {
+  const torch::Tensor weights = torch::arange(1 << 18, torch::kFloat32);  // 1 MB: past any write buffer
+  torch::serialize::OutputArchive archive;
+  archive.write("weights", weights);
+  try {
+    write_archive(archive, "/dev/full");
+    FAIL() << "a write to a full device succeeded";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("/dev/full"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find(std::strerror(ENOSPC)), std::string::npos) << error.what();
+  }
+  const std::string path = graft::testing::temp_dir() + "/checkpoint.pt";
+  write_archive(archive, path);
+  torch::serialize::InputArchive read_back;
+  read_back.load_from(path);
+  torch::Tensor loaded;
+  read_back.read("weights", loaded);
+  EXPECT_TRUE(torch::equal(loaded, weights));
 }
 
 TEST(Trainer, PredictorWritesLabelsOnTheInputGrid) {

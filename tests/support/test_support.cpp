@@ -30,6 +30,42 @@ std::string nibabel_data_dir() {
   return file_exists(candidate + "/anatomical.nii") ? candidate : "";
 }
 
+namespace {
+
+// Removes the current test's scratch folders when it ends; appended to gtest's listeners the first
+// time a test asks for a folder.
+class ScratchFolders : public ::testing::EmptyTestEventListener {
+ public:
+  static ScratchFolders& instance() {
+    static ScratchFolders* folders = [] {
+      auto* created = new ScratchFolders;
+      ::testing::UnitTest::GetInstance()->listeners().Append(created);  // gtest owns it from here
+      return created;
+    }();
+    return *folders;
+  }
+
+  void add(const std::filesystem::path& folder) { folders_.push_back(folder); }
+
+  void OnTestEnd(const ::testing::TestInfo& info) override {
+    const bool keep = info.result()->Failed() || std::getenv("GRAFT_KEEP_TEST_DIRS") != nullptr;
+    for (const auto& folder : folders_) {
+      std::error_code ignored;
+      if (keep) {
+        std::fprintf(stderr, "test scratch folder kept: %s\n", folder.c_str());
+      } else {
+        std::filesystem::remove_all(folder, ignored);
+      }
+    }
+    folders_.clear();
+  }
+
+ private:
+  std::vector<std::filesystem::path> folders_;
+};
+
+}  // namespace
+
 std::string temp_dir() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   std::string name = "graft-test-" + std::to_string(getpid());
@@ -37,6 +73,7 @@ std::string temp_dir() {
   const auto path = std::filesystem::temp_directory_path() / name;
   std::filesystem::remove_all(path);
   std::filesystem::create_directories(path);
+  ScratchFolders::instance().add(path);
   return path.string();
 }
 
@@ -115,6 +152,7 @@ std::string dicom_series_with_uids(const std::string& source_folder) {
   // Its own folder: temp_dir() starts afresh each time a test calls it.
   std::string pattern = (std::filesystem::temp_directory_path() / "graft-dicom-series-XXXXXX").string();
   if (!mkdtemp(pattern.data())) return "";
+  ScratchFolders::instance().add(pattern);
   const std::string folder = pattern + "/series";
   std::string output;
   if (run_command("cp -r '" + source_folder + "' '" + folder + "'", &output) != 0) return "";

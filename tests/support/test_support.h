@@ -16,7 +16,9 @@ namespace graft::testing {
 std::string shared_data_dir();
 // nibabel's own test files (Debian python3-nibabel); empty when absent.
 std::string nibabel_data_dir();
-// A fresh folder under the system temp dir, unique per test.
+// A fresh folder under the system temp dir, unique per test. It is removed when the test ends
+// without a failure (a suite leaves many GB of checkpoints and volumes otherwise); a failed test's
+// folder stays for inspection, as does every folder when GRAFT_KEEP_TEST_DIRS is set.
 std::string temp_dir();
 bool file_exists(const std::string& path);
 

@@ -7,6 +7,7 @@
 #   bash bench/run_ddp_scaling.sh [build-dir] [steps]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/machine.sh
 build=${1:-build}
 steps=${2:-20}
 work=$(mktemp -d)

@@ -14,6 +14,7 @@
 #   bash bench/run_dicom_bench.sh [build-dir] [runs]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/machine.sh
 build=${1:-build}
 runs=${2:-5}
 python=/usr/bin/python3

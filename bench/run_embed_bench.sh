@@ -9,6 +9,7 @@
 #   bash bench/run_embed_bench.sh [build-dir] [threads] [rounds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/machine.sh
 build=${1:-build}
 threads=${2:-2}
 rounds=${3:-9}

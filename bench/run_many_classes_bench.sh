@@ -24,7 +24,7 @@ mask=$shared/nifti/example_seg.nii.gz
 [ -f "$ct" ] || { echo "bench: $ct is missing (../shared/data)" >&2; exit 1; }
 $python -c "import nibabel, numpy" 2>/dev/null ||
   { echo "bench: $python needs python3-nibabel and python3-numpy" >&2; exit 1; }
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+source bench/machine.sh
 
 mkdir -p "$work"
 # 118 classes: the mask as it is (labels up to 117); 14: labels 1-117 folded 9 to 1; 2: foreground.

@@ -9,6 +9,7 @@
 #   bash bench/run_pneumonia.sh [build-dir] [work-dir] [fine-tune epochs]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/machine.sh
 build=${1:-build}
 work=${2:-/tmp/graft-pneumonia}
 epochs=${3:-3}

@@ -8,6 +8,7 @@
 set -euo pipefail
 device=${1:-cpu}
 build_dir=${2:-$(dirname "$0")/../build}
+source "$(dirname "$0")/machine.sh"
 bench="$build_dir/bench/finetune_bench"
 [ -x "$bench" ] || { echo "run_precision_bench: $bench is not built" >&2; exit 1; }
 

@@ -47,6 +47,14 @@ void add_contract_choice(CLI::App* command, ContractChoice& contract) {
                     "bands the backbone expects and the input lacks are zero after normalisation");
 }
 
+// Every command that reads a DICOM series' voxels offers the same choices, with the same words.
+void add_dicom_reading(CLI::App* command, io::DicomReadOptions& dicom) {
+  command->add_flag(
+      "--correct-tilt", dicom.correct_tilt,
+      "DICOM: resample a series with gantry tilt (sheared slices) onto an orthogonal grid, "
+      "linearly, as dcm2niix does; without it such a series is refused");
+}
+
 void add_weights(CLI::App* command, std::string& weights, bool& lenient) {
   command->add_option("--weights", weights, "checkpoint (torch.save or safetensors)");
   command->add_flag("--lenient", lenient, "load what fits and report the rest");
@@ -63,6 +71,7 @@ void define_commands(CLI::App& app, CommandLine& l) {
       ->required();
   info->add_flag("--json", l.info.json, "print JSON with the same keys for every format");
   info->add_option("--dataset", l.info.dataset, "HDF5: describe this dataset as an image (without: list them all)");
+  add_dicom_reading(info, l.info.dicom);
 
   auto* convert = app.add_subcommand("convert", "convert between formats, keeping geometry");
   add_input(convert, l.convert.input, "any readable image")->required();
@@ -74,6 +83,7 @@ void define_commands(CLI::App& app, CommandLine& l) {
   convert->add_option("--segment-names", l.convert.segment_names, "DICOM SEG: names of labels 1, 2, ... (a,b,c)");
   convert->add_flag("--anonymize", l.convert.anonymize, "DICOM SEG: de-identify (DICOM PS3.15 basic profile)");
   add_geotiff(convert, l.convert.geotiff);
+  add_dicom_reading(convert, l.convert.dicom);
 
   auto* stack = app.add_subcommand("stack", "stack one-band rasters (Sentinel-2, Landsat) into one image");
   stack->add_option("output,--output", l.stack.output, "the stacked image (.tif keeps the CRS)")->required();
@@ -87,6 +97,7 @@ void define_commands(CLI::App& app, CommandLine& l) {
   add_contract_choice(plan, l.plan.contract);
   add_input(plan, l.plan.input, "image file")->required();
   plan->add_flag("--json", l.plan.json, "print the Plan as JSON");
+  add_dicom_reading(plan, l.plan.dicom);
 
   auto* prep = app.add_subcommand("preprocess", "apply a backbone's Plan to an image");
   add_contract_choice(prep, l.preprocess.contract);
@@ -95,6 +106,7 @@ void define_commands(CLI::App& app, CommandLine& l) {
   prep->add_option("--plan-output,--plan-out", l.preprocess.plan_output, "save the Plan as JSON");
   prep->add_option("--labels", l.preprocess.labels, "a label map on the input's grid to transform too");
   prep->add_option("--labels-output,--labels-out", l.preprocess.labels_output, "where the transformed label map goes");
+  add_dicom_reading(prep, l.preprocess.dicom);
 
   auto* list = app.add_subcommand("backbones", "list registered backbones and their contracts");
   list->add_flag("--json", l.backbones.json, "print JSON");
@@ -134,6 +146,7 @@ void define_commands(CLI::App& app, CommandLine& l) {
                     "segmentation: a DICOM SEG output (.dcm) is de-identified (PS3.15 basic profile)");
   predict->add_option("--threads", l.predict.threads, "LibTorch threads (0: the cores shared among workers)");
   add_compute(predict, l.predict.compute);
+  add_dicom_reading(predict, l.predict.dicom);
 
   auto* evaluate = app.add_subcommand(
       "evaluate", "Dice, HD95 and surface Dice per label; for a boxes JSON, mAP, FROC, completeness and purity");

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "io/image_file.h"
+
 namespace graft::cli {
 
 // A GeoTIFF output's layout (convert, stack).
@@ -38,6 +40,7 @@ struct ComputeChoice {
 struct InfoOptions {
   std::string input, dataset;
   bool json = false;
+  io::DicomReadOptions dicom;
 };
 
 struct ConvertOptions {
@@ -45,6 +48,7 @@ struct ConvertOptions {
   std::string reference_dicom, segment_names;  // DICOM SEG outputs
   bool anonymize = false;
   GeoTiffOutput geotiff;
+  io::DicomReadOptions dicom;
 };
 
 struct StackOptions {
@@ -58,11 +62,13 @@ struct PlanOptions {
   ContractChoice contract;
   std::string input;
   bool json = false;
+  io::DicomReadOptions dicom;
 };
 
 struct PreprocessOptions {
   ContractChoice contract;
   std::string input, output, plan_output, labels, labels_output;
+  io::DicomReadOptions dicom;
 };
 
 struct BackbonesOptions {
@@ -94,6 +100,7 @@ struct PredictOptions {
   bool mirror = false, probabilities = false, anonymize = false, cloud_optimized = false;
   int workers = 1, threads = 0;
   ComputeChoice compute;
+  io::DicomReadOptions dicom;  // for every DICOM input of the batch
 };
 
 struct EvaluateOptions {

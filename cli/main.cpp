@@ -35,15 +35,33 @@ using graft::UsageError;
 namespace io = graft::io;
 namespace preprocess = graft::preprocess;
 
+// DICOM choices given for another format are refused rather than dropped, so nobody believes a
+// file was corrected that was not.
+void check_dicom_options(const std::string& path, const io::DicomReadOptions& dicom) {
+  if (!dicom.correct_tilt) return;
+  const io::FileFormat format = io::sniff_format(io::split_dicom_path(path).path);
+  if (format != io::FileFormat::kDicom) {
+    throw UsageError(path + ": --correct-tilt is for DICOM series, and this is " +
+                     io::format_name(format));
+  }
+}
+
 // io::read, or the named dataset of an HDF5 file.
-io::Image read_input(const std::string& path, const std::string& dataset) {
-  if (dataset.empty()) return io::read(path);
+io::Image read_input(const std::string& path, const std::string& dataset,
+                     const io::DicomReadOptions& dicom) {
+  check_dicom_options(path, dicom);
+  if (dataset.empty()) return io::read(path, dicom);
   if (io::sniff_format(path) != io::FileFormat::kHdf5) throw UsageError(path + ": --dataset is for HDF5 files");
   return io::read_hdf5(path, dataset);
 }
 
-int run_info(const std::string& path, const std::string& dataset, bool json) {
-  if (dataset.empty() && io::sniff_format(path) == io::FileFormat::kHdf5) {
+int run_info(const graft::cli::InfoOptions& l) {
+  const std::string& path = l.input;
+  const bool json = l.json;
+  check_dicom_options(path, l.dicom);
+  // FOLDER#SERIES names no file of its own: sniff the folder.
+  const io::DicomPath dicom = io::split_dicom_path(path);
+  if (l.dataset.empty() && io::sniff_format(dicom.path) == io::FileFormat::kHdf5) {
     const io::Hdf5Contents contents = io::list_hdf5(path);
     if (json)
       std::cout << io::hdf5_info_json(contents).dump(2) << "\n";
@@ -51,7 +69,6 @@ int run_info(const std::string& path, const std::string& dataset, bool json) {
       std::cout << path << "\n" << io::hdf5_info_text(contents);
     return 0;
   }
-  const io::DicomPath dicom = io::split_dicom_path(path);
   if (dicom.series.empty() && io::sniff_format(dicom.path) == io::FileFormat::kDicom) {
     // A DICOM folder holds any number of series: list them, with the selector for each.
     const auto series = io::find_dicom_series(dicom.path);
@@ -70,7 +87,7 @@ int run_info(const std::string& path, const std::string& dataset, bool json) {
       std::cout << path << "\n" << io::gdal_info_text(raster);
     return 0;
   }
-  const io::Image image = read_input(path, dataset);
+  const io::Image image = read_input(path, l.dataset, l.dicom);
   if (json)
     std::cout << io::image_info_json(image).dump(2) << "\n";
   else
@@ -84,7 +101,7 @@ int run_convert(const graft::cli::ConvertOptions& l) {
   const std::string &in = l.input, &out = l.output, &dtype = l.dtype;
   graft::cli::Progress progress("convert", 2);
   progress.step("read");
-  io::Image image = read_input(in, l.dataset);
+  io::Image image = read_input(in, l.dataset, l.dicom);
   if (io::is_dicom_seg_path(out)) {
     if (l.reference_dicom.empty()) {
       throw UsageError(
@@ -148,7 +165,7 @@ preprocess::PlanOptions plan_options(const graft::cli::ContractChoice& choice) {
 
 int run_plan(const graft::cli::PlanOptions& l) {
   const preprocess::Contract contract = contract_for(l.contract.backbone, l.contract.contract_path);
-  const io::Image image = io::read(l.input);
+  const io::Image image = read_input(l.input, "", l.dicom);
   const preprocess::Plan plan = preprocess::make_plan(contract, image, plan_options(l.contract));
   if (l.json)
     std::cout << preprocess::to_json(plan).dump(2) << "\n";
@@ -164,7 +181,7 @@ int run_preprocess(const graft::cli::PreprocessOptions& l) {
   const preprocess::Contract contract = contract_for(l.contract.backbone, l.contract.contract_path);
   graft::cli::Progress progress("preprocess", l.labels.empty() ? 4 : 6);
   progress.step("read");
-  const io::Image image = io::read(l.input);
+  const io::Image image = read_input(l.input, "", l.dicom);
   progress.step("plan");
   const preprocess::Plan plan = preprocess::make_plan(contract, image, plan_options(l.contract));
   progress.step("apply");
@@ -254,7 +271,7 @@ int main(int argc, char** argv) {
     return status;
   return graft::cli::run_reporting_errors([&] {
     if (graft::cli::needs_torch(line.command)) return hand_to_graft_ml(argv);
-    if (line.command == "info") return run_info(line.info.input, line.info.dataset, line.info.json);
+    if (line.command == "info") return run_info(line.info);
     if (line.command == "convert") return run_convert(line.convert);
     if (line.command == "stack") return run_stack(line.stack);
     if (line.command == "bench load") return run_bench_load(line.bench_load.input, line.bench_load.repeats);

@@ -115,6 +115,7 @@ int run_predict(const graft::cli::PredictOptions& l) {
   request.probabilities = l.probabilities;
   request.anonymize = l.anonymize;
   request.cloud_optimized = l.cloud_optimized;
+  request.dicom = l.dicom;
   request.workers = l.workers;
   request.shard = l.shard;
   request.threads = l.threads;

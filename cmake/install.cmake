@@ -28,7 +28,7 @@ install(DIRECTORY io preprocess datasets backbones finetune
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/graft
         FILES_MATCHING PATTERN "*.h"
         PATTERN "dicom_tags.h" EXCLUDE PATTERN "dicom_header.h" EXCLUDE PATTERN "dicom_assembly.h" EXCLUDE
-        PATTERN "dicom_decoding.h" EXCLUDE)
+        PATTERN "dicom_decoding.h" EXCLUDE PATTERN "dicom_tilt.h" EXCLUDE)
 
 set(GRAFT_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/graft)
 install(EXPORT graftTargets NAMESPACE graft:: DESTINATION ${GRAFT_CMAKE_DIR})

@@ -46,7 +46,7 @@ std::optional<PreprocessedVolumes> read_entry(const std::string& path, const std
   std::error_code error;
   if (!fs::exists(path, error)) return std::nullopt;
   try {
-    const io::Hdf5Contents contents = io::list_hdf5(path);
+    const io::Hdf5Contents contents = io::list_hdf5(path, io::Hdf5Walk::kInThisProcess);
     const nlohmann::json& root = contents.root_attributes;
     if (root.value("recipe", "") != recipe || root.value("sources", "") != sources) return std::nullopt;
     PreprocessedVolumes volumes;

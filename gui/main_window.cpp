@@ -475,7 +475,18 @@ bool MainWindow::open_path(const QString& path) {
         if (chosen.isEmpty()) return false;
         selector = io::dicom_series_selector(series[static_cast<std::size_t>(items.indexOf(chosen))]);
       }
-      io::DicomVolume volume = io::read_dicom(file, selector);
+      io::DicomReadOptions read_options;
+      io::DicomVolume volume;
+      try {
+        volume = io::read_dicom(file, selector, read_options);
+      } catch (const io::GantryTiltRefused& tilted) {
+        // The reader never resamples silently; here the user decides, as with --correct-tilt.
+        const QString correct = QString("Correct the gantry tilt of %1 degrees: resample the slices onto an "
+                                        "orthogonal grid, as dcm2niix does").arg(tilted.tilt_degrees, 0, 'f', 2);
+        if (choose_item("This series' slices are sheared", {correct, "Cancel"}) != correct) return false;
+        read_options.correct_tilt = true;
+        volume = io::read_dicom(file, selector, read_options);
+      }
       dicom_source = volume.source;
       image = std::make_shared<io::Image>(std::move(volume.image));
     } else if (format == io::FileFormat::kHdf5) {

@@ -32,7 +32,8 @@ void write_itk(const Image&, const std::string& path, ItkFormat) { unavailable(p
 std::vector<DicomSeries> find_dicom_series(const std::string& folder_or_file) {
   unavailable(folder_or_file, "DICOM", "DCMTK");
 }
-DicomVolume read_dicom(const std::string& folder_or_file, const std::string&) {
+DicomVolume read_dicom(const std::string& folder_or_file, const std::string&,
+                       const DicomReadOptions&) {
   unavailable(folder_or_file, "DICOM", "DCMTK");
 }
 std::string dicom_series_selector(const DicomSeries& series) {
@@ -70,7 +71,7 @@ void GdalRasterWriter::write(const Image&, std::int64_t, std::int64_t) { unavail
 void GdalRasterWriter::finish() { unavailable("raster", "GeoTIFF", "GDAL"); }
 
 // --- HDF5 (HDF5 and NetCDF-4 images, feature bags, the preprocessed cache) ---
-Hdf5Contents list_hdf5(const std::string& path) { unavailable(path, "HDF5", "the HDF5 library"); }
+Hdf5Contents list_hdf5(const std::string& path, Hdf5Walk) { unavailable(path, "HDF5", "the HDF5 library"); }
 nlohmann::json hdf5_info_json(const Hdf5Contents&) { unavailable("contents", "HDF5", "the HDF5 library"); }
 std::string hdf5_info_text(const Hdf5Contents&) { unavailable("contents", "HDF5", "the HDF5 library"); }
 bool hdf5_has_dataset(const std::string& path, const std::string&) { unavailable(path, "HDF5", "the HDF5 library"); }

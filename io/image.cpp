@@ -1,5 +1,7 @@
 #include "io/image.h"
 
+#include <sys/mman.h>
+
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -7,6 +9,14 @@
 #include "io/error.h"
 
 namespace graft::io {
+
+void ask_for_huge_pages(void* memory, std::size_t bytes) {
+  constexpr std::uintptr_t kHugePage = 2u << 20;
+  if (bytes < 4 * kHugePage) return;
+  const auto begin = (reinterpret_cast<std::uintptr_t>(memory) + kHugePage - 1) & ~(kHugePage - 1);
+  const auto end = (reinterpret_cast<std::uintptr_t>(memory) + bytes) & ~(kHugePage - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+}
 
 Image::Image(DType dtype, std::int64_t channels, const Geometry& geometry)
     : dtype_(dtype), channels_(channels), geometry_(geometry) {
@@ -21,6 +31,20 @@ Image Image::uninitialized(DType dtype, std::int64_t channels, const Geometry& g
   image.channels_ = channels;
   image.geometry_ = geometry;
   image.bytes_.resize(static_cast<std::size_t>(image.element_count()) * dtype_size_bytes(dtype));
+  return image;
+}
+
+Image Image::adopt(DType dtype, std::int64_t channels, const Geometry& geometry, Bytes bytes) {
+  if (channels <= 0) throw Error("an image needs at least one channel");
+  Image image;
+  image.dtype_ = dtype;
+  image.channels_ = channels;
+  image.geometry_ = geometry;
+  if (bytes.size() != static_cast<std::size_t>(image.element_count()) * dtype_size_bytes(dtype)) {
+    throw Error("an adopted buffer of " + std::to_string(bytes.size()) + " bytes does not hold the image's " +
+                std::to_string(image.element_count()) + " " + dtype_name(dtype) + " voxels");
+  }
+  image.bytes_ = std::move(bytes);
   return image;
 }
 

@@ -94,10 +94,11 @@ std::string image_stem(const std::string& path) {
   return std::filesystem::path(strip_image_extension(path)).filename().string();
 }
 
-Image read(const std::string& path_and_series) {
+Image read(const std::string& path_and_series, const DicomReadOptions& dicom) {
   const auto [path, series] = split_dicom_path(path_and_series);
   std::error_code error;
-  if (std::filesystem::is_directory(path, error) || !series.empty()) return read_dicom(path, series).image;
+  if (std::filesystem::is_directory(path, error) || !series.empty())
+    return read_dicom(path, series, dicom).image;
   const std::uint64_t bytes = file_size_bytes(path);
   if (bytes == 0) throw Error(path + ": file is empty");
   switch (sniff_format(path)) {
@@ -109,7 +110,7 @@ Image read(const std::string& path_and_series) {
     case FileFormat::kNpy:
       return read_npy(path);
     case FileFormat::kDicom:
-      return read_dicom(path).image;
+      return read_dicom(path, "", dicom).image;
     case FileFormat::kGdal:
       return read_gdal(path);
     case FileFormat::kHdf5:

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "io/error.h"
 #include "io/image.h"
 
 namespace graft::io {
@@ -38,10 +39,27 @@ struct DicomPath {
 };
 DicomPath split_dicom_path(const std::string& path);
 
+// Choices for assembling a DICOM series; other formats have no slice positions, so they ignore
+// them. Every choice that changes voxels is off by default: graft never resamples silently.
+struct DicomReadOptions {
+  // A series whose slices are sheared (CT gantry tilt) is resampled onto an orthogonal grid,
+  // linearly along the columns, as dcm2niix does by default; the image's Metadata records the
+  // angle. Off, such a series is refused with its angle.
+  bool correct_tilt = false;
+};
+
+// What reading a sheared series without correct_tilt throws, so a program can offer the
+// correction (the desktop app asks) instead of matching the message.
+class GantryTiltRefused : public graft::Error {
+ public:
+  GantryTiltRefused(const std::string& message, double tilt_degrees) : graft::Error(message), tilt_degrees(tilt_degrees) {}
+  double tilt_degrees;
+};
+
 // Reads any supported file into an Image, choosing the reader by content: NIfTI, NRRD, NPY, DICOM
 // (a folder of series, a single file, or "FOLDER#SELECTOR"), or a GDAL raster (bands as channels). Every failure is a
 // graft::Error that names the path and the field.
-Image read(const std::string& path);
+Image read(const std::string& path, const DicomReadOptions& dicom = {});
 
 // Writes the format that the path's extension names, keeping the geometry. The file appears
 // atomically: it is written beside the target and renamed into place.

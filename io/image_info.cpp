@@ -38,6 +38,8 @@ nlohmann::json grid_info_json(const GridInfo& grid) {
                       {"modality", grid.metadata.modality},
                       {"orientation", orientation_code(g.direction)},
                       {"rescale_applied", grid.metadata.rescale_applied}};
+  const auto& tilt = grid.metadata.gantry_tilt_corrected_degrees;
+  info["gantry_tilt_corrected_degrees"] = tilt ? nlohmann::json(*tilt) : nlohmann::json(nullptr);
   info["geotransform"] = g.geotransform ? nlohmann::json(*g.geotransform) : nlohmann::json(nullptr);
   // Per band, null where a band has none; non-finite values as gdalinfo -json writes them.
   const auto& values = grid.metadata.nodata;
@@ -111,6 +113,10 @@ std::string grid_info_text(const GridInfo& grid) {
     out << "\n";
   }
   if (m.rescale_applied) out << "rescale      slope/intercept applied\n";
+  if (m.gantry_tilt_corrected_degrees) {
+    out << "tilt         gantry tilt of " << *m.gantry_tilt_corrected_degrees
+        << " degrees corrected (slices resampled, linear)\n";
+  }
   if (!m.modality.empty()) out << "modality     " << m.modality << "\n";
   return out.str();
 }

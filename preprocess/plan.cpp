@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iomanip>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -66,6 +67,14 @@ Plan make_plan(const Contract& contract, const io::Image& image, const PlanOptio
   plan.seed = options.seed;
   plan.intensity = contract.intensity;
   plan.notes = contract.deviations;
+  // The reader already resampled these voxels; whoever reads the Plan must know that its input
+  // grid, and so every inverted prediction, is the corrected grid and not the scanner's slices.
+  if (const auto& tilt = image.metadata().gantry_tilt_corrected_degrees) {
+    std::ostringstream note;
+    note << "gantry tilt of " << std::fixed << std::setprecision(2) << *tilt
+         << " degrees corrected by resampling the slices (linear) onto the orthogonal input grid";
+    plan.notes.push_back(note.str());
+  }
 
   // Channels / bands: by name when the image (or the user) names them, by count otherwise.
   if (!options.band_names.empty() && static_cast<std::int64_t>(options.band_names.size()) != image.channels()) {
@@ -161,9 +170,15 @@ io::Image apply(const Plan& plan, const io::Image& image) {
     current = &*owned;
   };
   if (!plan.channel_order.empty()) replace(select_channels(*current, plan.channel_order, plan.channel_names));
-  if (!plan.permutation.is_identity()) replace(permute_axes(*current, plan.permutation));
-  if (plan.crop) replace(crop_or_pad(*current, *plan.crop));
-  if (plan.resample) replace(resample_image(*current, plan.resample->size_xyz, plan.resample->options));
+  const bool only_flips = plan.permutation.source_axis == std::array<int, 3>{0, 1, 2};
+  if (only_flips && !plan.crop && plan.resample) {
+    // Reversed axes are folded into the resampling passes: no reoriented copy of the volume.
+    replace(flip_and_resample_image(*current, plan.permutation.flip, plan.resample->size_xyz, plan.resample->options));
+  } else {
+    if (!plan.permutation.is_identity()) replace(permute_axes(*current, plan.permutation));
+    if (plan.crop) replace(crop_or_pad(*current, *plan.crop));
+    if (plan.resample) replace(resample_image(*current, plan.resample->size_xyz, plan.resample->options));
+  }
   for (const auto& step : plan.intensity) {
     replace(owned ? apply_intensity(std::move(*owned), step, plan.seed)
                   : apply_intensity(*current, step, plan.seed));

@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <set>
 #include <type_traits>
 #include <vector>
 
 #include "io/error.h"
 #include "preprocess/named_enum.h"
+#include "preprocess/reorient.h"
 #include "io/parallel.h"
 
 namespace graft::preprocess {
@@ -224,7 +226,7 @@ AxisTaps compose_taps(const AxisTaps& second, const AxisTaps& first) {
 }
 
 // Turns samples into cubic B-spline coefficients along one axis (Unser's recursive filter).
-void bspline_prefilter(std::vector<float>& data, const AxisView& view) {
+void bspline_prefilter(io::UninitializedVector<float>& data, const AxisView& view) {
   if (view.n < 2) return;
   const double pole = std::sqrt(3.0) - 2.0;
   const double gain = (1.0 - pole) * (1.0 - 1.0 / pole);
@@ -271,8 +273,8 @@ void bspline_prefilter(std::vector<float>& data, const AxisView& view) {
   });
 }
 
-std::vector<float> to_float(const Image& image) {
-  std::vector<float> out(static_cast<std::size_t>(image.element_count()));
+io::UninitializedVector<float> to_float(const Image& image) {
+  io::UninitializedVector<float> out(static_cast<std::size_t>(image.element_count()));
   io::visit_dtype(image.dtype(), [&](auto zero) {
     using T = decltype(zero);
     const T* in = image.data<T>();
@@ -299,6 +301,97 @@ void check_size(const SizeXyz& size_xyz) {
   }
 }
 
+
+// Reads input index n - 1 - i wherever the taps read i: the taps then resample the axis reversed.
+void reverse_taps(AxisTaps& taps, std::int64_t n) {
+  for (std::int64_t& index : taps.index) index = n - 1 - index;
+}
+
+// One row gathered through an axis's taps (x, the contiguous axis).
+template <typename In>
+void gather_row(const In* row, float* destination, const AxisTaps& taps) {
+  const int width = taps.width;
+  for (std::int64_t o = 0; o < taps.outputs; ++o) {
+    const std::int64_t* index = &taps.index[o * width];
+    const float* weight = &taps.weight[o * width];
+    float sum = 0.0f;
+    for (int k = 0; k < width; ++k) sum += weight[k] * static_cast<float>(row[index[k]]);
+    destination[o] = sum;
+  }
+}
+
+// Whole rows combined through an axis's taps (y within a slice): each output row is a weighted
+// sum of `width` input rows of `length` voxels.
+template <typename In>
+void combine_rows(const In* rows, float* destination, std::int64_t length, const AxisTaps& taps) {
+  const int width = taps.width;
+  for (std::int64_t o = 0; o < taps.outputs; ++o) {
+    const std::int64_t* index = &taps.index[o * width];
+    const float* weight = &taps.weight[o * width];
+    float* out_row = destination + o * length;
+    const In* first = rows + index[0] * length;
+    for (std::int64_t i = 0; i < length; ++i) out_row[i] = weight[0] * static_cast<float>(first[i]);
+    for (int k = 1; k < width; ++k) {
+      const In* source = rows + index[k] * length;
+      const float w = weight[k];
+      for (std::int64_t i = 0; i < length; ++i) out_row[i] += w * static_cast<float>(source[i]);
+    }
+  }
+}
+
+// x and y of each (channel, z) slice in one pass, through a per-thread scratch slice that stays
+// in cache, instead of a whole-volume buffer between the two axes. Either taps may be null (that
+// axis is kept); the axis that shrinks more goes first.
+template <typename In>
+void resample_slices(const In* in, float* out, std::int64_t slices, std::int64_t nx, std::int64_t ny,
+                     const AxisTaps* x, const AxisTaps* y) {
+  const std::int64_t mx = x ? x->outputs : nx, my = y ? y->outputs : ny;
+  const bool x_first = x && (!y || static_cast<double>(mx) / nx <= static_cast<double>(my) / ny);
+  io::parallel_for(slices, [&](std::int64_t begin, std::int64_t end) {
+    io::UninitializedVector<float> scratch(x && y ? static_cast<std::size_t>(x_first ? ny * mx : my * nx) : 0);
+    for (std::int64_t slice = begin; slice < end; ++slice) {
+      const In* source = in + slice * nx * ny;
+      float* destination = out + slice * mx * my;
+      if (x && y && x_first) {
+        for (std::int64_t row = 0; row < ny; ++row) gather_row(source + row * nx, scratch.data() + row * mx, *x);
+        combine_rows(scratch.data(), destination, mx, *y);
+      } else if (x && y) {
+        combine_rows(source, scratch.data(), nx, *y);
+        for (std::int64_t row = 0; row < my; ++row) gather_row(scratch.data() + row * nx, destination + row * mx, *x);
+      } else if (x) {
+        for (std::int64_t row = 0; row < ny; ++row) gather_row(source + row * nx, destination + row * mx, *x);
+      } else {
+        combine_rows(source, destination, nx, *y);
+      }
+    }
+  });
+}
+
+// Linear or nearest resampling with optional axis reversal folded into the taps: the slice pass
+// for x and y, and one pass along z (first when z shrinks most, so the slice pass reads less).
+template <typename In>
+void resample_separable(const In* in, float* out, std::int64_t channels, const SizeXyz& from, const SizeXyz& to,
+                        const std::array<std::optional<AxisTaps>, 3>& taps) {
+  const AxisTaps* x = taps[0] ? &*taps[0] : nullptr;
+  const AxisTaps* y = taps[1] ? &*taps[1] : nullptr;
+  const AxisTaps* z = taps[2] ? &*taps[2] : nullptr;
+  auto ratio = [&](int a) { return static_cast<double>(to[a]) / static_cast<double>(from[a]); };
+  const bool z_first = z && (x || y) && ratio(2) < std::min(x ? ratio(0) : 1e300, y ? ratio(1) : 1e300);
+  const std::int64_t mx = x ? to[0] : from[0], my = y ? to[1] : from[1];
+  if (z_first) {
+    io::UninitializedVector<float> between(static_cast<std::size_t>(channels * to[2] * from[1] * from[0]));
+    apply_taps(in, between.data(), AxisView{channels, from[2], from[1] * from[0]}, *z);
+    resample_slices(between.data(), out, channels * to[2], from[0], from[1], x, y);
+  } else if (z && (x || y)) {
+    io::UninitializedVector<float> between(static_cast<std::size_t>(channels * from[2] * my * mx));
+    resample_slices(in, between.data(), channels * from[2], from[0], from[1], x, y);
+    apply_taps(between.data(), out, AxisView{channels, from[2], my * mx}, *z);
+  } else if (z) {
+    apply_taps(in, out, AxisView{channels, from[2], from[1] * from[0]}, *z);
+  } else {
+    resample_slices(in, out, channels * from[2], from[0], from[1], x, y);
+  }
+}
 }  // namespace
 
 namespace {
@@ -361,33 +454,68 @@ io::Vec3 anti_alias_sigma_voxels(const SizeXyz& input_size, const SizeXyz& outpu
 }
 
 Image resample_image(const Image& image, const SizeXyz& size_xyz, const ResampleOptions& options) {
+  return flip_and_resample_image(image, {false, false, false}, size_xyz, options);
+}
+
+Image flip_and_resample_image(const Image& image, const std::array<bool, 3>& flip_xyz, const SizeXyz& size_xyz,
+                              const ResampleOptions& options) {
   check_size(size_xyz);
+  const AxisPermutation flips{{0, 1, 2}, flip_xyz};
   const io::Geometry& in_geometry = image.geometry();
-  Image out = Image::uninitialized(DType::kF32, image.channels(), resized_geometry(in_geometry, size_xyz));
+  const io::Geometry out_geometry = resized_geometry(permuted_geometry(in_geometry, flips), size_xyz);
+  const io::Vec3 sigma = anti_alias_sigma_voxels(in_geometry.size_xyz, size_xyz);
+  bool any_bspline = false, anything_to_do = false;
+  for (int axis = 0; axis < 3; ++axis) {
+    const bool resized = in_geometry.size_xyz[axis] != size_xyz[axis];
+    any_bspline |= resized && options.interpolation_xyz[axis] == Interpolation::kBSpline;
+    anything_to_do |= resized || flip_xyz[axis];
+  }
+  const std::int64_t slices = image.channels() * in_geometry.size_xyz[2];
+  // A single large slice (a 2D raster) is resampled axis by axis: the slice pass would give it
+  // one thread.
+  const bool slice_pass_fits = slices >= 2 * io::worker_threads();
+  if (!flips.is_identity() && (any_bspline || !slice_pass_fits)) {
+    return resample_image(permute_axes(image, flips), size_xyz, options);
+  }
+  if (anything_to_do && !any_bspline && slice_pass_fits) {
+    std::array<std::optional<AxisTaps>, 3> taps;
+    for (int axis = 0; axis < 3; ++axis) {
+      const std::int64_t n = in_geometry.size_xyz[axis], m = size_xyz[axis];
+      if (n == m && !flip_xyz[axis]) continue;
+      taps[axis] = interpolation_taps(n, m, n == m ? Interpolation::kNearest : options.interpolation_xyz[axis]);
+      if (options.anti_alias && sigma[axis] > 0.0) taps[axis] = compose_taps(*taps[axis], gaussian_taps(n, sigma[axis]));
+      if (flip_xyz[axis]) reverse_taps(*taps[axis], n);
+    }
+    Image out = Image::uninitialized(DType::kF32, image.channels(), out_geometry);
+    out.metadata() = image.metadata();
+    io::visit_dtype(image.dtype(), [&](auto zero) {
+      using T = decltype(zero);
+      resample_separable(image.data<T>(), out.data<float>(), image.channels(), in_geometry.size_xyz, size_xyz, taps);
+    });
+    return out;
+  }
+  Image out = Image::uninitialized(DType::kF32, image.channels(), out_geometry);
   out.metadata() = image.metadata();
   std::array<std::int64_t, 4> dims{image.channels(), in_geometry.size_xyz[2],
                                    in_geometry.size_xyz[1], in_geometry.size_xyz[0]};
-  const io::Vec3 sigma = anti_alias_sigma_voxels(in_geometry.size_xyz, size_xyz);
   std::vector<int> axes;
   for (int axis : axis_order(in_geometry.size_xyz, size_xyz)) {
     if (in_geometry.size_xyz[axis] != size_xyz[axis]) axes.push_back(axis);
   }
-  bool any_bspline = false;
-  for (int axis : axes) any_bspline |= options.interpolation_xyz[axis] == Interpolation::kBSpline;
   if (axes.empty() || any_bspline) {
     // The B-spline prefilter works in place on floats, so start from a float copy.
-    std::vector<float> data = to_float(image);
+    io::UninitializedVector<float> data = to_float(image);
     for (int axis : axes) {
       const std::int64_t n = in_geometry.size_xyz[axis], m = size_xyz[axis];
       const AxisView view = view_along(dims, axis);
       const Interpolation interpolation = options.interpolation_xyz[axis];
       if (options.anti_alias && sigma[axis] > 0.0) {
-        std::vector<float> blurred(data.size());
+        io::UninitializedVector<float> blurred(data.size());
         apply_taps(data.data(), blurred.data(), view, gaussian_taps(n, sigma[axis]));
         data.swap(blurred);
       }
       if (interpolation == Interpolation::kBSpline) bspline_prefilter(data, view);
-      std::vector<float> next(static_cast<std::size_t>(view.outer * m * view.inner));
+      io::UninitializedVector<float> next(static_cast<std::size_t>(view.outer * m * view.inner));
       apply_taps(data.data(), next.data(), view, interpolation_taps(n, m, interpolation));
       data.swap(next);
       dims[3 - axis] = m;
@@ -395,11 +523,11 @@ Image resample_image(const Image& image, const SizeXyz& size_xyz, const Resample
     std::copy(data.begin(), data.end(), out.data<float>());
     return out;
   }
-  // Linear and nearest: one pass per axis with smoothing folded into the taps, reading the
-  // stored type directly and writing the last pass straight into the result.
+  // Linear and nearest on few slices: one pass per axis with smoothing folded into the taps,
+  // reading the stored type directly and writing the last pass straight into the result.
   io::visit_dtype(image.dtype(), [&](auto zero) {
     using T = decltype(zero);
-    std::vector<float> current, next;
+    io::UninitializedVector<float> current, next;
     for (std::size_t step = 0; step < axes.size(); ++step) {
       const int axis = axes[step];
       const std::int64_t n = in_geometry.size_xyz[axis], m = size_xyz[axis];

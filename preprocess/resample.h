@@ -44,6 +44,12 @@ io::Vec3 anti_alias_sigma_voxels(const SizeXyz& input_size, const SizeXyz& outpu
 io::Image resample_image(const io::Image& image, const SizeXyz& size_xyz,
                          const ResampleOptions& options);
 
+// resample_image(permute_axes(image, {{0, 1, 2}, flip_xyz}), size_xyz, options), with the
+// reversal folded into the resampling passes: a reorientation that only reverses axes (an
+// LPS-stored CT brought to RAS) costs no copy of the volume of its own.
+io::Image flip_and_resample_image(const io::Image& image, const std::array<bool, 3>& flip_xyz,
+                                  const SizeXyz& size_xyz, const ResampleOptions& options);
+
 // Label-map resampling. The result keeps the input's dtype and never holds a label that the input
 // lacks.
 io::Image resample_labels(const io::Image& labels, const SizeXyz& size_xyz,

@@ -97,7 +97,7 @@ void predict_classification(const ModelFolder& model, const PredictRequest& requ
         summary,
         timed_case(file,
                    [&](PredictedCase& item) {
-                     const auto probabilities = classifier.probabilities(io::read(file), file);
+                     const auto probabilities = classifier.probabilities(io::read(file, request.dicom), file);
                      if (classifier.multi_label()) {
                        for (std::size_t c = 0; c < names.size(); ++c) {
                          if (probabilities[c] >= 0.5)
@@ -188,7 +188,7 @@ void predict_detection(const ModelFolder& model, const PredictRequest& request,
     finish_case(summary,
                 timed_case(file,
                            [&](PredictedCase& item) {
-                             const io::Image image = io::read(file);
+                             const io::Image image = io::read(file, request.dicom);
                              const std::vector<io::Box> boxes = detector.detect(image, file);
                              const auto& grid = image.geometry();
                              item.result = std::to_string(boxes.size()) + " boxes";
@@ -235,6 +235,7 @@ void predict_segmentation(const ModelFolder& model, const PredictRequest& reques
   options.write_plan = request.write_plan;
   options.anonymize = request.anonymize;
   options.cloud_optimized = request.cloud_optimized;
+  options.dicom = request.dicom;
   options.progress = request.progress;
   // A DICOM folder is one case when the output names a file (out.nii.gz, seg.dcm); a folder
   // output means a batch.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "finetune/model_folder.h"
+#include "io/image_file.h"
 
 namespace graft::finetune {
 
@@ -34,6 +35,7 @@ struct PredictRequest {
   std::string shard;                       // --shard i/n: segmentation batches
 
   // Every task.
+  io::DicomReadOptions dicom;            // --correct-tilt: how DICOM inputs are read
   int threads = 0;                       // 0: the cores, shared among workers
   std::string device = "cpu";            // cpu, cuda, cuda:N
   std::string precision = "fp32";        // fp32, bf16, fp16 (MIL: fp32 only)

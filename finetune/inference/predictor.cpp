@@ -53,9 +53,14 @@ void Predictor::predict_file(const std::string& input, const std::string& output
   io::DicomVolume dicom;
   if (dicom_seg_output) {
     const io::DicomPath split = io::split_dicom_path(input);
-    dicom = io::read_dicom(split.path, split.series);
+    dicom = io::read_dicom(split.path, split.series, options.dicom);
+    // A DICOM SEG's frames lie on its source images; a tilt-corrected volume's grid is not theirs.
+    if (dicom.image.metadata().gantry_tilt_corrected_degrees) {
+      throw UsageError(output + ": a DICOM SEG must lie on the grid of its source images, and the tilt-corrected "
+                                "volume does not; write the prediction as NIfTI (.nii.gz) instead");
+    }
   }
-  const io::Image image = dicom_seg_output ? std::move(dicom.image) : io::read(input);
+  const io::Image image = dicom_seg_output ? std::move(dicom.image) : io::read(input, options.dicom);
   const Prediction prediction = predict(image, options);
   const io::Image& labels = prediction.labels;
   if (dicom_seg_output) {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "finetune/device.h"
+#include "io/image_file.h"
 #include "finetune/model_folder.h"
 #include "finetune/tasks/segmentation/segmentation_model.h"
 #include "preprocess/contract.h"
@@ -21,6 +22,7 @@ struct PredictOptions {
   bool write_plan = true;            // OUT.plan.json beside the prediction
   bool anonymize = false;            // a DICOM SEG output (OUT.dcm) is de-identified (PS3.15 basic profile)
   bool cloud_optimized = false;      // a raster's prediction is written as a COG
+  io::DicomReadOptions dicom;        // how a DICOM input is read (gantry tilt correction)
   std::function<void(double)> progress;
 };
 

@@ -11,6 +11,7 @@
 
 #include "io/dicom/dicom_tags.h"
 #include "io/error.h"
+#include "io/image_file.h"
 
 namespace graft::io {
 namespace dicom_detail {
@@ -55,9 +56,33 @@ std::vector<PlaneImage> expand_planes(const DicomSeriesHeaders& headers, std::in
   return planes;
 }
 
+// Each slice's in-plane offset from slice 0, in rows along the column direction. A gantry tilts
+// about the row axis, so its slices drift along the columns only; a drift along the rows is
+// something else and is refused rather than guessed at.
+SliceShear measure_shear(const std::vector<std::vector<PlaneImage>>& slices,
+                         const DicomFrameHeader& first, double drift_tolerance_mm,
+                         const std::string& name) {
+  const Vec3 r = row_direction(first), c = column_direction(first);
+  const Vec3& origin = slices.front().front().position_lps;
+  SliceShear shear;
+  for (std::size_t z = 0; z < slices.size(); ++z) {
+    const Vec3 offset = minus(slices[z].front().position_lps, origin);
+    const double along_rows_mm = dot(offset, r);
+    if (std::abs(along_rows_mm) > drift_tolerance_mm) {
+      throw Error(name + ": slice " + std::to_string(z) + " lies " + round_text(along_rows_mm, 3) +
+                  " mm along the row direction from slice 0; gantry tilt shifts slices along " +
+                  "the columns only, so --correct-tilt does not resample this series");
+    }
+    // In rows of the grid, whose column step is row_spacing * c even where IOP's rounded
+    // cosines leave |c| a little off 1.
+    shear.column_shift_px.push_back(dot(offset, c) / (dot(c, c) * first.row_spacing_mm));
+  }
+  return shear;
+}
+
 }  // namespace
 
-Assembly assemble(const DicomSeries& series) {
+Assembly assemble(const DicomSeries& series, bool allow_shear) {
   const DicomSeriesHeaders& headers = *series.headers;
   const std::string name = "series " + series.series_instance_uid +
                            (series.sub_series.empty() ? "" : " (" + series.sub_series + ")");
@@ -157,12 +182,19 @@ Assembly assemble(const DicomSeries& series) {
     const double across_mm = norm(minus(span, scaled(normal, along_mm)));
     const double tilt_degrees = std::atan2(across_mm, along_mm) * 180.0 / M_PI;
     // Over a whole stack, in-plane drift under a hundredth of a pixel is rounding, not tilt.
-    if (across_mm > 0.01 * std::min(first.row_spacing_mm, first.column_spacing_mm) + 1e-4) {
-      throw Error(
-          name + ": slices are sheared (gantry tilt " + round_text(tilt_degrees, 3) +
-          " degrees: positions drift " + round_text(across_mm, 3) +
-          " mm in-plane over the stack); " +
-          "graft does not resample silently: correct the tilt first (dcm2niix does by default)");
+    const double drift_tolerance_mm =
+        0.01 * std::min(first.row_spacing_mm, first.column_spacing_mm) + 1e-4;
+    if (across_mm > drift_tolerance_mm) {
+      if (!allow_shear) {
+        throw GantryTiltRefused(name + ": slices are sheared (gantry tilt " + round_text(tilt_degrees, 3) +
+                                    " degrees: positions drift " + round_text(across_mm, 3) +
+                                    " mm in-plane over the stack); graft does not resample silently: read it " +
+                                    "with --correct-tilt (DicomReadOptions::correct_tilt) to resample the " +
+                                    "slices onto an orthogonal grid, as dcm2niix does by default",
+                                tilt_degrees);
+      }
+      assembly.shear = measure_shear(slices, first, drift_tolerance_mm, name);
+      assembly.shear->tilt_degrees = tilt_degrees;
     }
     spacing_mm = along_mm / static_cast<double>(slices.size() - 1);
   }

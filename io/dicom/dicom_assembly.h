@@ -2,6 +2,7 @@
 // touching pixels: shared by decoding and by dicom_volume_source.
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "io/dicom/dicom_header.h"
@@ -18,15 +19,26 @@ struct PlaneImage {
   double distance_mm = 0.0;  // along the slice normal
 };
 
+// A stack whose slices drift in-plane along the column direction, as a tilted CT gantry makes
+// them: slice z lies column_shift_px[z] rows from slice 0 (so column_shift_px[0] == 0).
+struct SliceShear {
+  std::vector<double> column_shift_px;
+  double tilt_degrees = 0.0;  // the drift's angle to the slice normal over the whole stack
+};
+
 struct Assembly {
   std::vector<std::vector<PlaneImage>> slices;  // [z][channel]
+  // The grid of slice 0 stacked along the normal: every slice's pixels decode onto it, and it is
+  // the volume's grid unless the slices are sheared.
   Geometry geometry;
+  std::optional<SliceShear> shear;  // only when the caller allowed it
 };
 
 // Sorts the series' images along the slice normal into slices (temporal positions as channels) and
 // derives the grid. Throws graft::Error, naming the series, for mixed image types, unstackable
-// images, incomplete positions, uneven spacing and gantry tilt.
-Assembly assemble(const DicomSeries& series);
+// images, incomplete positions, uneven spacing, and gantry tilt unless `allow_shear` (then the
+// shear is returned for correct_shear in dicom_tilt.h, as long as it runs along the columns).
+Assembly assemble(const DicomSeries& series, bool allow_shear = false);
 
 // Throws graft::Error when the series carries no parsed headers (it did not come from
 // find_dicom_series).

@@ -34,6 +34,7 @@
 #include "io/dicom/dicom_header.h"
 #include "io/dicom/dicom_series.h"
 #include "io/dicom/dicom_tags.h"
+#include "io/dicom/dicom_tilt.h"
 #include "io/dicom/jpeg2000_decoder.h"
 #include "io/dicom/rle_decoder.h"
 #include "io/dtype.h"
@@ -66,6 +67,7 @@ void register_codecs() {
 using dicom_detail::assemble;
 using dicom_detail::Assembly;
 using dicom_detail::check_has_headers;
+using dicom_detail::correct_shear;
 using dicom_detail::get_int;
 using dicom_detail::load_file;
 using dicom_detail::PlaneImage;
@@ -480,10 +482,10 @@ Image apply_rescale(Image raw, const std::vector<std::vector<PlaneImage>>& slice
 
 }  // namespace
 
-DicomVolume read_dicom_series(const DicomSeries& series) {
+DicomVolume read_dicom_series(const DicomSeries& series, const DicomReadOptions& options) {
   register_codecs();
   check_has_headers(series);
-  Assembly assembly = assemble(series);
+  Assembly assembly = assemble(series, options.correct_tilt);
   const auto& slices = assembly.slices;
   const DicomFrameHeader& first = *slices.front().front().header;
   const std::int64_t channels =
@@ -568,6 +570,7 @@ DicomVolume read_dicom_series(const DicomSeries& series) {
   raw.metadata().source_format = "dicom";
   Image image = apply_rescale(std::move(raw), slices, stored);
   if (series.modality == "CT" && image.metadata().rescale_applied) image.metadata().units = "HU";
+  if (assembly.shear) image = correct_shear(image, *assembly.shear);
   image.geometry().validate("series " + series.series_instance_uid);
 
   const Geometry geometry = image.geometry();

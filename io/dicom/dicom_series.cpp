@@ -12,9 +12,10 @@ DicomVolumeSource dicom_volume_source(const std::string& dicom_path) {
   return dicom_volume_source(select_dicom_series(series, split.series, split.path));
 }
 
-DicomVolume read_dicom(const std::string& folder_or_file, const std::string& selector) {
+DicomVolume read_dicom(const std::string& folder_or_file, const std::string& selector,
+                       const DicomReadOptions& options) {
   const auto series = find_dicom_series(folder_or_file);
-  return read_dicom_series(select_dicom_series(series, selector, folder_or_file));
+  return read_dicom_series(select_dicom_series(series, selector, folder_or_file), options);
 }
 
 }  // namespace graft::io

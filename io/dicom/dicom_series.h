@@ -67,21 +67,24 @@ const DicomSeries& select_dicom_series(const std::vector<DicomSeries>& series,
 
 // Assembles a series into one LPS volume: slices sorted along the slice normal, spacing from the
 // positions, rescale applied, MONOCHROME1 inverted, mosaics split, multi-frame functional groups
-// read, temporal positions as channels. Uneven slice spacing and gantry tilt are refused with a
-// message naming the series and the measurement: graft never resamples silently.
-DicomVolume read_dicom_series(const DicomSeries& series);
+// read, temporal positions as channels. Uneven slice spacing is refused with a message naming the
+// series and the measurement, and so is gantry tilt unless options.correct_tilt asks for the
+// slices to be resampled: graft never resamples silently.
+DicomVolume read_dicom_series(const DicomSeries& series, const DicomReadOptions& options = {});
 
 // The text that selects this series with select_dicom_series or "FOLDER#SELECTOR": the UID, plus
 // "/sub-series" when the series was split.
 std::string dicom_series_selector(const DicomSeries& series);
 
 // The DICOM identity of the volume read_dicom_series would assemble, without decoding pixels:
-// for writing results (DICOM SEG) that reference the source.
+// for writing results (DICOM SEG) that reference the source. A tilted series is refused: its
+// slices do not lie on one grid.
 DicomVolumeSource dicom_volume_source(const DicomSeries& series);
 // The same for "FOLDER", "FILE" or "FOLDER#SELECTOR" (see split_dicom_path in io/image_file.h).
 DicomVolumeSource dicom_volume_source(const std::string& dicom_path);
 
 // find + select + read, for a folder or a single file.
-DicomVolume read_dicom(const std::string& folder_or_file, const std::string& selector = "");
+DicomVolume read_dicom(const std::string& folder_or_file, const std::string& selector = "",
+                       const DicomReadOptions& options = {});
 
 }  // namespace graft::io

@@ -1,8 +1,13 @@
 #include "io/hdf5/hdf5_file.h"
 
+#include <fcntl.h>
 #include <hdf5.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <csignal>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -158,7 +163,8 @@ nlohmann::json attributes_of(hid_t object) {
   H5O_info_t info;
   if (H5Oget_info(object, &info) < 0) return attributes;
   for (hsize_t i = 0; i < info.num_attrs; ++i) {
-    Handle attribute(H5Aopen_by_idx(object, ".", H5_INDEX_NAME, H5_ITER_INC, i, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+    // Native order, as in list_objects: the attributes come out sorted as JSON keys.
+    Handle attribute(H5Aopen_by_idx(object, ".", H5_INDEX_NAME, H5_ITER_NATIVE, i, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
     if (!attribute.ok()) continue;
     const ssize_t length = H5Aget_name(attribute.get(), 0, nullptr);
     std::string name(static_cast<std::size_t>(std::max<ssize_t>(length, 0)), '\0');
@@ -258,8 +264,9 @@ std::optional<Vec3> axis_values(const nlohmann::json& attributes, const std::vec
 
 bool is_hdf5(const std::string& path) { return has_hdf5_signature(path); }
 
-Hdf5Contents list_hdf5(const std::string& path) {
-  std::lock_guard<std::mutex> lock(library_mutex());
+namespace {
+
+Hdf5Contents list_objects(const std::string& path) {
   const Handle file = open_file(path);
   Hdf5Contents contents;
   contents.root_attributes = attributes_of(file.get());
@@ -267,8 +274,11 @@ Hdf5Contents list_hdf5(const std::string& path) {
     hid_t file;
     std::vector<Hdf5DatasetInfo>* datasets;
   } visit{file.get(), &contents.datasets};
+  // Native order: an ordered walk makes HDF5 1.10 build a table of every link first, and a
+  // damaged link heap or name index then frees (or sorts) table entries it never filled; the
+  // walk in storage order reports the damage instead, and the datasets are sorted here.
   const herr_t status = H5Lvisit(
-      file.get(), H5_INDEX_NAME, H5_ITER_INC,
+      file.get(), H5_INDEX_NAME, H5_ITER_NATIVE,
       [](hid_t group, const char* name, const H5L_info_t* link, void* data) -> herr_t {
         if (link->type != H5L_TYPE_HARD) return 0;
         auto* v = static_cast<Visit*>(data);
@@ -280,7 +290,113 @@ Hdf5Contents list_hdf5(const std::string& path) {
       },
       &visit);
   if (status < 0) throw Error(path + ": cannot list the HDF5 file's objects (" + library_reason() + ")");
+  // Depth first in name order: group by group, as h5py's visit lists them.
+  auto components = [](const std::string& name) {
+    std::vector<std::string> parts;
+    for (std::size_t start = 1; start <= name.size();) {
+      const std::size_t slash = std::min(name.find('/', start), name.size());
+      parts.push_back(name.substr(start, slash - start));
+      start = slash + 1;
+    }
+    return parts;
+  };
+  std::sort(contents.datasets.begin(), contents.datasets.end(),
+            [&](const Hdf5DatasetInfo& a, const Hdf5DatasetInfo& b) { return components(a.path) < components(b.path); });
   return contents;
+}
+
+nlohmann::json contents_to_json(const Hdf5Contents& contents) {
+  nlohmann::json datasets = nlohmann::json::array();
+  for (const auto& d : contents.datasets) {
+    datasets.push_back({{"path", d.path}, {"shape", d.shape}, {"dtype", d.dtype}, {"chunks", d.chunks},
+                        {"compression", d.compression}, {"attributes", d.attributes}});
+  }
+  return {{"datasets", datasets}, {"root_attributes", contents.root_attributes}};
+}
+
+Hdf5Contents contents_from_json(const nlohmann::json& json) {
+  Hdf5Contents contents;
+  contents.root_attributes = json.at("root_attributes");
+  for (const auto& d : json.at("datasets")) {
+    contents.datasets.push_back({d.at("path"), d.at("shape"), d.at("dtype"), d.at("chunks"), d.at("compression"),
+                                 d.at("attributes")});
+  }
+  return contents;
+}
+
+bool write_all(int fd, const std::string& bytes) {
+  for (std::size_t done = 0; done < bytes.size();) {
+    const ssize_t written = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (written < 0 && errno == EINTR) continue;
+    if (written <= 0) return false;
+    done += static_cast<std::size_t>(written);
+  }
+  return true;
+}
+
+// Lists the file in a forked child, which sends back 'R' and the contents as CBOR (attribute
+// strings need not be UTF-8), or 'E'/'U' and the message of the Error/UsageError it threw.
+// Nothing is returned when the process cannot fork; the caller then walks in this process.
+std::optional<Hdf5Contents> list_objects_in_child(const std::string& path) {
+  int pipe_ends[2];
+  if (pipe2(pipe_ends, O_CLOEXEC) != 0) return std::nullopt;
+  const pid_t child = fork();
+  if (child < 0) {
+    close(pipe_ends[0]);
+    close(pipe_ends[1]);
+    return std::nullopt;
+  }
+  if (child == 0) {
+    close(pipe_ends[0]);
+    std::string reply;
+    try {
+      const std::vector<std::uint8_t> cbor = nlohmann::json::to_cbor(contents_to_json(list_objects(path)));
+      reply = "R" + std::string(cbor.begin(), cbor.end());
+    } catch (const UsageError& error) {
+      reply = std::string("U") + error.what();
+    } catch (const std::exception& error) {
+      reply = std::string("E") + error.what();
+    }
+    // _exit: no atexit handlers or static destructors of the parent's libraries run here.
+    _exit(write_all(pipe_ends[1], reply) ? 0 : 1);
+  }
+  close(pipe_ends[1]);
+  std::string reply;
+  char buffer[1 << 16];
+  for (;;) {
+    const ssize_t got = ::read(pipe_ends[0], buffer, sizeof buffer);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    reply.append(buffer, static_cast<std::size_t>(got));
+  }
+  close(pipe_ends[0]);
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || reply.empty()) {
+    const std::string how = WIFSIGNALED(status) ? std::string("signal ") + strsignal(WTERMSIG(status))
+                                                : "exit status " + std::to_string(WEXITSTATUS(status));
+    throw Error(path + ": the HDF5 library failed while walking the file's groups (" + how +
+                "); the file is damaged");
+  }
+  const std::string message = reply.substr(1);
+  if (reply[0] == 'U') throw UsageError(message);
+  if (reply[0] == 'E') throw Error(message);
+  try {
+    return contents_from_json(nlohmann::json::from_cbor(message));
+  } catch (const nlohmann::json::exception& error) {
+    throw Error(path + ": the listing of the HDF5 file's groups came back malformed (" + error.what() + ")");
+  }
+}
+
+}  // namespace
+
+Hdf5Contents list_hdf5(const std::string& path, Hdf5Walk walk) {
+  std::lock_guard<std::mutex> lock(library_mutex());
+  if (walk == Hdf5Walk::kInChildProcess) {
+    if (auto contents = list_objects_in_child(path)) return std::move(*contents);
+  }
+  return list_objects(path);
 }
 
 nlohmann::json hdf5_info_json(const Hdf5Contents& contents) {

@@ -32,7 +32,13 @@ struct Hdf5Contents {
   std::vector<Hdf5DatasetInfo> datasets;
   nlohmann::json root_attributes;
 };
-Hdf5Contents list_hdf5(const std::string& path);
+// Where the walk over a file's groups runs. The HDF5 library (1.10) can crash on a damaged file
+// while it walks the groups' link storage, so a file from elsewhere is walked in a child process
+// and a crash there becomes an Error naming the file. A file graft wrote itself (the
+// preprocessed cache, read every epoch) is walked in this process: a fork of a large training
+// process costs far more than the walk.
+enum class Hdf5Walk { kInChildProcess, kInThisProcess };
+Hdf5Contents list_hdf5(const std::string& path, Hdf5Walk walk = Hdf5Walk::kInChildProcess);
 
 // {"format": "hdf5", "attributes": {...}, "datasets": [{"path", "shape", "dtype", "chunks",
 // "compression", "attributes"}, ...]}

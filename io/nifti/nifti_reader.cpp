@@ -1,12 +1,15 @@
 #include "io/nifti/nifti_reader.h"
 
+#include <fcntl.h>
 #include <libdeflate.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <fstream>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -53,6 +56,16 @@ class ByteSource {
       bytes -= static_cast<std::uint64_t>(got);
     }
   }
+  // The next `bytes` as a buffer of their own, when the whole file was inflated in memory: they
+  // are moved to its front in place, so they are neither copied to fresh memory nor faulted twice.
+  std::optional<Image::Bytes> take(std::uint64_t bytes) {
+    if (file_ != nullptr || bytes > inflated_.size() - position_) return std::nullopt;
+    std::memmove(inflated_.data(), inflated_.data() + position_, bytes);
+    inflated_.resize(bytes);
+    position_ = inflated_.size();
+    return std::move(inflated_);
+  }
+
   void skip(std::uint64_t bytes, const char* what) {
     if (file_ == nullptr) {
       if (bytes > inflated_.size() - position_) {
@@ -71,33 +84,38 @@ class ByteSource {
 
  private:
   bool inflate_whole_file() {
-    std::ifstream in(path_, std::ios::binary);
-    std::vector<std::uint8_t> compressed(file_size_bytes(path_));
-    in.read(reinterpret_cast<char*>(compressed.data()), static_cast<std::streamsize>(compressed.size()));
-    if (compressed.size() < 18 || static_cast<std::size_t>(in.gcount()) != compressed.size()) return false;
+    // The compressed file is mapped, not copied: its pages come from the page cache.
+    const std::uint64_t size = file_size_bytes(path_);
+    if (size < 18) return false;
+    const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    void* mapped = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    ::close(fd);
+    if (mapped == MAP_FAILED) return false;
+    const auto* compressed = static_cast<const std::uint8_t*>(mapped);
     std::uint32_t size_mod_4gib;  // gzip's ISIZE trailer, little endian
-    std::memcpy(&size_mod_4gib, compressed.data() + compressed.size() - 4, 4);
+    std::memcpy(&size_mod_4gib, compressed + size - 4, 4);
     // The header check has already bounded the payload by the compressed size.
-    if (size_mod_4gib == 0 || size_mod_4gib > max_gunzipped_bytes(compressed.size())) return false;
-    inflated_.resize(size_mod_4gib);
-    libdeflate_decompressor* decompressor = libdeflate_alloc_decompressor();
-    if (decompressor == nullptr) return false;
-    std::size_t consumed = 0, produced = 0;
-    const libdeflate_result result = libdeflate_gzip_decompress_ex(
-        decompressor, compressed.data(), compressed.size(), inflated_.data(), inflated_.size(),
-        &consumed, &produced);
-    libdeflate_free_decompressor(decompressor);
-    // Multi-member or >4 GiB streams (or damage): let zlib stream it and report where it fails.
-    if (result != LIBDEFLATE_SUCCESS || consumed != compressed.size() || produced != inflated_.size()) {
-      std::vector<std::uint8_t>().swap(inflated_);
-      return false;
+    bool inflated = false;
+    if (size_mod_4gib != 0 && size_mod_4gib <= max_gunzipped_bytes(size)) {
+      inflated_.resize(size_mod_4gib);
+      if (libdeflate_decompressor* decompressor = libdeflate_alloc_decompressor()) {
+        std::size_t consumed = 0, produced = 0;
+        const libdeflate_result result = libdeflate_gzip_decompress_ex(
+            decompressor, compressed, size, inflated_.data(), inflated_.size(), &consumed, &produced);
+        libdeflate_free_decompressor(decompressor);
+        inflated = result == LIBDEFLATE_SUCCESS && consumed == size && produced == inflated_.size();
+      }
     }
-    return true;
+    ::munmap(mapped, size);
+    // Multi-member or >4 GiB streams (or damage): let zlib stream it and report where it fails.
+    if (!inflated) Image::Bytes().swap(inflated_);
+    return inflated;
   }
 
   std::string path_;
   gzFile file_ = nullptr;
-  std::vector<std::uint8_t> inflated_;
+  Image::Bytes inflated_;
   std::uint64_t position_ = 0;
 };
 
@@ -251,11 +269,15 @@ Image read_nifti(const std::string& path) {
 
   ByteSource source(h.data_path);
   seek_to_voxels(source, h, path);
-  Image image = Image::uninitialized(stored, channels * components, geometry);
+  const std::uint64_t voxel_bytes = static_cast<std::uint64_t>(geometry.voxel_count()) * channels * components *
+                                    dtype_size_bytes(stored);
+  std::optional<Image::Bytes> inflated = components == 1 ? source.take(voxel_bytes) : std::nullopt;
+  Image image = inflated ? Image::adopt(stored, channels * components, geometry, std::move(*inflated))
+                         : Image::uninitialized(stored, channels * components, geometry);
   image.metadata().source_format = "nifti";
-  if (components == 1) {
+  if (!inflated && components == 1) {
     source.read(image.bytes(), image.byte_count(), "voxel data");
-  } else {
+  } else if (!inflated) {
     // RGB(A) voxels are interleaved; graft keeps each component as its own channel.
     std::vector<std::uint8_t> interleaved(image.byte_count());
     source.read(interleaved.data(), interleaved.size(), "voxel data");

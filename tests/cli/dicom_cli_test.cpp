@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <map>
 
 #include "io/dicom/dicom_seg.h"
@@ -118,6 +121,51 @@ TEST(DicomCli, SegWithoutReferenceSeriesOrOffGridIsOneLineError) {
             1);
   EXPECT_NE(output.find("not on the reference grid"), std::string::npos) << output;
   EXPECT_EQ(std::count(output.begin(), output.end(), '\n'), 1) << output;
+}
+
+// The CT series sheared as a 15 degree gantry tilt shears it: refused by default with the option
+// to use, converted and described with --correct-tilt exactly as the library reads it, and the
+// option refused for an input that is not DICOM rather than silently dropped.
+TEST(DicomCli, CorrectTiltConvertsATiltedSeriesThatIsOtherwiseRefused) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  if (run_command("command -v dcmodify >/dev/null") != 0) {
+    if (std::getenv("CI") != nullptr) FAIL() << "CI is set and dcmodify is absent";
+    GTEST_SKIP() << "dcmodify (Debian dcmtk) is absent";
+  }
+  const std::string folder = graft::testing::temp_dir();
+  ASSERT_FALSE(graft::testing::tilted_dicom_series(dicom_data("ct-j2k-series"), 15.0, folder).empty());
+  std::string output;
+  EXPECT_EQ(graft("convert " + folder + "/series " + folder + "/refused.nii", &output), 1);
+  EXPECT_NE(output.find("gantry tilt 15.000 degrees"), std::string::npos) << output;
+  EXPECT_NE(output.find("--correct-tilt"), std::string::npos) << output;
+  EXPECT_FALSE(graft::testing::file_exists(folder + "/refused.nii"));
+
+  ASSERT_EQ(graft("convert --correct-tilt " + folder + "/series " + folder + "/corrected.nii.gz",
+                  &output),
+            0)
+      << output;
+  graft::io::DicomReadOptions options;
+  options.correct_tilt = true;
+  const graft::io::Image expected = graft::io::read_dicom(folder + "/series", "", options).image;
+  const graft::io::Image written = graft::io::read(folder + "/corrected.nii.gz");
+  ASSERT_TRUE(written.geometry().same_grid(expected.geometry(), 1e-3))
+      << written.geometry().describe_difference(expected.geometry(), 1e-3);
+  ASSERT_EQ(written.element_count(), expected.element_count());
+  std::int64_t differing = 0;
+  for (std::int64_t i = 0; i < expected.element_count(); ++i)
+    differing += written.value_at(i) != expected.value_at(i);
+  EXPECT_EQ(differing, 0);
+
+  ASSERT_EQ(graft("info --json --correct-tilt '" + folder + "/series#CT Body 3.0'", &output), 0)
+      << output;
+  const auto info = nlohmann::json::parse(output);
+  EXPECT_NEAR(info["gantry_tilt_corrected_degrees"].get<double>(), 15.0, 1e-3);
+  EXPECT_EQ(info["size"][1], 523);
+
+  EXPECT_EQ(graft("convert --correct-tilt " + folder + "/corrected.nii.gz " + folder + "/again.nii",
+                  &output),
+            2);
+  EXPECT_NE(output.find("--correct-tilt is for DICOM series"), std::string::npos) << output;
 }
 
 }  // namespace

@@ -77,6 +77,32 @@ TEST(TrainPredict, TotalSegmentatorPairsTrainPredictOnTheInputGridAndEvaluate) {
     EXPECT_FALSE(seg.referenced_series_instance_uid.empty());
     EXPECT_NE(seg.referenced_series_instance_uid, "1.2.826.0.1.3680043.10.1331.2");  // remapped by --anonymize
   }
+  // A tilted CT series: predicted on the corrected grid with --correct-tilt, refused without it, and
+  // never as a DICOM SEG, whose frames must lie on the source images.
+  const std::string tilted = graft::testing::tilted_dicom_series(
+      graft::testing::shared_data_dir() + "/dicom/ct-j2k-series", 15.0, folder + "/tilted");
+  ASSERT_FALSE(tilted.empty()) << "dcmodify (Debian dcmtk) writes the tilted series";
+  EXPECT_EQ(graft("predict --model " + folder + "/model --input " + tilted + " --output " + folder + "/tilted.nii.gz",
+                  &output),
+            1)
+      << output;
+  EXPECT_NE(output.find("--correct-tilt"), std::string::npos) << output;
+  ASSERT_EQ(graft("predict --correct-tilt --model " + folder + "/model --input " + tilted + " --output " + folder +
+                      "/tilted.nii.gz",
+                  &output),
+            0)
+      << output;
+  graft::io::DicomReadOptions correct;
+  correct.correct_tilt = true;
+  const graft::io::Geometry corrected_grid = graft::io::read_dicom(tilted, "", correct).image.geometry();
+  const graft::io::Geometry predicted_grid = graft::io::read(folder + "/tilted.nii.gz").geometry();
+  EXPECT_TRUE(predicted_grid.same_grid(corrected_grid, 1e-3)) << predicted_grid.describe_difference(corrected_grid);
+  EXPECT_EQ(graft("predict --correct-tilt --model " + folder + "/model --input " + tilted + " --output " + folder +
+                      "/tilted.dcm",
+                  &output),
+            2)
+      << output;
+  EXPECT_NE(output.find("tilt-corrected volume"), std::string::npos) << output;
   ASSERT_EQ(graft("evaluate " + folder + "/ct_pred.nii.gz " + data + "example_seg.nii.gz --csv " +
                       folder + "/scores.csv",
                   &output),

@@ -320,6 +320,33 @@ class MainWindowTest : public QObject {
     QCOMPARE(window.image(), kept);
   }
 
+  // A sheared CT series is refused unless the user agrees to resample it, as --correct-tilt does;
+  // the Plan then says so.
+  void asks_before_correcting_a_tilted_ct_series() {
+    const std::string data = graft::testing::shared_data_dir();
+    if (data.empty()) QSKIP("../shared/data is absent (a fresh clone): no CT series to tilt");
+    const std::string series =
+        graft::testing::tilted_dicom_series(data + "/dicom/ct-j2k-series", 15.0, graft::testing::temp_dir());
+    QVERIFY2(!series.empty(), "dcmodify (Debian dcmtk) writes the tilted series");
+    MainWindow window;
+    window.error_dialogs = false;
+    QString asked;
+    QString answer = "Cancel";
+    window.choose_item = [&](const QString& title, const QStringList& items) {
+      asked = title + ": " + items.join(" | ");
+      return items.contains(answer) ? answer : items.first();
+    };
+    QVERIFY(!window.open_path(QString::fromStdString(series)));
+    QVERIFY2(asked.contains("gantry tilt of 15.00 degrees"), qPrintable(asked));
+    QVERIFY(!window.image());
+    answer = "";
+    QVERIFY2(window.open_path(QString::fromStdString(series)), qPrintable(window.last_message()));
+    QVERIFY(window.image());
+    QVERIFY(std::abs(window.image()->metadata().gantry_tilt_corrected_degrees.value_or(0.0) - 15.0) < 1e-3);
+    const QString plan = child<QTextEdit>(window, "plan_report")->toPlainText();
+    QVERIFY2(plan.contains("gantry tilt of 15.00 degrees corrected"), qPrintable(plan));
+  }
+
   // Open, train one epoch, cancel a second run and resume it, predict, overlay, save.
   void scripted_session() {
     QTemporaryDir folder;

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "io/dicom/dicom_series.h"
 #include "io/error.h"
@@ -28,35 +30,42 @@ std::string dicom_data(const std::string& relative) {
   return graft::testing::shared_data_dir() + "/dicom/" + relative;
 }
 
-// Compares two volumes in world space, as dcm2niix stores its own voxel order: every voxel
-// centre of `ours` must coincide (within tolerance_mm) with a voxel centre of `reference` that
-// holds the same value (to value_tolerance, relative, for float rescales that each tool rounds to
-// float32 in its own order), and the two grids must cover the same voxels.
-void expect_same_in_world(const Image& ours, const Image& reference, double tolerance_mm,
-                          double value_tolerance = 0.0) {
-  ASSERT_EQ(ours.voxels_per_channel(), reference.voxels_per_channel());
-  ASSERT_EQ(ours.channels(), reference.channels());
-  const Geometry& g = ours.geometry();
-  const Geometry& r = reference.geometry();
+// Where each voxel of one grid lies on another grid that holds the same points in its own voxel
+// order (dcm2niix's): reference index = start + i * step[0] + j * step[1] + k * step[2].
+struct GridOnReference {
+  std::array<std::int64_t, 3> start{};
+  std::array<std::array<std::int64_t, 3>, 3> step{};
+  std::array<std::int64_t, 3> index(std::int64_t i, std::int64_t j, std::int64_t k) const {
+    std::array<std::int64_t, 3> at{};
+    for (int d = 0; d < 3; ++d) at[d] = start[d] + i * step[0][d] + j * step[1][d] + k * step[2][d];
+    return at;
+  }
+};
+
+// Fails unless every voxel centre of `g` coincides (within tolerance_mm) with a voxel centre of
+// `r` and the two grids cover the same voxels; fills `mapping` on success.
+void map_onto_reference(const Geometry& g, const Geometry& r, double tolerance_mm,
+                        GridOnReference& mapping) {
+  ASSERT_EQ(g.voxel_count(), r.voxel_count());
   // The reference index of our voxel (i, j, k) is affine in (i, j, k); each of our axes must map
   // to one reference axis, forward or backward.
   const Vec3 origin_index = r.world_to_index(g.index_to_world({0, 0, 0}));
-  std::array<std::array<std::int64_t, 3>, 3> step{};
   for (int axis = 0; axis < 3; ++axis) {
     Vec3 unit{0, 0, 0};
     unit[axis] = 1;
     const Vec3 moved = r.world_to_index(g.index_to_world(unit));
     for (int d = 0; d < 3; ++d) {
       const double delta = moved[d] - origin_index[d];
-      step[axis][d] = std::llround(delta);
-      ASSERT_NEAR(delta, static_cast<double>(step[axis][d]), tolerance_mm / r.spacing_xyz[d])
+      mapping.step[axis][d] = std::llround(delta);
+      ASSERT_NEAR(delta, static_cast<double>(mapping.step[axis][d]),
+                  tolerance_mm / r.spacing_xyz[d])
           << "axis " << axis << " does not map onto the reference grid";
     }
   }
-  std::array<std::int64_t, 3> start{};
   for (int d = 0; d < 3; ++d) {
-    start[d] = std::llround(origin_index[d]);
-    ASSERT_NEAR(origin_index[d], static_cast<double>(start[d]), tolerance_mm / r.spacing_xyz[d]);
+    mapping.start[d] = std::llround(origin_index[d]);
+    ASSERT_NEAR(origin_index[d], static_cast<double>(mapping.start[d]),
+                tolerance_mm / r.spacing_xyz[d]);
   }
   // The far corner too: both grids must end at the same world point.
   const Vec3 far{static_cast<double>(g.size_xyz[0] - 1), static_cast<double>(g.size_xyz[1] - 1),
@@ -68,13 +77,25 @@ void expect_same_in_world(const Image& ours, const Image& reference, double tole
     ASSERT_GE(std::llround(reference_index_far[d]), 0);
     ASSERT_LT(std::llround(reference_index_far[d]), r.size_xyz[d]);
   }
+}
+
+// Compares two volumes in world space, as dcm2niix stores its own voxel order: every voxel
+// centre of `ours` must coincide (within tolerance_mm) with a voxel centre of `reference` that
+// holds the same value (to value_tolerance, relative, for float rescales that each tool rounds to
+// float32 in its own order), and the two grids must cover the same voxels.
+void expect_same_in_world(const Image& ours, const Image& reference, double tolerance_mm,
+                          double value_tolerance = 0.0) {
+  ASSERT_EQ(ours.channels(), reference.channels());
+  const Geometry& g = ours.geometry();
+  GridOnReference mapping;
+  map_onto_reference(g, reference.geometry(), tolerance_mm, mapping);
+  if (::testing::Test::HasFatalFailure()) return;
   std::int64_t mismatches = 0;
   for (std::int64_t c = 0; c < ours.channels(); ++c) {
     for (std::int64_t k = 0; k < g.size_xyz[2]; ++k) {
       for (std::int64_t j = 0; j < g.size_xyz[1]; ++j) {
         for (std::int64_t i = 0; i < g.size_xyz[0]; ++i) {
-          std::array<std::int64_t, 3> index{};
-          for (int d = 0; d < 3; ++d) index[d] = start[d] + i * step[0][d] + j * step[1][d] + k * step[2][d];
+          const auto index = mapping.index(i, j, k);
           const double mine = ours.value_at(ours.offset(c, k, j, i));
           const double theirs = reference.value_at(reference.offset(c, index[2], index[1], index[0]));
           if (std::abs(mine - theirs) > value_tolerance * std::abs(theirs) && ++mismatches <= 3) {
@@ -319,6 +340,77 @@ TEST(DicomFiles, MatchNibabelOnPydicomAndNibabelTestFiles) {
   if (!ran) GTEST_SKIP() << "Debian's python3 with nibabel and pydicom is absent";
 }
 
+// The tools the gantry tilt tests build and check their series with: absent on a user's machine
+// the tests skip, under CI (the CI variable set) they fail, so the check can never pass unrun.
+#define REQUIRE_TOOL(tool)                                                            \
+  do {                                                                                \
+    if (graft::testing::run_command("command -v " tool " >/dev/null") != 0) {         \
+      if (std::getenv("CI") != nullptr) FAIL() << "CI is set and " tool " is absent"; \
+      GTEST_SKIP() << tool " is absent";                                              \
+    }                                                                                 \
+  } while (0)
+
+// DCMTK's dcmodify on one file, without a backup copy.
+void dcmodify(const std::string& file, const std::string& arguments) {
+  std::string output;
+  ASSERT_EQ(
+      graft::testing::run_command("dcmodify -nb -q " + arguments + " '" + file + "'", &output), 0)
+      << output;
+}
+
+// dcmodify's arguments that set ImagePositionPatient.
+std::string position_argument(const Vec3& position) {
+  char text[160];
+  std::snprintf(text, sizeof text, "-m \"(0020,0032)=%.6f\\%.6f\\%.6f\"", position[0], position[1],
+                position[2]);
+  return text;
+}
+
+Vec3 axis_of(const Geometry& g, int axis) {
+  return {g.direction[0][axis], g.direction[1][axis], g.direction[2][axis]};
+}
+
+// `start` moved `mm` along `direction`, to the 6 decimals position_argument writes: the position
+// the file will hold.
+Vec3 moved(const Vec3& start, const Vec3& direction, double mm) {
+  Vec3 position{};
+  for (int d = 0; d < 3; ++d) position[d] = std::round((start[d] + direction[d] * mm) * 1e6) / 1e6;
+  return position;
+}
+
+// What a tilt-corrected voxel centred at `world` must hold, found from the DICOM positions alone:
+// the sheared slice lay at `position` with the in-plane axes and size of `slice_grid`, so the
+// point falls at some (column, row) of its pixels, pixel(column, row). Rows are blended linearly;
+// a slice's pixels reach half a row beyond its edge rows, and past that lies `fill`.
+template <typename Pixel>
+double expected_after_tilt_correction(const Geometry& slice_grid, const Vec3& position,
+                                      const Vec3& world, double fill, Pixel&& pixel) {
+  // Solved, not projected: IOP's rounded cosines leave rows and columns a hair off perpendicular,
+  // which a projection would turn into a hundred-thousandth of a row per column.
+  Geometry placed = slice_grid;
+  placed.origin_world = position;
+  const Vec3 index = placed.world_to_index(world);
+  const double column = index[0], row = index[1];
+  EXPECT_NEAR(index[2], 0.0, 1e-3) << "the voxel must lie in its slice's plane";
+  const auto x = std::llround(column);
+  EXPECT_NEAR(column, static_cast<double>(x), 1e-4)
+      << "correction must move slices along the columns only";
+  const auto rows = slice_grid.size_xyz[1];
+  if (row < -0.5 - 1e-6 || row > static_cast<double>(rows) - 0.5 + 1e-6) return fill;
+  const double clamped = std::clamp(row, 0.0, static_cast<double>(rows - 1));
+  const auto low = static_cast<std::int64_t>(std::floor(clamped));
+  const std::int64_t high = std::min<std::int64_t>(low + 1, rows - 1);
+  const double weight = clamped - static_cast<double>(low);
+  return pixel(x, low) * (1.0 - weight) + pixel(x, high) * weight;
+}
+
+double minimum_voxel(const Image& image) {
+  double lowest = image.value_at(0);
+  for (std::int64_t i = 1; i < image.element_count(); ++i)
+    lowest = std::min(lowest, image.value_at(i));
+  return lowest;
+}
+
 // Copies of real slices, edited with DCMTK's dcmodify, for series with known defects.
 class DicomSeriesEdits : public ::testing::Test {
  protected:
@@ -338,9 +430,17 @@ class DicomSeriesEdits : public ::testing::Test {
       slices_.push_back(copy);
     }
   }
-  void modify(const std::string& file, const std::string& arguments) {
-    std::string output;
-    ASSERT_EQ(graft::testing::run_command("dcmodify -nb -q " + arguments + " '" + file + "'", &output), 0) << output;
+  void modify(const std::string& file, const std::string& arguments) { dcmodify(file, arguments); }
+  // Moves slice z by z * mm_per_slice along one in-plane axis of `grid` (the five slices' own
+  // grid; 1 for the columns, as a tilted gantry shifts them), and returns the new positions.
+  std::vector<Vec3> shear(const Geometry& grid, int in_plane_axis, double mm_per_slice) {
+    std::vector<Vec3> positions;
+    for (int z = 0; z < 5; ++z) {
+      positions.push_back(moved(grid.index_to_world({0, 0, static_cast<double>(z)}),
+                                axis_of(grid, in_plane_axis), mm_per_slice * z));
+      modify(slices_[z], position_argument(positions.back()));
+    }
+    return positions;
   }
   static std::string error_reading(const std::string& path) {
     return graft::testing::error_message([&] { read_dicom(path); });
@@ -372,18 +472,61 @@ TEST_F(DicomSeriesEdits, UnevenSpacingIsRefusedWithTheMeasuredGaps) {
 }
 
 TEST_F(DicomSeriesEdits, GantryTiltIsRefusedWithItsAngle) {
-  // Shift each slice along the column direction, as a tilted gantry does.
-  const DicomVolume volume = read_dicom(dir_);
-  const auto& g = volume.image.geometry();
-  for (int z = 0; z < 5; ++z) {
-    Vec3 position = g.index_to_world({0, 0, static_cast<double>(z)});
-    for (int d = 0; d < 3; ++d) position[d] += g.direction[d][1] * 0.2 * z;
-    char text[128];
-    std::snprintf(text, sizeof text, "%.6f\\%.6f\\%.6f", position[0], position[1], position[2]);
-    modify(slices_[z], "-m \"(0020,0032)=" + std::string(text) + "\"");
-  }
+  shear(read_dicom(dir_).image.geometry(), 1, 0.2);
   const std::string message = error_reading(dir_);
   EXPECT_NE(message.find("gantry tilt 9.46"), std::string::npos) << message;  // atan(0.2 / 1.2)
+  EXPECT_NE(message.find("--correct-tilt"), std::string::npos) << message;
+}
+
+// The oblique MR slices sheared as a tilted gantry would: with correct_tilt each voxel of the
+// orthogonal grid must hold what the sheared slice holds at that world point.
+TEST_F(DicomSeriesEdits, CorrectTiltPutsEverySlicesPixelsBackAtTheirWorldPositions) {
+  const Image original = read_dicom(dir_).image;
+  const Geometry& slices = original.geometry();
+  const std::vector<Vec3> positions = shear(slices, 1, 0.2);
+  DicomReadOptions options;
+  options.correct_tilt = true;
+  const Image corrected = read_dicom(dir_, "", options).image;
+  ASSERT_TRUE(corrected.metadata().gantry_tilt_corrected_degrees.has_value());
+  EXPECT_NEAR(*corrected.metadata().gantry_tilt_corrected_degrees,
+              std::atan(0.2 / 1.2) * 180 / M_PI, 1e-3);
+  const Geometry& g = corrected.geometry();
+  // Same axes and spacing; 0.8 mm of drift (0.85 rows) adds one row, on the side the slices drift
+  // to.
+  EXPECT_TRUE(g.direction == slices.direction);
+  for (int d = 0; d < 3; ++d) EXPECT_NEAR(g.spacing_xyz[d], slices.spacing_xyz[d], 1e-6);
+  EXPECT_EQ(g.size_xyz, (std::array<std::int64_t, 3>{256, 257, 5}));
+  EXPECT_EQ(corrected.dtype(), original.dtype());
+  const double fill = minimum_voxel(original);
+  std::int64_t mismatches = 0;
+  for (std::int64_t k = 0; k < 5; ++k) {
+    for (std::int64_t j = 0; j < g.size_xyz[1]; ++j) {
+      for (std::int64_t i = 0; i < g.size_xyz[0]; ++i) {
+        const Vec3 world = g.index_to_world(
+            {static_cast<double>(i), static_cast<double>(j), static_cast<double>(k)});
+        const double expected = expected_after_tilt_correction(
+            slices, positions[k], world, fill, [&](std::int64_t x, std::int64_t y) {
+              return original.value_at(original.offset(0, k, y, x));
+            });
+        const double ours = corrected.value_at(corrected.offset(0, k, j, i));
+        // int16 voxels: the blend rounded to the nearest integer.
+        if (std::abs(ours - expected) > 0.5 + 1e-6 && ++mismatches <= 3) {
+          ADD_FAILURE() << "voxel (" << i << "," << j << "," << k << ") is " << ours
+                        << ", expected " << expected;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(mismatches, 0);
+}
+
+TEST_F(DicomSeriesEdits, CorrectTiltRefusesSlicesThatDriftAlongTheRows) {
+  shear(read_dicom(dir_).image.geometry(), 0, 0.2);
+  DicomReadOptions options;
+  options.correct_tilt = true;
+  const std::string message = graft::testing::error_message([&] { read_dicom(dir_, "", options); });
+  EXPECT_NE(message.find("along the row direction"), std::string::npos) << message;
+  EXPECT_NE(message.find("--correct-tilt does not resample"), std::string::npos) << message;
 }
 
 TEST_F(DicomSeriesEdits, TemporalPositionsBecomeChannelsInTimeOrder) {
@@ -432,6 +575,194 @@ TEST_F(DicomSeriesEdits, TruncatedPixelDataIsOneLineNamingTheFile) {
   const std::string message = error_reading(dir_);
   EXPECT_NE(message.find(slices_[1]), std::string::npos) << message;
   EXPECT_EQ(message.find('\n'), std::string::npos);
+}
+
+// One real oblique MR slice copied into a stack whose positions drift along its columns: the
+// shear is all there is to correct, so every voxel of the corrected volume must hold the slice's
+// value at that world point. A drift of whole rows needs no blending, so a bright line stays
+// exactly where each copy put it; a fractional drift (the other way) blends two rows linearly.
+TEST(DicomTilt, CopiesOfOneSliceWithShearedPositionsKeepEveryWorldPointsValue) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  REQUIRE_TOOL("dcmodify");
+  const DicomVolume series = read_dicom(dicom_data("mr-oblique-3d"));
+  const std::string source = series.source.slices[65].file;
+  const Image slice = read_dicom(source).image;
+  const Geometry& plane = slice.geometry();
+  const Vec3 normal = axis_of(plane, 2), column = axis_of(plane, 1);
+  const double fill = minimum_voxel(slice);
+  constexpr int kSlices = 6;
+  constexpr double kSliceSpacingMm = 1.2;
+  for (const double rows_per_slice : {1.0, -0.3}) {
+    SCOPED_TRACE("drift of " + std::to_string(rows_per_slice) + " rows per slice");
+    const std::string dir = graft::testing::temp_dir() + "/drift" + std::to_string(rows_per_slice);
+    fs::create_directories(dir);
+    std::vector<Vec3> positions;
+    for (int k = 0; k < kSlices; ++k) {
+      const std::string copy = dir + "/copy" + std::to_string(k) + ".dcm";
+      fs::copy_file(source, copy);
+      positions.push_back(
+          moved(plane.index_to_world({0, 0, 0}),
+                {normal[0] * kSliceSpacingMm + column[0] * rows_per_slice * plane.spacing_xyz[1],
+                 normal[1] * kSliceSpacingMm + column[1] * rows_per_slice * plane.spacing_xyz[1],
+                 normal[2] * kSliceSpacingMm + column[2] * rows_per_slice * plane.spacing_xyz[1]},
+                k));
+      dcmodify(copy, position_argument(positions.back()) +
+                         " -m \"(0020,0013)=" + std::to_string(k + 1) +
+                         "\" -m \"(0008,0018)=1.2.826.0.1.3680043.10.1331.77." +
+                         std::to_string(k + 1) + "\"");
+    }
+    DicomReadOptions options;
+    options.correct_tilt = true;
+    const Image corrected = read_dicom(dir, "", options).image;
+    ASSERT_TRUE(corrected.metadata().gantry_tilt_corrected_degrees.has_value());
+    EXPECT_NEAR(
+        *corrected.metadata().gantry_tilt_corrected_degrees,
+        std::atan(std::abs(rows_per_slice) * plane.spacing_xyz[1] / kSliceSpacingMm) * 180 / M_PI,
+        1e-3);
+    const Geometry& g = corrected.geometry();
+    for (int axis = 0; axis < 3; ++axis) {
+      for (int d = 0; d < 3; ++d) EXPECT_NEAR(g.direction[d][axis], plane.direction[d][axis], 1e-9);
+    }
+    const auto extra_rows =
+        static_cast<std::int64_t>(std::ceil(std::abs(rows_per_slice) * (kSlices - 1)));
+    EXPECT_EQ(g.size_xyz, (std::array<std::int64_t, 3>{256, 256 + extra_rows, kSlices}));
+    const bool whole_rows = rows_per_slice == std::round(rows_per_slice);
+    std::int64_t mismatches = 0;
+    for (std::int64_t k = 0; k < kSlices; ++k) {
+      for (std::int64_t j = 0; j < g.size_xyz[1]; ++j) {
+        for (std::int64_t i = 0; i < g.size_xyz[0]; ++i) {
+          const Vec3 world = g.index_to_world(
+              {static_cast<double>(i), static_cast<double>(j), static_cast<double>(k)});
+          const double expected = expected_after_tilt_correction(
+              plane, positions[k], world, fill, [&](std::int64_t x, std::int64_t y) {
+                return slice.value_at(slice.offset(0, 0, y, x));
+              });
+          const double ours = corrected.value_at(corrected.offset(0, k, j, i));
+          // Whole rows: the copy's own pixel (positions carry 6 decimals, so `expected` is within
+          // a thousandth of it); a blend: rounded to the nearest integer, as int16 voxels are (a
+          // tie, half way between two odd-summed rows, may round either way).
+          if (std::abs(ours - expected) > (whole_rows ? 1e-2 : 0.5 + 1e-6) && ++mismatches <= 3) {
+            ADD_FAILURE() << "voxel (" << i << "," << j << "," << k << ") is " << ours
+                          << ", expected " << expected;
+          }
+        }
+      }
+    }
+    EXPECT_EQ(mismatches, 0);
+  }
+}
+
+// The real CT series sheared as a 15 degree gantry tilt shears it, GantryDetectorTilt set to match,
+// as dcm2niix's own tilt tests make them; dcm2niix's tilt-corrected output (its "_Tilt_1" file) is
+// the reference. The slices drift towards -column and their InstanceNumbers rise along the slice
+// normal: Debian's dcm2niix 1.0.20220720 places its output correctly only then. With the instance
+// order reversed its origin is off by the whole drift (10.2 mm here), and with the drift reversed
+// by the part of a row it pads (0.56 mm), both measured against the slice positions; the analytic
+// tests above cover those layouts.
+TEST(DicomTilt, CorrectedCtSeriesMatchesDcm2niixTiltOutputInWorldSpace) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  REQUIRE_TOOL("dcmodify");
+  REQUIRE_TOOL("dcm2niix");
+  const DicomVolume original = read_dicom(dicom_data("ct-j2k-series"));
+  const Geometry& stack = original.image.geometry();
+  const Vec3 column = axis_of(stack, 1);
+  constexpr double kTiltDegrees = 15.0;
+  const double drift_mm_per_slice = stack.spacing_xyz[2] * std::tan(kTiltDegrees * M_PI / 180);
+  const std::string dir = graft::testing::temp_dir();
+  fs::create_directories(dir + "/series");
+  fs::create_directories(dir + "/reference");
+  std::vector<Vec3> positions;
+  for (std::int64_t k = 0; k < stack.size_xyz[2]; ++k) {
+    const std::string copy = dir + "/series/slice" + std::to_string(k) + ".dcm";
+    fs::copy_file(original.source.slices[k].file, copy);
+    positions.push_back(moved(stack.index_to_world({0, 0, static_cast<double>(k)}), column,
+                              -drift_mm_per_slice * k));
+    dcmodify(copy, position_argument(positions.back()) +
+                       " -m \"(0018,1120)=15\" -m \"(0020,0013)=" + std::to_string(k + 1) + "\"");
+  }
+  std::string output;
+  ASSERT_EQ(
+      graft::testing::run_command(
+          "dcm2niix -z n -f reference -o '" + dir + "/reference' '" + dir + "/series'", &output),
+      0)
+      << output;
+  ASSERT_TRUE(graft::testing::file_exists(dir + "/reference/reference_Tilt_1.nii")) << output;
+  const Image reference = read(dir + "/reference/reference_Tilt_1.nii");
+
+  DicomReadOptions options;
+  options.correct_tilt = true;
+  const Image ours = read_dicom(dir + "/series", "", options).image;
+  ASSERT_TRUE(ours.metadata().gantry_tilt_corrected_degrees.has_value());
+  EXPECT_NEAR(*ours.metadata().gantry_tilt_corrected_degrees, kTiltDegrees, 1e-3);
+  EXPECT_EQ(ours.dtype(), DType::kI16);
+  const Geometry& g = ours.geometry();
+  EXPECT_EQ(g.size_xyz,
+            (std::array<std::int64_t, 3>{512, 523, 20}));  // ceil(10.2 mm / 0.977 mm) rows more
+
+  // Geometry: both grids hold the same voxel centres; the eight corners measure how closely.
+  GridOnReference mapping;
+  map_onto_reference(g, reference.geometry(), 1e-3, mapping);
+  if (HasFatalFailure()) return;
+  double corner_mm = 0.0;
+  for (int corner = 0; corner < 8; ++corner) {
+    const std::int64_t i = (corner & 1) ? g.size_xyz[0] - 1 : 0,
+                       j = (corner & 2) ? g.size_xyz[1] - 1 : 0,
+                       k = (corner & 4) ? g.size_xyz[2] - 1 : 0;
+    const auto index = mapping.index(i, j, k);
+    const Vec3 a =
+        g.index_to_world({static_cast<double>(i), static_cast<double>(j), static_cast<double>(k)});
+    const Vec3 b = reference.geometry().index_to_world({static_cast<double>(index[0]),
+                                                        static_cast<double>(index[1]),
+                                                        static_cast<double>(index[2])});
+    corner_mm = std::max(corner_mm, norm(Vec3{a[0] - b[0], a[1] - b[1], a[2] - b[2]}));
+  }
+  EXPECT_LT(corner_mm, 1e-3);
+
+  // Voxels, by where their centre falls in its sheared slice. Between the centres of two rows both
+  // tools blend the same two rows linearly and round; dcm2niix weighs in float32, so a blend within
+  // float rounding of .5 may round the other way: 1 HU. Beyond a whole row outside the slice both
+  // fill with the series' minimum: equal. In the last row's width past an edge row the tools differ
+  // by convention (graft extends edge rows by half a row, their pixels' footprint; dcm2niix, whose
+  // rows run the other way, extends one edge a whole row and the other not at all), so those
+  // voxels, at most two rows per slice, are counted, not compared.
+  struct Tally {
+    std::int64_t voxels = 0, differing = 0;
+    double largest = 0.0;
+  } inside, outside, edge;
+  for (std::int64_t k = 0; k < g.size_xyz[2]; ++k) {
+    for (std::int64_t j = 0; j < g.size_xyz[1]; ++j) {
+      const Vec3 row_start = g.index_to_world({0, static_cast<double>(j), static_cast<double>(k)});
+      const Vec3 offset{row_start[0] - positions[k][0], row_start[1] - positions[k][1],
+                        row_start[2] - positions[k][2]};
+      const double row = dot(offset, column) / stack.spacing_xyz[1];
+      const double last_row = static_cast<double>(stack.size_xyz[1] - 1);
+      Tally& tally = (row >= -1e-3 && row <= last_row + 1e-3)             ? inside
+                     : (row <= -1.0 - 1e-3 || row >= last_row + 1 + 1e-3) ? outside
+                                                                          : edge;
+      for (std::int64_t i = 0; i < g.size_xyz[0]; ++i) {
+        const auto index = mapping.index(i, j, k);
+        const double difference =
+            std::abs(ours.value_at(ours.offset(0, k, j, i)) -
+                     reference.value_at(reference.offset(0, index[2], index[1], index[0])));
+        ++tally.voxels;
+        tally.differing += difference > 0;
+        tally.largest = std::max(tally.largest, difference);
+      }
+    }
+  }
+  EXPECT_LE(inside.largest, 1.0);
+  EXPECT_LT(inside.differing, inside.voxels / 1000);
+  EXPECT_EQ(outside.differing, 0);
+  EXPECT_LE(edge.voxels, 2 * g.size_xyz[0] * g.size_xyz[2]);
+  std::printf(
+      "graft vs dcm2niix _Tilt_1: corners %.2g mm apart; inside the slices %lld voxels, %lld "
+      "differ, "
+      "by at most %g HU; outside %lld voxels, %lld differ; edge rows %lld voxels, %lld differ, by "
+      "at most %g HU\n",
+      corner_mm, static_cast<long long>(inside.voxels), static_cast<long long>(inside.differing),
+      inside.largest, static_cast<long long>(outside.voxels),
+      static_cast<long long>(outside.differing), static_cast<long long>(edge.voxels),
+      static_cast<long long>(edge.differing), edge.largest);
 }
 
 TEST(DicomFiles, PydicomTruncatedFileIsOneLineError) {

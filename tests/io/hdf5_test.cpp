@@ -198,5 +198,55 @@ TEST(Hdf5, ACorruptFileIsOneLineNamingIt) {
   EXPECT_EQ(message.find('\n'), std::string::npos) << message;
 }
 
+// Found by fuzzing: one damaged byte in a group's link heap or name index made HDF5 1.10's
+// ordered walk free (or sort) table entries it never filled. Each damage is refused as one line
+// naming the file, or listed, by graft info and in this process, never a crash.
+TEST(Hdf5, DamagedDenseLinkStorageIsRefusedNamingTheFileAndNeverCrashes) {
+  ASSERT_FALSE(graft::testing::python_with("h5py").empty()) << "Debian python3-h5py writes the files";
+  const std::string folder = graft::testing::temp_dir();
+  for (const std::string mode : {"dblock-free", "leaf", "link-version", "nrec"}) {
+    SCOPED_TRACE(mode);
+    const std::string path = folder + "/" + mode + ".h5";
+    std::string output;
+    ASSERT_EQ(graft::testing::run_command("/usr/bin/python3 " GRAFT_SOURCE_DIR "/tests/tools/damaged_hdf5.py " + path +
+                                              " --mode " + mode, &output), 0) << output;
+    const int status = graft::testing::run_command(std::string(GRAFT_EXECUTABLE) + " info " + path, &output);
+    // The record count raised by one leaves every real link readable: listed in full.
+    const bool readable = mode == "nrec";
+    EXPECT_EQ(status, readable ? 0 : 1) << output;
+    if (!readable) {
+      EXPECT_NE(output.find(path), std::string::npos) << output;
+      EXPECT_EQ(std::count(output.begin(), output.end(), '\n'), 1) << output;
+      const std::string message = graft::testing::error_message([&] { list_hdf5(path, Hdf5Walk::kInThisProcess); });
+      EXPECT_NE(message.find(path), std::string::npos) << message;
+    } else {
+      EXPECT_EQ(list_hdf5(path, Hdf5Walk::kInThisProcess).datasets.size(), 12u);
+      EXPECT_EQ(list_hdf5(path).datasets.size(), 12u);
+    }
+  }
+}
+
+TEST(Hdf5, DatasetsAreListedDepthFirstInNameOrderWhateverTheStorageOrder) {
+  ASSERT_FALSE(graft::testing::python_with("h5py").empty()) << "Debian python3-h5py writes the file";
+  const std::string path = graft::testing::temp_dir() + "/ordered.h5";
+  // Creation order differs from name order, and the root group (12 links) is in dense storage,
+  // whose native order follows the names' hashes.
+  const std::string script =
+      "import h5py, numpy as np, sys\n"
+      "with h5py.File(sys.argv[1], 'w', libver='latest', track_order=True) as f:\n"
+      "    for i in reversed(range(10)): f.create_dataset(f'v{i}', data=np.zeros(2))\n"
+      "    f.create_dataset('a.b', data=np.zeros(2))\n"
+      "    f.create_dataset('a/c', data=np.zeros(2))\n";
+  std::string output;
+  ASSERT_EQ(graft::testing::run_command("/usr/bin/python3 -c \"" + script + "\" " + path, &output), 0) << output;
+  std::vector<std::string> listed;
+  for (const auto& dataset : list_hdf5(path).datasets) listed.push_back(dataset.path);
+  // Name order at each level: the group "a" and its members before "a.b", which a sort of whole
+  // paths would put first.
+  const std::vector<std::string> expected{"/a/c", "/a.b", "/v0", "/v1", "/v2", "/v3", "/v4",
+                                          "/v5", "/v6", "/v7", "/v8", "/v9"};
+  EXPECT_EQ(listed, expected);
+}
+
 }  // namespace
 }  // namespace graft::io

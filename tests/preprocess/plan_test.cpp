@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -131,6 +132,27 @@ TEST(Plan, InverseInterpolatesProbabilitiesLinearly) {
   const std::int64_t inside = restored.offset(0, 8, 20, 22);
   EXPECT_NEAR(restored.data<float>()[inside], 0.25f, 1e-6);
   EXPECT_EQ(restored.data<float>()[0], 0.0f);
+}
+
+// A DICOM reader that corrected gantry tilt resampled the voxels before any step ran; the Plan,
+// printed and saved beside a prediction, must say so, and say nothing when it did not happen.
+TEST(Plan, NotesAGantryTiltTheReaderCorrected) {
+  auto [image, labels] = scan_and_labels();
+  const auto tilt_notes = [](const Plan& plan) {
+    return std::count_if(plan.notes.begin(), plan.notes.end(), [](const std::string& note) {
+      return note.find("gantry tilt") != std::string::npos;
+    });
+  };
+  EXPECT_EQ(tilt_notes(make_plan(full_contract(), image)), 0);
+  image.metadata().gantry_tilt_corrected_degrees = 9.462322208;
+  const Plan plan = make_plan(full_contract(), image);
+  EXPECT_EQ(tilt_notes(plan), 1);
+  const std::string text = to_text(plan);
+  EXPECT_NE(
+      text.find("note: gantry tilt of 9.46 degrees corrected by resampling the slices (linear)"),
+      std::string::npos)
+      << text;
+  EXPECT_EQ(plan_from_json(to_json(plan), "plan").notes, plan.notes);
 }
 
 TEST(Plan, JsonRoundTripGivesTheSamePlan) {

@@ -1,5 +1,7 @@
 #include "tests/support/test_support.h"
 
+#include "io/dicom/dicom_series.h"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -166,6 +168,30 @@ std::string dicom_series_with_uids(const std::string& source_folder) {
     return "";
   }
   return folder;
+}
+
+std::string tilted_dicom_series(const std::string& source_folder, double tilt_degrees, const std::string& folder) {
+  if (run_command("command -v dcmodify >/dev/null") != 0) return "";
+  const io::DicomVolume original = io::read_dicom(source_folder);
+  const io::Geometry& g = original.image.geometry();
+  const std::string series = folder + "/series";
+  std::filesystem::create_directories(series);
+  const double drift_mm = g.spacing_xyz[2] * std::tan(tilt_degrees * M_PI / 180);
+  for (std::int64_t k = 0; k < g.size_xyz[2]; ++k) {
+    const std::string copy = series + "/slice" + std::to_string(k) + ".dcm";
+    std::filesystem::copy_file(original.source.slices[k].file, copy);
+    io::Vec3 position = g.index_to_world({0, 0, static_cast<double>(k)});
+    for (int d = 0; d < 3; ++d) position[d] -= g.direction[d][1] * drift_mm * static_cast<double>(k);
+    char argument[160];
+    std::snprintf(argument, sizeof argument, "(0020,0032)=%.6f\\%.6f\\%.6f", position[0], position[1], position[2]);
+    std::string output;
+    if (run_command("chmod u+w '" + copy + "' && dcmodify -nb -q -m \"" + std::string(argument) + "\" '" + copy + "'",
+                    &output) != 0) {
+      ADD_FAILURE() << output;
+      return "";
+    }
+  }
+  return series;
 }
 
 }  // namespace graft::testing

@@ -44,6 +44,11 @@ std::int64_t nan_count(const io::Image& image);
 // dcmodify is absent.
 std::string dicom_series_with_uids(const std::string& source_folder);
 
+// A copy of a DICOM series (in `folder`/series) whose ImagePositionPatient values drift against
+// the column direction by tan(tilt) x the slice spacing per slice, as a CT gantry tilted by
+// `tilt_degrees` writes them (DCMTK's dcmodify). Empty when dcmodify is absent.
+std::string tilted_dicom_series(const std::string& source_folder, double tilt_degrees, const std::string& folder);
+
 // The message of the graft::Error that `action` throws, or "" when it throws none.
 template <typename Action>
 std::string error_message(Action&& action) {

@@ -16,6 +16,7 @@
 #include "backbones/registry.h"
 #include "cli/command_line.h"
 #include "datasets/manifest.h"
+#include "finetune/blas_kernels.h"
 #include "cli/progress.h"
 #include "io/atomic_file.h"
 #include "io/dicom/dicom_seg.h"
@@ -258,6 +259,9 @@ int hand_to_graft_ml(char** argv) {
   const std::string ml =
       ((error ? std::filesystem::path(argv[0]) : self).parent_path() / "graft-ml").string();
   argv[0] = const_cast<char*>(ml.c_str());
+  // This process has OpenBLAS loaded too (through the format libraries), so it can tell graft-ml
+  // which kernels fit before graft-ml loads it, instead of graft-ml starting a second time.
+  if (const char* core = graft::finetune::fitting_blas_core_type()) setenv("OPENBLAS_CORETYPE", core, 0);
   execv(ml.c_str(), argv);
   throw Error(ml + ": cannot run it (" + std::strerror(errno) +
               "); training, prediction and backbones live there: build the graft-ml target");

@@ -38,10 +38,15 @@ const char* blas_core_name() {
   return core_name != nullptr ? core_name() : "";
 }
 
-void use_fitting_blas_kernels(char** argv) {
-  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return;  // the user's choice, or already re-executed
+const char* fitting_blas_core_type() {
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return nullptr;  // the user's choice, or already set
   const char* core = fitting_core();
-  if (core == nullptr || !is_pre_avx2_core(blas_core_name())) return;
+  return core != nullptr && is_pre_avx2_core(blas_core_name()) ? core : nullptr;
+}
+
+void use_fitting_blas_kernels(char** argv) {
+  const char* core = fitting_blas_core_type();
+  if (core == nullptr) return;
   setenv("OPENBLAS_CORETYPE", core, 0);
   execv("/proc/self/exe", argv);
   unsetenv("OPENBLAS_CORETYPE");  // execv failed: carry on with the slow kernels

@@ -13,6 +13,12 @@ namespace graft::finetune {
 // or when the re-execution fails. Call it first thing in main().
 void use_fitting_blas_kernels(char** argv);
 
+// The OPENBLAS_CORETYPE that use_fitting_blas_kernels would set here, or nullptr when it would
+// change nothing. For a launcher of a LibTorch program (the light `graft` starting `graft-ml`):
+// set it in the environment before the exec, and the program starts once instead of twice.
+// LibTorch-free: this file is compiled into the light executable too.
+const char* fitting_blas_core_type();
+
 // glibc returns every block of more than 128 KiB-32 MiB (its threshold moves) to the kernel when
 // it is freed, so a tensor of that size made and dropped once per window or per training step is
 // faulted in page by page each time: predicting a CT volume took 3.6 M page faults and 26 s of

@@ -47,7 +47,23 @@ class ScratchFolders : public ::testing::EmptyTestEventListener {
     return *folders;
   }
 
-  void add(const std::filesystem::path& folder) { folders_.push_back(folder); }
+  // Outside a GoogleTest test (the Qt Test programs, one test function per process), the folders
+  // go when the process exits.
+  void add(const std::filesystem::path& folder) {
+    if (::testing::UnitTest::GetInstance()->current_test_info() != nullptr) {
+      folders_.push_back(folder);
+      return;
+    }
+    static std::vector<std::filesystem::path> at_exit;
+    if (at_exit.empty()) {
+      std::atexit([] {
+        if (std::getenv("GRAFT_KEEP_TEST_DIRS") != nullptr) return;
+        std::error_code ignored;
+        for (const auto& folder : at_exit) std::filesystem::remove_all(folder, ignored);
+      });
+    }
+    at_exit.push_back(folder);
+  }
 
   void OnTestEnd(const ::testing::TestInfo& info) override {
     const bool keep = info.result()->Failed() || std::getenv("GRAFT_KEEP_TEST_DIRS") != nullptr;

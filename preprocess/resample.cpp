@@ -114,6 +114,40 @@ AxisTaps gaussian_taps(std::int64_t n, double sigma) {
   return taps;
 }
 
+// One row gathered through an axis's taps (x, the contiguous axis).
+template <typename In, typename Out>
+void gather_row(const In* row, Out* destination, const AxisTaps& taps) {
+  const int width = taps.width;
+  for (std::int64_t o = 0; o < taps.outputs; ++o) {
+    const std::int64_t* index = &taps.index[o * width];
+    const float* weight = &taps.weight[o * width];
+    float sum = 0.0f;
+    for (int k = 0; k < width; ++k) sum += weight[k] * static_cast<float>(row[index[k]]);
+    destination[o] = sum;
+  }
+}
+
+// Output o along an outer axis: the weighted sum of `width` whole input runs of `length` voxels.
+template <typename In, typename Out>
+void combine_run(const In* runs, Out* destination, std::int64_t length, const AxisTaps& taps, std::int64_t o) {
+  const int width = taps.width;
+  const std::int64_t* index = &taps.index[o * width];
+  const float* weight = &taps.weight[o * width];
+  const In* first = runs + index[0] * length;
+  for (std::int64_t i = 0; i < length; ++i) destination[i] = weight[0] * static_cast<float>(first[i]);
+  for (int k = 1; k < width; ++k) {
+    const In* source = runs + index[k] * length;
+    const float w = weight[k];
+    for (std::int64_t i = 0; i < length; ++i) destination[i] += w * static_cast<float>(source[i]);
+  }
+}
+
+// Every output row of a slice (y) through combine_run.
+template <typename In>
+void combine_rows(const In* rows, float* destination, std::int64_t length, const AxisTaps& taps) {
+  for (std::int64_t o = 0; o < taps.outputs; ++o) combine_run(rows, destination + o * length, length, taps, o);
+}
+
 // A float volume viewed as (outer, n, inner) around the axis being processed.
 struct AxisView {
   std::int64_t outer = 1, n = 1, inner = 1;
@@ -141,16 +175,10 @@ void apply_taps(const In* in, Out* out, const AxisView& view, const AxisTaps& ta
       for (std::int64_t outer = begin; outer < end; ++outer) {
         const In* row = in + outer * view.n;
         Out* destination = out + outer * m;
-        for (std::int64_t o = 0; o < m; ++o) {
-          const std::int64_t* index = &taps.index[o * width];
-          if constexpr (std::is_floating_point_v<Out>) {
-            const float* weight = &taps.weight[o * width];
-            float sum = 0.0f;
-            for (int k = 0; k < width; ++k) sum += weight[k] * static_cast<float>(row[index[k]]);
-            destination[o] = sum;
-          } else {  // nearest gather for label maps
-            destination[o] = row[index[0]];
-          }
+        if constexpr (std::is_floating_point_v<Out>) {
+          gather_row(row, destination, taps);
+        } else {  // nearest gather for label maps
+          for (std::int64_t o = 0; o < m; ++o) destination[o] = row[taps.index[o * width]];
         }
       }
     }, 16);
@@ -158,20 +186,12 @@ void apply_taps(const In* in, Out* out, const AxisView& view, const AxisTaps& ta
   }
   auto one_run = [&](std::int64_t outer, std::int64_t o) {
     Out* destination = out + (outer * m + o) * view.inner;
-    const std::int64_t* index = &taps.index[o * width];
     const In* base = in + outer * view.n * view.inner;
     if constexpr (std::is_floating_point_v<Out>) {
-      const float* weight = &taps.weight[o * width];
-      const In* first = base + index[0] * view.inner;
-      const float w0 = weight[0];
-      for (std::int64_t i = 0; i < view.inner; ++i) destination[i] = w0 * static_cast<float>(first[i]);
-      for (int k = 1; k < width; ++k) {
-        const In* source = base + index[k] * view.inner;
-        const float w = weight[k];
-        for (std::int64_t i = 0; i < view.inner; ++i) destination[i] += w * static_cast<float>(source[i]);
-      }
+      combine_run(base, destination, view.inner, taps, o);
     } else {
-      std::copy(base + index[0] * view.inner, base + (index[0] + 1) * view.inner, destination);
+      const std::int64_t index = taps.index[o * width];
+      std::copy(base + index * view.inner, base + (index + 1) * view.inner, destination);
     }
   };
   if (view.outer >= 2 * io::worker_threads()) {
@@ -305,38 +325,6 @@ void check_size(const SizeXyz& size_xyz) {
 // Reads input index n - 1 - i wherever the taps read i: the taps then resample the axis reversed.
 void reverse_taps(AxisTaps& taps, std::int64_t n) {
   for (std::int64_t& index : taps.index) index = n - 1 - index;
-}
-
-// One row gathered through an axis's taps (x, the contiguous axis).
-template <typename In>
-void gather_row(const In* row, float* destination, const AxisTaps& taps) {
-  const int width = taps.width;
-  for (std::int64_t o = 0; o < taps.outputs; ++o) {
-    const std::int64_t* index = &taps.index[o * width];
-    const float* weight = &taps.weight[o * width];
-    float sum = 0.0f;
-    for (int k = 0; k < width; ++k) sum += weight[k] * static_cast<float>(row[index[k]]);
-    destination[o] = sum;
-  }
-}
-
-// Whole rows combined through an axis's taps (y within a slice): each output row is a weighted
-// sum of `width` input rows of `length` voxels.
-template <typename In>
-void combine_rows(const In* rows, float* destination, std::int64_t length, const AxisTaps& taps) {
-  const int width = taps.width;
-  for (std::int64_t o = 0; o < taps.outputs; ++o) {
-    const std::int64_t* index = &taps.index[o * width];
-    const float* weight = &taps.weight[o * width];
-    float* out_row = destination + o * length;
-    const In* first = rows + index[0] * length;
-    for (std::int64_t i = 0; i < length; ++i) out_row[i] = weight[0] * static_cast<float>(first[i]);
-    for (int k = 1; k < width; ++k) {
-      const In* source = rows + index[k] * length;
-      const float w = weight[k];
-      for (std::int64_t i = 0; i < length; ++i) out_row[i] += w * static_cast<float>(source[i]);
-    }
-  }
 }
 
 // x and y of each (channel, z) slice in one pass, through a per-thread scratch slice that stays

@@ -23,12 +23,19 @@ install(TARGETS ${GRAFT_LIBRARY_TARGETS} graft_all EXPORT graftTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-# The DICOM reader's inner headers name DCMTK's types; they stay out of the public API.
+# The DICOM reader's inner headers name DCMTK's types, and the format modules' tables are
+# libgraft_io's own: they stay out of the public API.
 install(DIRECTORY io preprocess datasets backbones finetune
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/graft
         FILES_MATCHING PATTERN "*.h"
         PATTERN "dicom_tags.h" EXCLUDE PATTERN "dicom_header.h" EXCLUDE PATTERN "dicom_assembly.h" EXCLUDE
-        PATTERN "dicom_decoding.h" EXCLUDE PATTERN "dicom_tilt.h" EXCLUDE)
+        PATTERN "dicom_decoding.h" EXCLUDE PATTERN "dicom_tilt.h" EXCLUDE
+        PATTERN "io_module.h" EXCLUDE PATTERN "*_module.h" EXCLUDE)
+
+# Modules libgraft_io opens at run time, beside it (io/io_module.h); no program links them.
+if(GRAFT_IO_MODULE_TARGETS)
+  install(TARGETS ${GRAFT_IO_MODULE_TARGETS} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+endif()
 
 set(GRAFT_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/graft)
 install(EXPORT graftTargets NAMESPACE graft:: DESTINATION ${GRAFT_CMAKE_DIR})

@@ -33,6 +33,11 @@ for example in "$source_dir"/examples/*/; do
   echo "check_install: $name $image"
   "$work/$name/$name" "$image"
 done
+# The installed graft opens its format modules (GDAL, HDF5) from the installed lib folder.
+/usr/bin/python3 -c "import numpy; numpy.save('$work/plane.npy', numpy.arange(12, dtype=numpy.int16).reshape(3, 4))"
+"$prefix/bin/graft" convert "$work/plane.npy" "$work/plane.tif"
+"$prefix/bin/graft" convert "$work/plane.tif" "$work/plane.h5"
+echo "check_install: installed graft wrote GeoTIFF and HDF5: $("$prefix/bin/graft" info "$work/plane.h5" | head -1)"
 (cd "$build_dir" && cpack -G DEB > "$work/cpack.log") || { cat "$work/cpack.log" >&2; exit 1; }
 package=$(ls "$build_dir"/graft_*.deb)
 echo "check_install: $(basename "$package"), depends on: $(dpkg-deb -f "$package" Depends)"

@@ -81,10 +81,17 @@ bool is_jpeg2000(const std::string& transfer_syntax_uid) {
          transfer_syntax_uid == "1.2.840.10008.1.2.4.91";
 }
 
-// The bytes of one encapsulated frame: its fragments, found through the basic offset table, or
-// one fragment per frame, or all fragments when the object has a single frame.
-std::vector<std::uint8_t> encapsulated_frame(DcmPixelData* pixel_data, const DicomFrameHeader& h,
-                                             int frame_count) {
+// The bytes of one encapsulated frame. A frame in one fragment (nearly every file) is DCMTK's
+// own buffer, valid while the dataset lives; a frame in several is joined into `joined`.
+struct EncapsulatedFrame {
+  const std::uint8_t* data = nullptr;
+  std::size_t size = 0;
+  std::vector<std::uint8_t> joined;
+};
+
+// One frame's fragments, found through the basic offset table, or one fragment per frame, or all
+// fragments when the object has a single frame.
+EncapsulatedFrame encapsulated_frame(DcmPixelData* pixel_data, const DicomFrameHeader& h, int frame_count) {
   DcmPixelSequence* sequence = nullptr;
   const DcmRepresentationParameter* parameters = nullptr;
   const E_TransferSyntax xfer = DcmXfer(h.transfer_syntax_uid.c_str()).getXfer();
@@ -94,21 +101,12 @@ std::vector<std::uint8_t> encapsulated_frame(DcmPixelData* pixel_data, const Dic
   }
   const unsigned long item_count = sequence->card();
   if (item_count < 2) throw Error(h.file + ": PixelData holds no compressed fragment");
-  auto fragment = [&](unsigned long index, std::vector<std::uint8_t>& out) {
-    DcmPixelItem* item = nullptr;
-    Uint8* bytes = nullptr;
-    if (sequence->getItem(item, index).bad() || !item || item->getUint8Array(bytes).bad()) {
-      throw Error(h.file + ": PixelData fragment " + std::to_string(index) +
-                  " is unreadable (truncated?)");
-    }
-    out.insert(out.end(), bytes, bytes + item->getLength());
-  };
-  std::vector<std::uint8_t> bytes;
+  std::vector<unsigned long> fragments_of_frame;
   const unsigned long fragments = item_count - 1;
   if (frame_count == 1) {
-    for (unsigned long i = 1; i < item_count; ++i) fragment(i, bytes);
+    for (unsigned long i = 1; i < item_count; ++i) fragments_of_frame.push_back(i);
   } else if (fragments == static_cast<unsigned long>(frame_count)) {
-    fragment(static_cast<unsigned long>(h.frame_index) + 1, bytes);
+    fragments_of_frame.push_back(static_cast<unsigned long>(h.frame_index) + 1);
   } else {
     // Fragments of several frames: the offset table (item 0) gives each frame's first byte.
     DcmPixelItem* table = nullptr;
@@ -129,11 +127,28 @@ std::vector<std::uint8_t> encapsulated_frame(DcmPixelData* pixel_data, const Dic
     for (unsigned long i = 1; i < item_count; ++i) {
       DcmPixelItem* item = nullptr;
       sequence->getItem(item, i);
-      if (position >= begin && position < end) fragment(i, bytes);
+      if (position >= begin && position < end) fragments_of_frame.push_back(i);
       position += 8 + (item ? item->getLength() : 0);  // each fragment has an 8-byte item header
     }
   }
-  return bytes;
+  EncapsulatedFrame frame;
+  for (const unsigned long index : fragments_of_frame) {
+    DcmPixelItem* item = nullptr;
+    Uint8* bytes = nullptr;
+    if (sequence->getItem(item, index).bad() || !item || item->getUint8Array(bytes).bad()) {
+      throw Error(h.file + ": PixelData fragment " + std::to_string(index) +
+                  " is unreadable (truncated?)");
+    }
+    if (fragments_of_frame.size() == 1) {
+      frame.data = bytes;
+      frame.size = item->getLength();
+      return frame;
+    }
+    frame.joined.insert(frame.joined.end(), bytes, bytes + item->getLength());
+  }
+  frame.data = frame.joined.data();
+  frame.size = frame.joined.size();
+  return frame;
 }
 
 std::size_t frame_byte_count(const DicomFrameHeader& h) {
@@ -156,15 +171,15 @@ void decode_frame(DcmDataset* dataset, const DicomFrameHeader& h, int frame_coun
   const PixelLayout layout{h.rows, h.columns, h.samples_per_pixel, h.bits_allocated,
                            h.pixel_representation == 1};
   if (is_jpeg2000(h.transfer_syntax_uid)) {
-    const std::vector<std::uint8_t> codestream = encapsulated_frame(pixel_data, h, frame_count);
-    decode_jpeg2000_frame(codestream.data(), codestream.size(), layout, destination, where);
+    const EncapsulatedFrame codestream = encapsulated_frame(pixel_data, h, frame_count);
+    decode_jpeg2000_frame(codestream.data, codestream.size, layout, destination, where);
     return;
   }
   if (h.transfer_syntax_uid == "1.2.840.10008.1.2.5") {
     // graft's own RLE decoder writes straight into place: 3.8x fewer CPU samples than DCMTK's
     // on the synthetic RLE CT (perf).
-    const std::vector<std::uint8_t> compressed = encapsulated_frame(pixel_data, h, frame_count);
-    decode_rle_frame(compressed.data(), compressed.size(), layout, destination, where);
+    const EncapsulatedFrame compressed = encapsulated_frame(pixel_data, h, frame_count);
+    decode_rle_frame(compressed.data, compressed.size, layout, destination, where);
     return;
   }
   if (!DcmXfer(h.transfer_syntax_uid.c_str()).isEncapsulated()) {

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 
 #include "io/dicom/dicom_csa.h"
@@ -236,8 +237,9 @@ bool has_pixel_data(DcmDataset* dataset) {
 }
 
 void load_file(DcmFileFormat& file_format, const std::string& path, bool headers_only) {
-  // With a small read limit, DCMTK leaves large values (the pixels) in the file until asked.
-  const Uint32 max_read_length = headers_only ? 4096 : DCM_MaxReadLength;
+  // With a small read limit, DCMTK leaves large values (the pixels) in the file until asked, and
+  // then opens the file again for each one; without a limit it reads every value in one pass.
+  const Uint32 max_read_length = headers_only ? DCM_MaxReadLength : std::numeric_limits<Uint32>::max();
   const OFCondition status =
       file_format.loadFile(OFFilename(path.c_str()), EXS_Unknown, EGL_noChange, max_read_length);
   if (status.bad()) {

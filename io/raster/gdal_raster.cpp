@@ -1,4 +1,5 @@
 #include "io/raster/gdal_raster.h"
+#include "io/raster/gdal_module.h"
 
 #include <cpl_conv.h>
 #include <cpl_error.h>
@@ -19,7 +20,7 @@
 #include "io/error.h"
 #include "io/file_bytes.h"
 
-namespace graft::io {
+namespace graft::io::gdal_module {
 
 namespace {
 
@@ -413,14 +414,26 @@ bool same_crs(const std::string& wkt_a, const std::string& wkt_b) {
   return a.IsSame(&b);
 }
 
-struct GdalRasterWriter::State {
-  std::string path, temporary;
-  RasterLayout layout;
-  GdalWriteOptions options;
-  DatasetPointer dataset;
+namespace {
+
+class GdalWindowWriter final : public WindowWriter {
+ public:
+  GdalWindowWriter(const std::string& path, const RasterLayout& layout, const GdalWriteOptions& options);
+  ~GdalWindowWriter() override;
+  void write(const Image& window, std::int64_t x, std::int64_t y) override;
+  void finish() override;
+
+ private:
+  struct State {
+    std::string path, temporary;
+    RasterLayout layout;
+    GdalWriteOptions options;
+    DatasetPointer dataset;
+  };
+  std::unique_ptr<State> state_;
 };
 
-GdalRasterWriter::GdalRasterWriter(const std::string& path, const RasterLayout& layout,
+GdalWindowWriter::GdalWindowWriter(const std::string& path, const RasterLayout& layout,
                                    const GdalWriteOptions& options)
     : state_(std::make_unique<State>()) {
   register_drivers();
@@ -466,14 +479,14 @@ GdalRasterWriter::GdalRasterWriter(const std::string& path, const RasterLayout& 
   }
 }
 
-GdalRasterWriter::~GdalRasterWriter() {
+GdalWindowWriter::~GdalWindowWriter() {
   if (!state_ || !state_->dataset) return;
   GdalErrorCapture quiet;
   state_->dataset.reset();
   std::remove(state_->temporary.c_str());
 }
 
-void GdalRasterWriter::write(const Image& source, std::int64_t x, std::int64_t y) {
+void GdalWindowWriter::write(const Image& source, std::int64_t x, std::int64_t y) {
   State& s = *state_;
   if (!s.dataset) throw Error(s.path + ": the writer is finished");
   const RasterLayout& layout = s.layout;
@@ -505,7 +518,7 @@ void GdalRasterWriter::write(const Image& source, std::int64_t x, std::int64_t y
     throw Error(s.path + ": writing a window failed (" + errors.reason("") + ")");
 }
 
-void GdalRasterWriter::finish() {
+void GdalWindowWriter::finish() {
   State& s = *state_;
   if (!s.dataset) throw Error(s.path + ": the writer is already finished");
   GdalErrorCapture errors;
@@ -538,19 +551,11 @@ void GdalRasterWriter::finish() {
   move_into_place(copy_path, s.path);
 }
 
-std::string band_name_from_file(const std::string& path) {
-  std::string stem = std::filesystem::path(path).stem().string();
-  const auto underscore = stem.find_last_of('_');
-  std::string last = underscore == std::string::npos ? stem : stem.substr(underscore + 1);
-  std::transform(last.begin(), last.end(), last.begin(),
-                 [](unsigned char c) { return std::toupper(c); });
-  if (last == "BQA") return last;
-  if (last.size() < 2 || last.size() > 4 || last[0] != 'B') return "";
-  std::size_t digits = 1;
-  while (digits < last.size() && std::isdigit(static_cast<unsigned char>(last[digits]))) ++digits;
-  const bool band = digits > 1 && digits <= 3 &&
-                    (digits == last.size() || (digits + 1 == last.size() && last.back() == 'A'));
-  return band ? last : "";
+}  // namespace
+
+std::unique_ptr<WindowWriter> open_window_writer(const std::string& path, const RasterLayout& layout,
+                                                 const GdalWriteOptions& options) {
+  return std::make_unique<GdalWindowWriter>(path, layout, options);
 }
 
 Image read_band_stack(const std::vector<std::string>& files, const BandStackOptions& options) {
@@ -672,4 +677,14 @@ std::vector<std::array<double, 2>> lon_lat_from_crs(const std::string& crs_wkt,
   return lon_lat;
 }
 
-}  // namespace graft::io
+}  // namespace graft::io::gdal_module
+
+extern "C" GRAFT_IO_MODULE_EXPORT const graft::io::gdal_module::EntryPoints* graft_io_gdal_entry_points() {
+  namespace module = graft::io::gdal_module;
+  static const module::EntryPoints entry_points{
+      module::kEntryPointsVersion, &module::gdal_can_read,   &module::read_gdal_info,
+      &module::read_gdal,          &module::write_gdal,      &module::read_band_stack,
+      &module::same_crs,           &module::lon_lat_from_crs, &module::open_window_writer,
+  };
+  return &entry_points;
+}

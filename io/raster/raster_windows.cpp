@@ -1,7 +1,9 @@
 #include "io/raster/raster_windows.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <filesystem>
 #include <random>
 
 #include "io/error.h"
@@ -105,6 +107,21 @@ std::vector<PixelWindow> random_windows(const std::string& path,
     }
   }
   return windows;
+}
+
+std::string band_name_from_file(const std::string& path) {
+  std::string stem = std::filesystem::path(path).stem().string();
+  const auto underscore = stem.find_last_of('_');
+  std::string last = underscore == std::string::npos ? stem : stem.substr(underscore + 1);
+  std::transform(last.begin(), last.end(), last.begin(),
+                 [](unsigned char c) { return std::toupper(c); });
+  if (last == "BQA") return last;
+  if (last.size() < 2 || last.size() > 4 || last[0] != 'B') return "";
+  std::size_t digits = 1;
+  while (digits < last.size() && std::isdigit(static_cast<unsigned char>(last[digits]))) ++digits;
+  const bool band = digits > 1 && digits <= 3 &&
+                    (digits == last.size() || (digits + 1 == last.size() && last.back() == 'A'));
+  return band ? last : "";
 }
 
 }  // namespace graft::io

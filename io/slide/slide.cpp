@@ -1,32 +1,29 @@
 #include "io/slide/slide.h"
 
-#include <openslide/openslide.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 
 #include "io/error.h"
-#include "io/stderr_silencer.h"
+#include "io/slide/slide_module.h"
 
 namespace graft::io {
 
 struct Slide::Handle {
-  openslide_t* slide = nullptr;
-  ~Handle() {
-    if (slide) openslide_close(slide);
-  }
+  std::unique_ptr<slide_module::SlideReader> reader;
 };
 
 namespace {
 
-std::optional<double> number_property(openslide_t* slide, const char* name) {
-  const char* text = openslide_get_property_value(slide, name);
-  if (!text) return std::nullopt;
-  char* end = nullptr;
-  const double value = std::strtod(text, &end);
-  if (end == text || !std::isfinite(value) || value <= 0) return std::nullopt;
-  return value;
+const slide_module::EntryPoints& openslide(const std::string& needed_by) {
+#ifdef GRAFT_IO_MODULES_LINKED
+  (void)needed_by;
+  return *graft_io_openslide_entry_points();
+#else
+  static IoModule<slide_module::EntryPoints> module("libgraft_io_openslide.so", "graft_io_openslide_entry_points", slide_module::kEntryPointsVersion,
+                                              "a whole-slide image");
+  return module.entry_points(needed_by);
+#endif
 }
 
 // Otsu's threshold of a 256-bin histogram: the cut that maximises the between-class variance.
@@ -52,31 +49,11 @@ double otsu_threshold(const std::array<std::int64_t, 256>& histogram) {
 }  // namespace
 
 Slide::Slide(const std::string& path) : path_(path), handle_(std::make_unique<Handle>()) {
-  // libtiff warns on stderr about tags it does not know (GDAL's, vendors'); errors still come
-  // back through openslide_get_error and become one line.
-  const StderrSilencer quiet;
-  const char* vendor = openslide_detect_vendor(path.c_str());
-  if (!vendor) throw Error(path + ": not a slide OpenSlide recognises");
-  vendor_ = vendor;
-  handle_->slide = openslide_open(path.c_str());
-  if (!handle_->slide) throw Error(path + ": OpenSlide cannot open it");
-  if (const char* error = openslide_get_error(handle_->slide)) throw Error(path + ": " + error);
-  const int count = openslide_get_level_count(handle_->slide);
-  for (int level = 0; level < count; ++level) {
-    SlideLevel info;
-    openslide_get_level_dimensions(handle_->slide, level, &info.width, &info.height);
-    info.downsample = openslide_get_level_downsample(handle_->slide, level);
-    levels_.push_back(info);
-  }
+  handle_->reader = openslide(path).open_slide(path);
+  vendor_ = handle_->reader->vendor();
+  levels_ = handle_->reader->levels();
   if (levels_.empty()) throw Error(path + ": the slide has no levels");
-  microns_per_pixel_ = number_property(handle_->slide, OPENSLIDE_PROPERTY_NAME_MPP_X);
-  if (!microns_per_pixel_) {
-    // Generic TIFFs carry only the resolution tags: pixels per centimetre or inch.
-    const auto resolution = number_property(handle_->slide, "tiff.XResolution");
-    const char* unit = openslide_get_property_value(handle_->slide, "tiff.ResolutionUnit");
-    if (resolution && unit && std::string(unit) == "centimeter") microns_per_pixel_ = 10000.0 / *resolution;
-    if (resolution && unit && std::string(unit) == "inch") microns_per_pixel_ = 25400.0 / *resolution;
-  }
+  microns_per_pixel_ = handle_->reader->microns_per_pixel();
 }
 
 Slide::~Slide() = default;
@@ -87,8 +64,7 @@ Image Slide::read_region(int level, std::int64_t x, std::int64_t y, std::int64_t
                 std::to_string(height) + " is not readable");
   }
   std::vector<std::uint32_t> argb(static_cast<std::size_t>(width * height));
-  openslide_read_region(handle_->slide, argb.data(), x, y, level, width, height);
-  if (const char* error = openslide_get_error(handle_->slide)) throw Error(path_ + ": " + error);
+  handle_->reader->read_argb(level, x, y, width, height, argb.data());
   Geometry grid;
   grid.size_xyz = {width, height, 1};
   const double spacing = (microns_per_pixel_ ? *microns_per_pixel_ / 1000.0 : 1.0) * levels_[level].downsample;

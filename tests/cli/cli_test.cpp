@@ -102,6 +102,53 @@ TEST(Cli, FormatCommandsRunWithoutLibTorchAndModelCommandsInGraftMl) {
   EXPECT_NE(plan.find("window"), std::string::npos) << plan;
 }
 
+// GDAL, HDF5 and OpenSlide come with ~170 shared libraries between them; they are modules that
+// load only for their own formats, so a NIfTI command starts without them.
+TEST(Cli, GdalHdf5AndOpenSlideLoadOnlyForFilesOfTheirFormats) {
+  const std::string folder = graft::testing::temp_dir();
+  graft::io::Geometry grid;
+  grid.size_xyz = {4, 3, 1};
+  const graft::io::Image image(graft::io::DType::kI16, 1, grid);
+  for (const char* name : {"/a.nii.gz", "/a.tif", "/a.h5"}) graft::io::write(image, folder + name);
+  // The dynamic loader lists every library it opens ("file=libgdal.so.32 [0];  needed by ...").
+  auto libraries_loaded_by = [&](const std::string& name) {
+    const Result result = graft("info " + folder + name, "LD_DEBUG=files ");
+    EXPECT_EQ(result.exit_code, 0) << result.output;
+    return result.output;
+  };
+  const std::string nifti = libraries_loaded_by("/a.nii.gz");
+  for (const char* library : {"libgdal", "libhdf5", "libopenslide", "libgraft_io_"}) {
+    EXPECT_EQ(nifti.find(library), std::string::npos) << library;
+  }
+  const std::string raster = libraries_loaded_by("/a.tif");
+  EXPECT_NE(raster.find("libgraft_io_gdal.so"), std::string::npos);
+  EXPECT_NE(raster.find("libgdal"), std::string::npos);
+  const std::string hdf5 = libraries_loaded_by("/a.h5");
+  EXPECT_NE(hdf5.find("libgraft_io_hdf5.so"), std::string::npos);
+  EXPECT_EQ(hdf5.find("libgdal"), std::string::npos);
+}
+
+// An installation that lost a module says which file needed it and which module is missing.
+TEST(Cli, AMissingFormatModuleIsAnErrorNamingTheFileAndTheModule) {
+  const std::string folder = graft::testing::temp_dir();
+  const std::filesystem::path io_library =
+      std::filesystem::path(graft::testing::graft_executable()).parent_path().parent_path() / "io" / "libgraft_io.so";
+  ASSERT_TRUE(std::filesystem::exists(io_library)) << io_library;
+  // libgraft_io alone in a folder the loader searches first (LD_LIBRARY_PATH precedes RUNPATH),
+  // so it looks for its modules there.
+  std::filesystem::copy_file(io_library, folder + "/libgraft_io.so");
+  graft::io::Geometry grid;
+  grid.size_xyz = {4, 3, 1};
+  graft::io::write(graft::io::Image(graft::io::DType::kU8, 1, grid), folder + "/a.tif");
+  const Result nifti_still_works = graft("info --help", "LD_LIBRARY_PATH=" + folder + " ");
+  EXPECT_EQ(nifti_still_works.exit_code, 0) << nifti_still_works.output;
+  const Result result = graft("info " + folder + "/a.tif", "LD_LIBRARY_PATH=" + folder + " ");
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_EQ(line_count(result.output), 1u) << result.output;
+  EXPECT_NE(result.output.find(folder + "/a.tif: "), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find(folder + "/libgraft_io_gdal.so"), std::string::npos) << result.output;
+}
+
 TEST(Cli, InfoJsonHasTheSameKeysForEveryFormat) {
   const std::string folder = graft::testing::temp_dir();
   graft::io::Geometry g;

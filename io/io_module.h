@@ -1,9 +1,9 @@
 #pragma once
 
-// Format libraries that bring dozens of shared libraries of their own (GDAL, HDF5, OpenSlide)
-// are wrapped in modules that libgraft_io opens on first use, so a command that never meets
-// their formats never loads them: binding GDAL's, HDF5's and OpenSlide's ~170 libraries took
-// most of every graft command's start-up. A module lives in the folder libgraft_io itself was
+// Format libraries that bring dozens of shared libraries of their own (GDAL, HDF5, OpenSlide,
+// ITK) are wrapped in modules that libgraft_io opens on first use, so a command that never meets
+// their formats never loads them: binding their ~180 libraries took most of every graft
+// command's start-up. A module lives in the folder libgraft_io itself was
 // loaded from (the build's io/, or the installed lib/), exports one C function returning its
 // table of entry points, and is built with libgraft_io: a table of another version is refused.
 // A static build (BUILD_SHARED_LIBS=OFF) links the wrappers in instead (GRAFT_IO_MODULES_LINKED).

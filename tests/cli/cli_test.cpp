@@ -102,14 +102,14 @@ TEST(Cli, FormatCommandsRunWithoutLibTorchAndModelCommandsInGraftMl) {
   EXPECT_NE(plan.find("window"), std::string::npos) << plan;
 }
 
-// GDAL, HDF5 and OpenSlide come with ~170 shared libraries between them; they are modules that
-// load only for their own formats, so a NIfTI command starts without them.
-TEST(Cli, GdalHdf5AndOpenSlideLoadOnlyForFilesOfTheirFormats) {
+// GDAL, HDF5, OpenSlide and ITK come with ~180 shared libraries between them; they are modules
+// that load only for their own formats, so a NIfTI command starts without them.
+TEST(Cli, GdalHdf5OpenSlideAndItkLoadOnlyForFilesOfTheirFormats) {
   const std::string folder = graft::testing::temp_dir();
   graft::io::Geometry grid;
   grid.size_xyz = {4, 3, 1};
   const graft::io::Image image(graft::io::DType::kI16, 1, grid);
-  for (const char* name : {"/a.nii.gz", "/a.tif", "/a.h5"}) graft::io::write(image, folder + name);
+  for (const char* name : {"/a.nii.gz", "/a.tif", "/a.h5", "/a.nrrd"}) graft::io::write(image, folder + name);
   // The dynamic loader lists every library it opens ("file=libgdal.so.32 [0];  needed by ...").
   auto libraries_loaded_by = [&](const std::string& name) {
     const Result result = graft("info " + folder + name, "LD_DEBUG=files ");
@@ -117,7 +117,7 @@ TEST(Cli, GdalHdf5AndOpenSlideLoadOnlyForFilesOfTheirFormats) {
     return result.output;
   };
   const std::string nifti = libraries_loaded_by("/a.nii.gz");
-  for (const char* library : {"libgdal", "libhdf5", "libopenslide", "libgraft_io_"}) {
+  for (const char* library : {"libgdal", "libhdf5", "libopenslide", "libITKCommon", "libgraft_io_"}) {
     EXPECT_EQ(nifti.find(library), std::string::npos) << library;
   }
   const std::string raster = libraries_loaded_by("/a.tif");
@@ -126,6 +126,10 @@ TEST(Cli, GdalHdf5AndOpenSlideLoadOnlyForFilesOfTheirFormats) {
   const std::string hdf5 = libraries_loaded_by("/a.h5");
   EXPECT_NE(hdf5.find("libgraft_io_hdf5.so"), std::string::npos);
   EXPECT_EQ(hdf5.find("libgdal"), std::string::npos);
+  const std::string nrrd = libraries_loaded_by("/a.nrrd");
+  EXPECT_NE(nrrd.find("libgraft_io_itk.so"), std::string::npos);
+  EXPECT_NE(nrrd.find("libITKCommon"), std::string::npos);
+  EXPECT_EQ(nrrd.find("libgdal"), std::string::npos);
 }
 
 // An installation that lost a module says which file needed it and which module is missing.

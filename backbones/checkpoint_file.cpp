@@ -81,7 +81,8 @@ std::vector<std::pair<std::string, const PyValue*>> find_state_dict(const PyValu
                                                                      const std::string& path) {
   const PyValue* dict = &root;
   if (root.kind != PyValue::Kind::kDict) throw Error(path + ": checkpoint does not hold a dict");
-  for (const char* key : {"state_dict", "model", "state_dict_ema", "model_state_dict"}) {
+  // nnU-Net's trainer saves its network as 'network_weights'.
+  for (const char* key : {"state_dict", "model", "state_dict_ema", "model_state_dict", "network_weights"}) {
     const PyValue* inner = dict_lookup(root, key);
     if (inner != nullptr && inner->kind == PyValue::Kind::kDict) {
       dict = inner;
@@ -100,13 +101,57 @@ std::vector<std::pair<std::string, const PyValue*>> find_state_dict(const PyValu
   }
   if (tensors.empty()) throw Error(path + ": checkpoint holds no tensors (no state_dict found)");
   if (skipped > 0) notes.push_back(std::to_string(skipped) + " non-tensor entries ignored");
-  bool all_prefixed = true;
-  for (const auto& [name, value] : tensors) all_prefixed &= name.rfind("module.", 0) == 0;
-  if (all_prefixed) {
-    for (auto& [name, value] : tensors) name.erase(0, 7);
-    notes.push_back("'module.' prefix stripped");
+  // DataParallel's 'module.' and torch.compile's '_orig_mod.' wrap every name.
+  for (const std::string prefix : {"module.", "_orig_mod."}) {
+    bool all_prefixed = true;
+    for (const auto& [name, value] : tensors) all_prefixed &= name.rfind(prefix, 0) == 0;
+    if (!all_prefixed) continue;
+    for (auto& [name, value] : tensors) name.erase(0, prefix.size());
+    notes.push_back("'" + prefix + "' prefix stripped");
   }
   return tensors;
+}
+
+// A pickled value as JSON: tuples as arrays, dicts with string or integer keys as objects,
+// tensors and bytes left out (null).
+nlohmann::json json_from_py(const PyValue& value, int depth) {
+  if (depth > 64) return nullptr;
+  switch (value.kind) {
+    case PyValue::Kind::kBool: return value.bool_value;
+    case PyValue::Kind::kInt: return value.int_value;
+    case PyValue::Kind::kFloat: return value.float_value;
+    case PyValue::Kind::kString: return value.text;
+    case PyValue::Kind::kList:
+    case PyValue::Kind::kTuple: {
+      nlohmann::json items = nlohmann::json::array();
+      for (const auto& item : value.items) items.push_back(json_from_py(*item, depth + 1));
+      return items;
+    }
+    case PyValue::Kind::kDict: {
+      nlohmann::json entries = nlohmann::json::object();
+      for (const auto& [key, item] : value.entries) {
+        if (key->kind == PyValue::Kind::kString) entries[key->text] = json_from_py(*item, depth + 1);
+        if (key->kind == PyValue::Kind::kInt) entries[std::to_string(key->int_value)] = json_from_py(*item, depth + 1);
+      }
+      return entries;
+    }
+    default: return nullptr;
+  }
+}
+
+// The checkpoint's other top-level entries (a trainer's epoch, settings, ...), as JSON.
+nlohmann::json other_values(const PyValue& root) {
+  nlohmann::json values = nlohmann::json::object();
+  if (root.kind != PyValue::Kind::kDict) return values;
+  for (const auto& [key, item] : root.entries) {
+    if (key->kind != PyValue::Kind::kString || item->kind == PyValue::Kind::kTensor) continue;
+    bool holds_state_dict = false;
+    if (item->kind == PyValue::Kind::kDict) {
+      for (const auto& [inner_key, inner] : item->entries) holds_state_dict |= inner->kind == PyValue::Kind::kTensor;
+    }
+    if (!holds_state_dict) values[key->text] = json_from_py(*item, 0);
+  }
+  return values;
 }
 
 CheckpointFile read_torch_zip(const std::vector<std::uint8_t>& zip, const std::string& path) {
@@ -126,6 +171,7 @@ CheckpointFile read_torch_zip(const std::vector<std::uint8_t>& zip, const std::s
   const PyRef root = unpickle(zip.data() + pickle_at, pickle_size, loader, path, &consumed);
   CheckpointFile file;
   file.format = "torch-zip";
+  file.values = other_values(*root);
   std::map<std::string, std::vector<std::uint8_t>> storage_bytes;
   for (const auto& [name, tensor] : find_state_dict(*root, file.notes, path)) {
     const std::string& key = tensor->storage->storage_key;
@@ -185,6 +231,7 @@ CheckpointFile read_torch_legacy(const std::vector<std::uint8_t>& bytes, const s
   }
   CheckpointFile file;
   file.format = "torch-legacy";
+  file.values = other_values(*root);
   for (const auto& [name, tensor] : find_state_dict(*root, file.notes, path)) {
     const auto found = storage_bytes.find(tensor->storage->storage_key);
     if (found == storage_bytes.end()) throw Error(path + ": storage of " + name + " is missing");

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,9 @@ struct CheckpointFile {
   std::string format;  // "torch-zip", "torch-legacy" or "safetensors"
   StateDict tensors;
   std::vector<std::string> notes;  // how the state dict was found ("under 'state_dict'", ...)
+  // A torch file's other top-level entries (a trainer's epoch, its settings, NumPy scalars as
+  // numbers), as JSON; tensors and dicts of tensors (optimizer state aside) are left out.
+  nlohmann::json values = nlohmann::json::object();
 };
 
 // Reads a PyTorch torch.save file (zip format from 1.6 on, or the legacy pre-1.6 format, as

@@ -17,17 +17,70 @@ const std::pair<const char*, TensorDType> kStorageTypes[] = {
 };
 
 // Callables that torch.save emits for state dicts and training checkpoints. Each is interpreted
-// by graft (never looked up or called); anything else in a checkpoint is refused.
+// by graft (never looked up or called); anything else in a checkpoint is refused. Training
+// checkpoints (nnU-Net's among them) also hold the device they trained on and NumPy scalars in
+// their logs, which become a string and plain numbers.
 const char* const kAllowedCallables[] = {
     "collections.OrderedDict",
     "torch._utils._rebuild_tensor_v2",
     "torch._utils._rebuild_tensor",
     "torch._utils._rebuild_parameter",
+    "torch.device",
+    "numpy.dtype",
+    "numpy.core.multiarray.scalar",
+    "numpy._core.multiarray.scalar",
+    // Protocol 2, torch.save's default, has no bytes opcode: Python writes bytes as
+    // _codecs.encode(text, "latin1").
+    "_codecs.encode",
 };
+
+// The bytes a latin-1 string stands for, from its UTF-8 text; false when a character is above
+// U+00FF.
+bool latin1_bytes(const std::string& utf8, std::string* bytes) {
+  bytes->clear();
+  for (std::size_t i = 0; i < utf8.size(); ++i) {
+    const auto lead = static_cast<unsigned char>(utf8[i]);
+    if (lead < 0x80) {
+      bytes->push_back(static_cast<char>(lead));
+    } else if ((lead == 0xC2 || lead == 0xC3) && i + 1 < utf8.size()) {
+      const auto next = static_cast<unsigned char>(utf8[++i]);
+      bytes->push_back(static_cast<char>(((lead & 0x03) << 6) | (next & 0x3F)));
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
 
 PyRef make(PyValue::Kind kind) {
   auto value = std::make_shared<PyValue>();
   value->kind = kind;
+  return value;
+}
+
+// A NumPy scalar's value from its dtype code ("f8", "<i4", ...) and raw little-endian bytes; None
+// for types without a plain value (strings, complex, datetimes).
+PyRef numpy_scalar(const std::string& code, const std::string& bytes) {
+  std::string type = code;
+  if (!type.empty() && (type[0] == '<' || type[0] == '|' || type[0] == '=')) type.erase(0, 1);
+  auto value = make(PyValue::Kind::kNone);
+  auto raw = [&](auto sample) {
+    std::memcpy(&sample, bytes.data(), sizeof sample);
+    return sample;
+  };
+  const auto width = bytes.size();
+  if (type.size() != 2 || static_cast<std::size_t>(type[1] - '0') != width) return value;
+  if (type[0] == 'f' && width == 8) value->kind = PyValue::Kind::kFloat, value->float_value = raw(double{});
+  if (type[0] == 'f' && width == 4) value->kind = PyValue::Kind::kFloat, value->float_value = raw(float{});
+  if (type[0] == 'b' && width == 1) value->kind = PyValue::Kind::kBool, value->bool_value = bytes[0] != 0;
+  if (type[0] == 'i' || type[0] == 'u') {
+    value->kind = PyValue::Kind::kInt;
+    if (width == 1) value->int_value = type[0] == 'i' ? raw(std::int8_t{}) : raw(std::uint8_t{});
+    if (width == 2) value->int_value = type[0] == 'i' ? raw(std::int16_t{}) : raw(std::uint16_t{});
+    if (width == 4) value->int_value = type[0] == 'i' ? raw(std::int32_t{}) : raw(std::uint32_t{});
+    if (width == 8) value->int_value = static_cast<std::int64_t>(raw(std::uint64_t{}));
+  }
   return value;
 }
 
@@ -160,8 +213,8 @@ class Unpickler {
         case 'b': {                               // BUILD: object state is ignored
           pop();
           const PyValue::Kind kind = top()->kind;
-          if (kind != PyValue::Kind::kDict && kind != PyValue::Kind::kTensor) {
-            fail("BUILD on a value that is not a dict or tensor");
+          if (kind != PyValue::Kind::kDict && kind != PyValue::Kind::kTensor && kind != PyValue::Kind::kNumpyDtype) {
+            fail("BUILD on a value that is not a dict, tensor or NumPy dtype");
           }
           break;
         }
@@ -269,6 +322,34 @@ class Unpickler {
     const std::string& name = callable->text;
     const auto& args = arguments->items;
     if (name == "collections.OrderedDict") return make(PyValue::Kind::kDict);
+    if (name == "_codecs.encode") {
+      auto bytes = make(PyValue::Kind::kBytes);
+      if (args.size() != 2 || args[0]->kind != PyValue::Kind::kString || args[1]->kind != PyValue::Kind::kString ||
+          args[1]->text != "latin1" || !latin1_bytes(args[0]->text, &bytes->text)) {
+        fail("bad arguments to _codecs.encode (only latin1 bytes are read)");
+      }
+      return bytes;
+    }
+    if (name == "torch.device") {
+      if (args.empty() || args[0]->kind != PyValue::Kind::kString) fail("bad torch.device");
+      auto device = make(PyValue::Kind::kString);
+      device->text = args[0]->text;
+      if (args.size() > 1 && args[1]->kind == PyValue::Kind::kInt) device->text += ":" + std::to_string(args[1]->int_value);
+      return device;
+    }
+    if (name == "numpy.dtype") {
+      if (args.empty() || args[0]->kind != PyValue::Kind::kString) fail("bad numpy.dtype");
+      auto dtype = make(PyValue::Kind::kNumpyDtype);
+      dtype->text = args[0]->text;
+      return dtype;
+    }
+    if (name == "numpy.core.multiarray.scalar" || name == "numpy._core.multiarray.scalar") {
+      if (args.size() != 2 || args[0]->kind != PyValue::Kind::kNumpyDtype ||
+          (args[1]->kind != PyValue::Kind::kBytes && args[1]->kind != PyValue::Kind::kString)) {
+        fail("bad arguments to " + name);
+      }
+      return numpy_scalar(args[0]->text, args[1]->text);
+    }
     if (name == "torch._utils._rebuild_parameter") {
       if (args.empty() || args[0]->kind != PyValue::Kind::kTensor) fail("bad _rebuild_parameter");
       return args[0];

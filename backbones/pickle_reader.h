@@ -18,12 +18,12 @@ using PyRef = std::shared_ptr<PyValue>;
 
 struct PyValue {
   enum class Kind { kNone, kBool, kInt, kFloat, kString, kBytes, kList, kTuple, kDict, kGlobal,
-                    kStorage, kTensor };
+                    kStorage, kTensor, kNumpyDtype };
   Kind kind = Kind::kNone;
   bool bool_value = false;
   std::int64_t int_value = 0;
   double float_value = 0.0;
-  std::string text;                                // string, bytes, or "module.name" of a global
+  std::string text;  // string, bytes, "module.name" of a global, or a NumPy dtype's code ("f8")
   std::vector<PyRef> items;                        // list, tuple
   std::vector<std::pair<PyRef, PyRef>> entries;    // dict, in insertion order
   // Storage: its element type, the key its bytes are filed under, and its element count.

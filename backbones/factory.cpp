@@ -25,6 +25,10 @@ std::shared_ptr<BackboneImpl> create_backbone(const std::string& name, int in_ch
     config.in_channels = in_channels > 0 ? in_channels : info.contract.channel_count();
     return std::make_shared<TimmVitImpl>(config);
   }
+  if (info.architecture == "nnunet") {
+    throw Error("backbone 'nnunet' is built from an imported model folder's architecture: run `graft import nnunet`, "
+                "then train with init_from or predict with --model");
+  }
   throw Error("backbone '" + name + "' is a contract without a network");
 }
 

@@ -188,46 +188,32 @@ TORCH_MODULE(StackedResidualBlocks);
 
 }  // namespace
 
-NnUNetImpl::NnUNetImpl(const NnUNetArchitecture& a) : architecture_(a) {
-  encoder_ = register_module("encoder", std::make_shared<torch::nn::Module>());
-  decoder_ = register_module("decoder", std::make_shared<torch::nn::Module>());
-  const int stages = a.stages();
+NnUNetEncoderImpl::NnUNetEncoderImpl(const NnUNetArchitecture& a) : architecture_(a) {
   int in = a.input_channels;
   if (a.network_class == NnUNetClass::kResidualEncoderUNet) {
     const int stem = a.stem_channels > 0 ? a.stem_channels : a.features_per_stage[0];
-    stem_ = torch::nn::AnyModule(encoder_->register_module(
-        "stem", StackedConvBlocks(a, 1, in, stem, a.kernel_sizes[0], ones(a.spatial_dims))));
+    stem_ = torch::nn::AnyModule(
+        register_module("stem", StackedConvBlocks(a, 1, in, stem, a.kernel_sizes[0], ones(a.spatial_dims))));
     in = stem;
   }
-  for (int s = 0; s < stages; ++s) {
+  for (int s = 0; s < a.stages(); ++s) {
     const int out = a.features_per_stage[s];
     if (a.network_class == NnUNetClass::kPlainConvUNet) {
       // PlainConvEncoder wraps each stage's blocks in a Sequential of one: stages.s.0.convs...
       StackedConvBlocks blocks(a, a.encoder_depth_per_stage[s], in, out, a.kernel_sizes[s], a.strides[s]);
-      encoder_stages_->push_back(torch::nn::Sequential(blocks));
-      encoder_stage_calls_.emplace_back([blocks](const torch::Tensor& x) mutable { return blocks(x); });
+      stages_->push_back(torch::nn::Sequential(blocks));
+      stage_calls_.emplace_back([blocks](const torch::Tensor& x) mutable { return blocks(x); });
     } else {
       StackedResidualBlocks stage(a, a.encoder_depth_per_stage[s], in, out, a.kernel_sizes[s], a.strides[s]);
-      encoder_stages_->push_back(stage);
-      encoder_stage_calls_.emplace_back([stage](const torch::Tensor& x) mutable { return stage(x); });
+      stages_->push_back(stage);
+      stage_calls_.emplace_back([stage](const torch::Tensor& x) mutable { return stage(x); });
     }
     in = out;
   }
-  encoder_->register_module("stages", encoder_stages_);
-  for (int s = 1; s < stages; ++s) {
-    const int below = a.features_per_stage[stages - s], skip = a.features_per_stage[stages - s - 1];
-    transposed_convs_->push_back(Conv(a.spatial_dims, below, skip, a.strides[stages - s], a.strides[stages - s],
-                                      a.conv_bias, true));
-    decoder_stages_->push_back(StackedConvBlocks(a, a.convs_per_decoder_stage[s - 1], 2 * skip, skip,
-                                                 a.kernel_sizes[stages - s - 1], ones(a.spatial_dims)));
-    segmentation_layers_->push_back(Conv(a.spatial_dims, skip, a.classes, ones(a.spatial_dims), ones(a.spatial_dims), true, false));
-  }
-  decoder_->register_module("stages", decoder_stages_);
-  decoder_->register_module("transpconvs", transposed_convs_);
-  decoder_->register_module("seg_layers", segmentation_layers_);
+  register_module("stages", stages_);
 }
 
-std::vector<torch::Tensor> NnUNetImpl::encode(const torch::Tensor& input) {
+std::vector<torch::Tensor> NnUNetEncoderImpl::features(const torch::Tensor& input) {
   const int dims = architecture_.spatial_dims;
   if (input.dim() != dims + 2 || input.size(1) != architecture_.input_channels) {
     throw Error("nnU-Net network: input of shape " + shape_text(input.sizes().vec()) + " is not (N, " +
@@ -245,31 +231,74 @@ std::vector<torch::Tensor> NnUNetImpl::encode(const torch::Tensor& input) {
   }
   torch::Tensor x = stem_.is_empty() ? input : stem_.forward(input);
   std::vector<torch::Tensor> skips;
-  for (auto& stage : encoder_stage_calls_) {
+  for (auto& stage : stage_calls_) {
     x = stage(x);
     skips.push_back(x);
   }
   return skips;
 }
 
-std::vector<torch::Tensor> NnUNetImpl::decode(const std::vector<torch::Tensor>& skips, bool every_level) {
+std::vector<FeatureInfo> NnUNetEncoderImpl::feature_info() const {
+  std::vector<FeatureInfo> info;
+  std::int64_t stride = 1;
+  for (int s = 0; s < architecture_.stages(); ++s) {
+    // FeatureInfo has one stride for every axis; nnU-Net's may differ per axis (1, 2, 2), and the
+    // finest axis's is the one that says how far apart feature voxels are in-plane.
+    stride *= *std::max_element(architecture_.strides[s].begin(), architecture_.strides[s].end());
+    info.push_back({"stages." + std::to_string(s), stride, architecture_.features_per_stage[s]});
+  }
+  return info;
+}
+
+std::string NnUNetEncoderImpl::input_conv_weight_name() const {
+  return architecture_.network_class == NnUNetClass::kResidualEncoderUNet ? "stem.convs.0.conv.weight"
+                                                                          : "stages.0.0.convs.0.conv.weight";
+}
+
+NnUNetDecoderImpl::NnUNetDecoderImpl(const NnUNetArchitecture& a) {
+  const int stages = a.stages();
+  for (int s = 1; s < stages; ++s) {
+    const int below = a.features_per_stage[stages - s], skip = a.features_per_stage[stages - s - 1];
+    transposed_convs_->push_back(Conv(a.spatial_dims, below, skip, a.strides[stages - s], a.strides[stages - s],
+                                      a.conv_bias, true));
+    stages_->push_back(StackedConvBlocks(a, a.convs_per_decoder_stage[s - 1], 2 * skip, skip,
+                                         a.kernel_sizes[stages - s - 1], ones(a.spatial_dims)));
+    segmentation_layers_->push_back(Conv(a.spatial_dims, skip, a.classes, ones(a.spatial_dims), ones(a.spatial_dims), true, false));
+  }
+  register_module("stages", stages_);
+  register_module("transpconvs", transposed_convs_);
+  register_module("seg_layers", segmentation_layers_);
+}
+
+std::vector<torch::Tensor> NnUNetDecoderImpl::decode(const std::vector<torch::Tensor>& skips, bool every_level) {
   torch::Tensor below = skips.back();
   std::vector<torch::Tensor> outputs;
-  const auto levels = decoder_stages_->size();
+  const auto levels = stages_->size();
   for (std::size_t s = 0; s < levels; ++s) {
     torch::Tensor x = transposed_convs_->ptr(s)->as<ConvImpl>()->forward(below);
     x = torch::cat({x, skips[skips.size() - s - 2]}, 1);
-    below = decoder_stages_->ptr(s)->as<StackedConvBlocksImpl>()->forward(x);
+    below = stages_->ptr(s)->as<StackedConvBlocksImpl>()->forward(x);
     if (every_level || s + 1 == levels) outputs.push_back(segmentation_layers_->ptr(s)->as<ConvImpl>()->forward(below));
   }
   std::reverse(outputs.begin(), outputs.end());
   return outputs;
 }
 
-torch::Tensor NnUNetImpl::forward(const torch::Tensor& input) { return decode(encode(input), false).front(); }
+torch::Tensor NnUNetDecoderImpl::forward(const std::vector<torch::Tensor>& skips) { return decode(skips, false).front(); }
+
+std::vector<torch::Tensor> NnUNetDecoderImpl::forward_deep_supervision(const std::vector<torch::Tensor>& skips) {
+  return decode(skips, true);
+}
+
+NnUNetImpl::NnUNetImpl(const NnUNetArchitecture& architecture) : architecture_(architecture) {
+  encoder_ = register_module("encoder", std::make_shared<NnUNetEncoderImpl>(architecture));
+  decoder_ = register_module("decoder", std::make_shared<NnUNetDecoderImpl>(architecture));
+}
+
+torch::Tensor NnUNetImpl::forward(const torch::Tensor& input) { return decoder_->forward(encoder_->features(input)); }
 
 std::vector<torch::Tensor> NnUNetImpl::forward_deep_supervision(const torch::Tensor& input) {
-  return decode(encode(input), true);
+  return decoder_->forward_deep_supervision(encoder_->features(input));
 }
 
 StateDict nnunet_canonical_weights(const StateDict& network_weights) {

@@ -11,10 +11,45 @@
 #include <string>
 #include <vector>
 
+#include "backbones/backbone.h"
 #include "backbones/nnunet_architecture.h"
 #include "backbones/tensor_data.h"
 
 namespace graft::backbones {
+
+// The encoder (dynamic_network_architectures' PlainConvEncoder or ResidualEncoder) as a graft
+// backbone: its features are the skips, one per stage, shallow to deep. Its parameter names are
+// those under nnU-Net's "encoder.".
+class NnUNetEncoderImpl : public BackboneImpl {
+ public:
+  explicit NnUNetEncoderImpl(const NnUNetArchitecture& architecture);
+  // Throws graft::Error for an input whose size the strides do not divide, giving the multiple.
+  std::vector<torch::Tensor> features(const torch::Tensor& input) override;
+  std::vector<FeatureInfo> feature_info() const override;
+  int spatial_dims() const override { return architecture_.spatial_dims; }
+  std::string input_conv_weight_name() const override;
+  const NnUNetArchitecture& architecture() const { return architecture_; }
+
+ private:
+  NnUNetArchitecture architecture_;
+  torch::nn::AnyModule stem_;
+  torch::nn::ModuleList stages_;
+  std::vector<std::function<torch::Tensor(const torch::Tensor&)>> stage_calls_;
+};
+
+// The U-Net decoder: transposed convs, conv stages and one 1x1 segmentation layer per level.
+class NnUNetDecoderImpl : public torch::nn::Module {
+ public:
+  explicit NnUNetDecoderImpl(const NnUNetArchitecture& architecture);
+  // Logits at the finest skip's size (the input's).
+  torch::Tensor forward(const std::vector<torch::Tensor>& skips);
+  // Every level's logits, full resolution first (deep supervision, for training).
+  std::vector<torch::Tensor> forward_deep_supervision(const std::vector<torch::Tensor>& skips);
+
+ private:
+  std::vector<torch::Tensor> decode(const std::vector<torch::Tensor>& skips, bool every_level);
+  torch::nn::ModuleList stages_, transposed_convs_, segmentation_layers_;
+};
 
 class NnUNetImpl : public torch::nn::Module {
  public:
@@ -26,20 +61,13 @@ class NnUNetImpl : public torch::nn::Module {
   std::vector<torch::Tensor> forward_deep_supervision(const torch::Tensor& input);
 
   const NnUNetArchitecture& architecture() const { return architecture_; }
-  torch::nn::Module& encoder() { return *encoder_; }
-  torch::nn::Module& decoder() { return *decoder_; }
+  NnUNetEncoderImpl& encoder() { return *encoder_; }
+  NnUNetDecoderImpl& decoder() { return *decoder_; }
 
  private:
-  std::vector<torch::Tensor> encode(const torch::Tensor& input);
-  std::vector<torch::Tensor> decode(const std::vector<torch::Tensor>& skips, bool every_level);
-
   NnUNetArchitecture architecture_;
-  std::shared_ptr<torch::nn::Module> encoder_;
-  std::shared_ptr<torch::nn::Module> decoder_;
-  torch::nn::AnyModule stem_;
-  torch::nn::ModuleList encoder_stages_;
-  std::vector<std::function<torch::Tensor(const torch::Tensor&)>> encoder_stage_calls_;
-  torch::nn::ModuleList decoder_stages_, transposed_convs_, segmentation_layers_;
+  std::shared_ptr<NnUNetEncoderImpl> encoder_;
+  std::shared_ptr<NnUNetDecoderImpl> decoder_;
 };
 TORCH_MODULE(NnUNet);
 

@@ -7,6 +7,33 @@ namespace {
 
 // A contract with every rule switched on, so plan/preprocess can be exercised end to end before
 // real pretrained backbones register theirs. It is listed as a test contract, not a model.
+// The network, weights and Contract of an nnU-Net model come from its folder (`graft import
+// nnunet`); this entry names the family, with nnU-Net's default recipe as the contract it shows.
+BackboneInfo nnunet_entry() {
+  preprocess::Contract contract;
+  contract.name = "nnunet";
+  contract.description = "nnU-Net v2's default recipe; an imported model carries its own plans' numbers";
+  contract.spatial_dims = 3;
+  contract.crop_nonzero = true;
+  contract.resize = preprocess::ResizeRule::kSpacing;
+  contract.image_interpolation = preprocess::Interpolation::kBSpline;
+  contract.label_interpolation = preprocess::LabelInterpolation::kPerLabelLinear;
+  contract.anti_alias = false;
+  contract.anisotropy_threshold = 3.0;
+  contract.normalize_before_resampling = true;
+  preprocess::IntensityStep zscore;
+  zscore.kind = preprocess::IntensityKind::kZScore;
+  contract.intensity.push_back(zscore);
+  contract.sources = {"nnU-Net v2 DefaultPreprocessor (Isensee et al. 2021)"};
+  BackboneInfo info{"nnunet",
+                    "nnU-Net v2 PlainConvUNet or ResidualEncoderUNet, built from a model folder written by "
+                    "`graft import nnunet`",
+                    contract};
+  info.architecture = "nnunet";
+  info.needs_model_folder = true;
+  return info;
+}
+
 BackboneInfo test_ct_contract() {
   preprocess::Contract contract;
   contract.name = "test-ct-1mm";
@@ -225,6 +252,7 @@ const std::vector<BackboneInfo>& registered_backbones() {
                            "timm vit_large_patch16_224"));
     list.push_back(rgb_vit("vit-h14", "vit_huge_patch14", 14, "timm ViT-H/14, 1280-wide class token",
                            "timm vit_huge_patch14_224"));
+    list.push_back(nnunet_entry());
     list.push_back(test_ct_contract());
     list.push_back(test_mr_contract());
     return list;

@@ -18,6 +18,9 @@ struct BackboneInfo {
   std::string architecture;
   int depth = 0;
   std::string variant;  // the configuration within the family, e.g. "uni" for a timm-vit
+  // The network is described by a model folder (an imported nnU-Net), not by the name alone: not
+  // a choice for a new run, only for init_from.
+  bool needs_model_folder = false;
 };
 
 const std::vector<BackboneInfo>& registered_backbones();

@@ -41,6 +41,8 @@ void add_geotiff(CLI::App* command, GeoTiffOutput& geotiff) {
 void add_contract_choice(CLI::App* command, ContractChoice& contract) {
   command->add_option("--backbone", contract.backbone, "registered backbone name (see graft backbones)");
   command->add_option("--contract", contract.contract_path, "contract JSON file instead of a backbone");
+  command->add_option("--model", contract.model_folder,
+                      "a model folder's Contract (graft train's output, or graft import nnunet's)");
   command->add_option("--bands", contract.band_names,
                       "names of the input's bands in order (B4,B3,B2), instead of the file's");
   command->add_flag("--fill-missing-bands", contract.fill_missing_bands,
@@ -157,16 +159,20 @@ void define_commands(CLI::App& app, CommandLine& l) {
   evaluate->add_option("--tolerance-mm", l.evaluate.tolerance_mm, "surface Dice tolerance")->capture_default_str();
 
   auto* embed = app.add_subcommand("embed", "run a backbone on a raw N x C x spatial float32 NPY");
-  embed->add_option("--backbone", l.embed.backbone, "registered backbone")->required();
+  embed->add_option("--backbone", l.embed.backbone, "registered backbone");
+  embed->add_option("--model", l.embed.model_folder,
+                    "a segmentation model folder instead of a backbone: the whole network (with --features logits)");
   add_weights(embed, l.embed.weights, l.embed.lenient);
   add_input(embed, l.embed.input, "input NPY (float32, N x C x spatial: D x H x W for 3D, H x W for 2D)", "--input-npy")
       ->required();
   embed->add_option("--output", l.embed.output, "output NPY")->required();
   embed->add_option("--features", l.embed.features,
-                    "pooled (the embedding: mean of the deepest features, a ViT's class token) or map (the deepest "
-                    "feature map)")
-      ->check(CLI::IsMember({"pooled", "map"}))
+                    "pooled (the embedding: mean of the deepest features, a ViT's class token), map (the deepest "
+                    "feature map) or, with --model, logits (the whole network, eval mode, no softmax or windows)")
+      ->check(CLI::IsMember({"pooled", "map", "logits"}))
       ->capture_default_str();
+  embed->add_option("--out", l.embed.out,
+                    "output NPY; --output then names what is written instead (pooled, map or logits)");
   add_compute(embed, l.embed.compute);
 
   auto* slide = app.add_subcommand(
@@ -185,6 +191,18 @@ void define_commands(CLI::App& app, CommandLine& l) {
       ->capture_default_str();
   slide->add_option("--threads", l.slide_features.threads, "LibTorch threads (0: every core)")->capture_default_str();
   add_compute(slide, l.slide_features.compute);
+
+  auto* import_command = app.add_subcommand("import", "turn a model trained elsewhere into a graft model folder");
+  import_command->require_subcommand(1);
+  auto* nnunet = import_command->add_subcommand(
+      "nnunet", "an nnU-Net v2 results folder (Trainer__Plans__configuration: plans.json, dataset.json, fold_N/)");
+  nnunet->add_option("folder", l.import_nnunet.folder, "the nnU-Net results folder")->required();
+  nnunet->add_option("--configuration,-c", l.import_nnunet.configuration,
+                     "plans configuration (default: the folder name's last part, e.g. 3d_fullres)");
+  nnunet->add_option("--fold,-f", l.import_nnunet.fold, "which fold_N (all: fold_all)")->capture_default_str();
+  nnunet->add_option("--checkpoint", l.import_nnunet.checkpoint, "checkpoint file in the fold folder")
+      ->capture_default_str();
+  nnunet->add_option("--output", l.import_nnunet.output, "the graft model folder to write")->required();
 
   auto* bench = app.add_subcommand("bench", "measure graft's own speed");
   bench->require_subcommand(1);

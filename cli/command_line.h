@@ -27,6 +27,7 @@ struct GeoTiffOutput {
 struct ContractChoice {
   std::string backbone;
   std::string contract_path;
+  std::string model_folder;  // a model folder's own Contract (contract.json)
   std::string band_names;  // "B4,B3,B2": the input's bands in order, instead of the file's
   bool fill_missing_bands = false;
 };
@@ -110,7 +111,9 @@ struct EvaluateOptions {
 
 struct EmbedOptions {
   std::string backbone, weights, input, output;
-  std::string features = "pooled";  // pooled or map
+  std::string model_folder;          // a segmentation model folder instead of a backbone
+  std::string out;                   // the output NPY when --output names what is written
+  std::string features = "pooled";  // pooled, map, or (with a model folder) logits
   bool lenient = false;
   ComputeChoice compute;
 };
@@ -121,6 +124,10 @@ struct SlideFeaturesOptions {
   double microns_per_pixel = 0.5, min_tissue_fraction = 0.25;
   int patch_size_px = 224, batch = 2, threads = 0;
   ComputeChoice compute;
+};
+
+struct ImportNnUNetOptions {
+  std::string folder, configuration, fold = "0", checkpoint = "checkpoint_final.pth", output;
 };
 
 struct BenchLoadOptions {
@@ -157,6 +164,7 @@ struct CommandLine {
   PredictOptions predict;
   EvaluateOptions evaluate;
   EmbedOptions embed;
+  ImportNnUNetOptions import_nnunet;
   SlideFeaturesOptions slide_features;
   BenchLoadOptions bench_load;
   BenchEmbedOptions bench_embed;

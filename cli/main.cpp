@@ -150,11 +150,19 @@ int run_stack(const graft::cli::StackOptions& l) {
   return 0;
 }
 
-preprocess::Contract contract_for(const std::string& backbone, const std::string& contract_path) {
-  if (!contract_path.empty() && !backbone.empty()) throw UsageError("give --backbone NAME or --contract FILE, not both");
-  if (!contract_path.empty()) return preprocess::read_contract(contract_path);
-  if (backbone.empty()) throw UsageError("give --backbone NAME or --contract FILE");
-  return graft::backbones::find_backbone(backbone).contract;
+preprocess::Contract contract_for(const graft::cli::ContractChoice& choice) {
+  const int given = !choice.backbone.empty() + !choice.contract_path.empty() + !choice.model_folder.empty();
+  if (given != 1) throw UsageError("give one of --backbone NAME, --contract FILE or --model MODEL_DIR");
+  if (!choice.contract_path.empty()) return preprocess::read_contract(choice.contract_path);
+  if (!choice.model_folder.empty()) {
+    // A model folder keeps the Contract it was trained (or imported) with as contract.json; the
+    // folder's other files need LibTorch to read, and planning does not.
+    if (!std::filesystem::is_directory(choice.model_folder)) {
+      throw Error(choice.model_folder + ": not a model folder (no such directory)");
+    }
+    return preprocess::read_contract(choice.model_folder + "/contract.json");
+  }
+  return graft::backbones::find_backbone(choice.backbone).contract;
 }
 
 preprocess::PlanOptions plan_options(const graft::cli::ContractChoice& choice) {
@@ -165,7 +173,7 @@ preprocess::PlanOptions plan_options(const graft::cli::ContractChoice& choice) {
 }
 
 int run_plan(const graft::cli::PlanOptions& l) {
-  const preprocess::Contract contract = contract_for(l.contract.backbone, l.contract.contract_path);
+  const preprocess::Contract contract = contract_for(l.contract);
   const io::Image image = read_input(l.input, "", l.dicom);
   const preprocess::Plan plan = preprocess::make_plan(contract, image, plan_options(l.contract));
   if (l.json)
@@ -179,7 +187,7 @@ int run_preprocess(const graft::cli::PreprocessOptions& l) {
   if (l.labels.empty() != l.labels_output.empty()) {
     throw UsageError("--labels and --labels-output go together");
   }
-  const preprocess::Contract contract = contract_for(l.contract.backbone, l.contract.contract_path);
+  const preprocess::Contract contract = contract_for(l.contract);
   graft::cli::Progress progress("preprocess", l.labels.empty() ? 4 : 6);
   progress.step("read");
   const io::Image image = read_input(l.input, "", l.dicom);

@@ -26,6 +26,9 @@
 #include "finetune/distributed.h"
 #include "finetune/inference/evaluation.h"
 #include "finetune/inference/predict.h"
+#include "finetune/model_folder.h"
+#include "finetune/nnunet_import.h"
+#include "finetune/training_loop.h"
 #include "finetune/run_config.h"
 #include "finetune/run_task.h"
 #include "finetune/tasks/segmentation/segmentation_model.h"
@@ -179,30 +182,7 @@ int run_evaluate(const std::string& prediction_path, const std::string& referenc
   return 0;
 }
 
-int run_embed(const graft::cli::EmbedOptions& l, const graft::finetune::ComputeTarget& target) {
-  const std::string &backbone_name = l.backbone, &weights = l.weights, &input = l.input, &output = l.output;
-  const bool lenient = l.lenient, pooled = l.features == "pooled";
-  const io::NpyArray array = io::read_npy_array(input);
-  if (array.dtype != io::DType::kF32 || array.shape.size() < 3) {
-    throw Error(input + ": embed needs a float32 array shaped N x C x spatial...");
-  }
-  graft::finetune::set_compute_threads(0);
-  auto backbone =
-      graft::backbones::create_backbone(backbone_name, static_cast<int>(array.shape[1]));
-  if (!weights.empty()) {
-    const auto report = graft::backbones::load_weights(*backbone, weights, !lenient);
-    std::fprintf(stderr, "%s", report.summary().c_str());
-  }
-  backbone->to(target.device);
-  backbone->eval();
-  torch::NoGradGuard no_grad;
-  const torch::Tensor x = graft::finetune::to_device(
-      torch::from_blob(const_cast<std::uint8_t*>(array.bytes.data()), array.shape, torch::kFloat32), target.device);
-  torch::Tensor result;
-  {
-    graft::finetune::AutocastScope autocast(target.device, target.precision);
-    result = pooled ? backbone->embedding(x) : backbone->features(x).back();
-  }
+void write_float_npy(torch::Tensor result, const std::string& output) {
   result = graft::finetune::to_host_float(result).contiguous();
   io::NpyArray out;
   out.dtype = io::DType::kF32;
@@ -211,6 +191,73 @@ int run_embed(const graft::cli::EmbedOptions& l, const graft::finetune::ComputeT
       static_cast<const std::uint8_t*>(result.data_ptr()),
       static_cast<const std::uint8_t*>(result.data_ptr()) + result.numel() * sizeof(float));
   io::write_npy_array(out, output);
+}
+
+int run_embed(const graft::cli::EmbedOptions& l, const graft::finetune::ComputeTarget& target) {
+  // The reference tools' spelling: --output names what is written when --out names the file.
+  const std::string features = l.out.empty() ? l.features : l.output;
+  const std::string output = l.out.empty() ? l.output : l.out;
+  if (features != "pooled" && features != "map" && features != "logits") {
+    throw UsageError("embed writes pooled, map or logits, not '" + features + "'");
+  }
+  if (l.model_folder.empty() == l.backbone.empty()) throw UsageError("embed takes --backbone NAME or --model MODEL_DIR");
+  if ((features == "logits") != !l.model_folder.empty()) {
+    throw UsageError("logits are a model folder's (--model with --features logits); a backbone gives pooled or map");
+  }
+  const io::NpyArray array = io::read_npy_array(l.input);
+  if (array.dtype != io::DType::kF32 || array.shape.size() < 3) {
+    throw Error(l.input + ": embed needs a float32 array shaped N x C x spatial...");
+  }
+  graft::finetune::set_compute_threads(0);
+  torch::NoGradGuard no_grad;
+  const auto input = [&] {
+    return graft::finetune::to_device(
+        torch::from_blob(const_cast<std::uint8_t*>(array.bytes.data()), array.shape, torch::kFloat32), target.device);
+  };
+  if (!l.model_folder.empty()) {
+    const graft::finetune::ModelFolder folder(l.model_folder);
+    folder.require_task(graft::finetune::Task::kSegmentation);
+    graft::finetune::SegmentationModel model = graft::finetune::build_model(folder.config());
+    graft::finetune::load_best_weights(*model, folder.path());
+    model->to(target.device);
+    const torch::Tensor x = input();
+    if (x.dim() != 5 && x.dim() != 4) throw Error(l.input + ": logits need N x C x Z x Y x X (or N x C x Y x X)");
+    torch::Tensor logits;
+    {
+      graft::finetune::AutocastScope autocast(target.device, target.precision);
+      // A 2D model's forward takes one-slice volumes.
+      logits = x.dim() == 4 ? model->forward(x.unsqueeze(2)).squeeze(2) : model->forward(x);
+    }
+    write_float_npy(logits, output);
+    return 0;
+  }
+  auto backbone = graft::backbones::create_backbone(l.backbone, static_cast<int>(array.shape[1]));
+  if (!l.weights.empty()) {
+    const auto report = graft::backbones::load_weights(*backbone, l.weights, !l.lenient);
+    std::fprintf(stderr, "%s", report.summary().c_str());
+  }
+  backbone->to(target.device);
+  backbone->eval();
+  const torch::Tensor x = input();
+  torch::Tensor result;
+  {
+    graft::finetune::AutocastScope autocast(target.device, target.precision);
+    result = features == "pooled" ? backbone->embedding(x) : backbone->features(x).back();
+  }
+  write_float_npy(result, output);
+  return 0;
+}
+
+int run_import_nnunet(const graft::cli::ImportNnUNetOptions& l) {
+  graft::finetune::NnUNetImportOptions options;
+  options.folder = l.folder;
+  options.configuration = l.configuration;
+  options.fold = l.fold;
+  options.checkpoint = l.checkpoint;
+  options.output = l.output;
+  const graft::finetune::NnUNetImport result = graft::finetune::import_nnunet(options);
+  for (const auto& note : result.notes) std::printf("%s\n", note.c_str());
+  std::printf("%s", preprocess::describe(graft::finetune::run_contract(result.config)).c_str());
   return 0;
 }
 
@@ -314,6 +361,7 @@ int main(int argc, char** argv) {
                                              "--device/--precision");
     };
     if (c == "embed") return run_embed(l.embed, target(l.embed.compute));
+    if (c == "import nnunet") return run_import_nnunet(l.import_nnunet);
     if (c == "slide-features") return run_slide_features(l.slide_features, target(l.slide_features.compute));
     if (c == "bench embed") return run_bench_embed(l.bench_embed, target(l.bench_embed.compute));
     if (c == "bench train-step") return run_bench_train_step(l.bench_train_step, target(l.bench_train_step.compute));

@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "finetune/model_folder.h"
 #include "io/error.h"
 
 namespace graft::finetune {
@@ -20,8 +21,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DetectionSettings, fpn_channels, score_thresh
                                    window_size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MilSettings, feature_dim, hidden, attention, dropout)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PredictSettings, overlap, mirror)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RunConfig, task, backbone, weights, lenient, in_channels, head, classes, class_names,
-                                   multi_label, seed, output, data, train, detection, mil, predict)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RunConfig, task, backbone, weights, init_from, lenient, in_channels, head, network,
+                                   classes, class_names, multi_label, seed, output, data, train, detection, mil,
+                                   predict)
 
 namespace {
 
@@ -86,6 +88,10 @@ void merge_config(nlohmann::json& base, const nlohmann::json& overrides, const s
     if (key == "contract") {
       if (!item.value().is_object()) throw Error(where + ": 'contract' must be a mapping");
       base[key].update(item.value());
+    } else if (key == "network") {
+      // An architecture is one value, checked when the network is built.
+      if (!item.value().is_object()) throw Error(where + ": 'network' must be a mapping");
+      base[key] = item.value();
     } else if (base[key].is_object()) {
       merge_config(base[key], item.value(), where + ": " + key);
     } else if (!same_kind(base[key], item.value())) {
@@ -105,10 +111,7 @@ RunConfig run_config_from_json(const nlohmann::json& json, const std::string& wh
 }
 
 RunConfig resolve_run_config(const std::string& path, const std::vector<std::string>& overrides) {
-  nlohmann::json config = to_json(RunConfig{});
-  // A run that does not name its classes takes them from its data: the labels (segmentation,
-  // detection) or the class names (classification, MIL).
-  config["classes"] = 0;
+  nlohmann::json file = nlohmann::json::object();
   if (!path.empty()) {
     YAML::Node node;
     try {
@@ -116,30 +119,49 @@ RunConfig resolve_run_config(const std::string& path, const std::vector<std::str
     } catch (const YAML::Exception& e) {
       throw Error(path + ": cannot read run config (" + std::string(e.what()) + ")");
     }
-    merge_config(config, yaml_to_json(node), path);
+    file = yaml_to_json(node);
   }
-  for (const std::string& assignment : overrides) {
-    const auto equals = assignment.find('=');
-    if (equals == std::string::npos) throw Error("--set " + assignment + ": expected key=value");
-    const std::string dotted = assignment.substr(0, equals), text = assignment.substr(equals + 1);
-    nlohmann::json value;
-    try {
-      value = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception&) {
-      value = text;
+  const auto merge_run = [&](nlohmann::json& config) {
+    if (!path.empty()) merge_config(config, file, path);
+    for (const std::string& assignment : overrides) {
+      const auto equals = assignment.find('=');
+      if (equals == std::string::npos) throw Error("--set " + assignment + ": expected key=value");
+      const std::string dotted = assignment.substr(0, equals), text = assignment.substr(equals + 1);
+      nlohmann::json value;
+      try {
+        value = nlohmann::json::parse(text);
+      } catch (const nlohmann::json::exception&) {
+        value = text;
+      }
+      nlohmann::json patch = value;
+      std::vector<std::string> keys;
+      for (std::size_t start = 0;;) {
+        const auto dot = dotted.find('.', start);
+        keys.push_back(dotted.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+        if (dot == std::string::npos) break;
+        start = dot + 1;
+      }
+      for (auto key = keys.rbegin(); key != keys.rend(); ++key) patch = nlohmann::json{{*key, patch}};
+      merge_config(config, patch, "--set " + dotted);
     }
-    nlohmann::json patch = value;
-    std::vector<std::string> keys;
-    for (std::size_t start = 0;;) {
-      const auto dot = dotted.find('.', start);
-      keys.push_back(dotted.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
-      if (dot == std::string::npos) break;
-      start = dot + 1;
-    }
-    for (auto key = keys.rbegin(); key != keys.rend(); ++key) patch = nlohmann::json{{*key, patch}};
-    merge_config(config, patch, "--set " + dotted);
-  }
-  return config.get<RunConfig>();
+  };
+  nlohmann::json config = to_json(RunConfig{});
+  // A run that does not name its classes takes them from its data: the labels (segmentation,
+  // detection) or the class names (classification, MIL).
+  config["classes"] = 0;
+  merge_run(config);
+  const std::string init_from = config["init_from"].get<std::string>();
+  if (init_from.empty()) return config.get<RunConfig>();
+
+  nlohmann::json base = to_json(read_run_folder_config(init_from));
+  const RunConfig defaults;
+  base["output"] = defaults.output;
+  base["weights"] = defaults.weights;
+  base["data"]["manifest"] = defaults.data.manifest;
+  base["data"]["cache_dir"] = defaults.data.cache_dir;
+  merge_run(base);
+  base["init_from"] = init_from;
+  return base.get<RunConfig>();
 }
 
 nlohmann::json read_json_file(const std::string& path) {

@@ -73,9 +73,16 @@ struct RunConfig {
   std::string task = "segmentation";  // segmentation, classification, detection, mil
   std::string backbone = "med3d-resnet10";
   std::string weights;  // pretrained checkpoint; empty: random initialisation
+  // A model folder whose settings this run starts from (its config.json under the run file's
+  // keys) and whose whole network's weights it starts with: fine-tuning an imported or trained
+  // model. A different class count starts the last layer afresh.
+  std::string init_from;
   bool lenient = false;
   int in_channels = 0;  // 0: the Contract's
   std::string head = "medicalnet";
+  // A whole network described by its own architecture, for backbones built from a model folder
+  // (backbone "nnunet": backbones::NnUNetArchitecture's JSON). Empty for registered backbones.
+  nlohmann::json network = nlohmann::json::object();
   // With background for segmentation and detection. A run file (or --set) without it gives 0:
   // training then takes the classes from the label images (infer_segmentation_classes) or the
   // class names (classification, MIL).
@@ -101,7 +108,9 @@ RunConfig default_run_config();
 
 // Reads YAML or JSON (JSON is YAML), merges it over the defaults, applies `a.b=value` overrides
 // (value parsed as JSON when it parses, else taken as a string), and checks that every key is a
-// known one, so a typo is an error naming the key rather than a silently ignored setting.
+// known one, so a typo is an error naming the key rather than a silently ignored setting. With
+// init_from set, the run file and overrides are merged over that model folder's config.json
+// instead of the defaults (its output, manifest, cache, weights and init_from are the run's own).
 RunConfig resolve_run_config(const std::string& path, const std::vector<std::string>& overrides);
 
 // Merges `overrides` into `base` key by key (objects recursively), refusing unknown keys.

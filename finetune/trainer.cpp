@@ -8,6 +8,7 @@
 
 #include "backbones/checkpoint_file.h"
 #include "backbones/factory.h"
+#include "backbones/nnunet_unet.h"
 #include "backbones/registry.h"
 #include "backbones/weight_loading.h"
 #include "datasets/manifest.h"
@@ -38,7 +39,7 @@ torch::Tensor loss_of(const std::string& name, const torch::Tensor& model_output
 datasets::PatchOptions patch_options(const RunConfig& config) {
   datasets::PatchOptions options;
   const auto patch = config.data.patch_size;
-  const bool planar = backbones::find_backbone(config.backbone).contract.spatial_dims == 2;
+  const bool planar = run_contract(config).spatial_dims == 2;
   if (patch.size() != 3 || patch[0] < 8 || patch[1] < 8 || (planar ? patch[2] != 1 : patch[2] < 8)) {
     throw Error(planar ? "data.patch_size must be [x, y, 1] with x, y at least 8 for the 2D backbone " +
                              config.backbone + " (tiles, e.g. [256, 256, 1])"
@@ -53,6 +54,8 @@ datasets::PatchOptions patch_options(const RunConfig& config) {
 }
 
 preprocess::Contract run_contract(const RunConfig& config) {
+  // An imported network's Contract came with it, whole (graft import nnunet writes every field).
+  if (uses_network_description(config)) return preprocess::contract_from_json(config.data.contract, "data.contract");
   const auto& info = backbones::find_backbone(config.backbone);
   nlohmann::json contract = preprocess::to_json(info.contract);
   for (const auto& item : config.data.contract.items()) {
@@ -87,6 +90,7 @@ std::uint64_t seed_run(const RunConfig& config) {
 
 void start_run_folder(const RunConfig& config, torch::nn::Module& model, backbones::BackboneImpl& backbone,
                       TrainingTask& task) {
+  if (!config.init_from.empty()) task.notes.push_back(load_initial_model(model, config).summary());
   if (!config.weights.empty()) {
     const auto report = backbones::load_weights(backbone, config.weights, !config.lenient);
     task.notes.push_back(report.summary());
@@ -112,6 +116,39 @@ void report_cache_use(const datasets::PreprocessedCache& cache) {
   if (!cache.enabled()) return;
   std::fprintf(stderr, "graft: preprocessed cache %s: %d read, %d prepared and stored\n", cache.folder().c_str(),
                cache.hits(), cache.misses());
+}
+
+backbones::LoadReport load_initial_model(torch::nn::Module& model, const RunConfig& config) {
+  const ModelFolder folder(config.init_from);
+  const std::string path = folder.weights_path();
+  const backbones::CheckpointFile file = backbones::read_checkpoint(path);
+  backbones::LoadOptions options;
+  const int model_classes = folder.config().classes;
+  // Another class count keeps every tensor but the layers that score the classes: those whose
+  // first dimension was the old count and no longer fits.
+  backbones::StateDict tensors;
+  std::vector<std::string> restarted;
+  const auto targets = model.named_parameters(true);
+  for (const auto& [name, tensor] : file.tensors) {
+    const torch::Tensor* target = targets.find(name);
+    const bool class_layer = model_classes != config.classes && target && !tensor.shape.empty() &&
+                             tensor.shape[0] == model_classes && target->size(0) == config.classes;
+    if (class_layer) {
+      restarted.push_back(name);
+    } else {
+      tensors.emplace_back(name, tensor);
+    }
+  }
+  if (!restarted.empty()) options.strict = false;
+  backbones::LoadReport report = backbones::load_state_dict(model, tensors, options, path);
+  if (!restarted.empty()) {
+    if (!report.unexpected.empty() || !report.mismatched.empty() || report.missing.size() != restarted.size()) {
+      throw Error(path + ": the model does not fit this run beyond its class layers\n" + report.summary());
+    }
+    report.notes.push_back(std::to_string(model_classes) + " classes in " + config.init_from + ", " +
+                           std::to_string(config.classes) + " here: the class layers start afresh");
+  }
+  return report;
 }
 
 backbones::LoadReport load_medicalnet_head(torch::nn::Module& head, const std::string& path, int classes) {
@@ -143,7 +180,18 @@ backbones::LoadReport load_medicalnet_head(torch::nn::Module& head, const std::s
   return report;
 }
 
+bool uses_network_description(const RunConfig& config) { return config.backbone == "nnunet"; }
+
 SegmentationModel build_model(const RunConfig& config) {
+  if (uses_network_description(config)) {
+    if (config.head != "nnunet") {
+      throw Error("backbone 'nnunet' takes head 'nnunet' (its own decoder), not '" + config.head + "'");
+    }
+    backbones::NnUNetArchitecture architecture = backbones::nnunet_architecture_from_json(config.network, "network");
+    if (config.in_channels > 0) architecture.input_channels = config.in_channels;
+    return SegmentationModel(std::make_shared<backbones::NnUNetEncoderImpl>(architecture), HeadKind::kNnUNet,
+                             config.classes);
+  }
   auto backbone = backbones::create_backbone(config.backbone, config.in_channels);
   return SegmentationModel(backbone, head_kind_from_name(config.head), config.classes);
 }

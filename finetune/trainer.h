@@ -33,6 +33,9 @@ void report_cache_use(const datasets::PreprocessedCache& cache);
 
 // Builds the backbone + head a run config describes (weights untouched).
 SegmentationModel build_model(const RunConfig& config);
+// Whether the run's network comes from config.network (an imported nnU-Net) rather than from a
+// registered backbone and a head; its Contract is then data.contract, whole.
+bool uses_network_description(const RunConfig& config);
 
 // The manifest's labelled cases, prepared (through data.cache_dir when set) and split into
 // training and validation (test cases are left out); errors name the manifest and the case.
@@ -59,6 +62,9 @@ void describe_patch_task(TrainingTask& task, const RunConfig& config, torch::nn:
 // The conv_seg.* tensors of a checkpoint saved by MedicalNet's own training (beside its backbone)
 // into graft's MedicalNet head, whose module names are MedicalNet's. Strict, except that a last
 // layer for another number of classes is left at its initialisation, as a new classifier is.
+// Loads init_from's weights into the whole model, strictly except for the class layers when the
+// class count differs (they start afresh, with a note).
+backbones::LoadReport load_initial_model(torch::nn::Module& model, const RunConfig& config);
 backbones::LoadReport load_medicalnet_head(torch::nn::Module& head, const std::string& path, int classes);
 
 // classes 0 ("from the data"): the labels of an nnU-Net dataset.json beside imagesTr/ (their names

@@ -219,7 +219,8 @@ QWidget* MainWindow::build_backbone_tab() {
   backbone_ = new QComboBox;
   backbone_->setObjectName("backbone");
   for (const auto& info : backbones::registered_backbones()) {
-    if (info.architecture.empty()) continue;  // contract-only test entries have no network
+    // Contract-only test entries have no network; an imported nnU-Net is trained through init_from.
+    if (info.architecture.empty() || info.needs_model_folder) continue;
     backbone_->addItem(text_of(info.name));
     backbone_->setItemData(backbone_->count() - 1, text_of(info.summary), Qt::ToolTipRole);
   }

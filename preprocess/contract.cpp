@@ -1,5 +1,6 @@
 #include "preprocess/contract.h"
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -50,7 +51,10 @@ json to_json(const IntensityStep& step) {
       out["min"] = step.clip_min;
       out["max"] = step.clip_max;
       break;
+    case IntensityKind::kRescaleTo01:
+      break;
   }
+  if (step.channel >= 0) out["channel"] = step.channel;
   return out;
 }
 
@@ -95,6 +99,8 @@ IntensityStep intensity_step_from_json(const json& object, const std::string& so
   read_field(object, "std", step.std, source);
   read_field(object, "min", step.clip_min, source);
   read_field(object, "max", step.clip_max, source);
+  read_field(object, "channel", step.channel, source);
+  if (step.channel < -1) throw Error(source + ": intensity field 'channel' must be a channel index (or -1: all)");
   return step;
 }
 
@@ -106,6 +112,7 @@ json to_json(const Contract& contract) {
               {"spatial_dims", contract.spatial_dims},
               {"channels", contract.channels},
               {"orientation", contract.orientation},
+              {"axis_order_xyz", contract.axis_order_xyz},
               {"crop_nonzero", contract.crop_nonzero},
               {"resize", resize_rule_name(contract.resize)},
               {"target_spacing_mm", contract.target_spacing_mm},
@@ -115,6 +122,7 @@ json to_json(const Contract& contract) {
               {"anti_alias", contract.anti_alias},
               {"anisotropy_threshold", contract.anisotropy_threshold},
               {"intensity", intensity},
+              {"normalize_before_resampling", contract.normalize_before_resampling},
               {"sources", contract.sources},
               {"deviations", contract.deviations}};
 }
@@ -131,6 +139,16 @@ Contract contract_from_json(const json& object, const std::string& source) {
   }
   read_field(object, "channels", contract.channels, source);
   read_field(object, "orientation", contract.orientation, source);
+  read_field(object, "axis_order_xyz", contract.axis_order_xyz, source);
+  {
+    std::array<int, 3> sorted = contract.axis_order_xyz;
+    std::sort(sorted.begin(), sorted.end());
+    if (sorted != std::array<int, 3>{0, 1, 2}) throw Error(source + ": field 'axis_order_xyz' must order 0, 1 and 2");
+    if (contract.axis_order_xyz != sorted && !contract.orientation.empty()) {
+      throw Error(source + ": fields 'axis_order_xyz' and 'orientation' both reorder the axes; give one");
+    }
+  }
+  read_field(object, "normalize_before_resampling", contract.normalize_before_resampling, source);
   read_field(object, "crop_nonzero", contract.crop_nonzero, source);
   read_field(object, "target_spacing_mm", contract.target_spacing_mm, source);
   read_field(object, "target_size_xyz", contract.target_size_xyz, source);
@@ -192,6 +210,9 @@ std::string describe(const Contract& contract) {
   if (contract.channels.empty()) out << "1 (any)";
   for (std::size_t i = 0; i < contract.channels.size(); ++i) out << (i ? ", " : "") << contract.channels[i];
   out << "\n  orientation  " << (contract.orientation.empty() ? "as input" : contract.orientation) << "\n";
+  if (contract.axis_order_xyz != std::array<int, 3>{0, 1, 2}) {
+    out << "  axes         output x y z read input axes " << triple(contract.axis_order_xyz) << "\n";
+  }
   out << "  crop         " << (contract.crop_nonzero ? "to the nonzero bounding box" : "none") << "\n";
   out << "  resize       ";
   if (contract.resize == ResizeRule::kSpacing) out << "to spacing " << triple(contract.target_spacing_mm) << " mm";
@@ -201,6 +222,7 @@ std::string describe(const Contract& contract) {
       << label_interpolation_name(contract.label_interpolation)
       << (contract.anti_alias ? ", Gaussian anti-aliasing when shrinking" : ", no anti-aliasing") << "\n";
   for (const auto& step : contract.intensity) out << "  intensity    " << describe(step) << "\n";
+  if (contract.normalize_before_resampling) out << "  order        intensity before resampling\n";
   for (const auto& source : contract.sources) out << "  source       " << source << "\n";
   for (const auto& deviation : contract.deviations) out << "  deviation    " << deviation << "\n";
   return out.str();

@@ -31,6 +31,9 @@ struct Contract {
   // Channel or band names in the order the weights expect; empty means "any single channel".
   std::vector<std::string> channels;
   std::string orientation;  // e.g. "RAS"; empty keeps the input's orientation
+  // With orientation empty: output axis t reads input axis axis_order_xyz[t] (nnU-Net's
+  // transpose_forward, which reorders the file's own axes whatever their world directions).
+  std::array<int, 3> axis_order_xyz{0, 1, 2};
   bool crop_nonzero = false;
   ResizeRule resize = ResizeRule::kNone;
   io::Vec3 target_spacing_mm{1.0, 1.0, 1.0};
@@ -42,6 +45,8 @@ struct Contract {
   // separately with nearest interpolation. 0 turns the rule off.
   double anisotropy_threshold = 3.0;
   std::vector<IntensityStep> intensity;
+  // nnU-Net normalises after cropping and before resampling; graft's own contracts normalise last.
+  bool normalize_before_resampling = false;
   // Where the numbers come from (paper, weights card, reference code).
   std::vector<std::string> sources;
   // Where graft deliberately differs from the reference recipe, and why.

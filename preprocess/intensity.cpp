@@ -39,12 +39,13 @@ std::string list(const std::vector<double>& values) {
 }  // namespace
 
 namespace {
-constexpr NameTable<IntensityKind, 6> kIntensityKinds{{{IntensityKind::kZScore, "zscore"},
+constexpr NameTable<IntensityKind, 7> kIntensityKinds{{{IntensityKind::kZScore, "zscore"},
                                                        {IntensityKind::kPercentileClip, "percentile_clip"},
                                                        {IntensityKind::kWindow, "window"},
                                                        {IntensityKind::kScaleOffset, "scale_offset"},
                                                        {IntensityKind::kChannelMeanStd, "channel_mean_std"},
-                                                       {IntensityKind::kClip, "clip"}}};
+                                                       {IntensityKind::kClip, "clip"},
+                                                       {IntensityKind::kRescaleTo01, "rescale_to_01"}}};
 constexpr NameTable<OutsideMask, 3> kOutsideMasks{{{OutsideMask::kNormalize, "normalize"},
                                                    {OutsideMask::kZero, "zero"},
                                                    {OutsideMask::kNoise, "noise"}}};
@@ -62,7 +63,9 @@ OutsideMask outside_mask_from_name(const std::string& name) {
   return value_of(kOutsideMasks, name, "outside_mask");
 }
 
-std::string describe(const IntensityStep& step) {
+namespace {
+
+std::string describe_for_channels(const IntensityStep& step) {
   switch (step.kind) {
     case IntensityKind::kZScore: {
       std::string text = std::string("z-score per channel over ") +
@@ -88,8 +91,17 @@ std::string describe(const IntensityStep& step) {
       return "(x - mean) / std per channel, mean " + list(step.mean) + ", std " + list(step.std);
     case IntensityKind::kClip:
       return "clip to [" + number(step.clip_min) + ", " + number(step.clip_max) + "]";
+    case IntensityKind::kRescaleTo01:
+      return "rescale each channel's [min, max] to [0, 1] (measured on each image)";
   }
   return "";
+}
+
+}  // namespace
+
+std::string describe(const IntensityStep& step) {
+  const std::string text = describe_for_channels(step);
+  return step.channel < 0 ? text : "channel " + std::to_string(step.channel) + ": " + text;
 }
 
 ChannelStatistics channel_statistics(const io::Image& image, std::int64_t channel,
@@ -146,15 +158,21 @@ double channel_percentile(const io::Image& image, std::int64_t channel, double p
 io::Image apply_intensity(io::Image image, const IntensityStep& step, std::uint64_t seed) {
   const std::int64_t channels = image.channels();
   const std::int64_t voxels = image.voxels_per_channel();
-  if (step.kind == IntensityKind::kChannelMeanStd &&
-      (step.mean.size() != static_cast<std::size_t>(channels) || step.std.size() != step.mean.size())) {
-    throw Error("channel_mean_std has " + std::to_string(step.mean.size()) + " means and " +
-                std::to_string(step.std.size()) + " stds for an image with " +
+  if (step.channel >= channels) {
+    throw Error("an intensity step for channel " + std::to_string(step.channel) + " met an image with " +
                 std::to_string(channels) + " channels");
+  }
+  const std::size_t means_wanted = step.channel >= 0 ? 1 : static_cast<std::size_t>(channels);
+  if (step.kind == IntensityKind::kChannelMeanStd &&
+      (step.mean.size() != means_wanted || step.std.size() != step.mean.size())) {
+    throw Error("channel_mean_std has " + std::to_string(step.mean.size()) + " means and " +
+                std::to_string(step.std.size()) + " stds for " + std::to_string(means_wanted) + " channel(s)");
   }
   io::Image out = image.dtype() == io::DType::kF32 ? std::move(image) : image.cast(io::DType::kF32);
   float* data = out.data<float>();
   for (std::int64_t c = 0; c < channels; ++c) {
+    if (step.channel >= 0 && c != step.channel) continue;
+    const std::size_t statistics_index = step.channel >= 0 ? 0 : static_cast<std::size_t>(c);
     float* values = data + c * voxels;
     double scale = 1.0, offset = 0.0;  // y = x * scale + offset, then clip when needed
     double low = -INFINITY, high = INFINITY;
@@ -184,15 +202,25 @@ io::Image apply_intensity(io::Image image, const IntensityStep& step, std::uint6
         scale = step.scale;
         offset = step.offset;
         break;
-      case IntensityKind::kChannelMeanStd:
-        if (!(step.std[c] > 0)) throw Error("channel_mean_std: std must be positive");
-        scale = 1.0 / step.std[c];
-        offset = -step.mean[c] / step.std[c];
+      case IntensityKind::kChannelMeanStd: {
+        const double mean = step.mean[statistics_index], std = step.std[statistics_index];
+        if (!(std > 0)) throw Error("channel_mean_std: std must be positive");
+        scale = 1.0 / std;
+        offset = -mean / std;
         break;
+      }
       case IntensityKind::kClip:
         low = step.clip_min;
         high = step.clip_max;
         break;
+      case IntensityKind::kRescaleTo01: {
+        const auto [lowest, highest] = std::minmax_element(values, values + voxels);
+        const double minimum = voxels ? *lowest : 0.0, maximum = voxels ? *highest : 0.0;
+        // nnU-Net's RescaleTo01Normalization: a constant channel becomes 0, not NaN.
+        scale = 1.0 / std::max(maximum - minimum, 1e-8);
+        offset = -minimum * scale;
+        break;
+      }
     }
     const bool keep_outside = step.kind == IntensityKind::kZScore && step.over_nonzero &&
                               step.outside_mask != OutsideMask::kNormalize;
@@ -202,12 +230,14 @@ io::Image apply_intensity(io::Image image, const IntensityStep& step, std::uint6
       background.resize(static_cast<std::size_t>(voxels));
       for (std::int64_t i = 0; i < voxels; ++i) background[i] = values[i] == 0.0f;
     }
-    const auto scale_f = static_cast<float>(scale), offset_f = static_cast<float>(offset);
+    // In double, rounded once: (x - mean) / std in float would round twice and the folded
+    // scale and offset once more, ~1e-6 off at the values a z-score gives CT.
     const auto low_f = static_cast<float>(low), high_f = static_cast<float>(high);
     io::parallel_for(voxels, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t i = begin; i < end; ++i) {
         if (keep_outside && background[i]) continue;
-        values[i] = std::min(std::max(values[i] * scale_f + offset_f, low_f), high_f);
+        const auto y = static_cast<float>(static_cast<double>(values[i]) * scale + offset);
+        values[i] = std::min(std::max(y, low_f), high_f);
       }
     }, 1 << 16);
     if (keep_outside && step.outside_mask == OutsideMask::kNoise) {

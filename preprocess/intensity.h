@@ -17,6 +17,7 @@ enum class IntensityKind {
   kScaleOffset,     // x * scale + offset (e.g. / 255, / 10000)
   kChannelMeanStd,  // (x - mean[c]) / std[c] with fixed numbers (ImageNet, per-band statistics)
   kClip,            // clip to [clip_min, clip_max]
+  kRescaleTo01,     // (x - min) / (max - min) per channel, measured on each image
 };
 
 // What to do with voxels outside the z-score mask (value == 0 when over_nonzero).
@@ -40,6 +41,9 @@ struct IntensityStep {
   std::vector<double> std;
   double clip_min = 0.0;
   double clip_max = 1.0;
+  // The one channel this step applies to (nnU-Net normalises each channel by its own scheme), or
+  // -1 for every channel. With a channel, channel_mean_std takes one mean and one std.
+  int channel = -1;
 };
 
 std::string intensity_kind_name(IntensityKind kind);
@@ -50,7 +54,7 @@ OutsideMask outside_mask_from_name(const std::string& name);
 // One line for a Plan printout, with the numbers: "z-score over nonzero voxels, ...".
 std::string describe(const IntensityStep& step);
 
-// Applies one step; the result is f32. `seed` drives kNoise so that runs are repeatable. An f32
+// Applies one step; the result is f32, each voxel computed in double and rounded once. `seed` drives kNoise so that runs are repeatable. An f32
 // image passed by rvalue is transformed in place.
 io::Image apply_intensity(io::Image image, const IntensityStep& step, std::uint64_t seed = 0);
 

@@ -66,6 +66,7 @@ Plan make_plan(const Contract& contract, const io::Image& image, const PlanOptio
   plan.input_channels = image.channels();
   plan.seed = options.seed;
   plan.intensity = contract.intensity;
+  plan.intensity_before_resample = contract.normalize_before_resampling;
   plan.notes = contract.deviations;
   // The reader already resampled these voxels; whoever reads the Plan must know that its input
   // grid, and so every inverted prediction, is the corrected grid and not the scanner's slices.
@@ -109,6 +110,8 @@ Plan make_plan(const Contract& contract, const io::Image& image, const PlanOptio
   plan.orientation = contract.orientation;
   if (!contract.orientation.empty()) {
     plan.permutation = permutation_to_orientation(image.geometry().direction, contract.orientation);
+  } else {
+    plan.permutation.source_axis = contract.axis_order_xyz;
   }
   io::Geometry geometry = permuted_geometry(image.geometry(), plan.permutation);
   plan.reoriented_geometry = geometry;
@@ -170,19 +173,22 @@ io::Image apply(const Plan& plan, const io::Image& image) {
     current = &*owned;
   };
   if (!plan.channel_order.empty()) replace(select_channels(*current, plan.channel_order, plan.channel_names));
+  const auto normalize = [&] {
+    for (const auto& step : plan.intensity) {
+      replace(owned ? apply_intensity(std::move(*owned), step, plan.seed) : apply_intensity(*current, step, plan.seed));
+    }
+  };
   const bool only_flips = plan.permutation.source_axis == std::array<int, 3>{0, 1, 2};
-  if (only_flips && !plan.crop && plan.resample) {
+  if (only_flips && !plan.crop && plan.resample && !plan.intensity_before_resample) {
     // Reversed axes are folded into the resampling passes: no reoriented copy of the volume.
     replace(flip_and_resample_image(*current, plan.permutation.flip, plan.resample->size_xyz, plan.resample->options));
   } else {
     if (!plan.permutation.is_identity()) replace(permute_axes(*current, plan.permutation));
     if (plan.crop) replace(crop_or_pad(*current, *plan.crop));
+    if (plan.intensity_before_resample) normalize();
     if (plan.resample) replace(resample_image(*current, plan.resample->size_xyz, plan.resample->options));
   }
-  for (const auto& step : plan.intensity) {
-    replace(owned ? apply_intensity(std::move(*owned), step, plan.seed)
-                  : apply_intensity(*current, step, plan.seed));
-  }
+  if (!plan.intensity_before_resample) normalize();
   if (current->dtype() != io::DType::kF32) replace(current->cast(io::DType::kF32));
   io::Image result = owned ? std::move(*owned) : *current;
   // Missing bands read as the weights' mean: zero once normalised.
@@ -258,11 +264,18 @@ std::string to_text(const Plan& plan) {
     out << "  " << number++ << ". reorient to " << plan.orientation
         << (plan.permutation.is_identity() ? " (already so; nothing to do)" : " (permute and flip axes, exact)")
         << "\n";
+  } else if (!plan.permutation.is_identity()) {
+    out << "  " << number++ << ". reorder the axes: output x y z read input axes "
+        << triple(plan.permutation.source_axis) << " (exact)\n";
   }
+  const auto print_intensity = [&] {
+    for (const auto& step : plan.intensity) out << "  " << number++ << ". " << describe(step) << "\n";
+  };
   if (plan.crop) {
     out << "  " << number++ << ". crop to the nonzero box: start " << triple(plan.crop->start_xyz)
         << ", size " << triple(plan.crop->size_xyz) << "\n";
   }
+  if (plan.intensity_before_resample) print_intensity();
   if (plan.resample) {
     const auto& r = *plan.resample;
     out << "  " << number++ << ". resample " << triple(plan.cropped_geometry.size_xyz) << " -> "
@@ -278,7 +291,7 @@ std::string to_text(const Plan& plan) {
     }
     out << "\n     labels: " << label_interpolation_name(r.label_interpolation) << "\n";
   }
-  for (const auto& step : plan.intensity) out << "  " << number++ << ". " << describe(step) << "\n";
+  if (!plan.intensity_before_resample) print_intensity();
   out << "  output  " << triple(plan.output_geometry.size_xyz) << " voxels, spacing "
       << triple(plan.output_geometry.spacing_xyz) << " mm, f32\n";
   for (const auto& note : plan.notes) out << "  note: " << note << "\n";
@@ -349,6 +362,7 @@ json to_json(const Plan& plan) {
   json intensity = json::array();
   for (const auto& step : plan.intensity) intensity.push_back(to_json(step));
   out["intensity"] = intensity;
+  out["intensity_before_resample"] = plan.intensity_before_resample;
   out["seed"] = plan.seed;
   out["output_geometry"] = to_json(plan.output_geometry);
   out["notes"] = plan.notes;
@@ -390,6 +404,7 @@ Plan plan_from_json(const json& object, const std::string& source) {
     for (const auto& step : object.at("intensity")) {
       plan.intensity.push_back(intensity_step_from_json(step, source));
     }
+    plan.intensity_before_resample = object.value("intensity_before_resample", false);
     plan.seed = object.value("seed", std::uint64_t{0});
     plan.output_geometry = geometry_from_json(object.at("output_geometry"), source);
     plan.notes = object.value("notes", std::vector<std::string>{});

@@ -42,6 +42,7 @@ struct Plan {
   io::Geometry cropped_geometry;
   std::optional<ResampleStep> resample;
   std::vector<IntensityStep> intensity;
+  bool intensity_before_resample = false;  // nnU-Net's order: crop, normalise, resample
   std::uint64_t seed = 0;
   io::Geometry output_geometry;
   std::vector<std::string> notes;

@@ -17,7 +17,7 @@ using graft::backbones::find_backbone;
 std::vector<std::string> backbones_with_a_network() {
   std::vector<std::string> names;
   for (const auto& info : graft::backbones::registered_backbones()) {
-    if (!info.architecture.empty()) names.push_back(info.name);
+    if (!info.architecture.empty() && !info.needs_model_folder) names.push_back(info.name);
   }
   return names;
 }

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "io/error.h"
+#include "tests/support/test_support.h"
 
 namespace graft::preprocess {
 namespace {
@@ -99,6 +100,36 @@ TEST(Intensity, FixedScaleAndPerChannelMeanStdGiveKnownNumbers) {
 
   imagenet.mean.pop_back();
   EXPECT_THROW(apply_intensity(values_image({1, 2, 3}, 3), imagenet), Error);
+}
+
+// nnU-Net normalises each channel by its own scheme: a step with a channel leaves the others.
+TEST(Intensity, AStepForOneChannelLeavesTheOthersAndRescaleTo01MapsItsRange) {
+  IntensityStep rescale;
+  rescale.kind = IntensityKind::kRescaleTo01;
+  rescale.channel = 1;
+  const Image out = apply_intensity(values_image({5.0f, 7.0f, 10.0f, 20.0f, 30.0f, 40.0f}, 2), rescale);
+  const float* v = out.data<float>();
+  EXPECT_EQ(v[0], 5.0f);
+  EXPECT_EQ(v[2], 10.0f);
+  EXPECT_EQ(v[3], 0.0f);
+  EXPECT_NEAR(v[4], 0.5, 1e-7);
+  EXPECT_EQ(v[5], 1.0f);
+  // A constant channel becomes 0, as nnU-Net's 1e-8 floor on the range makes it.
+  rescale.channel = 0;
+  EXPECT_EQ(apply_intensity(values_image({3.0f, 3.0f, 3.0f, 1.0f, 2.0f, 3.0f}, 2), rescale).data<float>()[1], 0.0f);
+
+  IntensityStep ct;
+  ct.kind = IntensityKind::kChannelMeanStd;
+  ct.channel = 1;
+  ct.mean = {100.0};
+  ct.std = {50.0};
+  const Image normalised = apply_intensity(values_image({1.0f, 2.0f, 150.0f, 0.0f}, 2), ct);
+  EXPECT_EQ(normalised.data<float>()[1], 2.0f);
+  EXPECT_EQ(normalised.data<float>()[2], 1.0f);
+  EXPECT_EQ(normalised.data<float>()[3], -2.0f);
+  ct.channel = 2;
+  const std::string message = graft::testing::error_message([&] { apply_intensity(values_image({1, 2}, 2), ct); });
+  EXPECT_NE(message.find("channel 2 met an image with 2 channels"), std::string::npos) << message;
 }
 
 }  // namespace

@@ -99,6 +99,65 @@ TEST(Plan, FillsInEveryStepWithNumbers) {
   EXPECT_NE(text.find("36 x 31 x 12 -> 25 x 22 x 42"), std::string::npos);
 }
 
+// nnU-Net's transpose_forward reorders the stored axes whatever their world directions; the
+// inverse puts every voxel back.
+TEST(Plan, AxisOrderReordersTheStoredAxesAndTheInverseRestoresThem) {
+  const auto [image, labels] = scan_and_labels();
+  Contract contract;
+  contract.name = "transposed";
+  contract.axis_order_xyz = {2, 0, 1};
+  const Plan plan = make_plan(contract, image);
+  EXPECT_EQ(plan.output_geometry.size_xyz, (std::array<std::int64_t, 3>{16, 48, 40}));
+  EXPECT_NE(to_text(plan).find("reorder the axes: output x y z read input axes 2 x 0 x 1"), std::string::npos)
+      << to_text(plan);
+  const Image moved = apply_to_labels(plan, labels);
+  for (std::int64_t z = 0; z < 16; z += 5)
+    for (std::int64_t y = 0; y < 40; y += 3)
+      for (std::int64_t x = 0; x < 48; x += 7) {
+        ASSERT_EQ(moved.value_at(moved.offset(0, y, x, z)), labels.value_at(labels.offset(0, z, y, x)));
+      }
+  // The world position of every voxel is kept, so the inverse is exact.
+  const Image back = invert(plan, moved, PredictionKind::kLabels);
+  EXPECT_TRUE(back.geometry().same_grid(image.geometry(), 1e-9));
+  EXPECT_EQ(std::memcmp(back.data<std::uint8_t>(), labels.data<std::uint8_t>(), labels.element_count()), 0);
+  nlohmann::json json = to_json(contract);
+  json["orientation"] = "RAS";
+  const std::string message = graft::testing::error_message([&] { contract_from_json(json, "c.json"); });
+  EXPECT_NE(message.find("'axis_order_xyz' and 'orientation' both reorder the axes"), std::string::npos) << message;
+}
+
+// Rescaled to [0, 1] before a cubic upsampling, the spline overshoots at the edges (nnU-Net's
+// order); rescaled after it, the range is exactly [0, 1].
+TEST(Plan, NormalisingBeforeResamplingIsNnUNetsOrder) {
+  const auto [image, labels] = scan_and_labels();
+  Contract contract;
+  contract.name = "order";
+  contract.resize = ResizeRule::kSpacing;
+  contract.target_spacing_mm = {0.5, 0.5, 2.0};
+  contract.anisotropy_threshold = 0;
+  contract.anti_alias = false;
+  contract.image_interpolation = Interpolation::kBSpline;
+  IntensityStep rescale;
+  rescale.kind = IntensityKind::kRescaleTo01;
+  contract.intensity.push_back(rescale);
+  const auto range = [](const Image& out) {
+    const float* v = out.data<float>();
+    const auto [low, high] = std::minmax_element(v, v + out.element_count());
+    return std::make_pair(*low, *high);
+  };
+  const auto after = range(apply(make_plan(contract, image), image));
+  EXPECT_EQ(after.first, 0.0f);
+  EXPECT_EQ(after.second, 1.0f);
+  contract.normalize_before_resampling = true;
+  const Plan plan = make_plan(contract, image);
+  EXPECT_TRUE(plan_from_json(to_json(plan), "plan").intensity_before_resample);
+  const std::string text = to_text(plan);
+  EXPECT_LT(text.find("rescale each channel"), text.find("resample "));
+  const auto before = range(apply(plan, image));
+  EXPECT_LT(before.first, -0.01f);
+  EXPECT_GT(before.second, 1.01f);
+}
+
 TEST(Plan, ApplyProducesTheOutputGridAndNormalizedVoxels) {
   const auto [image, labels] = scan_and_labels();
   const Plan plan = make_plan(full_contract(), image);

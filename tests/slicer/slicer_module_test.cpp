@@ -10,6 +10,8 @@
 #include <fstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "datasets/synthetic_volumes.h"
 #include "io/image_file.h"
 #include "tests/support/test_support.h"
@@ -127,6 +129,51 @@ TEST(SlicerModule, RunTheSlicerWayOnBrainNrrdWritesALabelMapOnTheInputGrid) {
   EXPECT_EQ(label.dtype(), graft::io::DType::kU8);
   EXPECT_EQ(graft::io::read(folder + "/probabilities.nrrd").channels(), 3);
   EXPECT_EQ(run_command(kModule + " " + input + " " + folder + "/x.nrrd", &output), 2) << output;
+}
+
+// An nnU-Net model folder (tests/tools/nnunet_reference.py, python3-torch) imported, fine-tuned on
+// synthetic cases through init_from, and the result run the way Slicer runs GraftSegment.
+TEST(SlicerModule, AnImportedNnUNetFineTunesOnSyntheticCasesAndRunsTheSlicerWay) {
+  if (graft::testing::python_with("torch").empty()) GTEST_SKIP() << "Debian python3-torch is not installed";
+  const std::string folder = graft::testing::temp_dir();
+  const std::string graft = graft::testing::graft_executable();
+  const std::string nnunet = folder + "/nnUNetTrainer__nnUNetPlans__3d_fullres";
+  std::string output;
+  // The synthetic volumes' 2 x 2 x 4 mm grid is the plans' spacing (z y x: 4, 2, 2).
+  ASSERT_EQ(run_command("/usr/bin/python3 " GRAFT_SOURCE_DIR "/tests/tools/nnunet_reference.py " + nnunet +
+                            " plain --spacing 4.0,2.0,2.0",
+                        &output),
+            0)
+      << output;
+  ASSERT_EQ(run_command(graft + " import nnunet " + nnunet + " --output " + folder + "/imported", &output), 0) << output;
+  write_volumes(folder + "/train", 3, 500, true);
+  std::ofstream(folder + "/cases.csv") << "image,label,split\n"
+                                       << "train/case00.nii.gz,train/case00_label.nii.gz,train\n"
+                                       << "train/case01.nii.gz,train/case01_label.nii.gz,train\n"
+                                       << "train/case02.nii.gz,train/case02_label.nii.gz,val\n";
+  std::ofstream(folder + "/run.yaml") << "init_from: " << folder << "/imported\noutput: " << folder << "/tuned\n"
+                                      << "data:\n  manifest: " << folder << "/cases.csv\n  batches_per_epoch: 2\n"
+                                      << "  workers: 1\ntrain:\n  epochs: 1\n  threads: 1\n  lr: 0.001\n";
+  ASSERT_EQ(run_command(graft + " train --config " + folder + "/run.yaml", &output), 0) << output;
+  EXPECT_NE(output.find("epoch 1/1"), std::string::npos) << output;
+  // The tuned model keeps the imported architecture, classes and Contract, with new weights.
+  const auto json_of = [](const std::string& path) { return nlohmann::json::parse(file_text(path)); };
+  const nlohmann::json imported = json_of(folder + "/imported/config.json"), tuned = json_of(folder + "/tuned/config.json");
+  EXPECT_EQ(tuned["backbone"], "nnunet");
+  EXPECT_EQ(tuned["network"], imported["network"]);
+  EXPECT_EQ(tuned["class_names"], imported["class_names"]);
+  EXPECT_EQ(json_of(folder + "/tuned/contract.json"), json_of(folder + "/imported/contract.json"));
+  EXPECT_NE(file_text(folder + "/tuned/model.safetensors"), file_text(folder + "/imported/model.safetensors"));
+  // As Slicer's CLI runner builds it: flags first, then the positional input and output.
+  const std::string input = folder + "/train/case02.nii.gz";
+  ASSERT_EQ(run_command(kModule + " --model " + folder + "/tuned --threads 2 " + input + " " + folder + "/label.nrrd",
+                        &output),
+            0)
+      << output;
+  EXPECT_NE(output.find("<filter-end>"), std::string::npos) << output;
+  const graft::io::Image image = graft::io::read(input);
+  const graft::io::Image label = graft::io::read(folder + "/label.nrrd");
+  EXPECT_TRUE(label.geometry().same_grid(image.geometry(), 1e-4)) << label.geometry().describe_difference(image.geometry());
 }
 
 // Finished outputs. A case being written is a hidden ".partial-PID-CASE_seg.nii.gz" beside them

@@ -5,10 +5,17 @@ module names follow dynamic_network_architectures (PlainConvUNet, ResidualEncode
 state_dict() gives the keys a real nnU-Net checkpoint holds, including each conv and norm a
 second time under `all_modules` and the encoder again under `decoder.encoder`.
 
-  nnunet_reference.py FOLDER plain|residual [--dims 2|3]
+  nnunet_reference.py FOLDER plain|residual [--dims 2|3] [--spacing Z,Y,X | --spacing-from CT.nii.gz]
+                      [--scheme CTNormalization|ZScoreNormalization|RescaleTo01Normalization|...]
+                      [--size small|fullres]
       writes FOLDER/{plans.json, dataset.json, fold_0/checkpoint_final.pth} as nnU-Net's trainer
       saves them (every key; storages marked cuda:0; NumPy scalars in the logs), plus
       FOLDER/input.npy (N, C, spatial...) and FOLDER/logits.npy (the network's output in eval mode)
+  nnunet_reference.py normalize FOLDER IMAGE.nii.gz GRAFT_OUTPUT.nii
+      nnU-Net's DefaultPreprocessor for an image already at the plans' spacing (transpose, crop to
+      the hole-filled nonzero box, the channel's normalisation scheme), written here in NumPy from
+      nnU-Net's published code in float64; prints the largest absolute difference from graft's
+      preprocessed output
   nnunet_reference.py FILE foreign
       writes a checkpoint whose init_args hold an object of another class (argparse.Namespace)
 """
@@ -168,7 +175,24 @@ class UNet(nn.Module):
         return self.decoder(self.encoder(x))
 
 
-def architecture(kind, dims):
+def architecture(kind, dims, size="small"):
+    if size == "fullres":
+        # nnU-Net's 3d_fullres for CT at its default patch: 6 stages, 32 to 320 features, 128^3.
+        kwargs = {
+            "n_stages": 6, "features_per_stage": [32, 64, 128, 256, 320, 320],
+            "conv_op": "torch.nn.modules.conv.Conv3d", "kernel_sizes": [[3, 3, 3]] * 6,
+            "strides": [[1, 1, 1]] + [[2, 2, 2]] * 5,
+            ("n_conv_per_stage" if kind == "plain" else "n_blocks_per_stage"):
+                [2] * 6 if kind == "plain" else [1, 3, 4, 6, 6, 6],
+            "n_conv_per_stage_decoder": [2] * 5, "conv_bias": True,
+            "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d", "norm_op_kwargs": {"eps": 1e-05, "affine": True},
+            "dropout_op": None, "dropout_op_kwargs": None, "nonlin": "torch.nn.LeakyReLU",
+            "nonlin_kwargs": {"inplace": True},
+        }
+        name = "PlainConvUNet" if kind == "plain" else "ResidualEncoderUNet"
+        return {"network_class_name": f"dynamic_network_architectures.architectures.unet.{name}",
+                "arch_kwargs": kwargs, "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"]}, \
+            [128, 128, 128]
     # A small 3d_fullres-like network: 4 stages, anisotropic first kernels as nnU-Net plans them.
     if dims == 3:
         kernels = [[1, 3, 3], [3, 3, 3], [3, 3, 3], [3, 3, 3]]
@@ -218,10 +242,10 @@ def save_as_if_on_gpu(checkpoint, path):
     assert set(loaded["network_weights"]) == set(checkpoint["network_weights"])
 
 
-def write_folder(folder, kind, dims):
+def write_folder(folder, kind, dims, spacing=None, scheme="CTNormalization", size="small"):
     torch.manual_seed(20240611)
     np.random.seed(20240611)
-    arch, patch = architecture(kind, dims)
+    arch, patch = architecture(kind, dims, size)
     channels, classes = 1, 3
     network = build(kind, dims, channels, classes, arch["arch_kwargs"])
     with torch.no_grad():
@@ -238,7 +262,7 @@ def write_folder(folder, kind, dims):
         "configurations": {configuration: {
             "data_identifier": f"nnUNetPlans_{configuration}", "preprocessor_name": "DefaultPreprocessor",
             "batch_size": 2, "patch_size": patch, "median_image_size_in_voxels": [60, 256, 256][-dims:],
-            "spacing": [2.5, 0.8, 0.8][-dims:], "normalization_schemes": ["CTNormalization"],
+            "spacing": (spacing or [2.5, 0.8, 0.8])[-dims:], "normalization_schemes": [scheme],
             "use_mask_for_norm": [False], "resampling_fn_data": "resample_data_or_seg_to_shape",
             "resampling_fn_seg": "resample_data_or_seg_to_shape",
             "resampling_fn_data_kwargs": {"is_seg": False, "order": 3, "order_z": 0, "force_separate_z": None},
@@ -275,6 +299,8 @@ def write_folder(folder, kind, dims):
         json.dump(plans, f, indent=2)
     with open(os.path.join(folder, "dataset.json"), "w") as f:
         json.dump(dataset, f, indent=2)
+    if size != "small":
+        return  # a full-size network's reference logits would take minutes on a CPU
     shape = [2, channels] + patch  # nnU-Net networks take sizes divisible by their strides
     x = torch.randn(*shape)
     with torch.no_grad():
@@ -289,9 +315,65 @@ def write_foreign(path):
                 "trainer_name": "nnUNetTrainer"}, path)
 
 
+def nnunet_normalize(folder, image_path, graft_path):
+    import nibabel
+    from scipy import ndimage
+    with open(os.path.join(folder, "plans.json")) as f:
+        plans = json.load(f)
+    configuration = plans["configurations"]["3d_fullres"]
+    image = nibabel.load(image_path)
+    # SimpleITK's array order: (z, y, x) of the stored voxels, as nnU-Net reads a file.
+    data = np.asarray(image.dataobj).astype(np.float64).transpose(2, 1, 0)[None]
+    zooms = [float(z) for z in image.header.get_zooms()[:3]][::-1]
+    assert np.allclose(zooms, configuration["spacing"]), "this check needs the image at the plans' spacing"
+    data = data.transpose([0] + [a + 1 for a in plans["transpose_forward"]])
+    nonzero = ndimage.binary_fill_holes(np.any(data != 0, axis=0))
+    where = np.argwhere(nonzero)
+    low, high = where.min(0), where.max(0) + 1
+    data = data[:, low[0]:high[0], low[1]:high[1], low[2]:high[2]]
+    mask = nonzero[low[0]:high[0], low[1]:high[1], low[2]:high[2]]
+    for c, scheme in enumerate(configuration["normalization_schemes"]):
+        x = data[c]
+        if scheme == "CTNormalization":
+            p = plans["foreground_intensity_properties_per_channel"][str(c)]
+            x = np.clip(x, p["percentile_00_5"], p["percentile_99_5"])
+            x = (x - p["mean"]) / max(p["std"], 1e-8)
+        elif scheme == "ZScoreNormalization":
+            if configuration["use_mask_for_norm"][c]:
+                mean, std = x[mask].mean(), x[mask].std()
+                x = np.where(mask, (x - mean) / max(std, 1e-8), 0)
+            else:
+                x = (x - x.mean()) / max(x.std(), 1e-8)
+        elif scheme == "RescaleTo01Normalization":
+            x = x - x.min()
+            x = x / max(x.max(), 1e-8)
+        elif scheme == "RGBTo0_1Normalization":
+            x = x / 255.0
+        data[c] = x
+    ours = np.asarray(nibabel.load(graft_path).dataobj).astype(np.float64)
+    ours = ours.reshape(ours.shape[:3] + (-1,)).transpose(3, 2, 1, 0)
+    assert ours.shape == data.shape, f"graft's output is {ours.shape}, nnU-Net's {data.shape}"
+    print("nnunet_range", data.min(), data.max())
+    print("max_abs_difference", float(np.abs(ours - data).max()))
+
+
 if __name__ == "__main__":
-    if sys.argv[2] == "foreign":
+    if sys.argv[1] == "normalize":
+        nnunet_normalize(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif sys.argv[2] == "foreign":
         write_foreign(sys.argv[1])
     else:
-        dims = int(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[3] == "--dims" else 3
-        write_folder(sys.argv[1], sys.argv[2], dims)
+        parser = argparse.ArgumentParser()
+        parser.add_argument("folder")
+        parser.add_argument("kind", choices=["plain", "residual"])
+        parser.add_argument("--dims", type=int, default=3)
+        parser.add_argument("--spacing")
+        parser.add_argument("--spacing-from")
+        parser.add_argument("--scheme", default="CTNormalization")
+        parser.add_argument("--size", choices=["small", "fullres"], default="small")
+        args = parser.parse_args()
+        spacing = [float(v) for v in args.spacing.split(",")] if args.spacing else None
+        if args.spacing_from:
+            import nibabel
+            spacing = [float(z) for z in nibabel.load(args.spacing_from).header.get_zooms()[:3]][::-1]
+        write_folder(args.folder, args.kind, args.dims, spacing, args.scheme, args.size)

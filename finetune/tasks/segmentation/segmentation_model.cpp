@@ -5,6 +5,7 @@
 #include <map>
 #include <thread>
 
+#include "backbones/nnunet_unet.h"
 #include "backbones/resnet_blocks.h"
 #include "finetune/distributed.h"
 #include "io/error.h"
@@ -111,7 +112,8 @@ class UNetHeadImpl : public nn::Module {
 HeadKind head_kind_from_name(const std::string& name) {
   if (name == "medicalnet") return HeadKind::kMedicalNet;
   if (name == "unet") return HeadKind::kUNet;
-  throw Error("unknown head '" + name + "' (expected medicalnet or unet)");
+  if (name == "nnunet") return HeadKind::kNnUNet;
+  throw Error("unknown head '" + name + "' (expected medicalnet, unet or nnunet)");
 }
 
 
@@ -119,6 +121,15 @@ SegmentationModelImpl::SegmentationModelImpl(std::shared_ptr<backbones::Backbone
                                              HeadKind head, int classes)
     : backbone_(std::move(backbone)), head_kind_(head), classes_(classes) {
   if (classes < 2) throw Error("a segmentation model needs at least 2 classes (background + 1)");
+  if (head == HeadKind::kNnUNet) {
+    const auto encoder = std::dynamic_pointer_cast<backbones::NnUNetEncoderImpl>(backbone_);
+    if (!encoder) throw Error("the nnunet head needs an nnU-Net encoder (a model folder from `graft import nnunet`)");
+    backbones::NnUNetArchitecture architecture = encoder->architecture();
+    architecture.classes = classes;
+    register_module("encoder", backbone_);
+    head_ = register_module("decoder", std::make_shared<backbones::NnUNetDecoderImpl>(architecture));
+    return;
+  }
   register_module("backbone", backbone_);
   const auto info = backbone_->feature_info();
   const int dims = backbone_->spatial_dims();
@@ -150,7 +161,9 @@ torch::Tensor SegmentationModelImpl::forward_before_upsampling(const torch::Tens
   const torch::Tensor image = planar ? input.squeeze(2) : input;
   const auto features = backbone_->features(image);
   torch::Tensor logits;
-  if (head_kind_ == HeadKind::kMedicalNet) {
+  if (head_kind_ == HeadKind::kNnUNet) {
+    logits = static_cast<backbones::NnUNetDecoderImpl&>(*head_).forward(features);
+  } else if (head_kind_ == HeadKind::kMedicalNet) {
     logits = static_cast<MedicalNetHeadImpl&>(*head_).forward(features);
   } else if (planar) {
     logits = static_cast<UNetHeadImpl<2>&>(*head_).forward(features, image);

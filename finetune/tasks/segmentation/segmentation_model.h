@@ -14,12 +14,16 @@ namespace graft::finetune {
 enum class HeadKind {
   kMedicalNet,  // MedicalNet's conv_seg on the deepest features, upsampled to the input
   kUNet,        // a U-Net-style decoder over every feature level
+  // nnU-Net's own decoder over an nnU-Net encoder: the backbone and head are registered as
+  // "encoder" and "decoder", so the model's tensors keep nnU-Net's names.
+  kNnUNet,
 };
 
-HeadKind head_kind_from_name(const std::string& name);  // "medicalnet" or "unet"
+HeadKind head_kind_from_name(const std::string& name);  // "medicalnet", "unet" or "nnunet"
 
 // A backbone (submodule "backbone") and a segmentation head (submodule "head") that returns
-// logits (B, classes, D, H, W) at the input's resolution.
+// logits (B, classes, D, H, W) at the input's resolution. With HeadKind::kNnUNet the backbone
+// must be a backbones::NnUNetEncoderImpl, and the two are "encoder" and "decoder".
 class SegmentationModelImpl : public torch::nn::Module {
  public:
   SegmentationModelImpl(std::shared_ptr<backbones::BackboneImpl> backbone, HeadKind head, int classes);

@@ -128,6 +128,8 @@ preprocess::Contract nnunet_contract(const json& plans, const NnUNetDataset& dat
     // Array axis a is xyz axis 2 - a: output xyz axis t is array axis 2 - t, which reads input
     // array axis transpose[2 - t], which is xyz axis 2 - transpose[2 - t].
     for (int t = 0; t < 3; ++t) contract.axis_order_xyz[t] = 2 - transpose[2 - t];
+    // nnU-Net's users convert DICOM with dcm2niix (TotalSegmentator does so itself).
+    contract.dicom_in_dcm2niix_order = true;
     contract.crop_nonzero = true;
     contract.resize = preprocess::ResizeRule::kSpacing;
     const auto spacing = config.at("spacing").get<std::vector<double>>();

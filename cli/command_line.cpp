@@ -203,6 +203,9 @@ void define_commands(CLI::App& app, CommandLine& l) {
   nnunet->add_option("--checkpoint", l.import_nnunet.checkpoint, "checkpoint file in the fold folder")
       ->capture_default_str();
   nnunet->add_option("--output", l.import_nnunet.output, "the graft model folder to write")->required();
+  nnunet->add_option("--orientation", l.import_nnunet.orientation,
+                     "reorient every input to this code first (RAS for TotalSegmentator's models); default: the "
+                     "file's storage order, as nnU-Net reads it");
 
   auto* bench = app.add_subcommand("bench", "measure graft's own speed");
   bench->require_subcommand(1);

@@ -127,7 +127,7 @@ struct SlideFeaturesOptions {
 };
 
 struct ImportNnUNetOptions {
-  std::string folder, configuration, fold = "0", checkpoint = "checkpoint_final.pth", output;
+  std::string folder, configuration, fold = "0", checkpoint = "checkpoint_final.pth", output, orientation;
 };
 
 struct BenchLoadOptions {

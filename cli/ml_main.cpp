@@ -255,6 +255,7 @@ int run_import_nnunet(const graft::cli::ImportNnUNetOptions& l) {
   options.fold = l.fold;
   options.checkpoint = l.checkpoint;
   options.output = l.output;
+  options.orientation = l.orientation;
   const graft::finetune::NnUNetImport result = graft::finetune::import_nnunet(options);
   for (const auto& note : result.notes) std::printf("%s\n", note.c_str());
   std::printf("%s", preprocess::describe(graft::finetune::run_contract(result.config)).c_str());

@@ -14,14 +14,20 @@ namespace graft::finetune {
 struct NnUNetImportOptions {
   std::string folder;         // nnU-Net's Trainer__Plans__configuration folder
   std::string configuration;  // empty: the folder name's last part, else 3d_fullres
-  std::string fold = "0";     // fold_N's N, or "all" (fold_all, nnU-Net's model trained on every case)
+  // fold_N's N; several (0,1,2,3,4) make an ensemble; "all" is fold_all (nnU-Net's model of every
+  // case) when there is one, else every fold.
+  std::string fold = "0";
   std::string checkpoint = "checkpoint_final.pth";
   std::string output;         // the graft model folder to write
+  // Empty: nnU-Net's rule, the file's storage order (DICOM as dcm2niix writes it). A code such as
+  // RAS: every input reoriented first, for models trained on reoriented images (TotalSegmentator
+  // trains and predicts on nibabel's closest canonical, RAS).
+  std::string orientation;
 };
 
 struct NnUNetImport {
   RunConfig config;
-  std::string checkpoint_path;
+  std::vector<std::string> checkpoint_paths;
   std::vector<std::string> notes;  // what was read and how, one line each
 };
 

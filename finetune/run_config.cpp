@@ -20,9 +20,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainSettings, epochs, optimizer, lr, momentu
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DetectionSettings, fpn_channels, score_threshold, nms_iou, max_detections,
                                    window_size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MilSettings, feature_dim, hidden, attention, dropout)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PredictSettings, overlap, mirror)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(PredictSettings, overlap, mirror, mirror_axes)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RunConfig, task, backbone, weights, init_from, lenient, in_channels, head, network,
-                                   classes, class_names, multi_label, seed, output, data, train, detection, mil,
+                                   ensemble_size, classes, class_names, multi_label, seed, output, data, train, detection, mil,
                                    predict)
 
 namespace {

@@ -67,6 +67,9 @@ struct MilSettings {
 struct PredictSettings {
   double overlap = 0.5;
   bool mirror = false;
+  // The axes mirroring may flip (0 x, 1 y, 2 z): an nnU-Net checkpoint's
+  // inference_allowed_mirroring_axes, where a model trained on one side of the body excludes x.
+  std::vector<int> mirror_axes{0, 1, 2};
 };
 
 struct RunConfig {
@@ -83,6 +86,9 @@ struct RunConfig {
   // A whole network described by its own architecture, for backbones built from a model folder
   // (backbone "nnunet": backbones::NnUNetArchitecture's JSON). Empty for registered backbones.
   nlohmann::json network = nlohmann::json::object();
+  // Networks of this architecture whose logits are averaged (an imported nnU-Net's folds); only a
+  // model of one network trains.
+  int ensemble_size = 1;
   // With background for segmentation and detection. A run file (or --set) without it gives 0:
   // training then takes the classes from the label images (infer_segmentation_classes) or the
   // class names (classification, MIL).

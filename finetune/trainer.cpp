@@ -34,6 +34,13 @@ torch::Tensor loss_of(const std::string& name, const torch::Tensor& model_output
   throw Error("unknown train.loss '" + name + "' (expected dice_ce, focal or ce)");
 }
 
+void require_one_network(const RunConfig& config) {
+  if (config.ensemble_size > 1) {
+    throw Error("an ensemble of " + std::to_string(config.ensemble_size) +
+                " networks predicts but does not train: fine-tune one of its folds (graft import nnunet --fold N)");
+  }
+}
+
 }  // namespace
 
 datasets::PatchOptions patch_options(const RunConfig& config) {
@@ -182,7 +189,9 @@ backbones::LoadReport load_medicalnet_head(torch::nn::Module& head, const std::s
 
 bool uses_network_description(const RunConfig& config) { return config.backbone == "nnunet"; }
 
-SegmentationModel build_model(const RunConfig& config) {
+namespace {
+
+SegmentationModel build_one_network(const RunConfig& config) {
   if (uses_network_description(config)) {
     if (config.head != "nnunet") {
       throw Error("backbone 'nnunet' takes head 'nnunet' (its own decoder), not '" + config.head + "'");
@@ -194,6 +203,15 @@ SegmentationModel build_model(const RunConfig& config) {
   }
   auto backbone = backbones::create_backbone(config.backbone, config.in_channels);
   return SegmentationModel(backbone, head_kind_from_name(config.head), config.classes);
+}
+
+}  // namespace
+
+SegmentationModel build_model(const RunConfig& config) {
+  if (config.ensemble_size < 1) throw Error("ensemble_size must be at least 1, got " + std::to_string(config.ensemble_size));
+  SegmentationModel model = build_one_network(config);
+  for (int member = 1; member < config.ensemble_size; ++member) model->add_ensemble_member(build_one_network(config).ptr());
+  return model;
 }
 
 std::vector<double> validation_dice(SegmentationModelImpl& model, const std::vector<datasets::PreparedCase>& cases,
@@ -256,6 +274,7 @@ TrainResult train_prepared(const RunConfig& config, const std::vector<datasets::
                            const std::vector<datasets::PreparedCase>& val_cases,
                            const std::vector<TrainEventSink>& sinks, bool resume) {
   if (train_cases.empty()) throw Error("no training cases (every case went to validation?)");
+  require_one_network(config);
   const std::uint64_t seed = seed_run(config);
   SegmentationModel model = build_model(config);
   TrainingTask task;
@@ -375,6 +394,7 @@ void infer_segmentation_classes(RunConfig& config) {
 }
 
 TrainResult train(const RunConfig& config, const std::vector<TrainEventSink>& sinks, bool resume) {
+  require_one_network(config);
   RunConfig resolved = config;
   infer_segmentation_classes(resolved);
   const CaseSplits splits = read_case_splits(resolved);

@@ -113,6 +113,7 @@ json to_json(const Contract& contract) {
               {"channels", contract.channels},
               {"orientation", contract.orientation},
               {"axis_order_xyz", contract.axis_order_xyz},
+              {"dicom_in_dcm2niix_order", contract.dicom_in_dcm2niix_order},
               {"crop_nonzero", contract.crop_nonzero},
               {"resize", resize_rule_name(contract.resize)},
               {"target_spacing_mm", contract.target_spacing_mm},
@@ -149,6 +150,7 @@ Contract contract_from_json(const json& object, const std::string& source) {
     }
   }
   read_field(object, "normalize_before_resampling", contract.normalize_before_resampling, source);
+  read_field(object, "dicom_in_dcm2niix_order", contract.dicom_in_dcm2niix_order, source);
   read_field(object, "crop_nonzero", contract.crop_nonzero, source);
   read_field(object, "target_spacing_mm", contract.target_spacing_mm, source);
   read_field(object, "target_size_xyz", contract.target_size_xyz, source);
@@ -209,7 +211,8 @@ std::string describe(const Contract& contract) {
   out << "  channels     ";
   if (contract.channels.empty()) out << "1 (any)";
   for (std::size_t i = 0; i < contract.channels.size(); ++i) out << (i ? ", " : "") << contract.channels[i];
-  out << "\n  orientation  " << (contract.orientation.empty() ? "as input" : contract.orientation) << "\n";
+  out << "\n  orientation  " << (contract.orientation.empty() ? "as stored" : contract.orientation)
+      << (contract.orientation.empty() && contract.dicom_in_dcm2niix_order ? " (DICOM in dcm2niix's order)" : "") << "\n";
   if (contract.axis_order_xyz != std::array<int, 3>{0, 1, 2}) {
     out << "  axes         output x y z read input axes " << triple(contract.axis_order_xyz) << "\n";
   }

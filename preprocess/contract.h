@@ -34,6 +34,10 @@ struct Contract {
   // With orientation empty: output axis t reads input axis axis_order_xyz[t] (nnU-Net's
   // transpose_forward, which reorders the file's own axes whatever their world directions).
   std::array<int, 3> axis_order_xyz{0, 1, 2};
+  // With orientation empty: a DICOM series, which has no storage order of its own, is taken in the
+  // order dcm2niix writes it (rows reversed), the order of the NIfTI files a model that keeps
+  // storage order (nnU-Net) was trained on.
+  bool dicom_in_dcm2niix_order = false;
   bool crop_nonzero = false;
   ResizeRule resize = ResizeRule::kNone;
   io::Vec3 target_spacing_mm{1.0, 1.0, 1.0};

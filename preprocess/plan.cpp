@@ -112,6 +112,12 @@ Plan make_plan(const Contract& contract, const io::Image& image, const PlanOptio
     plan.permutation = permutation_to_orientation(image.geometry().direction, contract.orientation);
   } else {
     plan.permutation.source_axis = contract.axis_order_xyz;
+    if (contract.dicom_in_dcm2niix_order && image.metadata().source_format == "dicom") {
+      // dcm2niix reverses the rows: its NIfTI's first voxel is the DICOM image's bottom-left.
+      for (int t = 0; t < 3; ++t) plan.permutation.flip[t] = plan.permutation.source_axis[t] == 1;
+      plan.notes.push_back("DICOM series taken in dcm2niix's voxel order (rows reversed), as the model's "
+                           "training data were stored");
+    }
   }
   io::Geometry geometry = permuted_geometry(image.geometry(), plan.permutation);
   plan.reoriented_geometry = geometry;

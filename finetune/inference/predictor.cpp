@@ -92,6 +92,11 @@ Prediction Predictor::predict(const io::Image& image, const PredictOptions& opti
   window.overlap_fraction = options.overlap_fraction >= 0 ? options.overlap_fraction
                                                           : config_.predict.overlap;
   window.mirror = options.mirror || config_.predict.mirror;
+  window.mirror_axes_xyz = {false, false, false};
+  for (int axis : config_.predict.mirror_axes) {
+    if (axis < 0 || axis > 2) throw Error("predict.mirror_axes: " + std::to_string(axis) + " is not an axis (0 x, 1 y, 2 z)");
+    window.mirror_axes_xyz[axis] = true;
+  }
   window.keep_probabilities = options.write_probabilities || !options.probabilities_path.empty();
   window.progress = options.progress;
   window.precision = precision_;

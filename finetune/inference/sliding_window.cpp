@@ -438,6 +438,16 @@ SlidingWindowResult predict_sliding_window(SegmentationModelImpl& model, const i
       slab_windows.push_back(origin);
     }
   }
+  // Bit a of a flip mask reverses tensor dimension 2 + a (z, y, x), which is axis 2 - a of x y z.
+  const auto flip_allowed = [&options](int mask) {
+    if (!options.mirror) return mask == 0;
+    for (int a = 0; a < 3; ++a) {
+      if ((mask & (1 << a)) && !options.mirror_axes_xyz[2 - a]) return false;
+    }
+    return true;
+  };
+  int flips = 0;
+  for (int mask = 0; mask < 8; ++mask) flips += flip_allowed(mask);
   std::int64_t finished_planes = 0;
   for (std::int64_t slab_start : starts[axis]) {
     // Planes before this slab get no more windows.
@@ -454,10 +464,10 @@ SlidingWindowResult predict_sliding_window(SegmentationModelImpl& model, const i
         region(batch[static_cast<std::int64_t>(i)], 1, {0, 0, 0}, extent).copy_(region(volume, 1, origins[i], extent));
       }
       batch = to_device(batch, device);
-      // Mirroring averages the 8 flips' probabilities; flipping the coarse logits back commutes with
+      // Mirroring averages the flips' probabilities; flipping the coarse logits back commutes with
       // the upsampling, whose taps are symmetric.
-      const int flips = options.mirror ? 8 : 1;
-      for (int mask = 0; mask < flips; ++mask) {
+      for (int mask = 0; mask < 8; ++mask) {
+        if (!flip_allowed(mask)) continue;
         std::vector<int64_t> dims;
         for (int a = 0; a < 3; ++a) if (mask & (1 << a)) dims.push_back(2 + a);
         const torch::Tensor coarse = dims.empty() ? coarse_logits_of(batch)

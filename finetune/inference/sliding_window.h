@@ -14,7 +14,8 @@ namespace graft::finetune {
 struct SlidingWindowOptions {
   std::array<std::int64_t, 3> patch_xyz{64, 64, 32};
   double overlap_fraction = 0.5;
-  bool mirror = false;            // average over all 8 axis flips (test-time augmentation)
+  bool mirror = false;            // average over the axis flips (test-time augmentation)
+  std::array<bool, 3> mirror_axes_xyz{true, true, true};  // the axes flips may reverse: all 8 flips, or fewer
   bool keep_probabilities = false;
   int windows_per_batch = 2;
   Precision precision = Precision::kFloat32;  // autocast for the forward passes (bf16/fp16)

@@ -57,6 +57,23 @@ std::set<std::string> safetensors_names(const std::string& path) {
   return names;
 }
 
+// `graft embed --output logits` of the model folder on the reference's input.npy against its logits.npy.
+void expect_logits_match_the_reference(const std::string& model, const std::string& folder) {
+  std::string output;
+  ASSERT_EQ(graft("embed --model " + model + " --input-npy " + folder + "/input.npy --output logits --out " + model +
+                      "/logits.npy",
+                  &output),
+            0)
+      << output;
+  std::vector<std::int64_t> ours_shape, reference_shape;
+  const auto ours = npy_floats(model + "/logits.npy", &ours_shape);
+  const auto reference = npy_floats(folder + "/logits.npy", &reference_shape);
+  ASSERT_EQ(ours_shape, reference_shape);
+  double largest = 0;
+  for (std::size_t i = 0; i < ours.size(); ++i) largest = std::max(largest, std::abs(double(ours[i]) - reference[i]));
+  EXPECT_LE(largest, 1e-4);
+}
+
 void expect_imported_logits_match_pytorch(const std::string& network) {
   const std::string work = graft::testing::temp_dir();
   const std::string folder = nnunet_folder(work + "/nnUNetTrainer__nnUNetPlans__3d_fullres", network);
@@ -73,24 +90,50 @@ void expect_imported_logits_match_pytorch(const std::string& network) {
     EXPECT_EQ(name.find("all_modules"), std::string::npos) << name;
     EXPECT_NE(name.rfind("decoder.encoder.", 0), 0u) << name;
   }
-  ASSERT_EQ(graft("embed --model " + work + "/model --input-npy " + folder + "/input.npy --output logits --out " +
-                      work + "/logits.npy",
-                  &output),
-            0)
-      << output;
-  std::vector<std::int64_t> ours_shape, reference_shape;
-  const auto ours = npy_floats(work + "/logits.npy", &ours_shape);
-  const auto reference = npy_floats(folder + "/logits.npy", &reference_shape);
-  ASSERT_EQ(ours_shape, reference_shape);
-  double largest = 0;
-  for (std::size_t i = 0; i < ours.size(); ++i) largest = std::max(largest, std::abs(double(ours[i]) - reference[i]));
-  EXPECT_LE(largest, 1e-4);
+  expect_logits_match_the_reference(work + "/model", folder);
 }
 
 TEST(NnUNetImport, PlainConvUNetFolderImportsAndGivesPyTorchsLogits) { expect_imported_logits_match_pytorch("plain"); }
 
 TEST(NnUNetImport, ResidualEncoderUNetFolderImportsAndGivesPyTorchsLogits) {
   expect_imported_logits_match_pytorch("residual");
+}
+
+TEST(NnUNetImport, TwoDimensionalConfigurationImportsAndGivesPyTorchsLogits) {
+  const std::string work = graft::testing::temp_dir();
+  const std::string folder = nnunet_folder(work + "/nnUNetTrainer__nnUNetPlans__2d", "plain", "--dims 2");
+  if (folder.empty()) GTEST_SKIP() << "Debian python3-torch is not installed";
+  std::string output;
+  ASSERT_EQ(graft("import nnunet " + folder + " --output " + work + "/model", &output), 0) << output;
+  EXPECT_NE(output.find("configuration 2d"), std::string::npos) << output;
+  expect_logits_match_the_reference(work + "/model", folder);
+  std::ifstream in(work + "/model/contract.json");
+  const nlohmann::json contract = nlohmann::json::parse(in);
+  EXPECT_EQ(contract["spatial_dims"], 2);
+  EXPECT_EQ(contract["target_spacing_mm"][0], 0.8);
+  std::ifstream config_in(work + "/model/config.json");
+  // The checkpoint's mirroring axes (0, 1) of a 2D network are its y and x.
+  EXPECT_EQ(nlohmann::json::parse(config_in)["predict"]["mirror_axes"], nlohmann::json({0, 1}));
+}
+
+// Several folds are one model whose prediction averages their logits, as nnU-Net's does; it
+// predicts, and refuses to train.
+TEST(NnUNetImport, SeveralFoldsMakeAnEnsembleAveragingTheirLogits) {
+  const std::string work = graft::testing::temp_dir();
+  const std::string folder = nnunet_folder(work + "/nnUNetTrainer__nnUNetPlans__3d_fullres", "plain", "--folds 3");
+  if (folder.empty()) GTEST_SKIP() << "Debian python3-torch is not installed";
+  std::string output;
+  ASSERT_EQ(graft("import nnunet " + folder + " --fold all --output " + work + "/model", &output), 0) << output;
+  EXPECT_NE(output.find("3 folds: predictions average their logits"), std::string::npos) << output;
+  const auto names = safetensors_names(work + "/model/model.safetensors");
+  EXPECT_TRUE(names.count("encoder.stages.0.0.convs.0.conv.weight"));
+  EXPECT_TRUE(names.count("ensemble.1.decoder.seg_layers.2.bias"));
+  expect_logits_match_the_reference(work + "/model", folder);
+  // The same folds named one by one.
+  ASSERT_EQ(graft("import nnunet " + folder + " --fold 0,1,2 --output " + work + "/listed", &output), 0) << output;
+  expect_logits_match_the_reference(work + "/listed", folder);
+  EXPECT_EQ(graft("train --set init_from=" + work + "/model --set data.manifest=" + work + "/none.csv", &output), 1);
+  EXPECT_NE(output.find("predicts but does not train"), std::string::npos) << output;
 }
 
 TEST(NnUNetImport, ContractFollowsThePlans) {
@@ -120,6 +163,7 @@ TEST(NnUNetImport, ContractFollowsThePlans) {
   const nlohmann::json config = nlohmann::json::parse(config_in);
   EXPECT_EQ(config["class_names"], nlohmann::json({"background", "liver", "tumour"}));
   EXPECT_EQ(config["data"]["patch_size"], nlohmann::json({32, 32, 16}));  // plans [16, 32, 32] as x y z
+  EXPECT_EQ(config["predict"]["mirror_axes"], nlohmann::json({0, 1, 2}));  // inference_allowed_mirroring_axes
 }
 
 TEST(NnUNetImport, RegionLabelsAMissingFoldAndAForeignConfigurationAreRefusedByName) {
@@ -167,6 +211,24 @@ TEST(NnUNetImport, NormalisationMatchesNnUNetsSchemesOnARealCt) {
     const auto at = output.find("max_abs_difference ");
     ASSERT_NE(at, std::string::npos) << output;
     EXPECT_LE(std::stod(output.substr(at + 19)), 1e-6) << output;
+    if (scheme != "CTNormalization") continue;
+    // The same CT as its DICOM series: taken in dcm2niix's voxel order (the NIfTI above is
+    // dcm2niix's), it gives the same preprocessed voxels.
+    ASSERT_EQ(graft("preprocess --model " + work + "/model " + graft::testing::shared_data_dir() +
+                        "/dicom/ct-j2k-series " + work + "/series.nii",
+                    &output),
+              0)
+        << output;
+    EXPECT_NE(output.find("dcm2niix's voxel order"), std::string::npos) << output;
+    const graft::io::Image from_nifti = graft::io::read(work + "/ct.nii"), from_dicom = graft::io::read(work + "/series.nii");
+    ASSERT_EQ(from_dicom.geometry().size_xyz, from_nifti.geometry().size_xyz);
+    EXPECT_TRUE(from_dicom.geometry().same_grid(from_nifti.geometry(), 1e-3))
+        << from_dicom.geometry().describe_difference(from_nifti.geometry());
+    double largest = 0;
+    for (std::int64_t i = 0; i < from_nifti.element_count(); ++i) {
+      largest = std::max(largest, std::abs(double(from_dicom.data<float>()[i]) - from_nifti.data<float>()[i]));
+    }
+    EXPECT_LE(largest, 1e-6);
   }
 }
 
@@ -180,7 +242,7 @@ TEST(NnUNetImport, ImportedModelSegmentsANiftiAndADicomSeriesOnTheirGrids) {
   std::string output;
   ASSERT_EQ(graft("import nnunet " + folder + " --output " + work + "/model", &output), 0) << output;
   const std::string nifti = graft::testing::shared_data_dir() + "/nifti/example_ct_sm.nii.gz";
-  ASSERT_EQ(graft("predict --model " + work + "/model --input " + nifti + " --output " + work + "/ct_pred.nii.gz",
+  ASSERT_EQ(graft("predict --tta --model " + work + "/model --input " + nifti + " --output " + work + "/ct_pred.nii.gz",
                   &output),
             0)
       << output;

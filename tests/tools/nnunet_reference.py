@@ -7,7 +7,7 @@ second time under `all_modules` and the encoder again under `decoder.encoder`.
 
   nnunet_reference.py FOLDER plain|residual [--dims 2|3] [--spacing Z,Y,X | --spacing-from CT.nii.gz]
                       [--scheme CTNormalization|ZScoreNormalization|RescaleTo01Normalization|...]
-                      [--size small|fullres]
+                      [--size small|fullres] [--folds N]
       writes FOLDER/{plans.json, dataset.json, fold_0/checkpoint_final.pth} as nnU-Net's trainer
       saves them (every key; storages marked cuda:0; NumPy scalars in the logs), plus
       FOLDER/input.npy (N, C, spatial...) and FOLDER/logits.npy (the network's output in eval mode)
@@ -242,18 +242,23 @@ def save_as_if_on_gpu(checkpoint, path):
     assert set(loaded["network_weights"]) == set(checkpoint["network_weights"])
 
 
-def write_folder(folder, kind, dims, spacing=None, scheme="CTNormalization", size="small"):
-    torch.manual_seed(20240611)
-    np.random.seed(20240611)
-    arch, patch = architecture(kind, dims, size)
-    channels, classes = 1, 3
-    network = build(kind, dims, channels, classes, arch["arch_kwargs"])
+def make_network(kind, dims, channels, classes, kwargs):
+    network = build(kind, dims, channels, classes, kwargs)
     with torch.no_grad():
         # Norm weights and biases away from 1 and 0, so a mix-up of scale and shift shows.
         for name, parameter in network.named_parameters():
             if ".norm." in name:
                 parameter.add_(0.1 * torch.randn_like(parameter))
-    network.eval()
+    return network.eval()
+
+
+def write_folder(folder, kind, dims, spacing=None, scheme="CTNormalization", size="small", folds=1):
+    torch.manual_seed(20240611)
+    np.random.seed(20240611)
+    arch, patch = architecture(kind, dims, size)
+    channels, classes = 1, 3
+    networks = [make_network(kind, dims, channels, classes, arch["arch_kwargs"]) for _ in range(folds)]
+    network = networks[0]
     configuration = "3d_fullres" if dims == 3 else "2d"
     plans = {
         "dataset_name": "Dataset999_Reference", "plans_name": "nnUNetPlans",
@@ -293,8 +298,11 @@ def write_folder(folder, kind, dims, spacing=None, scheme="CTNormalization", siz
         "trainer_name": "nnUNetTrainer",
         "inference_allowed_mirroring_axes": tuple(range(dims)),
     }
-    os.makedirs(os.path.join(folder, "fold_0"), exist_ok=True)
-    save_as_if_on_gpu(checkpoint, os.path.join(folder, "fold_0", "checkpoint_final.pth"))
+    for fold, fold_network in enumerate(networks):
+        checkpoint["network_weights"] = fold_network.state_dict()
+        checkpoint["init_args"]["fold"] = fold
+        os.makedirs(os.path.join(folder, f"fold_{fold}"), exist_ok=True)
+        save_as_if_on_gpu(checkpoint, os.path.join(folder, f"fold_{fold}", "checkpoint_final.pth"))
     with open(os.path.join(folder, "plans.json"), "w") as f:
         json.dump(plans, f, indent=2)
     with open(os.path.join(folder, "dataset.json"), "w") as f:
@@ -304,7 +312,8 @@ def write_folder(folder, kind, dims, spacing=None, scheme="CTNormalization", siz
     shape = [2, channels] + patch  # nnU-Net networks take sizes divisible by their strides
     x = torch.randn(*shape)
     with torch.no_grad():
-        logits = network(x)
+        # nnU-Net's ensemble: the folds' logits averaged.
+        logits = sum(fold_network(x) for fold_network in networks) / len(networks)
     np.save(os.path.join(folder, "input.npy"), x.numpy())
     np.save(os.path.join(folder, "logits.npy"), logits.numpy())
 
@@ -371,9 +380,10 @@ if __name__ == "__main__":
         parser.add_argument("--spacing-from")
         parser.add_argument("--scheme", default="CTNormalization")
         parser.add_argument("--size", choices=["small", "fullres"], default="small")
+        parser.add_argument("--folds", type=int, default=1)
         args = parser.parse_args()
         spacing = [float(v) for v in args.spacing.split(",")] if args.spacing else None
         if args.spacing_from:
             import nibabel
             spacing = [float(z) for z in nibabel.load(args.spacing_from).header.get_zooms()[:3]][::-1]
-        write_folder(args.folder, args.kind, args.dims, spacing, args.scheme, args.size)
+        write_folder(args.folder, args.kind, args.dims, spacing, args.scheme, args.size, args.folds)

@@ -151,7 +151,23 @@ torch::Tensor SegmentationModelImpl::forward(const torch::Tensor& input) {
   return upsample_to(logits, input.sizes().slice(2));
 }
 
+void SegmentationModelImpl::add_ensemble_member(std::shared_ptr<SegmentationModelImpl> member) {
+  if (member->classes() != classes_ || member->head_kind_ != head_kind_) {
+    throw Error("an ensemble's networks must share their head and classes");
+  }
+  if (!ensemble_) ensemble_ = register_module("ensemble", torch::nn::ModuleList());
+  ensemble_->push_back(member);
+  members_.push_back(std::move(member));
+}
+
 torch::Tensor SegmentationModelImpl::forward_before_upsampling(const torch::Tensor& input) {
+  torch::Tensor logits = own_logits_before_upsampling(input);
+  if (members_.empty()) return logits;
+  for (const auto& member : members_) logits = logits + member->own_logits_before_upsampling(input);
+  return logits / static_cast<double>(ensemble_size());
+}
+
+torch::Tensor SegmentationModelImpl::own_logits_before_upsampling(const torch::Tensor& input) {
   // A 2D backbone sees (B, C, 1, H, W) patches of a one-slice grid as (B, C, H, W) images.
   const bool planar = backbone_->spatial_dims() == 2;
   if (planar && (input.dim() != 5 || input.size(2) != 1)) {

@@ -34,6 +34,12 @@ class SegmentationModelImpl : public torch::nn::Module {
   // together with the softmax instead of holding every class at full resolution.
   torch::Tensor forward_before_upsampling(const torch::Tensor& input);
 
+  // Another network of the same architecture whose logits are averaged with this one's (an
+  // nnU-Net fold ensemble, as nnU-Net averages its folds' logits). Members are the submodules
+  // ensemble.0, ensemble.1, ...; a model with members predicts but does not train.
+  void add_ensemble_member(std::shared_ptr<SegmentationModelImpl> member);
+  int ensemble_size() const { return 1 + static_cast<int>(members_.size()); }
+
   backbones::BackboneImpl& backbone() { return *backbone_; }
   torch::nn::Module& head() { return *head_; }
   int classes() const { return classes_; }
@@ -43,6 +49,10 @@ class SegmentationModelImpl : public torch::nn::Module {
   std::shared_ptr<torch::nn::Module> head_;
   HeadKind head_kind_;
   int classes_;
+  torch::nn::ModuleList ensemble_{nullptr};
+  std::vector<std::shared_ptr<SegmentationModelImpl>> members_;
+
+  torch::Tensor own_logits_before_upsampling(const torch::Tensor& input);
 };
 TORCH_MODULE(SegmentationModel);
 

@@ -36,14 +36,14 @@ TEST(Cli, EverySubcommandHasHelp) {
   const std::vector<std::string> commands = {
       "info",    "convert", "stack",          "plan",  "preprocess",      "backbones",   "demo",      "train",
       "check",   "predict", "evaluate",       "embed", "slide-features",  "bench", "bench load", "bench embed",
-      "bench train-step"};
+      "bench train-step", "import", "import nnunet"};
   for (const std::string& command : commands) {
     const Result result = graft(command + " --help");
     EXPECT_EQ(result.exit_code, 0) << command;
     EXPECT_NE(result.output.find("Usage"), std::string::npos) << command;
   }
   // Every subcommand graft lists is among those checked.
-  for (const std::string& parent : {std::string(""), std::string("bench ")}) {
+  for (const std::string& parent : {std::string(""), std::string("bench "), std::string("import ")}) {
     const Result listing = graft(parent + "--help");
     // CLI11 heads the list "Subcommands:" (or "SUBCOMMANDS:" in other versions).
     std::string lowered = listing.output;

@@ -355,6 +355,33 @@ class MainWindowTest : public QObject {
     QVERIFY2(plan.contains("gantry tilt of 15.00 degrees corrected"), qPrintable(plan));
   }
 
+  // A model folder from `graft import nnunet` predicts on the open CT like any graft model.
+  void predicts_with_an_imported_nnunet_model() {
+    const std::string data = graft::testing::shared_data_dir();
+    if (data.empty()) QSKIP("../shared/data is absent (a fresh clone): no CT to segment");
+    if (graft::testing::python_with("torch").empty()) QSKIP("Debian python3-torch is not installed");
+    const std::string root = graft::testing::temp_dir();
+    const std::string nnunet = root + "/nnUNetTrainer__nnUNetPlans__3d_fullres";
+    std::string output;
+    QVERIFY2(graft::testing::run_command("/usr/bin/python3 " GRAFT_SOURCE_DIR "/tests/tools/nnunet_reference.py " +
+                                             nnunet + " plain --spacing 3.0,3.0,3.0",
+                                         &output) == 0,
+             output.c_str());
+    QVERIFY2(graft::testing::run_command(graft::testing::graft_executable() + " import nnunet " + nnunet +
+                                             " --output " + root + "/model",
+                                         &output) == 0,
+             output.c_str());
+    MainWindow window;
+    window.error_dialogs = false;
+    QVERIFY2(window.open_path(QString::fromStdString(data + "/nifti/example_ct_sm.nii.gz")),
+             qPrintable(window.last_message()));
+    child<QLineEdit>(window, "model_folder")->setText(QString::fromStdString(root + "/model"));
+    QTest::mouseClick(child<QPushButton>(window, "predict"), Qt::LeftButton);
+    QTRY_VERIFY_WITH_TIMEOUT(window.prediction_job() == nullptr, 300000);
+    QVERIFY2(window.prediction_labels(), qPrintable(window.last_message()));
+    QVERIFY(window.prediction_labels()->geometry().same_grid(window.image()->geometry(), 1e-6));
+  }
+
   // Open, train one epoch, cancel a second run and resume it, predict, overlay, save.
   void scripted_session() {
     QTemporaryDir folder;

@@ -9,7 +9,6 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "io/dicom/dicom_series.h"
 #include "io/image_file.h"
 #include "io/numpy/npy.h"
 #include "tests/support/test_support.h"
@@ -176,6 +175,20 @@ TEST(NnUNetImport, RegionLabelsAMissingFoldAndAForeignConfigurationAreRefusedByN
   EXPECT_NE(output.find(": 0)"), std::string::npos) << output;
   EXPECT_EQ(graft("import nnunet " + folder + " -c 2d --output " + work + "/m", &output), 1);
   EXPECT_NE(output.find("configuration '2d' is not in the plans"), std::string::npos) << output;
+  // Plans that describe another network than the checkpoint holds: the load names the file and a
+  // tensor whose shape differs, and nothing is written.
+  {
+    std::ifstream plans_in(folder + "/plans.json");
+    nlohmann::json plans = nlohmann::json::parse(plans_in);
+    const nlohmann::json original = plans;
+    plans["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]["features_per_stage"] = {8, 16, 32, 64};
+    std::ofstream(folder + "/plans.json") << plans.dump();
+    EXPECT_EQ(graft("import nnunet " + folder + " --output " + work + "/m", &output), 1);
+    EXPECT_NE(output.find("fold_0/checkpoint_final.pth"), std::string::npos) << output;
+    EXPECT_NE(output.find("encoder.stages.3.0.convs.0.conv.weight"), std::string::npos) << output;
+    EXPECT_FALSE(std::ifstream(work + "/m/config.json").good());
+    std::ofstream(folder + "/plans.json") << original.dump();
+  }
   // Region-based training (BraTS-style overlapping regions) is another kind of model.
   std::ifstream in(folder + "/dataset.json");
   nlohmann::json dataset = nlohmann::json::parse(in);

@@ -186,6 +186,7 @@ preprocess::Contract nnunet_contract(const json& plans, const NnUNetDataset& dat
         step.kind = preprocess::IntensityKind::kZScore;
         step.over_nonzero = use_mask[c];
         step.outside_mask = use_mask[c] ? preprocess::OutsideMask::kZero : preprocess::OutsideMask::kNormalize;
+        step.nonzero_mask = preprocess::NonzeroMask::kAnyChannelHolesFilled;
         contract.intensity.push_back(step);
       } else if (scheme == "RescaleTo01Normalization") {
         step.kind = preprocess::IntensityKind::kRescaleTo01;
@@ -212,11 +213,6 @@ preprocess::Contract nnunet_contract(const json& plans, const NnUNetDataset& dat
         "also does so when only the target spacing is",
         "cubic resampling is graft's B-spline (scipy.ndimage's order 3), where nnU-Net calls skimage's resize; "
         "values differ by a fraction of the intensity step near edges"};
-    if (std::find(use_mask.begin(), use_mask.end(), true) != use_mask.end()) {
-      contract.deviations.push_back(
-          "use_mask_for_norm: the z-score runs over each channel's nonzero voxels; nnU-Net's mask is the "
-          "hole-filled nonzero region of all channels, which differs only at zero voxels inside it");
-    }
   } catch (const json::exception& e) {
     throw Error(where + ": " + e.what());
   }

@@ -30,6 +30,7 @@ json to_json(const IntensityStep& step) {
     case IntensityKind::kZScore:
       out["over_nonzero"] = step.over_nonzero;
       out["outside_mask"] = outside_mask_name(step.outside_mask);
+      out["nonzero_mask"] = nonzero_mask_name(step.nonzero_mask);
       break;
     case IntensityKind::kPercentileClip:
       out["lower_percentile"] = step.lower_percentile;
@@ -83,6 +84,9 @@ IntensityStep intensity_step_from_json(const json& object, const std::string& so
     std::string outside = outside_mask_name(step.outside_mask);
     read_field(object, "outside_mask", outside, source);
     step.outside_mask = outside_mask_from_name(outside);
+    std::string mask = nonzero_mask_name(step.nonzero_mask);
+    read_field(object, "nonzero_mask", mask, source);
+    step.nonzero_mask = nonzero_mask_from_name(mask);
   } catch (const json::exception&) {
     throw Error(source + ": intensity 'kind' must be a string");
   } catch (const Error& e) {

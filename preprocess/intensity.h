@@ -20,6 +20,12 @@ enum class IntensityKind {
   kRescaleTo01,     // (x - min) / (max - min) per channel, measured on each image
 };
 
+// Which voxels a z-score over nonzero voxels measures and normalises.
+enum class NonzeroMask {
+  kThisChannel,            // the channel's own nonzero voxels
+  kAnyChannelHolesFilled,  // nonzero in any channel, with enclosed holes filled (nnU-Net's use_mask_for_norm)
+};
+
 // What to do with voxels outside the z-score mask (value == 0 when over_nonzero).
 enum class OutsideMask {
   kNormalize,  // treat them like any other voxel
@@ -30,6 +36,7 @@ enum class OutsideMask {
 struct IntensityStep {
   IntensityKind kind = IntensityKind::kZScore;
   bool over_nonzero = false;
+  NonzeroMask nonzero_mask = NonzeroMask::kThisChannel;
   OutsideMask outside_mask = OutsideMask::kNormalize;
   double lower_percentile = 0.5;
   double upper_percentile = 99.5;
@@ -50,13 +57,22 @@ std::string intensity_kind_name(IntensityKind kind);
 IntensityKind intensity_kind_from_name(const std::string& name);
 std::string outside_mask_name(OutsideMask outside);
 OutsideMask outside_mask_from_name(const std::string& name);
+std::string nonzero_mask_name(NonzeroMask mask);  // "this_channel", "any_channel_holes_filled"
+NonzeroMask nonzero_mask_from_name(const std::string& name);
 
 // One line for a Plan printout, with the numbers: "z-score over nonzero voxels, ...".
 std::string describe(const IntensityStep& step);
 
-// Applies one step; the result is f32, each voxel computed in double and rounded once. `seed` drives kNoise so that runs are repeatable. An f32
+// 1 where any channel is nonzero or the voxel lies in a hole of that region: a zero region that
+// no 6-connected path of zero voxels joins to the volume's faces (scipy's binary_fill_holes).
+std::vector<std::uint8_t> nonzero_region_holes_filled(const io::Image& image);
+
+// Applies one step; the result is f32, each voxel computed in double and rounded once.
+// `region` is the kAnyChannelHolesFilled mask of the image before any step changed it (a Plan
+// measures it once); without it, a step that needs it measures it on `image`. `seed` drives kNoise so that runs are repeatable. An f32
 // image passed by rvalue is transformed in place.
-io::Image apply_intensity(io::Image image, const IntensityStep& step, std::uint64_t seed = 0);
+io::Image apply_intensity(io::Image image, const IntensityStep& step, std::uint64_t seed = 0,
+                          const std::vector<std::uint8_t>* region = nullptr);
 
 // Per-channel statistics, exposed for tests and for the Plan printout.
 struct ChannelStatistics {
@@ -66,6 +82,8 @@ struct ChannelStatistics {
 };
 ChannelStatistics channel_statistics(const io::Image& image, std::int64_t channel,
                                      bool over_nonzero);
+// Over the voxels where `mask` is nonzero.
+ChannelStatistics channel_statistics(const io::Image& image, std::int64_t channel, const std::uint8_t* mask);
 // The p-th percentile (0..100) of one channel by linear interpolation between order statistics,
 // as numpy.percentile computes it.
 double channel_percentile(const io::Image& image, std::int64_t channel, double percent);

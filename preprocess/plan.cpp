@@ -180,8 +180,19 @@ io::Image apply(const Plan& plan, const io::Image& image) {
   };
   if (!plan.channel_order.empty()) replace(select_channels(*current, plan.channel_order, plan.channel_names));
   const auto normalize = [&] {
+    // nnU-Net measures its normalisation mask once, on the cropped image before any channel changes.
+    std::optional<std::vector<std::uint8_t>> region;
     for (const auto& step : plan.intensity) {
-      replace(owned ? apply_intensity(std::move(*owned), step, plan.seed) : apply_intensity(*current, step, plan.seed));
+      if (step.kind == IntensityKind::kZScore && step.over_nonzero &&
+          step.nonzero_mask == NonzeroMask::kAnyChannelHolesFilled) {
+        region = nonzero_region_holes_filled(*current);
+        break;
+      }
+    }
+    for (const auto& step : plan.intensity) {
+      const std::vector<std::uint8_t>* mask = region ? &*region : nullptr;
+      replace(owned ? apply_intensity(std::move(*owned), step, plan.seed, mask)
+                    : apply_intensity(*current, step, plan.seed, mask));
     }
   };
   const bool only_flips = plan.permutation.source_axis == std::array<int, 3>{0, 1, 2};

@@ -132,5 +132,44 @@ TEST(Intensity, AStepForOneChannelLeavesTheOthersAndRescaleTo01MapsItsRange) {
   EXPECT_NE(message.find("channel 2 met an image with 2 channels"), std::string::npos) << message;
 }
 
+// A hollow shell in channel 0 and a blob in channel 1: the region is both, with the shell's
+// enclosed zeros filled; zeros joined to a face through zeros stay out (scipy's binary_fill_holes,
+// 6-connected).
+TEST(Intensity, TheNnUNetMaskIsTheNonzeroRegionOfAllChannelsWithHolesFilled) {
+  io::Geometry g;
+  g.size_xyz = {7, 7, 7};
+  Image image(io::DType::kF32, 2, g);
+  float* shell = image.data<float>();
+  float* blob = shell + image.voxels_per_channel();
+  for (std::int64_t z = 1; z <= 5; ++z)
+    for (std::int64_t y = 1; y <= 5; ++y)
+      for (std::int64_t x = 1; x <= 5; ++x) {
+        const bool edge = x == 1 || x == 5 || y == 1 || y == 5 || z == 1 || z == 5;
+        if (edge) shell[image.offset(0, z, y, x)] = 10.0f;
+      }
+  blob[image.offset(0, 0, 0, 6)] = 4.0f;  // a corner voxel of channel 1
+  const std::vector<std::uint8_t> region = nonzero_region_holes_filled(image);
+  EXPECT_EQ(region[image.offset(0, 3, 3, 3)], 1);  // the shell's inside
+  EXPECT_EQ(region[image.offset(0, 1, 1, 1)], 1);  // the shell
+  EXPECT_EQ(region[image.offset(0, 0, 0, 6)], 1);  // channel 1's voxel
+  EXPECT_EQ(region[image.offset(0, 0, 0, 0)], 0);  // joined to a face
+  std::int64_t inside = 0;
+  for (auto v : region) inside += v;
+  EXPECT_EQ(inside, 5 * 5 * 5 + 1);
+
+  // Over that region channel 0 holds 98 tens and 28 zeros (the 27 enclosed, and channel 1's voxel).
+  IntensityStep zscore;
+  zscore.over_nonzero = true;
+  zscore.nonzero_mask = NonzeroMask::kAnyChannelHolesFilled;
+  zscore.outside_mask = OutsideMask::kZero;
+  zscore.channel = 0;
+  const Image out = apply_intensity(image, zscore);
+  const double mean = 980.0 / 126.0;
+  const double std = std::sqrt((98 * (10 - mean) * (10 - mean) + 28 * mean * mean) / 126.0);
+  EXPECT_NEAR(out.data<float>()[image.offset(0, 3, 3, 3)], -mean / std, 1e-6);
+  EXPECT_NEAR(out.data<float>()[image.offset(0, 1, 1, 1)], (10 - mean) / std, 1e-6);
+  EXPECT_EQ(out.data<float>()[image.offset(0, 0, 0, 0)], 0.0f);
+}
+
 }  // namespace
 }  // namespace graft::preprocess

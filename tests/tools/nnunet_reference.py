@@ -7,7 +7,7 @@ second time under `all_modules` and the encoder again under `decoder.encoder`.
 
   nnunet_reference.py FOLDER plain|residual [--dims 2|3] [--spacing Z,Y,X | --spacing-from CT.nii.gz]
                       [--scheme CTNormalization|ZScoreNormalization|RescaleTo01Normalization|...]
-                      [--size small|fullres] [--folds N]
+                      [--size small|fullres] [--folds N] [--use-mask]
       writes FOLDER/{plans.json, dataset.json, fold_0/checkpoint_final.pth} as nnU-Net's trainer
       saves them (every key; storages marked cuda:0; NumPy scalars in the logs), plus
       FOLDER/input.npy (N, C, spatial...) and FOLDER/logits.npy (the network's output in eval mode)
@@ -252,7 +252,7 @@ def make_network(kind, dims, channels, classes, kwargs):
     return network.eval()
 
 
-def write_folder(folder, kind, dims, spacing=None, scheme="CTNormalization", size="small", folds=1):
+def write_folder(folder, kind, dims, spacing=None, scheme="CTNormalization", size="small", folds=1, use_mask=False):
     torch.manual_seed(20240611)
     np.random.seed(20240611)
     arch, patch = architecture(kind, dims, size)
@@ -268,7 +268,7 @@ def write_folder(folder, kind, dims, spacing=None, scheme="CTNormalization", siz
             "data_identifier": f"nnUNetPlans_{configuration}", "preprocessor_name": "DefaultPreprocessor",
             "batch_size": 2, "patch_size": patch, "median_image_size_in_voxels": [60, 256, 256][-dims:],
             "spacing": (spacing or [2.5, 0.8, 0.8])[-dims:], "normalization_schemes": [scheme],
-            "use_mask_for_norm": [False], "resampling_fn_data": "resample_data_or_seg_to_shape",
+            "use_mask_for_norm": [use_mask], "resampling_fn_data": "resample_data_or_seg_to_shape",
             "resampling_fn_seg": "resample_data_or_seg_to_shape",
             "resampling_fn_data_kwargs": {"is_seg": False, "order": 3, "order_z": 0, "force_separate_z": None},
             "resampling_fn_seg_kwargs": {"is_seg": True, "order": 1, "order_z": 0, "force_separate_z": None},
@@ -381,9 +381,10 @@ if __name__ == "__main__":
         parser.add_argument("--scheme", default="CTNormalization")
         parser.add_argument("--size", choices=["small", "fullres"], default="small")
         parser.add_argument("--folds", type=int, default=1)
+        parser.add_argument("--use-mask", action="store_true", help="use_mask_for_norm: true")
         args = parser.parse_args()
         spacing = [float(v) for v in args.spacing.split(",")] if args.spacing else None
         if args.spacing_from:
             import nibabel
             spacing = [float(z) for z in nibabel.load(args.spacing_from).header.get_zooms()[:3]][::-1]
-        write_folder(args.folder, args.kind, args.dims, spacing, args.scheme, args.size, args.folds)
+        write_folder(args.folder, args.kind, args.dims, spacing, args.scheme, args.size, args.folds, args.use_mask)

@@ -95,6 +95,13 @@ NnUNetImport import_nnunet(const NnUNetImportOptions& options) {
   const nlohmann::json plans = read_json_file(plans_path);
   const backbones::NnUNetDataset dataset = backbones::nnunet_dataset(read_json_file(dataset_path), dataset_path);
   const std::string configuration = configuration_of(options);
+  const nlohmann::json plan_configuration = backbones::nnunet_configuration(plans, configuration, plans_path);
+  if (plan_configuration.contains("previous_stage") && !plan_configuration["previous_stage"].is_null()) {
+    throw Error(plans_path + ": configuration '" + configuration + "' is a cascade stage (field 'previous_stage': " +
+                plan_configuration["previous_stage"].dump() +
+                "): its network also takes the previous stage's segmentation, which graft does not run; import "
+                "3d_fullres or the previous stage instead");
+  }
   const int channels = static_cast<int>(dataset.channel_names.size());
   const int classes = static_cast<int>(dataset.class_names.size());
   const backbones::NnUNetArchitecture architecture =
@@ -143,7 +150,6 @@ NnUNetImport import_nnunet(const NnUNetImportOptions& options) {
   config.output = options.output;
   config.data.patch_size = backbones::nnunet_patch_size_xyz(plans, configuration, plans_path);
   config.data.contract = preprocess::to_json(contract);
-  const nlohmann::json plan_configuration = backbones::nnunet_configuration(plans, configuration, plans_path);
   if (plan_configuration.contains("batch_size") && plan_configuration["batch_size"].is_number_integer()) {
     config.data.batch_size = plan_configuration["batch_size"].get<int>();
   }

@@ -187,6 +187,12 @@ TEST(NnUNetImport, RegionLabelsAMissingFoldAndAForeignConfigurationAreRefusedByN
     EXPECT_NE(output.find("fold_0/checkpoint_final.pth"), std::string::npos) << output;
     EXPECT_NE(output.find("encoder.stages.3.0.convs.0.conv.weight"), std::string::npos) << output;
     EXPECT_FALSE(std::ifstream(work + "/m/config.json").good());
+    // A cascade's full-resolution stage also takes the low-resolution stage's segmentation.
+    plans = original;
+    plans["configurations"]["3d_fullres"]["previous_stage"] = "3d_lowres";
+    std::ofstream(folder + "/plans.json") << plans.dump();
+    EXPECT_EQ(graft("import nnunet " + folder + " --output " + work + "/m", &output), 1);
+    EXPECT_NE(output.find("is a cascade stage (field 'previous_stage': \"3d_lowres\")"), std::string::npos) << output;
     std::ofstream(folder + "/plans.json") << original.dump();
   }
   // Region-based training (BraTS-style overlapping regions) is another kind of model.

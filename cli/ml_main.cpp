@@ -28,7 +28,6 @@
 #include "finetune/inference/predict.h"
 #include "finetune/model_folder.h"
 #include "finetune/nnunet_import.h"
-#include "finetune/training_loop.h"
 #include "finetune/run_config.h"
 #include "finetune/run_task.h"
 #include "finetune/tasks/segmentation/segmentation_model.h"
@@ -215,11 +214,8 @@ int run_embed(const graft::cli::EmbedOptions& l, const graft::finetune::ComputeT
         torch::from_blob(const_cast<std::uint8_t*>(array.bytes.data()), array.shape, torch::kFloat32), target.device);
   };
   if (!l.model_folder.empty()) {
-    const graft::finetune::ModelFolder folder(l.model_folder);
-    folder.require_task(graft::finetune::Task::kSegmentation);
-    graft::finetune::SegmentationModel model = graft::finetune::build_model(folder.config());
-    graft::finetune::load_best_weights(*model, folder.path());
-    model->to(target.device);
+    graft::finetune::SegmentationModel model =
+        graft::finetune::load_segmentation_model(graft::finetune::ModelFolder(l.model_folder), target.device);
     const torch::Tensor x = input();
     if (x.dim() != 5 && x.dim() != 4) throw Error(l.input + ": logits need N x C x Z x Y x X (or N x C x Y x X)");
     torch::Tensor logits;

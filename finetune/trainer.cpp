@@ -187,7 +187,9 @@ backbones::LoadReport load_medicalnet_head(torch::nn::Module& head, const std::s
   return report;
 }
 
-bool uses_network_description(const RunConfig& config) { return config.backbone == "nnunet"; }
+bool uses_network_description(const RunConfig& config) {
+  return backbones::find_backbone(config.backbone).needs_model_folder;
+}
 
 namespace {
 
@@ -211,6 +213,14 @@ SegmentationModel build_model(const RunConfig& config) {
   if (config.ensemble_size < 1) throw Error("ensemble_size must be at least 1, got " + std::to_string(config.ensemble_size));
   SegmentationModel model = build_one_network(config);
   for (int member = 1; member < config.ensemble_size; ++member) model->add_ensemble_member(build_one_network(config).ptr());
+  return model;
+}
+
+SegmentationModel load_segmentation_model(const ModelFolder& folder, torch::Device device) {
+  folder.require_task(Task::kSegmentation);
+  SegmentationModel model = build_model(folder.config());
+  load_best_weights(*model, folder.path());
+  model->to(device);
   return model;
 }
 

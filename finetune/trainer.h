@@ -7,6 +7,7 @@
 
 #include "backbones/weight_loading.h"
 #include "datasets/segmentation_data.h"
+#include "finetune/model_folder.h"
 #include "finetune/training_loop.h"
 #include "finetune/tasks/segmentation/segmentation_model.h"
 #include "preprocess/contract.h"
@@ -33,6 +34,9 @@ void report_cache_use(const datasets::PreprocessedCache& cache);
 
 // Builds the backbone + head a run config describes (weights untouched).
 SegmentationModel build_model(const RunConfig& config);
+// A segmentation model folder's network with its best weights, strictly (a model folder must match
+// its own config exactly), in eval mode on `device`.
+SegmentationModel load_segmentation_model(const ModelFolder& folder, torch::Device device);
 // Whether the run's network comes from config.network (an imported nnU-Net) rather than from a
 // registered backbone and a head; its Contract is then data.contract, whole.
 bool uses_network_description(const RunConfig& config);

@@ -19,12 +19,9 @@
 
 namespace graft::finetune {
 Predictor::Predictor(const ModelFolder& model_folder, const ComputeTarget& target) : precision_(target.precision) {
-  model_folder.require_task(Task::kSegmentation);
+  model_ = load_segmentation_model(model_folder, target.device);
   config_ = model_folder.config();
   contract_ = model_folder.contract();
-  model_ = build_model(config_);
-  load_best_weights(*model_, model_folder.path());  // strict: a model folder must match its own config exactly
-  model_->to(target.device);
 }
 
 void Predictor::predict_file(const std::string& input, const std::string& output, const PredictOptions& options) {

@@ -14,6 +14,7 @@
 #include "backbones/weight_loading.h"
 #include "io/error.h"
 #include "tests/backbones/pytorch_reference.h"
+#include "tests/support/nnunet_reference.h"
 #include "tests/support/test_support.h"
 
 namespace {
@@ -26,9 +27,8 @@ std::string reference_folder(const std::string& network, int dims) {
   if (graft::testing::python_with("torch").empty()) return "";
   const std::string folder = graft::testing::temp_dir() + "/nnunet_" + network;
   std::string output;
-  const int status = graft::testing::run_command("/usr/bin/python3 " GRAFT_SOURCE_DIR "/tests/tools/nnunet_reference.py " +
-                                                     folder + " " + network + " --dims " + std::to_string(dims),
-                                                 &output);
+  const int status = graft::testing::run_nnunet_reference(
+      folder + " " + network + " --dims " + std::to_string(dims), &output);
   EXPECT_EQ(status, 0) << output;
   return folder;
 }
@@ -106,9 +106,7 @@ TEST(NnUNet, ACheckpointReferencingAnotherClassIsRefusedNamingIt) {
   if (graft::testing::python_with("torch").empty()) GTEST_SKIP() << "Debian python3-torch is not installed";
   const std::string path = graft::testing::temp_dir() + "/foreign.pth";
   std::string output;
-  ASSERT_EQ(graft::testing::run_command("/usr/bin/python3 " GRAFT_SOURCE_DIR "/tests/tools/nnunet_reference.py " + path +
-                                            " foreign",
-                                        &output),
+  ASSERT_EQ(graft::testing::run_nnunet_reference(path + " foreign", &output),
             0)
       << output;
   const std::string message = graft::testing::error_message([&] { graft::backbones::read_checkpoint(path); });

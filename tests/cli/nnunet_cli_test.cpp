@@ -11,6 +11,7 @@
 
 #include "io/image_file.h"
 #include "io/numpy/npy.h"
+#include "tests/support/nnunet_reference.h"
 #include "tests/support/test_support.h"
 
 namespace {
@@ -25,9 +26,7 @@ int graft(const std::string& arguments, std::string* output) {
 std::string nnunet_folder(const std::string& folder, const std::string& network, const std::string& options = "") {
   if (graft::testing::python_with("torch").empty()) return "";
   std::string output;
-  const int status = run_command("/usr/bin/python3 " GRAFT_SOURCE_DIR "/tests/tools/nnunet_reference.py " + folder +
-                                     " " + network + " " + options,
-                                 &output);
+  const int status = graft::testing::run_nnunet_reference(folder + " " + network + " " + options, &output);
   EXPECT_EQ(status, 0) << output;
   return folder;
 }
@@ -225,9 +224,7 @@ TEST(NnUNetImport, NormalisationMatchesNnUNetsSchemesOnARealCt) {
     std::string output;
     ASSERT_EQ(graft("import nnunet " + folder + " --output " + work + "/model", &output), 0) << output;
     ASSERT_EQ(graft("preprocess --model " + work + "/model " + ct + " " + work + "/ct.nii", &output), 0) << output;
-    ASSERT_EQ(run_command("/usr/bin/python3 " GRAFT_SOURCE_DIR "/tests/tools/nnunet_reference.py normalize " + folder +
-                              " " + ct + " " + work + "/ct.nii",
-                          &output),
+    ASSERT_EQ(graft::testing::run_nnunet_reference("normalize " + folder + " " + ct + " " + work + "/ct.nii", &output),
               0)
         << output;
     const auto at = output.find("max_abs_difference ");

@@ -32,6 +32,7 @@
 #include "gui/main_window.h"
 #include "io/dicom/dicom_seg.h"
 #include "io/image_file.h"
+#include "tests/support/nnunet_reference.h"
 #include "tests/support/test_support.h"
 
 namespace graft::gui {
@@ -363,9 +364,7 @@ class MainWindowTest : public QObject {
     const std::string root = graft::testing::temp_dir();
     const std::string nnunet = root + "/nnUNetTrainer__nnUNetPlans__3d_fullres";
     std::string output;
-    QVERIFY2(graft::testing::run_command("/usr/bin/python3 " GRAFT_SOURCE_DIR "/tests/tools/nnunet_reference.py " +
-                                             nnunet + " plain --spacing 3.0,3.0,3.0",
-                                         &output) == 0,
+    QVERIFY2(graft::testing::run_nnunet_reference(nnunet + " plain --spacing 3.0,3.0,3.0", &output) == 0,
              output.c_str());
     QVERIFY2(graft::testing::run_command(graft::testing::graft_executable() + " import nnunet " + nnunet +
                                              " --output " + root + "/model",

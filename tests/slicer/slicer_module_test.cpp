@@ -14,6 +14,7 @@
 
 #include "datasets/synthetic_volumes.h"
 #include "io/image_file.h"
+#include "tests/support/nnunet_reference.h"
 #include "tests/support/test_support.h"
 
 namespace {
@@ -140,9 +141,7 @@ TEST(SlicerModule, AnImportedNnUNetFineTunesOnSyntheticCasesAndRunsTheSlicerWay)
   const std::string nnunet = folder + "/nnUNetTrainer__nnUNetPlans__3d_fullres";
   std::string output;
   // The synthetic volumes' 2 x 2 x 4 mm grid is the plans' spacing (z y x: 4, 2, 2).
-  ASSERT_EQ(run_command("/usr/bin/python3 " GRAFT_SOURCE_DIR "/tests/tools/nnunet_reference.py " + nnunet +
-                            " plain --spacing 4.0,2.0,2.0",
-                        &output),
+  ASSERT_EQ(graft::testing::run_nnunet_reference(nnunet + " plain --spacing 4.0,2.0,2.0", &output),
             0)
       << output;
   ASSERT_EQ(run_command(graft + " import nnunet " + nnunet + " --output " + folder + "/imported", &output), 0) << output;

@@ -81,9 +81,11 @@ void define_commands(CLI::App& app, CommandLine& l) {
   convert->add_option("--dataset", l.convert.dataset, "HDF5 input: the dataset to read (needed when there are several)");
   convert->add_option("--dtype", l.convert.dtype, "voxel type of the output (u8 i8 u16 i16 u32 i32 f32 f64)");
   convert->add_option("--reference-dicom", l.convert.reference_dicom,
-                      "for a .dcm output (DICOM SEG of a label image): the source series, FOLDER[#SERIES]");
-  convert->add_option("--segment-names", l.convert.segment_names, "DICOM SEG: names of labels 1, 2, ... (a,b,c)");
-  convert->add_flag("--anonymize", l.convert.anonymize, "DICOM SEG: de-identify (DICOM PS3.15 basic profile)");
+                      "for a .dcm output (DICOM SEG) or .rtstruct.dcm output (RTSTRUCT) of a label image: the source "
+                      "series, FOLDER[#SERIES]");
+  convert->add_option("--segment-names", l.convert.segment_names,
+                      "DICOM SEG, RTSTRUCT, .seg.nrrd: names of labels 1, 2, ... (a,b,c)");
+  convert->add_flag("--anonymize", l.convert.anonymize, "DICOM SEG, RTSTRUCT: de-identify (DICOM PS3.15 basic profile)");
   add_geotiff(convert, l.convert.geotiff);
   add_dicom_reading(convert, l.convert.dicom);
 
@@ -145,7 +147,11 @@ void define_commands(CLI::App& app, CommandLine& l) {
   predict->add_flag("--cog", l.predict.cloud_optimized, "segmentation: a raster's prediction is written as a Cloud Optimized GeoTIFF");
   predict->add_flag("--probabilities", l.predict.probabilities, "segmentation: also write per-class probability maps");
   predict->add_flag("--anonymize", l.predict.anonymize,
-                    "segmentation: a DICOM SEG output (.dcm) is de-identified (PS3.15 basic profile)");
+                    "segmentation: a DICOM SEG (.dcm) or RTSTRUCT (.rtstruct.dcm) output is de-identified (PS3.15 "
+                    "basic profile)");
+  predict->add_option("--reference-dicom", l.predict.reference_dicom,
+                      "segmentation into DICOM SEG (.dcm) or RTSTRUCT (.rtstruct.dcm) of an input that is not DICOM: "
+                      "the series it was made from, FOLDER[#SERIES]");
   predict->add_option("--threads", l.predict.threads, "LibTorch threads (0: the cores shared among workers)");
   add_compute(predict, l.predict.compute);
   add_dicom_reading(predict, l.predict.dicom);

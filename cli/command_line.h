@@ -99,6 +99,7 @@ struct PredictOptions {
   std::vector<std::string> inputs;
   std::optional<double> overlap_fraction;
   bool mirror = false, probabilities = false, anonymize = false, cloud_optimized = false;
+  std::string reference_dicom;  // the series a DICOM SEG or RTSTRUCT output of a non-DICOM input references
   int workers = 1, threads = 0;
   ComputeChoice compute;
   io::DicomReadOptions dicom;  // for every DICOM input of the batch

@@ -21,11 +21,15 @@
 #include "io/atomic_file.h"
 #include "io/dicom/dicom_seg.h"
 #include "io/dicom/dicom_series.h"
+#include "io/dicom/rtstruct.h"
 #include "io/error.h"
 #include "io/raster/gdal_raster.h"
 #include "io/image_file.h"
 #include "io/hdf5/hdf5_file.h"
 #include "io/image_info.h"
+#include "io/label_file.h"
+#include "io/nrrd/seg_nrrd.h"
+#include "io/segment_names.h"
 #include "preprocess/plan.h"
 #include "preprocess/reorient.h"
 
@@ -70,6 +74,41 @@ int run_info(const graft::cli::InfoOptions& l) {
       std::cout << path << "\n" << io::hdf5_info_text(contents);
     return 0;
   }
+  if (dicom.series.empty() && io::sniff_format(dicom.path) == io::FileFormat::kDicom &&
+      !std::filesystem::is_directory(dicom.path)) {
+    const std::string sop_class = io::dicom_sop_class_uid(dicom.path);
+    if (sop_class == io::kRtStructureSetStorageUid) {
+      // Contours without pixels: what each ROI is and where it was drawn.
+      const io::RtStruct structure_set = io::read_rtstruct(dicom.path);
+      nlohmann::json rois = nlohmann::json::array();
+      for (const auto& roi : structure_set.rois) {
+        rois.push_back({{"number", roi.number}, {"name", roi.name}, {"contours", roi.contours.size()}});
+      }
+      const nlohmann::json info{{"format", "dicom-rtstruct"},
+                                {"referenced_series_instance_uid", structure_set.referenced_series_instance_uid},
+                                {"rois", rois}};
+      if (json) {
+        std::cout << info.dump(2) << "\n";
+      } else {
+        std::cout << path << "\nformat       DICOM RTSTRUCT\nseries       "
+                  << structure_set.referenced_series_instance_uid << " (the contours' images)\nrois         "
+                  << rois.size() << "\n";
+        for (const auto& roi : structure_set.rois) {
+          std::cout << "  " << roi.number << "  " << roi.name << "  (" << roi.contours.size() << " contours)\n";
+        }
+      }
+      return 0;
+    }
+    if (sop_class == io::kSegmentationStorageUid) {
+      // One SEG file is one label image: describe it as one, with its segments.
+      const io::Image labels = io::read(dicom.path);
+      if (json)
+        std::cout << io::image_info_json(labels).dump(2) << "\n";
+      else
+        std::cout << path << "\n" << io::image_info_text(labels);
+      return 0;
+    }
+  }
   if (dicom.series.empty() && io::sniff_format(dicom.path) == io::FileFormat::kDicom) {
     // A DICOM folder holds any number of series: list them, with the selector for each.
     const auto series = io::find_dicom_series(dicom.path);
@@ -102,23 +141,31 @@ int run_convert(const graft::cli::ConvertOptions& l) {
   const std::string &in = l.input, &out = l.output, &dtype = l.dtype;
   graft::cli::Progress progress("convert", 2);
   progress.step("read");
-  io::Image image = read_input(in, l.dataset, l.dicom);
   if (io::is_dicom_seg_path(out)) {
     if (l.reference_dicom.empty()) {
-      throw UsageError(
-          out +
-          ": a DICOM SEG references its source series: give --reference-dicom FOLDER[#SERIES]");
+      throw UsageError(out + ": a DICOM " + (io::is_rtstruct_path(out) ? "RTSTRUCT" : "SEG") +
+                       " references its source series: give --reference-dicom FOLDER[#SERIES]");
     }
     const io::DicomVolumeSource source = io::dicom_volume_source(l.reference_dicom);
-    // Masks saved by other tools (dcm2niix's voxel order, say) lie on the same grid re-indexed.
-    const io::Image labels = preprocess::onto_same_grid(image, source.geometry, in);
+    // Masks saved by other tools (dcm2niix's voxel order, say) lie on the same grid re-indexed;
+    // an RTSTRUCT input is drawn onto the series.
+    io::Image labels = io::read_label_map(in, l.reference_dicom, source.geometry);
+    labels.metadata().segments = io::named_segments(labels, graft::cli::split_names(l.segment_names));
+    progress.step("write");
+    if (io::is_rtstruct_path(out)) {
+      io::RtStructWriteOptions options;
+      options.anonymize = l.anonymize;
+      io::write_rtstruct(labels, source, out, options);
+      return 0;
+    }
     io::DicomSegOptions options;
     options.anonymize = l.anonymize;
-    progress.step("write");
-    io::write_dicom_seg(labels, source,
-                        io::segments_for_labels(labels, graft::cli::split_names(l.segment_names)),
-                        out, options);
+    io::write_dicom_seg(labels, source, io::segments_for_labels(labels, {}), out, options);
     return 0;
+  }
+  io::Image image = read_input(in, l.dataset, l.dicom);
+  if (io::is_seg_nrrd_path(out) && !l.segment_names.empty()) {
+    image.metadata().segments = io::named_segments(image, graft::cli::split_names(l.segment_names));
   }
   if (!dtype.empty()) image = image.cast(io::dtype_from_name(dtype));
   progress.step("write");

@@ -116,6 +116,7 @@ int run_predict(const graft::cli::PredictOptions& l) {
   request.mirror = l.mirror;
   request.probabilities = l.probabilities;
   request.anonymize = l.anonymize;
+  request.reference_dicom = l.reference_dicom;
   request.cloud_optimized = l.cloud_optimized;
   request.dicom = l.dicom;
   request.workers = l.workers;

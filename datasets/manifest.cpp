@@ -12,6 +12,7 @@
 #include "io/error.h"
 #include "io/text.h"
 #include "io/image_file.h"
+#include "io/label_file.h"
 
 namespace graft::datasets {
 namespace {
@@ -103,10 +104,48 @@ std::vector<CaseEntry> read_json(const std::string& path, const std::string& bas
   return cases;
 }
 
+// The labels Slicer users save beside their volumes: CASE.seg.nrrd (a Segmentation node),
+// CASE-label.EXT (a label map volume, Slicer's default name) or CASE_label.EXT.
+bool is_label_name(const std::string& file) {
+  const std::string stem = io::image_stem(file);
+  return io::ends_with(file, ".seg.nrrd") || io::ends_with(stem, "-label") || io::ends_with(stem, "_label");
+}
+
+std::vector<CaseEntry> read_flat_folder(const std::string& folder) {
+  std::vector<std::string> files;
+  for (const auto& file : fs::directory_iterator(folder)) {
+    if (file.is_regular_file() && io::format_from_extension(file.path().string()) != io::FileFormat::kUnknown) {
+      files.push_back(file.path().string());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  std::vector<CaseEntry> cases;
+  for (const std::string& file : files) {
+    if (is_label_name(file)) continue;
+    CaseEntry entry;
+    entry.id = io::image_stem(file);
+    entry.image = file;
+    for (const std::string& candidate : files) {
+      const std::string stem = io::image_stem(candidate);
+      if (candidate != file && is_label_name(candidate) &&
+          (stem == entry.id || stem == entry.id + "-label" || stem == entry.id + "_label")) {
+        entry.label = candidate;
+      }
+    }
+    cases.push_back(entry);
+  }
+  return cases;
+}
+
 std::vector<CaseEntry> read_folder(const std::string& folder) {
   const fs::path images = fs::path(folder) / "imagesTr", labels = fs::path(folder) / "labelsTr";
   if (!fs::is_directory(images)) {
-    throw Error(folder + ": not a manifest file and has no imagesTr/ folder");
+    std::vector<CaseEntry> cases = read_flat_folder(folder);
+    if (cases.empty()) {
+      throw Error(folder + ": not a manifest file, has no imagesTr/ folder and no volumes (CASE.nrrd with "
+                           "CASE-label.nrrd or CASE.seg.nrrd beside it)");
+    }
+    return cases;
   }
   std::vector<CaseEntry> cases;
   for (const auto& file : fs::directory_iterator(images)) {
@@ -178,15 +217,9 @@ CaseCheck check_case(const CaseEntry& entry) {
                   static_cast<long long>(grid.size_xyz[2]), grid.spacing_xyz[0], grid.spacing_xyz[1],
                   grid.spacing_xyz[2], grid.frame == io::Frame::kCRS ? "CRS units" : "mm");
     check.grid = text;
-    if (!entry.label.empty() && !io::is_box_annotation_path(entry.label)) {
-      const io::Image labels = io::read(entry.label);
-      if (!labels.geometry().same_grid(grid, 1e-3)) {
-        check.problem = entry.label + " and " + entry.image +
-                        " lie on different grids: " + labels.geometry().describe_difference(grid, 1e-3);
-      } else if (labels.channels() != 1) {
-        check.problem = entry.label + ": a label map has one channel, this one has " + std::to_string(labels.channels());
-      }
-    }
+    // Reading the labels onto the image's grid finds every problem training would meet: another
+    // grid, several channels, a SEG or RTSTRUCT of another series.
+    if (!entry.label.empty()) io::read_label_map(entry.label, entry.image, grid);
   } catch (const std::exception& error) {
     check.problem = error.what();
   }

@@ -18,7 +18,9 @@ struct CaseEntry {
 
 // A manifest in CSV (header with image,label[,classes][,split][,id]) or JSON (a list of objects, or
 // {"cases": [...]} with the same keys), or a folder in nnU-Net's convention: imagesTr/ with
-// CASE_0000.nii.gz and labelsTr/ with CASE.nii.gz. Relative paths resolve against the
+// CASE_0000.nii.gz and labelsTr/ with CASE.nii.gz, or a folder of volumes with their labels beside
+// them as Slicer saves them (CASE.nrrd with CASE-label.nrrd, CASE_label.nrrd or CASE.seg.nrrd;
+// any image extension graft reads). Relative paths resolve against the
 // manifest's folder. Throws graft::Error naming the manifest and the line or case.
 std::vector<CaseEntry> read_manifest(const std::string& path);
 

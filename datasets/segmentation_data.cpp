@@ -6,7 +6,7 @@
 #include <random>
 
 #include "datasets/image_tensor.h"
-#include "io/boxes.h"
+#include "io/label_file.h"
 #include "io/error.h"
 #include "io/image_file.h"
 
@@ -20,7 +20,8 @@ void refuse_nan_voxels(const io::Image& image, const std::string& path) {
 }
 
 PreparedCase prepare_case(const CaseEntry& entry, const preprocess::Contract& contract,
-                          const preprocess::PlanOptions& plan_options, int classes, PreprocessedCache& cache) {
+                          const preprocess::PlanOptions& plan_options, int classes, PreprocessedCache& cache,
+                          const std::vector<std::string>& foreground_names) {
   PreparedCase prepared;
   prepared.id = entry.id;
   prepared.image_path = entry.image;
@@ -30,6 +31,7 @@ PreparedCase prepare_case(const CaseEntry& entry, const preprocess::Contract& co
   nlohmann::json recipe = preprocessing_recipe(contract, plan_options);
   recipe["kind"] = "segmentation case";
   recipe["classes"] = classes;
+  recipe["class_names"] = foreground_names;
   PreprocessedVolumes volumes = cache.get_or_make(sources, recipe, [&] {
     PreprocessedVolumes made;
     const io::Image image = io::read(entry.image);
@@ -37,17 +39,7 @@ PreparedCase prepare_case(const CaseEntry& entry, const preprocess::Contract& co
     made.plan = preprocess::make_plan(contract, image, plan_options);
     made.image = preprocess::apply(made.plan, image);
     if (entry.label.empty()) return made;
-    // A .json or .csv label holds box annotations: drawn as a label map on the image's grid, they
-    // follow the label-map path (and come back as boxes for detection).
-    const io::Image labels =
-        io::is_box_annotation_path(entry.label) ? io::labels_from_boxes(io::read_boxes_file(entry.label, image.geometry(), io::image_stem(entry.image)),
-                                      image.geometry())
-              : io::read(entry.label);
-    if (!labels.geometry().same_grid(image.geometry(), 1e-3)) {
-      throw Error("case " + entry.id + ": label " + entry.label + " and image " + entry.image +
-                  " lie on different grids: " + labels.geometry().describe_difference(image.geometry(), 1e-3));
-    }
-    if (labels.channels() != 1) throw Error(entry.label + ": a label map must have one channel");
+    const io::Image labels = io::read_label_map(entry.label, entry.image, image.geometry(), foreground_names);
     for (std::int64_t i = 0; i < labels.element_count(); ++i) {
       const double value = labels.value_at(i);
       if (value < 0 || value >= classes || value != std::floor(value)) {

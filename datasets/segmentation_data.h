@@ -34,13 +34,17 @@ struct PreparedCase {
 // Throws graft::Error naming `path` and the count when a float image holds NaN voxels.
 void refuse_nan_voxels(const io::Image& image, const std::string& path);
 
-// Reads, checks and preprocesses one case. Errors name both files when the image and labels
-// disagree on the grid, and the file and value for NaN voxels or labels outside [0, classes).
+// Reads, checks and preprocesses one case; the label may be any form io::read_label_map reads
+// (a label image, DICOM SEG, RTSTRUCT, .seg.nrrd, boxes). Errors name both files when the image
+// and labels disagree on the grid, and the file and value for NaN voxels or labels outside [0, classes).
 PreparedCase prepare_case(const CaseEntry& entry, const preprocess::Contract& contract,
                           const preprocess::PlanOptions& plan_options, int classes);
-// The same through a cache of preprocessed cases (datasets/preprocessed_cache.h).
+// The same through a cache of preprocessed cases (datasets/preprocessed_cache.h). With
+// `foreground_names` (the names of label values 1, 2, ...), labels that name their segments (DICOM
+// SEG, RTSTRUCT, .seg.nrrd) are mapped to the classes by name (io::read_label_map).
 PreparedCase prepare_case(const CaseEntry& entry, const preprocess::Contract& contract,
-                          const preprocess::PlanOptions& plan_options, int classes, PreprocessedCache& cache);
+                          const preprocess::PlanOptions& plan_options, int classes, PreprocessedCache& cache,
+                          const std::vector<std::string>& foreground_names = {});
 
 struct AugmentOptions {
   bool flip = true;          // each axis with p = 0.5

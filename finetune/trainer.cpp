@@ -19,6 +19,8 @@
 #include "io/atomic_file.h"
 #include "io/error.h"
 #include "io/image_file.h"
+#include "io/label_file.h"
+#include "io/segment_names.h"
 
 namespace graft::finetune {
 namespace {
@@ -333,8 +335,8 @@ CaseSplits read_case_splits(const RunConfig& config) {
     if (cases[i].label.empty()) throw Error(manifest + ": case " + cases[i].id + " has no label");
     if (cases[i].split == "test") continue;
     if (cases[i].split == "val" && max_val > 0 && static_cast<int>(splits.val.size()) >= max_val) continue;
-    auto prepared =
-        datasets::prepare_case(cases[i], contract, run_plan_options(config, seed + i), config.classes, cache);
+    auto prepared = datasets::prepare_case(cases[i], contract, run_plan_options(config, seed + i), config.classes,
+                                           cache, io::foreground_class_names(config.class_names, config.classes));
     (cases[i].split == "val" ? splits.val : splits.train).push_back(std::move(prepared));
   }
   report_cache_use(cache);
@@ -392,15 +394,35 @@ void infer_segmentation_classes(RunConfig& config) {
     std::fprintf(stderr, "graft: classes = %d, from %s\n", config.classes, dataset_json.c_str());
     return;
   }
+  if (!config.class_names.empty()) {
+    config.classes = static_cast<int>(config.class_names.size()) + 1;
+    std::fprintf(stderr, "graft: classes = %d, background and the %zu class_names\n", config.classes,
+                 config.class_names.size());
+    return;
+  }
   double largest = 0;
+  std::vector<io::LabelSegment> named;
   for (const datasets::CaseEntry& entry : datasets::read_manifest(manifest)) {
     if (entry.label.empty() || entry.split == "test") continue;
-    const io::Image label = io::read(entry.label);
+    // An RTSTRUCT or a box list has no grid of its own: it is drawn on the image's.
+    const io::Image label = io::label_needs_image_grid(entry.label)
+                                ? io::read_label_map(entry.label, entry.image, io::read(entry.image).geometry())
+                                : io::read(entry.label);
     for (std::int64_t i = 0; i < label.element_count(); ++i) largest = std::max(largest, label.value_at(i));
+    if (named.empty()) named = label.metadata().segments;
   }
   if (largest < 1) throw Error(manifest + ": every label is 0, so there is no class to learn; set classes");
   config.classes = static_cast<int>(largest) + 1;
   std::fprintf(stderr, "graft: classes = %d, one more than the largest label in %s\n", config.classes, manifest.c_str());
+  // Labels that name their segments (SEG, .seg.nrrd, RTSTRUCT) name the classes, so predictions
+  // carry the names back.
+  std::vector<std::string> names(static_cast<std::size_t>(largest));
+  for (const io::LabelSegment& segment : named) {
+    if (segment.label_value >= 1 && segment.label_value <= largest) names[segment.label_value - 1] = segment.name;
+  }
+  if (std::all_of(names.begin(), names.end(), [](const std::string& name) { return !name.empty(); })) {
+    config.class_names = names;
+  }
 }
 
 TrainResult train(const RunConfig& config, const std::vector<TrainEventSink>& sinks, bool resume) {

@@ -4,6 +4,7 @@
 #include "finetune/inference/predictor.h"
 #include "finetune/run_config.h"
 #include "finetune/run_task.h"
+#include "io/segment_names.h"
 
 namespace graft::gui {
 
@@ -42,6 +43,10 @@ void PredictionJob::run() {
     PredictionResult result;
     result.task = model.task();
     result.class_names = model.class_names();
+    // Segmentation names label values 1, 2, ...; an imported nnU-Net lists background first.
+    if (model.task() == finetune::Task::kSegmentation) {
+      result.class_names = io::foreground_class_names(model.class_names(), model.config().classes);
+    }
     switch (model.task()) {
       case finetune::Task::kDetection:
         result.boxes = finetune::Detector(model).detect(*image_, source_.toStdString());

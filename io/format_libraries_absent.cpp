@@ -7,6 +7,7 @@
 
 #include "io/dicom/dicom_seg.h"
 #include "io/dicom/dicom_series.h"
+#include "io/dicom/rtstruct.h"
 #include "io/error.h"
 #include "io/raster/gdal_raster.h"
 #include "io/hdf5/hdf5_file.h"
@@ -46,6 +47,18 @@ void write_dicom_seg(const Image&, const DicomVolumeSource&, const std::vector<D
 }
 std::vector<DicomSegment> segments_for_labels(const Image&, const std::vector<std::string>&) {
   unavailable("labels", "DICOM SEG", "DCMTK");
+}
+std::string dicom_sop_class_uid(const std::string& file) { unavailable(file, "DICOM", "DCMTK"); }
+DicomSegContents read_dicom_seg(const std::string& path) { unavailable(path, "DICOM SEG", "DCMTK"); }
+RtStruct read_rtstruct(const std::string& path) { unavailable(path, "DICOM RTSTRUCT", "DCMTK"); }
+std::vector<int> rtstruct_label_values(const RtStruct&, const std::vector<std::string>&, const std::string& path) {
+  unavailable(path, "DICOM RTSTRUCT", "DCMTK");
+}
+Image rasterize_rtstruct(const RtStruct&, const std::vector<int>&, const Geometry&, const std::string& path) {
+  unavailable(path, "DICOM RTSTRUCT", "DCMTK");
+}
+void write_rtstruct(const Image&, const DicomVolumeSource&, const std::string& path, const RtStructWriteOptions&) {
+  unavailable(path, "DICOM RTSTRUCT", "DCMTK");
 }
 
 // --- GDAL (GeoTIFF and every other raster) ---

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -18,6 +19,14 @@ namespace graft::io {
 // per 4 KiB, which is most of the system time of reading and resampling a CT.
 void ask_for_huge_pages(void* memory, std::size_t bytes);
 
+// What one value of a label image means, when the file names its segments (DICOM SEG, Slicer's
+// .seg.nrrd, an RTSTRUCT's ROIs).
+struct LabelSegment {
+  int label_value = 0;
+  std::string name;
+  std::optional<std::array<double, 3>> color_rgb;  // each 0..1, when the file gives one
+};
+
 // What is known about the voxels beyond their grid. Patient-identifying DICOM fields never go
 // here: nothing in Metadata may identify a person, because Metadata is printed and logged.
 struct Metadata {
@@ -31,6 +40,8 @@ struct Metadata {
   // Set when a DICOM series' sheared slices (CT gantry tilt of this many degrees) were resampled
   // onto an orthogonal grid, linearly along the columns (DicomReadOptions::correct_tilt).
   std::optional<double> gantry_tilt_corrected_degrees;
+  // Label images only: the named segments, in the file's order.
+  std::vector<LabelSegment> segments;
 };
 
 // A contiguous voxel buffer laid out channels x z x y x x (x fastest), with its dtype, the grid

@@ -16,6 +16,8 @@
 #include "io/nifti/nifti_writer.h"
 #include "io/numpy/npy.h"
 #include "io/nrrd/nrrd_header_check.h"
+#include "io/nrrd/seg_nrrd.h"
+#include "io/segment_names.h"
 #include "io/text.h"
 
 namespace graft::io {
@@ -84,7 +86,7 @@ FileFormat format_from_extension(const std::string& path) {
 }
 
 std::string strip_image_extension(const std::string& path) {
-  for (const char* suffix : {".nii.gz", ".nii", ".nrrd", ".nhdr", ".npy", ".dcm", ".tif", ".tiff", ".h5", ".hdf5"}) {
+  for (const char* suffix : {".nii.gz", ".nii", ".seg.nrrd", ".rtstruct.dcm", ".nrrd", ".nhdr", ".npy", ".dcm", ".tif", ".tiff", ".h5", ".hdf5"}) {
     if (ends_with(path, suffix)) return path.substr(0, path.size() - std::string(suffix).size());
   }
   return path;
@@ -106,7 +108,8 @@ Image read(const std::string& path_and_series, const DicomReadOptions& dicom) {
       return read_nifti(path);
     case FileFormat::kNrrd:
       check_nrrd_header(path);
-      return read_itk(path, ItkFormat::kNrrd);
+      // Slicer's segmentation files are NRRDs whose header names the segments.
+      return labels_from_seg_nrrd(read_itk(path, ItkFormat::kNrrd), read_nrrd_key_values(path), path);
     case FileFormat::kNpy:
       return read_npy(path);
     case FileFormat::kDicom:
@@ -134,6 +137,11 @@ void write(const Image& image, const std::string& path) {
     if (format == FileFormat::kNifti) return write_nifti(image, target);
     write_itk(image, target, ItkFormat::kNrrd);
   };
+  if (is_seg_nrrd_path(path)) {
+    const std::vector<LabelSegment> segments = named_segments(image, {});
+    write_seg_nrrd(image, segments, path);
+    return;
+  }
   if (ends_with(path, ".nhdr")) {
     // A detached header names its data file, so it cannot be written under a temporary name.
     write_to(path);

@@ -22,9 +22,8 @@ bool looks_like_dicom(const std::string& path);
 // (GeoTIFF), .h5, .hdf5.
 FileFormat format_from_extension(const std::string& path);
 
-// The path without a known image extension (.nii.gz, .nii, .nrrd, .nhdr, .npy, .dcm, .tif, .tiff),
-// for naming
-// outputs after inputs; unchanged when it has none.
+// The path without a known image extension (.nii.gz, .nii, .seg.nrrd, .rtstruct.dcm, .nrrd, .nhdr,
+// .npy, .dcm, .tif, .tiff, .h5, .hdf5), for naming outputs after inputs; unchanged when it has none.
 std::string strip_image_extension(const std::string& path);
 // The file name without folder and image extension: a case's id ("case_007" for
 // "/data/case_007.nii.gz").
@@ -61,7 +60,9 @@ class GantryTiltRefused : public graft::Error {
 // graft::Error that names the path and the field.
 Image read(const std::string& path, const DicomReadOptions& dicom = {});
 
-// Writes the format that the path's extension names, keeping the geometry. The file appears
+// Writes the format that the path's extension names, keeping the geometry. A ".seg.nrrd" path
+// writes a label image as 3D Slicer's segmentation file, its segments named by its metadata (see
+// named_segments in io/segment_names.h). The file appears
 // atomically: it is written beside the target and renamed into place.
 void write(const Image& image, const std::string& path);
 

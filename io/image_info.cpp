@@ -38,6 +38,13 @@ nlohmann::json grid_info_json(const GridInfo& grid) {
                       {"modality", grid.metadata.modality},
                       {"orientation", orientation_code(g.direction)},
                       {"rescale_applied", grid.metadata.rescale_applied}};
+  nlohmann::json segments = nlohmann::json::array();
+  for (const LabelSegment& segment : grid.metadata.segments) {
+    nlohmann::json entry{{"label_value", segment.label_value}, {"name", segment.name}};
+    entry["color_rgb"] = segment.color_rgb ? nlohmann::json(*segment.color_rgb) : nlohmann::json(nullptr);
+    segments.push_back(entry);
+  }
+  info["segments"] = segments;
   const auto& tilt = grid.metadata.gantry_tilt_corrected_degrees;
   info["gantry_tilt_corrected_degrees"] = tilt ? nlohmann::json(*tilt) : nlohmann::json(nullptr);
   info["geotransform"] = g.geotransform ? nlohmann::json(*g.geotransform) : nlohmann::json(nullptr);
@@ -118,6 +125,10 @@ std::string grid_info_text(const GridInfo& grid) {
         << " degrees corrected (slices resampled, linear)\n";
   }
   if (!m.modality.empty()) out << "modality     " << m.modality << "\n";
+  if (!m.segments.empty()) {
+    out << "segments     " << m.segments.size() << "\n";
+    for (const LabelSegment& segment : m.segments) out << "  " << segment.label_value << "  " << segment.name << "\n";
+  }
   return out.str();
 }
 

@@ -234,6 +234,7 @@ void predict_segmentation(const ModelFolder& model, const PredictRequest& reques
   options.probabilities_path = request.probabilities_path;
   options.write_plan = request.write_plan;
   options.anonymize = request.anonymize;
+  options.reference_dicom = request.reference_dicom;
   options.cloud_optimized = request.cloud_optimized;
   options.dicom = request.dicom;
   options.progress = request.progress;

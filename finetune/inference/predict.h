@@ -29,7 +29,8 @@ struct PredictRequest {
   bool probabilities = false;              // --probabilities: segmentation
   std::string probabilities_path;          // segmentation, one input: where they go
   bool write_plan = true;                  // segmentation: OUT.plan.json beside each prediction
-  bool anonymize = false;                  // --anonymize: segmentation into DICOM SEG
+  bool anonymize = false;                  // --anonymize: segmentation into DICOM SEG or RTSTRUCT
+  std::string reference_dicom;             // --reference-dicom: the series of a non-DICOM input
   bool cloud_optimized = false;            // --cog: segmentation of a raster
   int workers = 1;                         // --workers: segmentation batches
   std::string shard;                       // --shard i/n: segmentation batches

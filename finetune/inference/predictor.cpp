@@ -13,7 +13,10 @@
 #include "io/atomic_file.h"
 #include "io/error.h"
 #include "io/dicom/dicom_seg.h"
+#include "io/segment_names.h"
 #include "io/dicom/dicom_series.h"
+#include "io/dicom/rtstruct.h"
+#include "io/label_file.h"
 #include "io/image_file.h"
 #include "preprocess/plan.h"
 
@@ -46,26 +49,41 @@ void Predictor::predict_file(const std::string& input, const std::string& output
     predict_scene(*model_, contract_, run_plan_options(config_, config_.seed), input, output, scene);
     return;
   }
+  // A DICOM SEG or RTSTRUCT output references the series the labels lie on.
   const bool dicom_seg_output = io::is_dicom_seg_path(output);
+  const bool from_reference = dicom_seg_output && !options.reference_dicom.empty();
   io::DicomVolume dicom;
-  if (dicom_seg_output) {
+  if (dicom_seg_output && !from_reference) {
     const io::DicomPath split = io::split_dicom_path(input);
     dicom = io::read_dicom(split.path, split.series, options.dicom);
     // A DICOM SEG's frames lie on its source images; a tilt-corrected volume's grid is not theirs.
     if (dicom.image.metadata().gantry_tilt_corrected_degrees) {
-      throw UsageError(output + ": a DICOM SEG must lie on the grid of its source images, and the tilt-corrected "
-                                "volume does not; write the prediction as NIfTI (.nii.gz) instead");
+      throw UsageError(output + ": a DICOM SEG or RTSTRUCT must lie on the grid of its source images, and the "
+                                "tilt-corrected volume does not; write the prediction as NIfTI (.nii.gz) instead");
     }
   }
-  const io::Image image = dicom_seg_output ? std::move(dicom.image) : io::read(input, options.dicom);
-  const Prediction prediction = predict(image, options);
-  const io::Image& labels = prediction.labels;
+  if (from_reference) dicom.source = io::dicom_volume_source(options.reference_dicom);
+  const io::Image image =
+      dicom_seg_output && !from_reference ? std::move(dicom.image) : io::read(input, options.dicom);
+  Prediction prediction = predict(image, options);
+  if (from_reference) {
+    // The input is the series saved another way (dcm2niix's NIfTI, say): the same voxel centres.
+    prediction.labels = io::labels_onto_grid(prediction.labels, dicom.source.geometry, input, options.reference_dicom);
+  }
+  io::Image& labels = prediction.labels;
+  // Every writer that names segments (DICOM SEG, .seg.nrrd, RTSTRUCT) takes the model's names.
+  labels.metadata().segments = io::named_segments(labels, io::foreground_class_names(config_.class_names, config_.classes));
   if (dicom_seg_output) {
     io::DicomSegOptions seg;
     seg.anonymize = options.anonymize;
     seg.algorithm_name = "graft " + config_.backbone;
-    const auto names = config_.class_names;
-    io::write_dicom_seg(labels, dicom.source, io::segments_for_labels(labels, names), output, seg);
+    if (io::is_rtstruct_path(output)) {
+      io::RtStructWriteOptions rtstruct;
+      rtstruct.anonymize = options.anonymize;
+      io::write_rtstruct(labels, dicom.source, output, rtstruct);
+    } else {
+      io::write_dicom_seg(labels, dicom.source, io::segments_for_labels(labels, {}), output, seg);
+    }
   } else {
     io::write(labels, output);
   }

@@ -20,7 +20,10 @@ struct PredictOptions {
   bool write_probabilities = false;  // also OUT_probabilities.nii.gz (f32, one channel per class)
   std::string probabilities_path;    // where the probabilities go instead; implies writing them
   bool write_plan = true;            // OUT.plan.json beside the prediction
-  bool anonymize = false;            // a DICOM SEG output (OUT.dcm) is de-identified (PS3.15 basic profile)
+  bool anonymize = false;            // a DICOM SEG or RTSTRUCT output is de-identified (PS3.15 basic profile)
+  // A DICOM SEG (OUT.dcm) or RTSTRUCT (OUT.rtstruct.dcm) output references this series,
+  // FOLDER[#SERIES]; empty: the input, which must then be DICOM.
+  std::string reference_dicom;
   bool cloud_optimized = false;      // a raster's prediction is written as a COG
   io::DicomReadOptions dicom;        // how a DICOM input is read (gantry tilt correction)
   std::function<void(double)> progress;

@@ -32,6 +32,7 @@
 
 #include "io/dicom/dicom_assembly.h"
 #include "io/dicom/dicom_header.h"
+#include "io/dicom/dicom_seg.h"
 #include "io/dicom/dicom_series.h"
 #include "io/dicom/dicom_tags.h"
 #include "io/dicom/dicom_tilt.h"
@@ -500,6 +501,8 @@ Image apply_rescale(Image raw, const std::vector<std::vector<PlaneImage>>& slice
 DicomVolume read_dicom_series(const DicomSeries& series, const DicomReadOptions& options) {
   register_codecs();
   check_has_headers(series);
+  // Bit-packed (or fractional) segment frames on their own grid: a label image, not pixels.
+  if (is_dicom_seg_series(series)) return read_dicom_seg_series(series);
   Assembly assembly = assemble(series, options.correct_tilt);
   const auto& slices = assembly.slices;
   const DicomFrameHeader& first = *slices.front().front().header;

@@ -5,7 +5,9 @@
 // DCMTK's configuration header must come before any other DCMTK header.
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdatset.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcmetinf.h>
 
 #include <algorithm>
 #include <cmath>
@@ -67,6 +69,16 @@ std::string size_text(const DicomFrameHeader& h) {
 }
 
 }  // namespace
+
+std::string dicom_sop_class_uid(const std::string& file) {
+  if (!looks_like_dicom(file)) return "";
+  DcmFileFormat file_format;
+  load_file(file_format, file, /*headers_only=*/true);
+  OFString sop_class;
+  file_format.getMetaInfo()->findAndGetOFString(DCM_MediaStorageSOPClassUID, sop_class);
+  if (sop_class.empty()) file_format.getDataset()->findAndGetOFString(DCM_SOPClassUID, sop_class);
+  return sop_class.c_str();
+}
 
 std::vector<DicomSeries> find_dicom_series(const std::string& folder_or_file) {
   register_codecs();

@@ -1,6 +1,7 @@
 // Reading one file's header into per-frame records, including the functional groups of
 // multi-frame objects and Siemens mosaics, and rejecting headers graft cannot assemble.
 #include "io/dicom/dicom_header.h"
+#include "io/dicom/dicom_series.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
@@ -112,6 +113,9 @@ DicomFrameHeader read_common_header(DcmFileFormat& file_format, const std::strin
 }
 
 void check_frame_header(const DicomFrameHeader& h) {
+  // A SEG's bit-packed or fractional frames are read by DCMTK's dcmseg (read_dicom_seg), not as
+  // pixels.
+  if (h.sop_class_uid == kSegmentationStorageUid) return;
   const std::string where =
       h.file + (h.multi_frame ? " frame " + std::to_string(h.frame_index + 1) : "");
   if (h.rows <= 0 || h.columns <= 0) {

@@ -26,11 +26,17 @@
 
 #include "io/atomic_file.h"
 #include "io/dicom/dicom_anonymize.h"
+#include "io/dicom/dicom_header.h"
+#include "io/dicom/dicom_tags.h"
 #include "io/error.h"
+#include "io/segment_names.h"
 #include "io/stderr_silencer.h"
 
 namespace graft::io {
 namespace {
+
+using dicom_detail::decimal_string;
+using dicom_detail::new_uid;
 
 // Where graft keeps a segment's label value inside the SEG: Segment Numbers must run 1..N, so a
 // label Image with values {5, 17} cannot use them directly. Algorithm Parameters of the segment's
@@ -45,22 +51,6 @@ constexpr const char* kLabelValueParameter = "label_value=";
 bool frame_is_written(bool frame_has_voxels, int segment_number, std::int64_t z,
                       std::int64_t size_z) {
   return frame_has_voxels || (segment_number == 1 && (z == 0 || z == size_z - 1));
-}
-
-// DS holds at most 16 characters; the most digits that fit keep positions well below 1e-6 mm.
-std::string decimal_string(double value) {
-  if (value == 0.0) value = 0.0;  // no "-0"
-  char text[64];
-  for (int digits = 15; digits > 0; --digits) {
-    std::snprintf(text, sizeof(text), "%.*g", digits, value);
-    if (std::string(text).size() <= 16) return text;
-  }
-  return "0";
-}
-
-std::string new_uid() {
-  char uid[100];
-  return dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT);
 }
 
 struct SegWriter {
@@ -214,16 +204,27 @@ void add_segments(DcmSegmentation& seg, const std::vector<DicomSegment>& segment
   // Algorithm Version is Type 1 in the Algorithm Identification Macro.
   const std::string software_version =
       options.algorithm_version.empty() ? "unversioned" : options.algorithm_version;
-  // A generic category/type: graft knows the label's name, not its anatomy code.
-  const CodeSequenceMacro category("91723000", "SCT", "Anatomical Structure");
-  const CodeSequenceMacro type("85756007", "SCT", "Tissue");
   for (const DicomSegment& segment : segments) {
     const std::string context = "segment \"" + segment.label + "\"";
+    // The anatomy's SNOMED code when graft knows the name; otherwise a generic structure/tissue.
+    const auto terminology = terminology_for_name(segment.label);
+    const CodeSequenceMacro category = terminology
+        ? CodeSequenceMacro(terminology->category.value.c_str(), terminology->category.scheme.c_str(),
+                            terminology->category.meaning.c_str())
+        : CodeSequenceMacro("91723000", "SCT", "Anatomical Structure");
+    const CodeSequenceMacro type = terminology
+        ? CodeSequenceMacro(terminology->type.value.c_str(), terminology->type.scheme.c_str(),
+                            terminology->type.meaning.c_str())
+        : CodeSequenceMacro("85756007", "SCT", "Tissue");
     DcmSegment* created = nullptr;
     writer.check(DcmSegment::create(created, segment.label.c_str(), category, type,
                                     DcmSegTypes::SAT_AUTOMATIC, options.algorithm_name.c_str()),
                  context);
     std::unique_ptr<DcmSegment> owned(created);
+    const auto lab = rgb_to_dicom_lab(segment.color_rgb.value_or(default_segment_color(segment.label_value)));
+    writer.check(owned->setRecommendedDisplayCIELabValue(static_cast<Uint16>(lab[0]), static_cast<Uint16>(lab[1]),
+                                                         static_cast<Uint16>(lab[2])),
+                 context + " RecommendedDisplayCIELabValue");
     if (!segment.description.empty()) {
       writer.check(owned->setSegmentDescription(segment.description.c_str()),
                    context + " description");
@@ -380,23 +381,9 @@ void add_frames(DcmSegmentation& seg, const Image& labels, const DicomVolumeSour
 }  // namespace
 
 std::vector<DicomSegment> segments_for_labels(const Image& labels, const std::vector<std::string>& names) {
-  if (!dtype_is_integer(labels.dtype())) {
-    throw Error("labels must have an integer dtype for a DICOM SEG, not " + dtype_name(labels.dtype()));
-  }
-  std::set<std::int64_t> present;
-  for (std::int64_t i = 0; i < labels.element_count(); ++i) {
-    const auto value = static_cast<std::int64_t>(labels.value_at(i));
-    if (value < 0) throw Error("label value " + std::to_string(value) + " is negative; a DICOM SEG needs 1..65535");
-    if (value > 0) present.insert(value);
-  }
   std::vector<DicomSegment> segments;
-  for (const std::int64_t value : present) {
-    DicomSegment segment;
-    segment.label_value = static_cast<int>(value);
-    segment.label = value <= static_cast<std::int64_t>(names.size()) && !names[value - 1].empty()
-                        ? names[value - 1]
-                        : "class " + std::to_string(value);
-    segments.push_back(segment);
+  for (const LabelSegment& named : named_segments(labels, names)) {
+    segments.push_back({named.label_value, named.name, "", named.color_rgb});
   }
   return segments;
 }
@@ -477,6 +464,15 @@ int label_value_of(DcmSegment& segment, int segment_number) {
   return value >= 1 && value <= 65535 ? value : segment_number;
 }
 
+// RecommendedDisplayCIELabValue, converted to sRGB in 0..1, when the segment has one.
+std::optional<std::array<double, 3>> recommended_display_color(DcmSegment& segment) {
+  Uint16 l = 0, a = 0, b = 0;
+  if (segment.getRecommendedDisplayCIELabValue(l, a, b).bad() || (l == 0 && a == 0 && b == 0)) {
+    return std::nullopt;
+  }
+  return dicom_lab_to_rgb({l, a, b});
+}
+
 std::string first_referenced_series(DcmDataset& dataset) {
   DcmItem* series = nullptr;
   OFString uid;
@@ -512,8 +508,18 @@ DicomSegContents read_dicom_seg(const std::string& path) {
   const OFCondition load_status = DcmSegmentation::loadDataset(dataset, loaded);
   std::unique_ptr<DcmSegmentation> seg(loaded);
   reader.check(load_status, "not a readable Segmentation object");
-  if (seg->getSegmentationType() != DcmSegTypes::ST_BINARY) {
-    reader.fail("SegmentationType is FRACTIONAL; only BINARY segmentations are supported");
+  const bool fractional = seg->getSegmentationType() == DcmSegTypes::ST_FRACTIONAL;
+  if (!fractional && seg->getSegmentationType() != DcmSegTypes::ST_BINARY) {
+    reader.fail("SegmentationType is neither BINARY nor FRACTIONAL");
+  }
+  // A fractional SEG stores a probability or an occupancy per voxel, scaled to
+  // 0..MaximumFractionalValue; a label map keeps the voxels where it reaches one half, as
+  // dcmqi and highdicom do when they binarise.
+  Uint16 maximum_fractional_value = 0;
+  if (fractional &&
+      (dataset.findAndGetUint16(DCM_MaximumFractionalValue, maximum_fractional_value).bad() ||
+       maximum_fractional_value == 0)) {
+    reader.fail("MaximumFractionalValue is missing or 0 in a FRACTIONAL segmentation");
   }
 
   const std::size_t segment_count = seg->getNumberOfSegments();
@@ -530,6 +536,7 @@ DicomSegContents read_dicom_seg(const std::string& path) {
     out.description = text.c_str();
     out.label_value = label_value_of(*segment, static_cast<int>(number));
     label_value_by_number[number] = out.label_value;
+    out.color_rgb = recommended_display_color(*segment);
     contents.segments.push_back(out);
   }
 
@@ -640,25 +647,54 @@ DicomSegContents read_dicom_seg(const std::string& path) {
   });
   const std::int64_t pixels_per_slice = static_cast<std::int64_t>(rows) * columns;
   for (const std::size_t f : frame_order) {
-    const DcmIODTypes::Frame* packed = seg->getFrame(f);
-    if (packed == nullptr) reader.fail("frame " + std::to_string(f + 1) + " has no pixel data");
-    std::unique_ptr<DcmIODTypes::Frame> unpacked(
-        DcmSegUtils::unpackBinaryFrame(packed, rows, columns));
-    if (!unpacked || unpacked->length < static_cast<std::size_t>(pixels_per_slice)) {
+    const DcmIODTypes::Frame* stored = seg->getFrame(f);
+    if (stored == nullptr) reader.fail("frame " + std::to_string(f + 1) + " has no pixel data");
+    std::unique_ptr<DcmIODTypes::Frame> unpacked;
+    if (!fractional) unpacked.reset(DcmSegUtils::unpackBinaryFrame(stored, rows, columns));
+    const DcmIODTypes::Frame* frame = fractional ? stored : unpacked.get();
+    if (frame == nullptr || frame->length < static_cast<std::size_t>(pixels_per_slice)) {
       reader.fail("frame " + std::to_string(f + 1) + " pixel data is too short");
     }
+    // Binary frames unpack to 0 or 1 per pixel, so one threshold serves both types.
+    const unsigned threshold = fractional ? (maximum_fractional_value + 1u) / 2u : 1u;
     const int value = label_value_by_number[segment_by_frame[f]];
     const std::int64_t offset = slice_by_frame[f] * pixels_per_slice;
     visit_dtype(labels.dtype(), [&](auto type_tag) {
       using T = decltype(type_tag);
       T* voxels = labels.data<T>() + offset;
       for (std::int64_t i = 0; i < pixels_per_slice; ++i) {
-        if (unpacked->pixData[i]) voxels[i] = static_cast<T>(value);
+        if (frame->pixData[i] >= threshold) voxels[i] = static_cast<T>(value);
       }
     });
   }
+  for (const DicomSegment& segment : contents.segments) {
+    labels.metadata().segments.push_back({segment.label_value, segment.label, segment.color_rgb});
+  }
   contents.labels = std::move(labels);
   return contents;
+}
+
+bool is_dicom_seg_series(const DicomSeries& series) {
+  return series.headers && !series.headers->frames.empty() &&
+         series.headers->frames.front().sop_class_uid == kSegmentationStorageUid;
+}
+
+DicomVolume read_dicom_seg_series(const DicomSeries& series) {
+  if (series.files.size() != 1) {
+    std::string files;
+    for (const auto& file : series.files) files += (files.empty() ? "" : ", ") + file;
+    throw Error("DICOM SEG series " + series.series_instance_uid + " has " + std::to_string(series.files.size()) +
+                " files (" + files + "); give one of them as the input");
+  }
+  DicomSegContents contents = read_dicom_seg(series.files.front());
+  DicomVolume volume;
+  volume.source.study_instance_uid = series.study_instance_uid;
+  volume.source.series_instance_uid = series.series_instance_uid;
+  volume.source.frame_of_reference_uid = series.frame_of_reference_uid;
+  volume.source.modality = "SEG";
+  volume.source.geometry = contents.labels.geometry();
+  volume.image = std::move(contents.labels);
+  return volume;
 }
 
 }  // namespace graft::io

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <array>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +17,7 @@ struct DicomSegment {
   int label_value = 0;      // 1..65535
   std::string label;        // Segment Label, e.g. "liver"
   std::string description;  // optional Segment Description
+  std::optional<std::array<double, 3>> color_rgb;  // RecommendedDisplayCIELabValue, as sRGB 0..1
 };
 
 struct DicomSegOptions {
@@ -47,8 +50,9 @@ inline bool is_dicom_seg_path(const std::string& path) {
   return path.size() > 4 && path.compare(path.size() - 4, 4, ".dcm") == 0;
 }
 
-// One segment for each label value > 0 present in `labels`, named names[value - 1] when given,
-// "class VALUE" otherwise. Throws graft::Error for a non-integer dtype or a negative value.
+// One segment for each label value > 0 present in `labels`, named and coloured as
+// named_segments (io/segment_names.h) names them. Throws graft::Error for a non-integer dtype or a
+// negative value.
 std::vector<DicomSegment> segments_for_labels(const Image& labels, const std::vector<std::string>& names);
 
 struct DicomSegContents {
@@ -64,5 +68,12 @@ struct DicomSegContents {
 // elsewhere gets label value = segment number. Where segments overlap, the higher segment number
 // wins. Throws graft::Error naming `path` and the field.
 DicomSegContents read_dicom_seg(const std::string& path);
+
+// True when a series found by find_dicom_series holds Segmentation Storage instances, which
+// read_dicom_series reads as label images through read_dicom_seg.
+bool is_dicom_seg_series(const DicomSeries& series);
+// A SEG series (one file; several are refused, naming them) as a label Image whose metadata names
+// its segments; the source carries the SEG's own UIDs and grid, with no slices to reference.
+DicomVolume read_dicom_seg_series(const DicomSeries& series);
 
 }  // namespace graft::io

@@ -83,6 +83,14 @@ DicomVolumeSource dicom_volume_source(const DicomSeries& series);
 // The same for "FOLDER", "FILE" or "FOLDER#SELECTOR" (see split_dicom_path in io/image_file.h).
 DicomVolumeSource dicom_volume_source(const std::string& dicom_path);
 
+// SOP Class UIDs of the DICOM objects graft reads as labels.
+constexpr const char* kSegmentationStorageUid = "1.2.840.10008.5.1.4.1.1.66.4";
+constexpr const char* kRtStructureSetStorageUid = "1.2.840.10008.5.1.4.1.1.481.3";
+
+// The SOP Class UID of one DICOM file (its meta header's, else its dataset's), read without the
+// pixel data; empty when the file is not DICOM.
+std::string dicom_sop_class_uid(const std::string& file);
+
 // find + select + read, for a folder or a single file.
 DicomVolume read_dicom(const std::string& folder_or_file, const std::string& selector = "",
                        const DicomReadOptions& options = {});

@@ -3,8 +3,10 @@
 #include "io/dicom/dicom_tags.h"
 
 #include <dcmtk/dcmdata/dctypes.h>
+#include <dcmtk/dcmdata/dcuid.h>
 
 #include <cmath>
+#include <cstdio>
 #include <ios>
 #include <sstream>
 
@@ -48,6 +50,21 @@ std::string round_text(double value, int decimals) {
   text.precision(decimals);
   text << (std::abs(value) < std::pow(10.0, -decimals) ? 0.0 : value);
   return text.str();
+}
+
+std::string decimal_string(double value) {
+  if (value == 0.0) value = 0.0;  // no "-0"
+  char text[64];
+  for (int digits = 15; digits > 0; --digits) {
+    std::snprintf(text, sizeof(text), "%.*g", digits, value);
+    if (std::string(text).size() <= 16) return text;
+  }
+  return "0";
+}
+
+std::string new_uid() {
+  char uid[100];
+  return dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT);
 }
 
 }  // namespace graft::io::dicom_detail

@@ -42,4 +42,11 @@ DcmItem* functional_group(DcmItem* per_frame, DcmItem* shared, const DcmTagKey& 
 // enough for messages.
 std::string round_text(double value, int decimals);
 
+// A decimal string (DS) value: the most significant digits that fit DS's 16 characters, which
+// keeps positions in millimetres well below 1e-6 mm.
+std::string decimal_string(double value);
+
+// A new UID under DCMTK's site root, for instances and series graft writes.
+std::string new_uid();
+
 }  // namespace graft::io::dicom_detail

@@ -391,7 +391,8 @@ TEST(Cli, CheckNamesTheCaseWhoseLabelLiesOnAnotherGrid) {
   std::getline(lines, b);
   std::getline(lines, summary);
   EXPECT_NE(a.find("8 x 8 x 4 at 1 x 1 x 2 mm\tok"), std::string::npos) << a;
-  EXPECT_NE(b.find("b_seg.nii.gz and "), std::string::npos) << b;
+  EXPECT_NE(b.find("b_seg.nii.gz: not on the grid of "), std::string::npos) << b;
+  EXPECT_NE(b.find("/b.nii.gz"), std::string::npos) << b;
   EXPECT_NE(b.find("spacing"), std::string::npos) << b;
   EXPECT_EQ(summary, "check: 2 cases, 1 with problems");
 }

@@ -119,7 +119,7 @@ TEST(DicomCli, SegWithoutReferenceSeriesOrOffGridIsOneLineError) {
   EXPECT_NE(output.find("--reference-dicom"), std::string::npos) << output;
   EXPECT_EQ(graft("convert " + mask + " " + folder + "/x.dcm --reference-dicom " + dicom_data("mr-oblique-3d"), &output),
             1);
-  EXPECT_NE(output.find("not on the reference grid"), std::string::npos) << output;
+  EXPECT_NE(output.find("not on the grid of"), std::string::npos) << output;
   EXPECT_EQ(std::count(output.begin(), output.end(), '\n'), 1) << output;
 }
 
@@ -166,6 +166,80 @@ TEST(DicomCli, CorrectTiltConvertsATiltedSeriesThatIsOtherwiseRefused) {
                   &output),
             2);
   EXPECT_NE(output.find("--correct-tilt is for DICOM series"), std::string::npos) << output;
+}
+
+// The round trip a PACS user makes: graft's SEG and RTSTRUCT of the TotalSegmentator mask read
+// back through graft info and graft convert as label images with their names.
+TEST(DicomCli, SegAndRtstructOfTheMaskReadBackThroughInfoAndConvert) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  const std::string series = graft::testing::dicom_series_with_uids(dicom_data("ct-j2k-series"));
+  if (series.empty()) GTEST_SKIP() << "dcmodify (Debian dcmtk) is absent";
+  const std::string mask = dicom_data("ct-j2k-series.Ref/totalsegmentator-mask.nii.gz");
+  const std::string folder = graft::testing::temp_dir();
+  std::string output;
+  ASSERT_EQ(graft("convert " + mask + " " + folder + "/organs.dcm --reference-dicom " + series +
+                      " --segment-names spleen,kidney_right,kidney_left,gallbladder,liver",
+                  &output),
+            0)
+      << output;
+  // graft info on the SEG: a label image with its segments, not "BitsAllocated 1 is not supported".
+  ASSERT_EQ(graft("info " + folder + "/organs.dcm", &output), 0) << output;
+  EXPECT_NE(output.find("modality     SEG"), std::string::npos) << output;
+  EXPECT_NE(output.find("  1  spleen\n"), std::string::npos) << output;
+  EXPECT_NE(output.find("  5  liver\n"), std::string::npos) << output;  // the slab holds no value 2, 3 or 4
+  ASSERT_EQ(graft("info --json " + folder + "/organs.dcm", &output), 0) << output;
+  EXPECT_EQ(nlohmann::json::parse(output)["segments"][0]["name"], "spleen");
+
+  // graft convert: a NIfTI with the same voxels as the mask, and a .seg.nrrd that keeps the names.
+  ASSERT_EQ(graft("convert " + folder + "/organs.dcm " + folder + "/organs.nii.gz", &output), 0) << output;
+  ASSERT_EQ(graft("convert " + folder + "/organs.dcm " + folder + "/organs.seg.nrrd", &output), 0) << output;
+  const graft::io::Image source_mask = graft::io::read(mask);
+  const graft::io::Image nifti = graft::io::read(folder + "/organs.nii.gz");
+  const graft::io::Image slicer = graft::io::read(folder + "/organs.seg.nrrd");
+  EXPECT_EQ(slicer.metadata().segments.at(1).name, "liver");
+  std::int64_t differing = 0, labelled = 0;
+  const auto& g = nifti.geometry();
+  for (std::int64_t z = 0; z < g.size_xyz[2]; ++z) {
+    for (std::int64_t y = 0; y < g.size_xyz[1]; ++y) {
+      for (std::int64_t x = 0; x < g.size_xyz[0]; ++x) {
+        const auto at = source_mask.geometry().world_to_index(
+            g.index_to_world({static_cast<double>(x), static_cast<double>(y), static_cast<double>(z)}));
+        const double expected =
+            source_mask.value_at(source_mask.offset(0, std::llround(at[2]), std::llround(at[1]), std::llround(at[0])));
+        const std::int64_t i = nifti.offset(0, z, y, x);
+        differing += nifti.value_at(i) != expected || slicer.value_at(i) != expected;
+        labelled += expected != 0;
+      }
+    }
+  }
+  EXPECT_GT(labelled, 0);
+  EXPECT_EQ(differing, 0);
+
+  // RTSTRUCT out: valid for dciodvfy, described by graft info, and back to the same label map.
+  ASSERT_EQ(graft("convert " + mask + " " + folder + "/organs.rtstruct.dcm --reference-dicom " + series +
+                      " --segment-names spleen,kidney_right,kidney_left,gallbladder,liver",
+                  &output),
+            0)
+      << output;
+  if (run_command("command -v dciodvfy >/dev/null") == 0) {
+    run_command("dciodvfy " + folder + "/organs.rtstruct.dcm 2>&1", &output);
+    EXPECT_EQ(output.find("Error"), std::string::npos) << output;
+  }
+  ASSERT_EQ(graft("info " + folder + "/organs.rtstruct.dcm", &output), 0) << output;
+  EXPECT_NE(output.find("DICOM RTSTRUCT"), std::string::npos) << output;
+  EXPECT_NE(output.find("1.2.826.0.1.3680043.10.1331.2"), std::string::npos) << output;
+  EXPECT_NE(output.find("  1  spleen  ("), std::string::npos) << output;
+  ASSERT_EQ(graft("convert " + folder + "/organs.rtstruct.dcm " + folder + "/again.dcm --reference-dicom " + series,
+                  &output),
+            0)
+      << output;
+  const graft::io::Image again = graft::io::read(folder + "/again.dcm");
+  const graft::io::Image first = graft::io::read(folder + "/organs.dcm");
+  ASSERT_EQ(again.element_count(), first.element_count());
+  differing = 0;
+  for (std::int64_t i = 0; i < again.element_count(); ++i) differing += again.value_at(i) != first.value_at(i);
+  EXPECT_EQ(differing, 0);
+  EXPECT_EQ(again.metadata().segments.at(0).name, "spleen");
 }
 
 }  // namespace

@@ -187,6 +187,55 @@ TEST(TrainPredict, NprocTwoTrainsOneModelFolderAndRefusesAnIndivisibleBatch) {
   EXPECT_NE(output.find("does not divide among 2 processes"), std::string::npos) << output;
 }
 
+// Labels from PACS: one case labelled by a DICOM SEG, one by an RTSTRUCT, both of the real CT
+// series and drawn from the TotalSegmentator mask. The run names two of their segments as its
+// classes, in another order than the files number them, and graft predict writes an RTSTRUCT
+// back whose ROIs carry the class names.
+TEST(TrainPredict, DicomSegAndRtstructLabelsTrainThroughAManifestAndPredictAnRtstruct) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  const std::string dicom = graft::testing::shared_data_dir() + "/dicom/";
+  const std::string series = graft::testing::dicom_series_with_uids(dicom + "ct-j2k-series");
+  if (series.empty()) GTEST_SKIP() << "dcmodify (Debian dcmtk) is absent";
+  const std::string mask = dicom + "ct-j2k-series.Ref/totalsegmentator-mask.nii.gz";
+  const std::string folder = graft::testing::temp_dir();
+  std::string output;
+  for (const char* label : {"/organs.dcm", "/organs.rtstruct.dcm"}) {
+    ASSERT_EQ(graft("convert " + mask + " " + folder + label + " --reference-dicom " + series +
+                        " --segment-names spleen,kidney_right,kidney_left,gallbladder,liver",
+                    &output),
+              0)
+        << output;
+  }
+  std::ofstream(folder + "/cases.csv") << "image,label,split\n"
+                                       << series << "," << folder << "/organs.dcm,train\n"
+                                       << series << "," << folder << "/organs.rtstruct.dcm,val\n";
+  write_run_config(folder + "/run.yaml", folder + "/cases.csv", folder + "/model", 3, "[4.0, 4.0, 4.0]");
+  std::ofstream(folder + "/run.yaml", std::ios::app) << "class_names: [liver, spleen]\n";
+  ASSERT_EQ(graft("check " + folder + "/cases.csv", &output), 0) << output;
+  ASSERT_EQ(graft("train --config " + folder + "/run.yaml", &output), 0) << output;
+  EXPECT_NE(output.find("epoch 1/1"), std::string::npos) << output;
+
+  // The reference CT as dcm2niix wrote it, predicted into an RTSTRUCT of the series it came from.
+  ASSERT_EQ(graft("predict --model " + folder + "/model --input " + dicom + "ct-j2k-series.Ref/reference.nii.gz" +
+                      " --output " + folder + "/pred.rtstruct.dcm --reference-dicom " + series,
+                  &output),
+            0)
+      << output;
+  if (graft::testing::run_command("command -v dciodvfy >/dev/null") == 0) {
+    graft::testing::run_command("dciodvfy " + folder + "/pred.rtstruct.dcm 2>&1", &output);
+    EXPECT_EQ(output.find("Error"), std::string::npos) << output;
+  }
+  ASSERT_EQ(graft("info " + folder + "/pred.rtstruct.dcm", &output), 0) << output;
+  EXPECT_NE(output.find("1.2.826.0.1.3680043.10.1331.2"), std::string::npos) << output;
+  // Only the classes the model predicted somewhere appear, each under its class name.
+  EXPECT_EQ(output.find("class "), std::string::npos) << output;
+  // A series the labels do not belong to is named in the error.
+  std::ofstream(folder + "/wrong.csv") << "image,label,split\n"
+                                       << dicom << "mr-oblique-3d," << folder << "/organs.rtstruct.dcm,train\n";
+  EXPECT_NE(graft("check " + folder + "/wrong.csv", &output), 0) << output;
+  EXPECT_NE(output.find("organs.rtstruct.dcm"), std::string::npos) << output;
+}
+
 // task: detection through the command line: the tumour masks give the boxes, one short epoch,
 // and graft predict writes boxes on the input's grid as graft JSON and Slicer ROI markups.
 TEST(TrainPredict, BrainTumourDetectionWritesBoxesAndSlicerMarkups) {

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -63,23 +64,193 @@ std::string tiny_model(const std::string& folder) {
   return folder + "/model";
 }
 
-TEST(SlicerModule, XmlIsPrintedQuicklyEqualsItsSiblingAndFollowsTheSchema) {
-  const auto start = std::chrono::steady_clock::now();
-  std::string xml;
-  ASSERT_EQ(run_command(kModule + " --xml", &xml), 0) << xml;
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 5.0);
-  const std::string sibling = fs::path(kModule).parent_path().string() + "/GraftSegment.xml";
-  EXPECT_EQ(xml, file_text(sibling));
-  EXPECT_EQ(fs::path(kModule).filename().string().find('.'), std::string::npos);
-  if (graft::testing::python_with("xml.etree.ElementTree").empty()) GTEST_SKIP() << "python3 is not installed";
-  std::string verdict;
-  EXPECT_EQ(run_command("/usr/bin/python3 " GRAFT_SOURCE_DIR "/tests/tools/check_slicer_xml.py " + sibling, &verdict), 0)
-      << verdict;
-  EXPECT_EQ(verdict, "ok\n");
-  for (const char* piece : {"<directory>", "<image type=\"label\">", "<index>0</index>", "<index>1</index>",
-                            "<longflag>probabilities</longflag>", "<longflag>overlap</longflag>", "<longflag>threads</longflag>"}) {
-    EXPECT_NE(xml.find(piece), std::string::npos) << piece;
+TEST(SlicerModule, EveryModulesXmlIsPrintedQuicklyEqualsItsSiblingAndFollowsTheSchema) {
+  // What each module's panel must offer, as Slicer's parser reads it.
+  const std::map<std::string, std::vector<std::string>> pieces{
+      {"GraftSegment",
+       {"<image type=\"label\" fileExtensions=\".seg.nrrd\">", "<index>0</index>", "<index>1</index>",
+        "<longflag>probabilities</longflag>", "<longflag>overlap</longflag>", "<longflag>threads</longflag>"}},
+      {"GraftDetect",
+       {"<file fileExtensions=\".mrk.json\">", "<table fileExtensions=\".csv\">", "<longflag>scores</longflag>",
+        "<name>boxCount</name>"}},
+      {"GraftClassify", {"<name>predictedClass</name>", "<name>probabilities</name>", "<longflag>model</longflag>"}},
+      {"GraftTrain",
+       {"<name>dataDirectory</name>", "<name>outputDirectory</name>", "<longflag>run</longflag>",
+        "<longflag>epochs</longflag>", "<name>bestMetric</name>"}}};
+  for (const auto& [name, expected] : pieces) {
+    const std::string module = std::string(GRAFT_SLICER_MODULE_DIR) + "/" + name;
+    const auto start = std::chrono::steady_clock::now();
+    std::string xml;
+    ASSERT_EQ(run_command(module + " --xml", &xml), 0) << xml;
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 5.0) << name;
+    const std::string sibling = std::string(GRAFT_SLICER_MODULE_DIR) + "/" + name + ".xml";
+    EXPECT_EQ(xml, file_text(sibling)) << name;
+    for (const std::string& piece : expected) EXPECT_NE(xml.find(piece), std::string::npos) << name << ": " << piece;
+    if (graft::testing::python_with("xml.etree.ElementTree").empty()) GTEST_SKIP() << "python3 is not installed";
+    std::string verdict;
+    EXPECT_EQ(run_command("/usr/bin/python3 " GRAFT_SOURCE_DIR "/tests/tools/check_slicer_xml.py " + sibling, &verdict), 0)
+        << name << ": " << verdict;
+    EXPECT_EQ(verdict, "ok\n") << name;
   }
+}
+
+// Slicer's return-parameter file: "name = value" lines.
+std::map<std::string, std::string> return_parameters(const std::string& path) {
+  std::map<std::string, std::string> values;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    const auto equals = line.find(" = ");
+    if (equals != std::string::npos) values[line.substr(0, equals)] = line.substr(equals + 3);
+  }
+  return values;
+}
+
+double reported_seconds(const std::string& output) {
+  const std::size_t at = output.find("<filter-time>");
+  return at == std::string::npos ? -1.0 : std::stod(output.substr(at + 13));
+}
+
+// A Slicer user's folder of the two real brain MRs, labelled the two ways Slicer saves labels: a
+// Labelmap volume (brain1-label.nrrd) and a Segmentation whose segment is named
+// (brain2.seg.nrrd). GraftTrain trains on it the way Slicer runs it; GraftSegment then writes a
+// Segmentation whose segment carries that name.
+TEST(SlicerModule, GraftTrainLearnsFromSlicersLabelFilesAndGraftSegmentWritesNamedSegments) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  const std::string folder = graft::testing::temp_dir();
+  const std::string nrrd = graft::testing::shared_data_dir() + "/nrrd/";
+  fs::create_directories(folder + "/data");
+  fs::copy_file(nrrd + "brain1_image.nrrd", folder + "/data/brain1.nrrd");
+  fs::copy_file(nrrd + "brain1_label.nrrd", folder + "/data/brain1-label.nrrd");
+  fs::copy_file(nrrd + "brain2_image.nrrd", folder + "/data/brain2.nrrd");
+  graft::io::Image tumour = graft::io::read(nrrd + "brain2_label.nrrd");
+  tumour.metadata().segments = {{1, "tumour", std::nullopt}};
+  graft::io::write(tumour, folder + "/data/brain2.seg.nrrd");
+  std::ofstream(folder + "/run.yaml") << "backbone: med3d-resnet10\nhead: medicalnet\nclasses: 0\n"
+                                      << "data:\n  patch_size: [32, 32, 16]\n  folds: 2\n  batches_per_epoch: 2\n"
+                                      << "  workers: 1\n  contract:\n    resize: spacing\n"
+                                      << "    target_spacing_mm: [2.0, 2.0, 6.5]\n"
+                                      << "train:\n  epochs: 3\n  threads: 2\n";
+  const std::string train = std::string(GRAFT_SLICER_MODULE_DIR) + "/GraftTrain";
+  std::string output;
+  ASSERT_EQ(run_command(train + " --run " + folder + "/run.yaml --epochs 1 --returnparameterfile " + folder +
+                            "/train.params " + folder + "/data " + folder + "/model",
+                        &output),
+            0)
+      << output;
+  EXPECT_NE(output.find("<filter-progress>"), std::string::npos) << output;
+  EXPECT_GT(reported_seconds(output), 0.0) << output;
+  const auto trained = return_parameters(folder + "/train.params");
+  EXPECT_EQ(trained.at("epochsRun"), "1");  // --epochs overrides the run file's 3
+  EXPECT_EQ(trained.at("bestMetric").rfind("val_dice ", 0), 0u) << trained.at("bestMetric");
+  const nlohmann::json config = nlohmann::json::parse(file_text(folder + "/model/config.json"));
+  EXPECT_EQ(config["classes"], 2);
+  EXPECT_EQ(config["class_names"], nlohmann::json({"tumour"}));
+
+  // Slicer asks for the .seg.nrrd its XML names and loads it as a Segmentation node.
+  const std::string input = folder + "/data/brain1.nrrd";
+  ASSERT_EQ(run_command(kModule + " --model " + folder + "/model --threads 2 " + input + " " + folder +
+                            "/predicted.seg.nrrd",
+                        &output),
+            0)
+      << output;
+  const graft::io::Image predicted = graft::io::read(folder + "/predicted.seg.nrrd");
+  const graft::io::Image image = graft::io::read(input);
+  EXPECT_TRUE(predicted.geometry().same_grid(image.geometry(), 1e-4))
+      << predicted.geometry().describe_difference(image.geometry());
+  // One short epoch may predict no tumour at all; whatever it predicts is named as the labels were.
+  const std::string header = file_text(folder + "/predicted.seg.nrrd").substr(0, 4096);
+  EXPECT_NE(header.find("Segmentation_MasterRepresentation:=Binary labelmap"), std::string::npos) << header;
+  for (const auto& segment : predicted.metadata().segments) EXPECT_EQ(segment.name, "tumour");
+  if (!predicted.metadata().segments.empty()) {
+    EXPECT_NE(header.find("Segment0_Name:=tumour\n"), std::string::npos) << header;
+    EXPECT_NE(header.find("SCT^108369006^Neoplasm"), std::string::npos) << header;
+  }
+}
+
+// A detector trained on the brain tumour masks, run as Slicer runs GraftDetect: ROI markups Slicer
+// loads, a score table, and the box count as a return parameter.
+TEST(SlicerModule, GraftDetectWritesRoiMarkupsAScoreTableAndTheBoxCount) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  const std::string folder = graft::testing::temp_dir();
+  const std::string data = graft::testing::shared_data_dir() + "/nrrd/";
+  std::ofstream(folder + "/cases.csv") << "image,label,split\n"
+                                       << data << "brain1_image.nrrd," << data << "brain1_label.nrrd,train\n"
+                                       << data << "brain2_image.nrrd," << data << "brain2_label.nrrd,val\n";
+  std::ofstream(folder + "/run.yaml") << "task: detection\nbackbone: med3d-resnet10\nclasses: 2\nclass_names: [tumour]\n"
+                                      << "output: " << folder << "/model\ndata:\n  manifest: " << folder
+                                      << "/cases.csv\n  patch_size: [32, 32, 16]\n  batches_per_epoch: 2\n  workers: 1\n"
+                                      << "  contract:\n    resize: spacing\n    target_spacing_mm: [2.0, 2.0, 6.5]\n"
+                                      << "train:\n  epochs: 1\n  threads: 2\n";
+  std::string output;
+  ASSERT_EQ(run_command(graft::testing::graft_executable() + " train --config " + folder + "/run.yaml", &output), 0)
+      << output;
+  const std::string detect = std::string(GRAFT_SLICER_MODULE_DIR) + "/GraftDetect";
+  ASSERT_EQ(run_command(detect + " --model " + folder + "/model --scores " + folder + "/scores.csv --returnparameterfile " +
+                            folder + "/detect.params " + data + "brain1_image.nrrd " + folder + "/boxes.mrk.json",
+                        &output),
+            0)
+      << output;
+  EXPECT_GT(reported_seconds(output), 0.0) << output;
+  const nlohmann::json markups = nlohmann::json::parse(file_text(folder + "/boxes.mrk.json"));
+  const std::string count = return_parameters(folder + "/detect.params").at("boxCount");
+  ASSERT_EQ(markups["markups"].size(), std::stoul(count));
+  for (const auto& roi : markups["markups"]) EXPECT_EQ(roi["type"], "ROI");
+  std::ifstream table(folder + "/scores.csv");
+  std::string line;
+  std::getline(table, line);
+  EXPECT_EQ(line, "class,score,center_l_mm,center_p_mm,center_s_mm,size_x_mm,size_y_mm,size_z_mm");
+  std::size_t rows = 0;
+  while (std::getline(table, line)) {
+    EXPECT_EQ(line.rfind("tumour,", 0), 0u) << line;
+    ++rows;
+  }
+  EXPECT_EQ(rows, std::stoul(count));
+}
+
+// A PneumoniaMNIST classifier, and one of its test X-rays as NRRD, run as Slicer runs GraftClassify:
+// the class and every probability come back as return parameters.
+TEST(SlicerModule, GraftClassifyReturnsTheClassAndEveryProbability) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  const std::string python = graft::testing::python_with("nibabel");
+  if (python.empty()) GTEST_SKIP() << "/usr/bin/python3 with nibabel is absent";
+  const std::string folder = graft::testing::temp_dir();
+  const std::string npz = graft::testing::shared_data_dir() + "/classification/pneumoniamnist.npz";
+  // The first 32 training, 16 validation and 8 test X-rays keep the run short; one test X-ray as
+  // NIfTI becomes the NRRD Slicer passes.
+  std::string output;
+  ASSERT_EQ(run_command(python + " -c \"import numpy, nibabel; d = numpy.load('" + npz + "'); n = {'train': 32, 'val': 16, "
+                            "'test': 8}; numpy.savez('" + folder + "/small.npz', **{s + '_' + k: d[s + '_' + k][:n[s]] "
+                            "for s in n for k in ('images', 'labels')}); x = d['test_images'][0]; "
+                            "nibabel.save(nibabel.Nifti1Image(x.T[:, :, None], numpy.eye(4)), '" + folder +
+                            "/xray.nii.gz')\"",
+                        &output),
+            0)
+      << output;
+  ASSERT_EQ(run_command(graft::testing::graft_executable() + " train --output " + folder +
+                            "/model --set task=classification --set backbone=vit-s16 --set data.manifest=" + folder +
+                            "/small.npz --set 'class_names=[\"normal\",\"pneumonia\"]' --set "
+                            "'data.contract={\"target_size_xyz\": [112, 112, 1]}' --set data.batch_size=8 "
+                            "--set train.epochs=1 --set train.threads=2",
+                        &output),
+            0)
+      << output;
+  graft::io::write(graft::io::read(folder + "/xray.nii.gz"), folder + "/xray.nrrd");
+  const std::string classify = std::string(GRAFT_SLICER_MODULE_DIR) + "/GraftClassify";
+  ASSERT_EQ(run_command(classify + " --model " + folder + "/model --returnparameterfile " + folder + "/classify.params " +
+                            folder + "/xray.nrrd",
+                        &output),
+            0)
+      << output;
+  EXPECT_GT(reported_seconds(output), 0.0) << output;
+  const auto values = return_parameters(folder + "/classify.params");
+  const std::string predicted = values.at("predictedClass");
+  EXPECT_TRUE(predicted == "normal" || predicted == "pneumonia") << predicted;
+  // "normal: p, pneumonia: q" with p + q = 1.
+  const std::string listed = values.at("probabilities");
+  const auto normal = listed.find("normal: "), pneumonia = listed.find("pneumonia: ");
+  ASSERT_NE(normal, std::string::npos) << listed;
+  ASSERT_NE(pneumonia, std::string::npos) << listed;
+  EXPECT_NEAR(std::stod(listed.substr(normal + 8)) + std::stod(listed.substr(pneumonia + 11)), 1.0, 2e-4) << listed;
 }
 
 TEST(SlicerModule, TheSchemaCheckRejectsBrokenDescriptions) {

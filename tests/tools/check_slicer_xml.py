@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks a Slicer Execution Model XML description against the rules of the module description
 schema (CTK's ctkCmdLineModule.xsd, which Slicer's parser follows): element names and order,
-parameter types, flags or index, channels. Prints 'ok' or one problem per line; exit 1 on any.
+parameter types, flags or index (none for a return parameter, whose channel is output),
+channels. Prints 'ok' or one problem per line; exit 1 on any.
 
 usage: check_slicer_xml.py FILE
 """
@@ -18,6 +19,9 @@ ENUMS = {'integer-enumeration', 'float-enumeration', 'double-enumeration', 'stri
 PARAMETER_TYPES = ({'boolean', 'string', 'directory', 'string-vector', 'point', 'region', 'file', 'image',
                     'geometry', 'transform', 'table', 'measurement'} | SCALARS | VECTORS | ENUMS)
 IMAGE_TYPES = {'scalar', 'label', 'tensor', 'diffusion-weighted', 'vector', 'model', 'any'}
+# Parameters without flag or index whose channel is output are return parameters
+# (ModuleParameter::IsReturnParameter); only simple values travel that way.
+RETURNABLE = {'boolean', 'string'} | SCALARS | VECTORS | ENUMS
 NEEDS_CHANNEL = {'file', 'image', 'directory', 'geometry', 'transform', 'table', 'measurement'}
 
 
@@ -85,6 +89,8 @@ def check_parameter(p, names, indices):
         index = int(p.findtext('index'))
         if index != 1000:
             indices.append(index)
+    elif p.findtext('channel') == 'output' and p.tag in RETURNABLE:
+        pass  # a return parameter: Slicer reads it back from --returnparameterfile
     else:
         problems.append('%s: needs flag, longflag or index right after name' % where)
     expected = ['description', 'label']

@@ -81,8 +81,8 @@ void define_commands(CLI::App& app, CommandLine& l) {
   convert->add_option("--dataset", l.convert.dataset, "HDF5 input: the dataset to read (needed when there are several)");
   convert->add_option("--dtype", l.convert.dtype, "voxel type of the output (u8 i8 u16 i16 u32 i32 f32 f64)");
   convert->add_option("--reference-dicom", l.convert.reference_dicom,
-                      "for a .dcm output (DICOM SEG) or .rtstruct.dcm output (RTSTRUCT) of a label image: the source "
-                      "series, FOLDER[#SERIES]");
+                      "for a .dcm output (DICOM SEG) or .rtstruct.dcm output (RTSTRUCT) of a label image, or an "
+                      "RTSTRUCT input: the source series, FOLDER[#SERIES]");
   convert->add_option("--segment-names", l.convert.segment_names,
                       "DICOM SEG, RTSTRUCT, .seg.nrrd: names of labels 1, 2, ... (a,b,c)");
   convert->add_flag("--anonymize", l.convert.anonymize, "DICOM SEG, RTSTRUCT: de-identify (DICOM PS3.15 basic profile)");

@@ -163,6 +163,19 @@ int run_convert(const graft::cli::ConvertOptions& l) {
     io::write_dicom_seg(labels, source, io::segments_for_labels(labels, {}), out, options);
     return 0;
   }
+  if (io::label_needs_image_grid(in)) {
+    // An RTSTRUCT holds contours, not voxels: they are drawn onto the series they belong to.
+    if (l.reference_dicom.empty()) {
+      throw UsageError(in + ": an RTSTRUCT is drawn onto its series' grid: give --reference-dicom FOLDER[#SERIES]");
+    }
+    io::Image labels = io::read_label_map(in, l.reference_dicom, io::dicom_volume_source(l.reference_dicom).geometry);
+    if (!l.segment_names.empty()) {
+      labels.metadata().segments = io::named_segments(labels, graft::cli::split_names(l.segment_names));
+    }
+    progress.step("write");
+    write_image(labels, out, l.geotiff);
+    return 0;
+  }
   io::Image image = read_input(in, l.dataset, l.dicom);
   if (io::is_seg_nrrd_path(out) && !l.segment_names.empty()) {
     image.metadata().segments = io::named_segments(image, graft::cli::split_names(l.segment_names));

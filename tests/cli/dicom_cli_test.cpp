@@ -240,6 +240,18 @@ TEST(DicomCli, SegAndRtstructOfTheMaskReadBackThroughInfoAndConvert) {
   for (std::int64_t i = 0; i < again.element_count(); ++i) differing += again.value_at(i) != first.value_at(i);
   EXPECT_EQ(differing, 0);
   EXPECT_EQ(again.metadata().segments.at(0).name, "spleen");
+  // An RTSTRUCT to NIfTI: drawn onto the series named, the same voxels as the SEG's.
+  EXPECT_EQ(graft("convert " + folder + "/organs.rtstruct.dcm " + folder + "/contours.nii.gz", &output), 2) << output;
+  EXPECT_NE(output.find("--reference-dicom"), std::string::npos) << output;
+  ASSERT_EQ(graft("convert " + folder + "/organs.rtstruct.dcm " + folder + "/contours.nii.gz --reference-dicom " + series,
+                  &output),
+            0)
+      << output;
+  const graft::io::Image contours = graft::io::read(folder + "/contours.nii.gz");
+  ASSERT_EQ(contours.element_count(), first.element_count());
+  differing = 0;
+  for (std::int64_t i = 0; i < contours.element_count(); ++i) differing += contours.value_at(i) != first.value_at(i);
+  EXPECT_EQ(differing, 0);
 }
 
 }  // namespace

@@ -56,7 +56,7 @@ std::vector<torch::Tensor> Med3dResNetImpl::features(const torch::Tensor& input)
                 ", D, H, W), got " + std::to_string(input.dim()) + " dims" +
                 (input.dim() > 1 ? " with " + std::to_string(input.size(1)) + " channels" : ""));
   }
-  return resnet::stem_and_stages(input, conv1, bn1, maxpool, {&layer1, &layer2, &layer3, &layer4});
+  return resnet::stem_and_stages(input, conv1, bn1, maxpool, {&layer1, &layer2, &layer3, &layer4}, batchnorm_mode);
 }
 
 std::vector<FeatureInfo> Med3dResNetImpl::feature_info() const {

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "backbones/backbone.h"
+#include "backbones/batchnorm_mode.h"
 
 namespace graft::backbones {
 
@@ -19,7 +20,7 @@ struct Med3dConfig {
 // The released checkpoints' choices: B for 10, A for 18 and 34, B for 50 and deeper.
 Med3dConfig med3d_config_for_depth(int depth, int in_channels = 1);
 
-class Med3dResNetImpl : public BackboneImpl {
+class Med3dResNetImpl : public BackboneImpl, public ConvBnModeHolder {
  public:
   explicit Med3dResNetImpl(const Med3dConfig& config);
   std::vector<torch::Tensor> features(const torch::Tensor& input) override;

@@ -6,9 +6,12 @@
 #include <torch/torch.h>
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "backbones/batchnorm_mode.h"
 
 namespace graft::backbones::resnet {
 
@@ -39,6 +42,35 @@ typename Layers<Dims>::Conv conv(int64_t in, int64_t out, int64_t kernel, int64_
                                          .bias(false));
 }
 
+// A bias-free convolution with eval-mode BatchNorm folded in: conv(x, W * s) + beta - mean * s with
+// s = gamma / sqrt(var + eps). The folded weight is recomputed in the backward pass instead of
+// kept, so the pair keeps only x (which the layer before keeps anyway) and its parameters: eval
+// mode's separate BatchNorm keeps the convolution's whole output, and autograd through the folded
+// weight would keep a copy of every weight. Gradients reach x, W, gamma and beta.
+torch::Tensor folded_conv_bn(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& gamma,
+                             const torch::Tensor& beta, const torch::Tensor& running_mean,
+                             const torch::Tensor& running_var, double eps, torch::IntArrayRef stride,
+                             torch::IntArrayRef padding, torch::IntArrayRef dilation, int64_t groups);
+
+// conv then BatchNorm, as `mode` says (backbones/batchnorm_mode.h). kEval and kTune compute the
+// same function from the running statistics, which neither updates.
+template <typename Conv, typename Norm>
+torch::Tensor conv_bn(Conv& conv, Norm& bn, const torch::Tensor& x, BatchNormMode mode) {
+  if (mode == BatchNormMode::kTrain) return bn->forward(conv->forward(x));
+  const double eps = bn->options.eps();
+  if (mode == BatchNormMode::kEval) {
+    return torch::batch_norm(conv->forward(x), bn->weight, bn->bias, bn->running_mean, bn->running_var,
+                             /*training=*/false, /*momentum=*/0.0, eps, /*cudnn_enabled=*/true);
+  }
+  // Tune: one convolution with the BatchNorm folded into its weight and bias. The ResNets'
+  // convolutions have no bias of their own.
+  TORCH_CHECK(!conv->bias.defined(), "train.batchnorm tune folds BatchNorm into bias-free convolutions only");
+  const auto& options = conv->options;
+  const auto& padding = c10::get<std::decay_t<decltype(options.stride())>>(options.padding());
+  return folded_conv_bn(x, conv->weight, bn->weight, bn->bias, bn->running_mean, bn->running_var, eps,
+                        options.stride(), padding, options.dilation(), options.groups());
+}
+
 // MedicalNet's shortcut A: every stride-th voxel (an average pool with kernel 1), then zero
 // channels up to `planes`. It has no parameters.
 inline torch::Tensor shortcut_a(const torch::Tensor& x, int64_t planes, int64_t stride) {
@@ -52,15 +84,17 @@ inline torch::Tensor shortcut_a(const torch::Tensor& x, int64_t planes, int64_t 
   return torch::cat({out, torch::zeros(shape, out.options())}, 1);
 }
 
-class BlockImpl : public torch::nn::Module {
+class BlockImpl : public torch::nn::Module, public ConvBnModeHolder {
  public:
   // Shortcut B (a 1x1 convolution and batch norm) when registered; shortcut A when
   // shortcut_a_planes > 0; the identity otherwise.
   torch::nn::Sequential downsample{nullptr};
+  // Shortcut B's convolution and BatchNorm as one conv_bn, set with downsample.
+  std::function<torch::Tensor(const torch::Tensor&, BatchNormMode)> downsample_conv_bn;
   int64_t shortcut_a_planes = 0, shortcut_a_stride = 1;
 
   torch::Tensor residual(const torch::Tensor& x) {
-    if (!downsample.is_empty()) return downsample->forward(x);
+    if (!downsample.is_empty()) return downsample_conv_bn(x, batchnorm_mode);
     if (shortcut_a_planes > 0) return shortcut_a(x, shortcut_a_planes, shortcut_a_stride);
     return x;
   }
@@ -77,8 +111,8 @@ class BasicBlockImpl : public BlockImpl {
     bn2 = register_module("bn2", typename Layers<Dims>::Norm(planes));
   }
   torch::Tensor forward(torch::Tensor x) override {
-    torch::Tensor out = torch::relu(bn1->forward(conv1->forward(x)));
-    out = bn2->forward(conv2->forward(out));
+    torch::Tensor out = torch::relu(conv_bn(conv1, bn1, x, batchnorm_mode));
+    out = conv_bn(conv2, bn2, out, batchnorm_mode);
     return torch::relu(out + residual(x));
   }
   typename Layers<Dims>::Conv conv1{nullptr}, conv2{nullptr};
@@ -99,9 +133,9 @@ class BottleneckImpl : public BlockImpl {
     bn3 = register_module("bn3", typename Layers<Dims>::Norm(planes * 4));
   }
   torch::Tensor forward(torch::Tensor x) override {
-    torch::Tensor out = torch::relu(bn1->forward(conv1->forward(x)));
-    out = torch::relu(bn2->forward(conv2->forward(out)));
-    out = bn3->forward(conv3->forward(out));
+    torch::Tensor out = torch::relu(conv_bn(conv1, bn1, x, batchnorm_mode));
+    out = torch::relu(conv_bn(conv2, bn2, out, batchnorm_mode));
+    out = conv_bn(conv3, bn3, out, batchnorm_mode);
     return torch::relu(out + residual(x));
   }
   typename Layers<Dims>::Conv conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
@@ -127,9 +161,13 @@ torch::nn::Sequential make_stage(int64_t& inplanes, int64_t planes, int count, i
         block->shortcut_a_planes = planes * expansion;
         block->shortcut_a_stride = stride;
       } else {
-        block->downsample = block->register_module(
-            "downsample", torch::nn::Sequential(conv<Dims>(inplanes, planes * expansion, 1, stride),
-                                                typename Layers<Dims>::Norm(planes * expansion)));
+        typename Layers<Dims>::Conv shortcut_conv = conv<Dims>(inplanes, planes * expansion, 1, stride);
+        typename Layers<Dims>::Norm shortcut_norm(planes * expansion);
+        block->downsample =
+            block->register_module("downsample", torch::nn::Sequential(shortcut_conv, shortcut_norm));
+        block->downsample_conv_bn = [shortcut_conv, shortcut_norm](const torch::Tensor& x, BatchNormMode mode) mutable {
+          return conv_bn(shortcut_conv, shortcut_norm, x, mode);
+        };
       }
     }
     stage->push_back(std::to_string(b), torch::nn::AnyModule(block));
@@ -143,9 +181,10 @@ torch::nn::Sequential make_stage(int64_t& inplanes, int64_t planes, int count, i
 template <typename Conv, typename Norm, typename Pool>
 std::vector<torch::Tensor> stem_and_stages(const torch::Tensor& input, Conv& conv1, Norm& bn1,
                                            Pool& maxpool,
-                                           const std::array<torch::nn::Sequential*, 4>& stages) {
+                                           const std::array<torch::nn::Sequential*, 4>& stages,
+                                           BatchNormMode mode) {
   std::vector<torch::Tensor> out;
-  torch::Tensor x = torch::relu(bn1->forward(conv1->forward(input)));
+  torch::Tensor x = torch::relu(conv_bn(conv1, bn1, input, mode));
   out.push_back(x);
   x = maxpool->forward(x);
   for (auto* stage : stages) {

@@ -52,7 +52,7 @@ std::vector<torch::Tensor> TimmResNetImpl::features(const torch::Tensor& input) 
                 std::to_string(input.dim()) + " dims" +
                 (input.dim() > 1 ? " with " + std::to_string(input.size(1)) + " channels" : ""));
   }
-  return resnet::stem_and_stages(input, conv1, bn1, maxpool, {&layer1, &layer2, &layer3, &layer4});
+  return resnet::stem_and_stages(input, conv1, bn1, maxpool, {&layer1, &layer2, &layer3, &layer4}, batchnorm_mode);
 }
 
 std::vector<FeatureInfo> TimmResNetImpl::feature_info() const {

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "backbones/backbone.h"
+#include "backbones/batchnorm_mode.h"
 
 namespace graft::backbones {
 
@@ -15,7 +16,7 @@ struct TimmResNetConfig {
   int in_channels = 3;
 };
 
-class TimmResNetImpl : public BackboneImpl {
+class TimmResNetImpl : public BackboneImpl, public ConvBnModeHolder {
  public:
   explicit TimmResNetImpl(const TimmResNetConfig& config);
   std::vector<torch::Tensor> features(const torch::Tensor& input) override;

@@ -231,6 +231,9 @@ void define_commands(CLI::App& app, CommandLine& l) {
   train_step->add_option("--backbone", l.bench_train_step.backbone, "registered backbone")->capture_default_str();
   train_step->add_option("--head", l.bench_train_step.head, "medicalnet or unet")->capture_default_str();
   train_step->add_option("--batch", l.bench_train_step.batch, "batch size")->capture_default_str();
+  train_step->add_option("--batchnorm", l.bench_train_step.batchnorm,
+                         "how the backbone's conv + BatchNorm pairs train: train, eval or tune")
+      ->capture_default_str();
   train_step->add_option("--patch-size", l.bench_train_step.patch_size_xyz, "patch X Y Z")
       ->expected(3)
       ->capture_default_str();

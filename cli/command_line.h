@@ -144,6 +144,7 @@ struct BenchEmbedOptions {
 
 struct BenchTrainStepOptions {
   std::string backbone = "med3d-resnet10", head = "medicalnet";
+  std::string batchnorm = "train";  // train.batchnorm: train, eval or tune
   int batch = 2, steps = 10, threads = 0;
   std::vector<std::int64_t> patch_size_xyz{64, 64, 32};
   ComputeChoice compute;

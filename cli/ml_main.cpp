@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "backbones/batchnorm_mode.h"
 #include "backbones/factory.h"
 #include "backbones/registry.h"
 #include "backbones/weight_loading.h"
@@ -266,14 +267,25 @@ int run_bench_train_step(const graft::cli::BenchTrainStepOptions& l, const graft
   torch::manual_seed(0);
   graft::finetune::SegmentationModel model(graft::backbones::create_backbone(l.backbone),
                                            graft::finetune::head_kind_from_name(l.head), 2);
+  const auto batchnorm = graft::backbones::batchnorm_mode_from_name(l.batchnorm, "--batchnorm");
+  if (graft::backbones::set_batchnorm_mode(model->backbone(), batchnorm) == 0 &&
+      batchnorm != graft::backbones::BatchNormMode::kTrain) {
+    throw UsageError("--batchnorm " + l.batchnorm + ": backbone " + l.backbone + " has no convolution + BatchNorm pairs");
+  }
   model->to(target.device);
   // The batch is made on the host and copied every step, as a loader's batches are (B, C, D, H, W).
   const torch::Tensor x = torch::randn({l.batch, 1, size[2], size[1], size[0]});
   const torch::Tensor y = torch::randint(0, 2, {l.batch, size[2], size[1], size[0]}, torch::kInt64);
   const double seconds_per_step = graft::finetune::seconds_per_training_step(*model, x, y, target, l.steps);
   std::printf("backbone %s\nhead %s\n", l.backbone.c_str(), l.head.c_str());
+  std::printf("batchnorm %s\n", l.batchnorm.c_str());
   std::printf("device %s\nprecision %s\nthreads %d\nseconds_per_step %.6f\n", target.device.str().c_str(),
               graft::finetune::precision_name(target.precision).c_str(), torch::get_num_threads(), seconds_per_step);
+  // The process's peak resident memory: weights, optimizer state and the activations one step keeps.
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) std::printf("peak_rss_mb %.1f\n", std::stod(line.substr(6)) / 1024.0);
+  }
   return 0;
 }
 

@@ -47,6 +47,10 @@ struct TrainSettings {
   std::string precision = "fp32";
   int max_validation_cases = 0;  // 0: all
   bool linear_probe = false;
+  // How the backbone's convolution + BatchNorm pairs train: "train" (batch statistics), "eval"
+  // (running statistics) or "tune" (the eval function as one folded convolution, which keeps less
+  // for the backward pass; backbones/batchnorm_mode.h).
+  std::string batchnorm = "train";
 };
 
 struct DetectionSettings {

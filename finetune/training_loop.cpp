@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "backbones/batchnorm_mode.h"
 #include "backbones/checkpoint_file.h"
 #include "backbones/weight_loading.h"
 #include "finetune/device.h"
@@ -259,6 +260,13 @@ TrainResult run_training(const RunConfig& config, TrainingTask& task, const std:
   const ComputeTarget target = compute_target(train_settings.device,
                                               train_settings.precision, "train.device/precision");
   task.model->to(target.device);
+  const backbones::BatchNormMode batchnorm =
+      backbones::batchnorm_mode_from_name(train_settings.batchnorm, "train.batchnorm");
+  const int conv_bn_modules = task.backbone ? backbones::set_batchnorm_mode(*task.backbone, batchnorm) : 0;
+  if (conv_bn_modules == 0 && batchnorm != backbones::BatchNormMode::kTrain) {
+    throw UsageError("train.batchnorm: " + train_settings.batchnorm + " needs convolution + BatchNorm pairs, and backbone " +
+                     config.backbone + " has none (the ResNets have them)");
+  }
   LoopState state{task, make_optimizer(task, train_settings), LossScaler(target.precision == Precision::kFloat16),
                   target, process_group(), run_checkpoint_path(output)};
   const int epochs = train_settings.epochs;

@@ -236,6 +236,22 @@ TEST(TrainPredict, DicomSegAndRtstructLabelsTrainThroughAManifestAndPredictAnRts
   EXPECT_NE(output.find("organs.rtstruct.dcm"), std::string::npos) << output;
 }
 
+// train.batchnorm through the command line: tune trains a ResNet end to end; a misspelt mode is an
+// error naming the key.
+TEST(TrainPredict, BatchNormTuneModeTrainsAResNetAndAnUnknownModeNamesTheKey) {
+  GRAFT_REQUIRE_SHARED_DATA();
+  const std::string folder = graft::testing::temp_dir();
+  write_brain_run(folder);
+  std::string output;
+  ASSERT_EQ(graft("train --config " + folder + "/run.yaml --set train.batchnorm=tune", &output), 0) << output;
+  EXPECT_NE(output.find("epoch 1/1"), std::string::npos) << output;
+  std::ifstream config_file(folder + "/model/config.json");
+  EXPECT_EQ(nlohmann::json::parse(config_file)["train"]["batchnorm"], "tune");
+  EXPECT_NE(graft("train --config " + folder + "/run.yaml --set train.batchnorm=frozen", &output), 0);
+  EXPECT_NE(output.find("train.batchnorm"), std::string::npos) << output;
+  EXPECT_NE(output.find("'frozen'"), std::string::npos) << output;
+}
+
 // task: detection through the command line: the tumour masks give the boxes, one short epoch,
 // and graft predict writes boxes on the input's grid as graft JSON and Slicer ROI markups.
 TEST(TrainPredict, BrainTumourDetectionWritesBoxesAndSlicerMarkups) {

@@ -11,9 +11,9 @@ cd "$(dirname "$0")/.."
 source bench/machine.sh
 build=${1:-build}
 rounds=${2:-3}
-backbone=${3:-med3d-resnet18}
+backbone=${3:-med3d-resnet10}
 batch=${4:-2}
-patch=(${5:-96} ${6:-96} ${7:-64})
+patch=(${5:-128} ${6:-128} ${7:-128})
 graft=$build/cli/graft
 [ -x "$graft" ] || { echo "bench: $graft is missing; build graft first" >&2; exit 1; }
 work=$(mktemp -d /tmp/graft-batchnorm-bench.XXXXXX)

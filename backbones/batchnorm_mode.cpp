@@ -65,9 +65,14 @@ class FoldedConvBn : public torch::autograd::Function<FoldedConvBn> {
     const torch::Tensor scale = gamma * inverse_std;
     const torch::Tensor folded = weight * per_output_channel(scale, weight.dim());
     const std::vector<int64_t> bias_sizes{weight.size(0)};
+    // Only what is asked for: the stem's input needs no gradient, and its gradient would be the
+    // most expensive convolution of the backward pass.
+    const bool want_x = ctx->needs_input_grad(0);
+    const bool want_weight = ctx->needs_input_grad(1) || ctx->needs_input_grad(2);
     auto [grad_x, grad_folded, grad_bias] = at::convolution_backward(
         grad_outputs[0], x, folded, bias_sizes, stride, padding, dilation, /*transposed=*/false,
-        std::vector<int64_t>(static_cast<std::size_t>(weight.dim() - 2), 0), groups, {true, true, true});
+        std::vector<int64_t>(static_cast<std::size_t>(weight.dim() - 2), 0), groups, {want_x, want_weight, true});
+    if (!want_weight) grad_folded = torch::zeros_like(weight);
     // folded = W * s and bias = beta - mean * s, with s = gamma / sqrt(var + eps).
     std::vector<int64_t> all_but_output(static_cast<std::size_t>(weight.dim() - 1));
     for (std::size_t d = 0; d < all_but_output.size(); ++d) all_but_output[d] = static_cast<int64_t>(d) + 1;

@@ -16,9 +16,10 @@
 namespace graft::io {
 namespace {
 
+// A DICOM file, not a folder or a "FOLDER#SERIES" selection (which names no file of its own).
 bool is_dicom_file(const std::string& path) {
   std::error_code error;
-  return !std::filesystem::is_directory(path, error) && sniff_format(path) == FileFormat::kDicom;
+  return std::filesystem::is_regular_file(path, error) && sniff_format(path) == FileFormat::kDicom;
 }
 
 // Label values renumbered so that the segment named like class c becomes c; segments no class

@@ -37,4 +37,18 @@ class BackboneImpl : public torch::nn::Module {
   virtual int layer_count() const { return 0; }
 };
 
+// Calls `apply(holder)` on every module of `model` (itself included) that inherits `Holder`, the
+// way a setting reaches the parts of a backbone that take it; returns how many did.
+template <typename Holder, typename Apply>
+int apply_to_holders(torch::nn::Module& model, Apply&& apply) {
+  int count = 0;
+  for (const auto& module : model.modules(/*include_self=*/true)) {
+    if (auto* holder = dynamic_cast<Holder*>(module.get())) {
+      apply(*holder);
+      ++count;
+    }
+  }
+  return count;
+}
+
 }  // namespace graft::backbones

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "backbones/backbone.h"
 #include "backbones/resnet_blocks.h"
 #include "io/error.h"
 
@@ -98,14 +99,7 @@ torch::Tensor folded_conv_bn(const torch::Tensor& x, const torch::Tensor& weight
 }  // namespace resnet
 
 int set_batchnorm_mode(torch::nn::Module& model, BatchNormMode mode) {
-  int set = 0;
-  for (const auto& module : model.modules(/*include_self=*/true)) {
-    if (auto* holder = dynamic_cast<ConvBnModeHolder*>(module.get())) {
-      holder->batchnorm_mode = mode;
-      ++set;
-    }
-  }
-  return set;
+  return apply_to_holders<ConvBnModeHolder>(model, [&](ConvBnModeHolder& holder) { holder.batchnorm_mode = mode; });
 }
 
 }  // namespace graft::backbones

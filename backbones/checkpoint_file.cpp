@@ -262,7 +262,10 @@ CheckpointFile read_safetensors(const std::vector<std::uint8_t>& bytes, const st
   file.format = "safetensors";
   std::vector<std::pair<std::uint64_t, std::string>> order;
   for (const auto& item : header.items()) {
-    if (item.key() == "__metadata__") continue;
+    if (item.key() == "__metadata__") {
+      if (item.value().is_object()) file.values = item.value();
+      continue;
+    }
     order.emplace_back(item.value().at("data_offsets").at(0).get<std::uint64_t>(), item.key());
   }
   std::sort(order.begin(), order.end());
@@ -303,9 +306,11 @@ CheckpointFile read_checkpoint(const std::string& path) {
   throw Error(path + ": not a checkpoint graft reads (torch.save zip or legacy, or safetensors)");
 }
 
-void write_safetensors(const StateDict& tensors, const std::string& path) {
+void write_safetensors(const StateDict& tensors, const std::string& path,
+                       const std::map<std::string, std::string>& metadata) {
   nlohmann::ordered_json header;
   header["__metadata__"] = {{"format", "pt"}};
+  for (const auto& [key, value] : metadata) header["__metadata__"][key] = value;
   std::uint64_t offset = 0;
   for (const auto& [name, tensor] : tensors) {
     header[name] = {{"dtype", tensor_dtype_name(tensor.dtype)},

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -14,7 +15,8 @@ struct CheckpointFile {
   StateDict tensors;
   std::vector<std::string> notes;  // how the state dict was found ("under 'state_dict'", ...)
   // A torch file's other top-level entries (a trainer's epoch, its settings, NumPy scalars as
-  // numbers), as JSON; tensors and dicts of tensors (optimizer state aside) are left out.
+  // numbers), as JSON; tensors and dicts of tensors (optimizer state aside) are left out. For a
+  // safetensors file, its __metadata__ (strings by key).
   nlohmann::json values = nlohmann::json::object();
 };
 
@@ -25,6 +27,8 @@ struct CheckpointFile {
 // tensors, containers and plain values is refused with an error naming the file.
 CheckpointFile read_checkpoint(const std::string& path);
 
-void write_safetensors(const StateDict& tensors, const std::string& path);
+// `metadata` goes into the header's __metadata__ beside {"format": "pt"}.
+void write_safetensors(const StateDict& tensors, const std::string& path,
+                       const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace graft::backbones

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "backbones/lora.h"
+
 #include "io/error.h"
 
 namespace graft::backbones {
@@ -24,8 +26,8 @@ TORCH_MODULE(PatchEmbed);
 
 struct AttentionImpl : nn::Module {
   AttentionImpl(int64_t dim, int64_t heads) : heads(heads) {
-    qkv = register_module("qkv", nn::Linear(nn::LinearOptions(dim, dim * 3).bias(true)));
-    proj = register_module("proj", nn::Linear(dim, dim));
+    qkv = register_module("qkv", AdaptableLinear(dim, dim * 3));
+    proj = register_module("proj", AdaptableLinear(dim, dim));
   }
   torch::Tensor forward(const torch::Tensor& x) {
     const int64_t batch = x.size(0), tokens = x.size(1), dim = x.size(2), head_dim = dim / heads;
@@ -39,15 +41,15 @@ struct AttentionImpl : nn::Module {
     return proj->forward(out);
   }
   int64_t heads;
-  nn::Linear qkv{nullptr}, proj{nullptr};
+  AdaptableLinear qkv{nullptr}, proj{nullptr};
 };
 TORCH_MODULE(Attention);
 
 struct MlpImpl : nn::Module {
   MlpImpl(int64_t dim, int64_t hidden, bool swiglu_packed) : swiglu_packed(swiglu_packed) {
     if (swiglu_packed && hidden % 2 != 0) throw Error("a packed SwiGLU needs an even hidden width");
-    fc1 = register_module("fc1", nn::Linear(dim, hidden));
-    fc2 = register_module("fc2", nn::Linear(swiglu_packed ? hidden / 2 : hidden, dim));
+    fc1 = register_module("fc1", AdaptableLinear(dim, hidden));
+    fc2 = register_module("fc2", AdaptableLinear(swiglu_packed ? hidden / 2 : hidden, dim));
   }
   torch::Tensor forward(const torch::Tensor& x) {
     const torch::Tensor hidden = fc1->forward(x);
@@ -56,7 +58,7 @@ struct MlpImpl : nn::Module {
     return fc2->forward(torch::silu(halves[0]) * halves[1]);
   }
   bool swiglu_packed;
-  nn::Linear fc1{nullptr}, fc2{nullptr};
+  AdaptableLinear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(Mlp);
 
@@ -68,7 +70,7 @@ struct LayerScaleImpl : nn::Module {
 };
 TORCH_MODULE(LayerScale);
 
-struct BlockImpl : nn::Module {
+struct BlockImpl : nn::Module, CheckpointableBlock {
   BlockImpl(const TimmVitConfig& config) {
     const int64_t dim = config.embed_dim;
     norm1 = register_module("norm1", layer_norm(dim));
@@ -81,7 +83,8 @@ struct BlockImpl : nn::Module {
       ls2 = register_module("ls2", LayerScale(dim));
     }
   }
-  torch::Tensor forward(torch::Tensor x) {
+  torch::Tensor run(const torch::Tensor& input) override {
+    torch::Tensor x = input;
     torch::Tensor branch = attn->forward(norm1->forward(x));
     x = x + (ls1 ? ls1->forward(branch) : branch);
     branch = mlp->forward(norm2->forward(x));
@@ -173,7 +176,9 @@ torch::Tensor TimmVitImpl::tokens(const torch::Tensor& input) {
   } else {
     x = torch::cat({prefix_tokens, x}, 1) + torch::cat({prefix_positions, patch_positions}, 1);
   }
-  for (const auto& block : *blocks) x = block->as<BlockImpl>()->forward(x);
+  for (const auto& block : *blocks) {
+    x = checkpoint_blocks ? run_checkpointed(*block, x) : block->as<BlockImpl>()->run(x);
+  }
   return norm->forward(x);
 }
 

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "backbones/backbone.h"
+#include "backbones/block_checkpointing.h"
 
 namespace graft::backbones {
 
@@ -31,7 +32,9 @@ struct TimmVitConfig {
 // 1536 wide, 8 registers, packed SwiGLU, layer scale, no position for the prefix tokens).
 TimmVitConfig vit_config(const std::string& variant);
 
-class TimmVitImpl : public BackboneImpl {
+// Its attention and MLP layers take LoRA adapters (backbones/lora.h), and its blocks can be
+// checkpointed (backbones/block_checkpointing.h).
+class TimmVitImpl : public BackboneImpl, public BlockCheckpointingHolder {
  public:
   explicit TimmVitImpl(const TimmVitConfig& config);
   // One level: the normed patch tokens as a (N, embed_dim, H/P, W/P) map. Inputs of another

@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/machine.sh
+source bench/lib.sh
 build=${1:-build}
 rounds=${2:-3}
 backbone=${3:-med3d-resnet10}
@@ -18,7 +19,6 @@ graft=$build/cli/graft
 [ -x "$graft" ] || { echo "bench: $graft is missing; build graft first" >&2; exit 1; }
 work=$(mktemp -d /tmp/graft-batchnorm-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 echo "bench: $backbone, batch $batch, patch ${patch[*]}, 3 timed steps per run, $rounds rounds"
 for ((round = 0; round < rounds; round++)); do
@@ -34,6 +34,6 @@ for mode in train eval tune; do
   printf '%-6s %16s %12s\n' "$mode" "$(median < "$work/$mode.seconds")" "$(median < "$work/$mode.rss")"
 done
 for other in train eval; do
-  echo "tune / $other: $(paste -d' ' "$work/tune.seconds" "$work/$other.seconds" | awk '{print $1 / $2}' | median)x time," \
-       "$(paste -d' ' "$work/tune.rss" "$work/$other.rss" | awk '{print $1 / $2}' | median)x peak RSS"
+  echo "tune / $other: $(median_ratio "$work/tune.seconds" "$work/$other.seconds")x time," \
+       "$(median_ratio "$work/tune.rss" "$work/$other.rss")x peak RSS"
 done

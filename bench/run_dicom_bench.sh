@@ -15,6 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/machine.sh
+source bench/lib.sh
 build=${1:-build}
 runs=${2:-5}
 python=/usr/bin/python3
@@ -110,7 +111,6 @@ time_run() {  # time_run OUTPUT-FOLDER COMMAND...
   awk '{printf "%s %.2f\n", $1, $2 + $3}' "$ramdisk/time"
 }
 
-median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 echo "bench: $(nproc) cores; $(dcm2niix --version 2>&1 | grep -m1 -o 'v1[0-9.]*'); $runs runs each, median wall s"
 printf '%-34s %5s %8s %10s %8s %8s %9s %10s %9s %9s %7s %10s\n' series files "MB disk" "dcm2niix s" "graft s" ratio \

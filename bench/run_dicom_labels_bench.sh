@@ -18,6 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/machine.sh
+source bench/lib.sh
 build=${1:-build}
 runs=${2:-5}
 python=/usr/bin/python3
@@ -45,7 +46,6 @@ time_run() {  # time_run LABEL COMMAND... : appends "wall cpu peak_mb" to $work/
     { echo "bench: $label failed:" >&2; cat "$work/$label.log" >&2; exit 1; }
   awk '{printf "%s %.2f %.0f\n", $1, $2 + $3, $4 / 1024}' "$work/time" >>"$work/$label.t"
 }
-median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 unpack_seg() {
   $python - "$1" "$2" <<'PY'

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A real 2D classification run: PneumoniaMNIST (../shared/data/classification/pneumoniamnist.npz,
 # MedMNIST's train/val/test splits, 28 x 28 grey chest X-rays, normal vs pneumonia) through
-# `graft train` with a ViT-S/16, once as a linear probe on frozen features and once fine-tuned,
-# each reporting accuracy and AUC on the test split (scored once, by the epoch validation chose).
+# `graft train` with a ViT-S/16, as a linear probe on frozen features, fully fine-tuned, and with
+# LoRA adapters (rank 8 on qkv and proj, the backbone frozen), each reporting accuracy and AUC on
+# the test split (scored once, by the epoch validation chose). Every run starts from the same
+# initial weights: seed 0's.
 # The grey channel is replicated to RGB and ImageNet-normalised as the contract says; chips are
 # resized to 112 px instead of 224 to fit a 2-core CPU (49 patch tokens instead of 196). The ViT starts from random weights: pretrained ones cannot be downloaded here.
 #
@@ -31,3 +33,4 @@ run() {
 }
 run probe --set train.linear_probe=true --set train.epochs=100 --set train.lr=0.003
 run finetune --set train.epochs="$epochs" --set train.lr=0.0001 --set train.head_lr_multiplier=10
+run lora --set train.epochs="$epochs" --set train.adapter=lora --set train.lr=0.001 --set train.head_lr_multiplier=1

@@ -128,9 +128,36 @@ void define_commands(CLI::App& app, CommandLine& l) {
   train->add_option("--set", l.train.overrides, "override a field: --set train.epochs=5 (repeatable)");
   train->add_option("--output", l.train.output, "model folder (overrides the config's output)");
   train->add_flag("--resume", l.train.resume, "continue from OUTPUT/checkpoint.pt");
+  train->add_flag("--merge", l.train.merge,
+                  "train.adapter lora: the model folder gets the merged weights, not the adapters and a reference "
+                  "to the base checkpoint");
   train->add_option("--nproc", l.train.nproc, "data-parallel processes on this machine (Gloo); each takes batch_size / N")
       ->check(CLI::Range(1, 256));
   add_compute(train, l.train.compute);
+
+  auto* rank = app.add_subcommand(
+      "rank", "score backbones on a labelled dataset before training (LogME of their frozen features), best first");
+  rank->add_option("--manifest", l.rank.manifest, "labelled cases or chips, as graft train takes them")->required();
+  rank->add_option("--backbones", l.rank.backbones, "registered backbones, comma-separated")
+      ->required()
+      ->delimiter(',');
+  rank->add_option("--weights", l.rank.weights,
+                   "a checkpoint per backbone, comma-separated, in the same order (random: random weights)")
+      ->delimiter(',');
+  rank->add_option("--task", l.rank.task, "classification or segmentation (default: from the manifest)");
+  rank->add_option("--config", l.rank.config_path, "run config whose data settings apply (class_names, data.*)");
+  rank->add_option("--set", l.rank.overrides, "override a run-config field, as for graft train (repeatable)");
+  rank->add_option("--patches-per-case", l.rank.patches_per_case, "segmentation: patches drawn per case")
+      ->capture_default_str();
+  rank->add_option("--samples-per-class", l.rank.samples_per_class, "segmentation: labelled voxels kept per class")
+      ->capture_default_str();
+  rank->add_option("--csv", l.rank.csv_path, "also write the table as CSV");
+  rank->add_option("--threads", l.rank.threads, "LibTorch threads (0: every core)")->capture_default_str();
+
+  auto* merge = app.add_subcommand(
+      "merge-adapter", "fold a LoRA model folder's adapters into its weights: a plain model folder, base checkpoint not needed");
+  merge->add_option("--model", l.merge_adapter.model_folder, "model folder trained with train.adapter lora")->required();
+  merge->add_option("--output", l.merge_adapter.output, "the merged model folder (the same folder: in place)")->required();
 
   auto* predict = app.add_subcommand(
       "predict",
@@ -229,14 +256,21 @@ void define_commands(CLI::App& app, CommandLine& l) {
 
   auto* train_step = bench->add_subcommand("train-step", "seconds per training step on random data");
   train_step->add_option("--backbone", l.bench_train_step.backbone, "registered backbone")->capture_default_str();
-  train_step->add_option("--head", l.bench_train_step.head, "medicalnet or unet")->capture_default_str();
+  train_step->add_option("--head", l.bench_train_step.head, "medicalnet or unet (default: medicalnet for 3D backbones, unet for 2D)");
   train_step->add_option("--batch", l.bench_train_step.batch, "batch size")->capture_default_str();
   train_step->add_option("--batchnorm", l.bench_train_step.batchnorm,
                          "how the backbone's conv + BatchNorm pairs train: train, eval or tune")
       ->capture_default_str();
-  train_step->add_option("--patch-size", l.bench_train_step.patch_size_xyz, "patch X Y Z")
-      ->expected(3)
+  train_step->add_option("--adapter", l.bench_train_step.adapter, "none, or lora (frozen backbone, LoRA adapters)")
       ->capture_default_str();
+  train_step->add_option("--lora-rank", l.bench_train_step.lora_rank, "LoRA rank")->capture_default_str();
+  train_step->add_flag("--activation-checkpointing", l.bench_train_step.activation_checkpointing,
+                       "checkpoint the backbone's blocks (ViTs)");
+  train_step->add_option("--optimizer", l.bench_train_step.optimizer, "sgd (momentum 0.9) or adamw")
+      ->capture_default_str();
+  train_step->add_option("--patch-size", l.bench_train_step.patch_size_xyz,
+                         "patch X Y Z (default: a 2D backbone's Contract size, else 64 64 32)")
+      ->expected(3);
   train_step->add_option("--steps", l.bench_train_step.steps, "timed steps")->capture_default_str();
   train_step->add_option("--threads", l.bench_train_step.threads, "LibTorch threads (0: every core)")
       ->capture_default_str();

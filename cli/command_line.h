@@ -90,8 +90,19 @@ struct TrainOptions {
   std::string config_path, output;
   std::vector<std::string> overrides;
   bool resume = false;
+  bool merge = false;  // train.adapter lora: fold the adapters into the weights at the end
   int nproc = 1;
   ComputeChoice compute;
+};
+
+struct RankOptions {
+  std::string manifest, task, config_path, csv_path;
+  std::vector<std::string> backbones, weights, overrides;
+  int patches_per_case = 4, samples_per_class = 512, threads = 0;
+};
+
+struct MergeAdapterOptions {
+  std::string model_folder, output;
 };
 
 struct PredictOptions {
@@ -143,10 +154,16 @@ struct BenchEmbedOptions {
 };
 
 struct BenchTrainStepOptions {
-  std::string backbone = "med3d-resnet10", head = "medicalnet";
+  std::string backbone = "med3d-resnet10";
+  std::string head;  // empty: medicalnet for a 3D backbone, unet for a 2D one
   std::string batchnorm = "train";  // train.batchnorm: train, eval or tune
+  std::string adapter = "none";     // train.adapter: none or lora
+  int lora_rank = 8;
+  bool activation_checkpointing = false;
+  std::string optimizer = "sgd";  // sgd (with momentum) or adamw
   int batch = 2, steps = 10, threads = 0;
-  std::vector<std::int64_t> patch_size_xyz{64, 64, 32};
+  // Empty: a 2D backbone's Contract size (224 x 224 for the ViTs), else 64 64 32.
+  std::vector<std::int64_t> patch_size_xyz;
   ComputeChoice compute;
 };
 
@@ -163,6 +180,8 @@ struct CommandLine {
   CheckOptions check;
   DemoOptions demo;
   TrainOptions train;
+  MergeAdapterOptions merge_adapter;
+  RankOptions rank;
   PredictOptions predict;
   EvaluateOptions evaluate;
   EmbedOptions embed;

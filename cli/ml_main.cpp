@@ -20,6 +20,7 @@
 #include "backbones/weight_loading.h"
 #include "cli/command_line.h"
 #include "cli/progress.h"
+#include "finetune/adapters.h"
 #include "finetune/blas_kernels.h"
 #include "finetune/demo.h"
 #include "finetune/device.h"
@@ -32,6 +33,7 @@
 #include "finetune/run_config.h"
 #include "finetune/run_task.h"
 #include "finetune/tasks/segmentation/segmentation_model.h"
+#include "finetune/transferability.h"
 #include "finetune/inference/slide_features.h"
 #include "finetune/trainer.h"
 #include "io/atomic_file.h"
@@ -53,9 +55,13 @@ int run_demo(const std::string& folder, bool quick) {
 }
 
 int run_train(const std::string& config_path, const std::vector<std::string>& overrides,
-              const std::string& output, bool resume) {
+              const std::string& output, bool resume, bool merge) {
   graft::finetune::RunConfig config = graft::finetune::resolve_run_config(config_path, overrides);
   if (!output.empty()) config.output = output;
+  if (merge && config.train.adapter != "lora") {
+    throw UsageError("--merge folds LoRA adapters into the weights; this run's train.adapter is '" +
+                     config.train.adapter + "'");
+  }
   std::unique_ptr<graft::cli::Progress> bar;
   // In a data-parallel run rank 0 speaks for all; the others train quietly.
   const bool speaking = graft::finetune::is_writing_rank();
@@ -96,6 +102,10 @@ int run_train(const std::string& config_path, const std::vector<std::string>& ov
     return 130;
   }
   if (!speaking) return 0;
+  if (merge) {
+    const int layers = graft::finetune::merge_adapter_folder(config.output, config.output);
+    std::printf("train: merged the adapters of %d layers into the weights\n", layers);
+  }
   std::printf("train: model folder %s (best %s %.4f at epoch %d)\n",
               config.output.c_str(), result.metric.c_str(),
               result.best_val_metric, result.best_epoch + 1);
@@ -260,25 +270,75 @@ int run_import_nnunet(const graft::cli::ImportNnUNetOptions& l) {
   return 0;
 }
 
+int run_rank(const graft::cli::RankOptions& l) {
+  graft::finetune::RankRequest request;
+  std::vector<std::string> overrides = l.overrides;
+  overrides.push_back("data.manifest=" + l.manifest);
+  overrides.push_back("train.threads=" + std::to_string(l.threads));
+  request.settings = graft::finetune::resolve_run_config(l.config_path, overrides);
+  request.task = l.task;
+  request.backbones = l.backbones;
+  request.weights = l.weights;
+  request.patches_per_case = l.patches_per_case;
+  request.samples_per_class = l.samples_per_class;
+  const auto rows = graft::finetune::rank_backbones(request, [](const std::string& step) {
+    std::fprintf(stderr, "rank: %s\n", step.c_str());
+  });
+  std::printf("%s", graft::finetune::rank_table(rows).c_str());
+  if (!l.csv_path.empty()) {
+    std::ostringstream csv;
+    csv << "rank,backbone,weights,logme,samples,dims,features,seconds\n";
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const auto& row = rows[i];
+      csv << i + 1 << ',' << row.backbone << ',' << row.weights << ',' << row.logme << ',' << row.samples << ','
+          << row.dims << ',' << row.level << ',' << row.seconds << '\n';
+    }
+    graft::io::write_text_atomically(l.csv_path, csv.str());
+  }
+  return 0;
+}
+
 int run_bench_train_step(const graft::cli::BenchTrainStepOptions& l, const graft::finetune::ComputeTarget& target) {
-  const auto& size = l.patch_size_xyz;
-  if (size.size() != 3) throw UsageError("--patch-size takes X Y Z");
+  const graft::preprocess::Contract& contract = graft::backbones::find_backbone(l.backbone).contract;
   graft::finetune::set_compute_threads(l.threads);
   torch::manual_seed(0);
-  graft::finetune::SegmentationModel model(graft::backbones::create_backbone(l.backbone),
-                                           graft::finetune::head_kind_from_name(l.head), 2);
+  const int channels = contract.channel_count();
+  const std::string head = !l.head.empty() ? l.head : contract.spatial_dims == 2 ? "unet" : "medicalnet";
+  graft::finetune::SegmentationModel model(graft::backbones::create_backbone(l.backbone, channels),
+                                           graft::finetune::head_kind_from_name(head), 2);
+  std::vector<std::int64_t> size = l.patch_size_xyz;
+  if (size.empty()) {
+    size = model->backbone().spatial_dims() == 2
+               ? std::vector<std::int64_t>{contract.target_size_xyz[0], contract.target_size_xyz[1], 1}
+               : std::vector<std::int64_t>{64, 64, 32};
+  }
+  if (size.size() != 3) throw UsageError("--patch-size takes X Y Z");
   const auto batchnorm = graft::backbones::batchnorm_mode_from_name(l.batchnorm, "--batchnorm");
   if (graft::backbones::set_batchnorm_mode(model->backbone(), batchnorm) == 0 &&
       batchnorm != graft::backbones::BatchNormMode::kTrain) {
     throw UsageError("--batchnorm " + l.batchnorm + ": backbone " + l.backbone + " has no convolution + BatchNorm pairs");
   }
+  // The run settings a training run would apply, on random weights.
+  graft::finetune::RunConfig settings;
+  settings.backbone = l.backbone;
+  settings.train.adapter = l.adapter;
+  settings.train.lora_rank = l.lora_rank;
+  settings.train.activation_checkpointing = l.activation_checkpointing;
+  graft::finetune::apply_tuning_settings(model->backbone(), settings, nullptr);
   model->to(target.device);
   // The batch is made on the host and copied every step, as a loader's batches are (B, C, D, H, W).
-  const torch::Tensor x = torch::randn({l.batch, 1, size[2], size[1], size[0]});
+  const torch::Tensor x = torch::randn({l.batch, channels, size[2], size[1], size[0]});
   const torch::Tensor y = torch::randint(0, 2, {l.batch, size[2], size[1], size[0]}, torch::kInt64);
-  const double seconds_per_step = graft::finetune::seconds_per_training_step(*model, x, y, target, l.steps);
-  std::printf("backbone %s\nhead %s\n", l.backbone.c_str(), l.head.c_str());
-  std::printf("batchnorm %s\n", l.batchnorm.c_str());
+  const double seconds_per_step =
+      graft::finetune::seconds_per_training_step(*model, x, y, target, l.steps, l.optimizer);
+  std::int64_t trained = 0;
+  for (const auto& parameter : model->parameters()) trained += parameter.requires_grad() ? parameter.numel() : 0;
+  std::printf("backbone %s\nhead %s\n", l.backbone.c_str(), head.c_str());
+  std::printf("input_xyz %lld %lld %lld\nbatch %d\n", static_cast<long long>(size[0]),
+              static_cast<long long>(size[1]), static_cast<long long>(size[2]), l.batch);
+  std::printf("batchnorm %s\nadapter %s\nactivation_checkpointing %s\noptimizer %s\n", l.batchnorm.c_str(),
+              l.adapter.c_str(), l.activation_checkpointing ? "on" : "off", l.optimizer.c_str());
+  std::printf("trained_parameters %lld\n", static_cast<long long>(trained));
   std::printf("device %s\nprecision %s\nthreads %d\nseconds_per_step %.6f\n", target.device.str().c_str(),
               graft::finetune::precision_name(target.precision).c_str(), torch::get_num_threads(), seconds_per_step);
   // The process's peak resident memory: weights, optimizer state and the activations one step keeps.
@@ -358,7 +418,13 @@ int main(int argc, char** argv) {
       std::vector<std::string> overrides = l.train.overrides;
       if (!l.train.compute.device.empty()) overrides.push_back("train.device=" + l.train.compute.device);
       if (!l.train.compute.precision.empty()) overrides.push_back("train.precision=" + l.train.compute.precision);
-      return run_train(l.train.config_path, overrides, l.train.output, l.train.resume);
+      return run_train(l.train.config_path, overrides, l.train.output, l.train.resume, l.train.merge);
+    }
+    if (c == "rank") return run_rank(l.rank);
+    if (c == "merge-adapter") {
+      const int layers = graft::finetune::merge_adapter_folder(l.merge_adapter.model_folder, l.merge_adapter.output);
+      std::printf("merge-adapter: %d layers merged; model folder %s\n", layers, l.merge_adapter.output.c_str());
+      return 0;
     }
     if (c == "predict") return run_predict(l.predict);
     if (c == "evaluate") {

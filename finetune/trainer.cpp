@@ -100,10 +100,12 @@ std::uint64_t seed_run(const RunConfig& config) {
 void start_run_folder(const RunConfig& config, torch::nn::Module& model, backbones::BackboneImpl& backbone,
                       TrainingTask& task) {
   if (!config.init_from.empty()) task.notes.push_back(load_initial_model(model, config).summary());
+  backbones::LoadReport report;
   if (!config.weights.empty()) {
-    const auto report = backbones::load_weights(backbone, config.weights, !config.lenient);
+    report = backbones::load_weights(backbone, config.weights, !config.lenient);
     task.notes.push_back(report.summary());
   }
+  task.frozen_base = apply_tuning_settings(backbone, config, config.weights.empty() ? nullptr : &report);
   // Before anything runs the model (a linear probe's embeddings): every task's tensors then go
   // where the model is.
   model.to(parse_device(config.train.device, "train.device"));

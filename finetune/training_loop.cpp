@@ -12,6 +12,7 @@
 
 #include "backbones/batchnorm_mode.h"
 #include "backbones/checkpoint_file.h"
+#include "backbones/lora.h"
 #include "backbones/weight_loading.h"
 #include "finetune/device.h"
 #include "finetune/distributed.h"
@@ -93,24 +94,30 @@ std::vector<ParameterGroup> parameter_groups(const TrainingTask& task, const Tra
   if (layer_decay <= 0.0 || layer_decay > 1.0) throw Error("train.layer_decay must be in (0, 1] (1 turns it off)");
   std::vector<ParameterGroup> groups;
   const bool by_layer = layer_decay < 1.0 && task.layer_of && task.layer_count > 0;
+  // With adapters, the frozen base weights stay out of the optimizer and its state.
+  const bool adapted = backbones::has_lora(*task.backbone);
+  std::vector<std::pair<std::string, torch::Tensor>> tuned;
+  for (const auto& item : task.backbone->named_parameters()) {
+    if (!adapted || backbones::is_lora_parameter(item.key())) tuned.emplace_back(item.key(), item.value());
+  }
   if (!by_layer) {
     ParameterGroup backbone{{}, {}, lr};
-    for (const auto& item : task.backbone->named_parameters()) {
-      backbone.names.push_back(item.key());
-      backbone.parameters.push_back(item.value());
+    for (const auto& item : tuned) {
+      backbone.names.push_back(item.first);
+      backbone.parameters.push_back(item.second);
     }
     groups.push_back(std::move(backbone));
   } else {
     // BEiT's layer-wise decay: layer l of L gets lr * decay^(L - l); parameters outside the
     // numbered layers (the final norm) count as layer L.
     std::map<int, ParameterGroup> by_id;
-    for (const auto& item : task.backbone->named_parameters()) {
-      int layer = task.layer_of(item.key());
+    for (const auto& item : tuned) {
+      int layer = task.layer_of(item.first);
       if (layer < 0 || layer > task.layer_count) layer = task.layer_count;
       auto& group = by_id[layer];
       group.lr = lr * std::pow(layer_decay, task.layer_count - layer);
-      group.names.push_back(item.key());
-      group.parameters.push_back(item.value());
+      group.names.push_back(item.first);
+      group.parameters.push_back(item.second);
     }
     for (auto& [layer, group] : by_id) groups.push_back(std::move(group));
   }
@@ -211,7 +218,10 @@ double train_step(LoopState& state, double clip_norm, int epoch, int step) {
                 " (loss is not finite); lower train.lr. The last good checkpoint is " + state.checkpoint_path);
   }
   state.scaler.scale_loss(loss).backward();
-  const std::vector<torch::Tensor> parameters = state.task.model->parameters();
+  std::vector<torch::Tensor> parameters;
+  for (const auto& parameter : state.task.model->parameters()) {
+    if (parameter.requires_grad()) parameters.push_back(parameter);
+  }
   if (state.group) state.group->average_gradients(parameters);
   // fp16: a step whose gradients overflowed is skipped (the scale halves), as GradScaler does.
   // Every rank holds the same averaged gradients, so every rank skips the same steps.
@@ -303,9 +313,10 @@ TrainResult run_training(const RunConfig& config, TrainingTask& task, const std:
 
   const double clip_norm = train_settings.grad_clip_norm;
   const int patience = train_settings.early_stopping_patience;
+  const std::vector<torch::Tensor> tunable = tunable_parameters(*task.backbone);
   for (int epoch = position.next_epoch; epoch < epochs; ++epoch) {
     const bool frozen = epoch < task.frozen_epochs;
-    for (auto& parameter : task.backbone->parameters()) parameter.set_requires_grad(!frozen);
+    for (auto parameter : tunable) parameter.set_requires_grad(!frozen);
     task.model->train();
     if (frozen) task.backbone->eval();  // a linear probe keeps the backbone's statistics too
     TrainEvent epoch_start{"epoch_start", epoch};
@@ -349,7 +360,7 @@ TrainResult run_training(const RunConfig& config, TrainingTask& task, const std:
       result.best_val_metric = validated ? val_metric : 0.0;
       result.best_epoch = epoch;
       position.epochs_without_improvement = 0;
-      if (writer) backbones::write_safetensors(backbones::state_dict_of(*task.model), model_weights_path(output));
+      if (writer) write_model_weights(*task.model, task.frozen_base, model_weights_path(output));
     } else {
       ++position.epochs_without_improvement;
     }
@@ -397,6 +408,7 @@ void write_archive(torch::serialize::OutputArchive& archive, const std::string& 
 void load_best_weights(torch::nn::Module& model, const std::string& output) {
   const std::string path = model_weights_path(output);
   const auto weights = backbones::read_checkpoint(path);
+  if (holds_adapters(weights)) return load_adapter_weights(model, weights, path, output);
   backbones::LoadOptions strict;
   backbones::load_state_dict(model, weights.tensors, strict, path);
   model.eval();

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "finetune/adapters.h"
 #include "finetune/model_folder.h"
 #include "finetune/train_events.h"
 
@@ -45,9 +46,11 @@ struct TrainingTask {
   // (0 = embeddings ... layer_count), as BackboneImpl::layer_of gives it.
   std::function<int(const std::string&)> layer_of;
   int layer_count = 0;
+  // An adapter run's base weights (apply_tuning_settings), which model.safetensors leaves out.
+  std::optional<FrozenBase> frozen_base;
 };
 
-// The optimizer's parameter groups: the backbone at train.lr (or, with train.layer_decay < 1 and
+// The optimizer's parameter groups (a backbone with adapters contributes only those): the backbone at train.lr (or, with train.layer_decay < 1 and
 // a layered backbone, one group per layer at lr * decay^(layer_count - layer)), then the head at
 // lr * head_lr_multiplier.
 struct ParameterGroup {
@@ -70,7 +73,8 @@ TrainResult run_training(const RunConfig& config, TrainingTask& task, const std:
 // LibTorch's own file writer would end the process from a destructor.
 void write_archive(torch::serialize::OutputArchive& archive, const std::string& path);
 
-// Loads `output`/model.safetensors (the best epoch's weights) into `model`, strictly, in eval mode.
+// Loads `output`/model.safetensors (the best epoch's weights) into `model`, strictly (an adapter
+// folder's through load_adapter_weights), in eval mode.
 void load_best_weights(torch::nn::Module& model, const std::string& output);
 
 // Records metrics on a test split, seen once: result.test_metrics ("test_" + name) and

@@ -4,6 +4,7 @@
 #include "finetune/inference/predictor.h"
 #include "finetune/run_config.h"
 #include "finetune/run_task.h"
+#include "finetune/transferability.h"
 #include "io/segment_names.h"
 
 namespace graft::gui {
@@ -60,6 +61,27 @@ void PredictionJob::run() {
                                  " model gives no overlay; `graft predict` writes its probability table");
     }
     Q_EMIT succeeded(result);
+  } catch (const std::exception& error) {
+    Q_EMIT failed(QString::fromStdString(error.what()));
+  }
+}
+
+RankJob::RankJob(finetune::RunConfig settings, std::vector<std::string> backbones, QObject* parent)
+    : QThread(parent), settings_(std::move(settings)), backbones_(std::move(backbones)) {}
+
+void RankJob::run() {
+  try {
+    finetune::RankRequest request;
+    request.settings = settings_;
+    request.task = settings_.task;
+    request.backbones = backbones_;
+    const auto rows = finetune::rank_backbones(
+        request, [this](const std::string& step) { Q_EMIT progress(QString::fromStdString(step)); });
+    QList<RankedBackbone> ranking;
+    for (const auto& row : rows) {
+      ranking.push_back({QString::fromStdString(row.backbone), row.logme, row.samples, row.seconds});
+    }
+    Q_EMIT succeeded(ranking);
   } catch (const std::exception& error) {
     Q_EMIT failed(QString::fromStdString(error.what()));
   }

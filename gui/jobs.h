@@ -1,8 +1,9 @@
 #pragma once
 
-// Long work off the UI thread: training and prediction run in their own QThread and report
+// Long work off the UI thread: training, prediction and backbone ranking run in their own QThread and report
 // through queued signals, so the window keeps drawing. This header keeps LibTorch out of the
 // widgets' translation units; only jobs.cpp includes it.
+#include <QList>
 #include <QString>
 #include <QThread>
 #include <atomic>
@@ -67,7 +68,37 @@ class PredictionJob : public QThread {
   QString source_;
 };
 
+// One backbone's LogME score on the dataset (finetune/transferability.h), best first.
+struct RankedBackbone {
+  QString backbone;
+  double logme = 0.0;
+  qint64 samples = 0;
+  double seconds = 0.0;
+};
+
+// `graft rank` off the UI thread: each backbone in `backbones` embeds the dataset `settings` names
+// through its own Contract, and LogME scores it.
+class RankJob : public QThread {
+  Q_OBJECT
+
+ public:
+  RankJob(finetune::RunConfig settings, std::vector<std::string> backbones, QObject* parent = nullptr);
+
+ Q_SIGNALS:
+  void progress(const QString& step);
+  void succeeded(const QList<graft::gui::RankedBackbone>& ranking);
+  void failed(const QString& message);
+
+ protected:
+  void run() override;
+
+ private:
+  finetune::RunConfig settings_;
+  std::vector<std::string> backbones_;
+};
+
 }  // namespace graft::gui
 
 Q_DECLARE_METATYPE(graft::finetune::TrainEvent)
 Q_DECLARE_METATYPE(graft::gui::PredictionResult)
+Q_DECLARE_METATYPE(graft::gui::RankedBackbone)

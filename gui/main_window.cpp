@@ -102,6 +102,8 @@ Window automatic_window(const io::Image& image) {
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   qRegisterMetaType<finetune::TrainEvent>();
   qRegisterMetaType<PredictionResult>();
+  qRegisterMetaType<RankedBackbone>();
+  qRegisterMetaType<QList<RankedBackbone>>();
   setWindowTitle("graft");
   setAcceptDrops(true);
   resize(1500, 950);
@@ -211,6 +213,7 @@ MainWindow::~MainWindow() {
     training_job_->wait();
   }
   if (prediction_job_) prediction_job_->wait();
+  if (rank_job_) rank_job_->wait();
 }
 
 QWidget* MainWindow::build_backbone_tab() {
@@ -244,7 +247,87 @@ QWidget* MainWindow::build_backbone_tab() {
   plan_report_->setLineWrapMode(QTextEdit::WidgetWidth);
   plan_report_->setFontFamily("monospace");
   layout->addWidget(plan_report_, 1);
+
+  // Which backbone to fine-tune: LogME of each candidate's frozen features on the Dataset tab's
+  // cases, in minutes rather than a training run per backbone.
+  layout->addWidget(new QLabel("Candidates to rank on the Dataset tab's cases (comma-separated):"));
+  auto* rank_row = new QHBoxLayout;
+  rank_candidates_ = new QLineEdit;
+  rank_candidates_->setObjectName("rank_candidates");
+  rank_candidates_->setText(fitting_backbones());
+  rank_row->addWidget(rank_candidates_, 1);
+  rank_ = new QPushButton("Rank the backbones on this dataset");
+  rank_->setObjectName("rank_backbones");
+  connect(rank_, &QPushButton::clicked, this, &MainWindow::start_ranking);
+  rank_row->addWidget(rank_);
+  layout->addLayout(rank_row);
+  rank_table_ = new QTableWidget(0, 4);
+  rank_table_->setObjectName("rank_table");
+  rank_table_->setHorizontalHeaderLabels({"backbone", "LogME", "samples", "seconds"});
+  rank_table_->horizontalHeader()->setStretchLastSection(true);
+  rank_table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  rank_table_->setSelectionBehavior(QAbstractItemView::SelectRows);
+  rank_table_->setMaximumHeight(160);
+  // Choosing a row chooses that backbone.
+  connect(rank_table_, &QTableWidget::cellClicked, this, [this](int row, int) {
+    const int index = backbone_->findText(rank_table_->item(row, 0)->text());
+    if (index >= 0) backbone_->setCurrentIndex(index);
+  });
+  layout->addWidget(rank_table_);
   return tab;
+}
+
+QString MainWindow::fitting_backbones() const {
+  if (backbone_ == nullptr || backbone_->currentText().isEmpty()) return {};
+  const preprocess::Contract& chosen = backbones::find_backbone(backbone_->currentText().toStdString()).contract;
+  QStringList names;
+  for (int i = 0; i < backbone_->count(); ++i) {
+    const preprocess::Contract& contract = backbones::find_backbone(backbone_->itemText(i).toStdString()).contract;
+    if (contract.spatial_dims == chosen.spatial_dims && contract.channel_count() == chosen.channel_count()) {
+      names.push_back(backbone_->itemText(i));
+    }
+  }
+  return names.join(",");
+}
+
+void MainWindow::start_ranking() {
+  if (rank_job_) return;
+  std::vector<std::string> candidates;
+  for (const QString& name : rank_candidates_->text().split(',', Qt::SkipEmptyParts)) {
+    candidates.push_back(name.trimmed().toStdString());
+  }
+  finetune::RunConfig settings;
+  try {
+    settings = form_run_config();
+    if (settings.data.manifest.empty()) throw UsageError("choose the cases on the Dataset tab first");
+    if (candidates.empty()) throw UsageError("name at least one backbone to rank");
+  } catch (const std::exception& error) {
+    report(QString::fromStdString(error.what()), true);
+    return;
+  }
+  rank_table_->setRowCount(0);
+  rank_job_ = new RankJob(settings, candidates, this);
+  connect(rank_job_, &RankJob::progress, this, [this](const QString& step) { report("ranking: " + step); });
+  connect(rank_job_, &RankJob::succeeded, this, [this](const QList<RankedBackbone>& ranking) {
+    rank_table_->setRowCount(static_cast<int>(ranking.size()));
+    for (int row = 0; row < ranking.size(); ++row) {
+      const RankedBackbone& ranked = ranking[row];
+      rank_table_->setItem(row, 0, new QTableWidgetItem(ranked.backbone));
+      rank_table_->setItem(row, 1, new QTableWidgetItem(QString::number(ranked.logme, 'f', 4)));
+      rank_table_->setItem(row, 2, new QTableWidgetItem(QString::number(ranked.samples)));
+      rank_table_->setItem(row, 3, new QTableWidgetItem(QString::number(ranked.seconds, 'f', 1)));
+    }
+    if (!ranking.isEmpty()) report("ranked: " + ranking.front().backbone + " scores best; click a row to choose it");
+  });
+  connect(rank_job_, &RankJob::failed, this, [this](const QString& message) { report(message, true); });
+  connect(rank_job_, &QThread::finished, this, [this] {
+    rank_job_->deleteLater();
+    rank_job_ = nullptr;
+    rank_->setEnabled(true);
+  });
+  rank_->setEnabled(false);
+  report("ranking " + QString::number(candidates.size()) + " backbones...");
+  rank_job_->start();
 }
 
 QWidget* MainWindow::build_dataset_tab() {
@@ -714,31 +797,36 @@ void MainWindow::load_cases() {
   }
 }
 
+finetune::RunConfig MainWindow::form_run_config() const {
+  // The form's fields override a run file's (head, classes, contract overrides, ...).
+  const std::string run_file = run_config_->text().trimmed().toStdString();
+  finetune::RunConfig config = run_file.empty() ? finetune::default_run_config() : finetune::resolve_run_config(run_file, {});
+  config.task = task_->currentText().toStdString();
+  config.backbone = backbone_->currentText().toStdString();
+  config.output = output_->text().toStdString();
+  config.data.manifest = manifest_->text().toStdString();
+  config.data.patch_size = {patch_[0]->value(), patch_[1]->value(), patch_[2]->value()};
+  config.data.batches_per_epoch = batches_per_epoch_->value();
+  config.train.epochs = epochs_->value();
+  config.train.lr = learning_rate_->value();
+  config.train.freeze_backbone_epochs = freeze_epochs_->value();
+  // One core stays with the window, so it keeps drawing while the run computes.
+  const int threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) - 1);
+  config.train.threads = threads;
+  config.data.workers = 1;
+  return config;
+}
+
 void MainWindow::start_training(bool resume) {
   if (training_job_) return;
   finetune::RunConfig config;
   try {
-    const std::string output = output_->text().toStdString();
     if (resume) {
       // A resumed run continues under its own saved settings; only the epoch count may grow.
-      config = finetune::read_run_folder_config(output);
+      config = finetune::read_run_folder_config(output_->text().toStdString());
       config.train.epochs = std::max(config.train.epochs, epochs_->value());
     } else {
-      // The form's fields override a run file's (head, classes, contract overrides, ...).
-      const std::string run_file = run_config_->text().trimmed().toStdString();
-      config = run_file.empty() ? finetune::default_run_config() : finetune::resolve_run_config(run_file, {});
-      config.task = task_->currentText().toStdString();
-      config.backbone = backbone_->currentText().toStdString();
-      config.output = output;
-      config.data.manifest = manifest_->text().toStdString();
-      config.data.patch_size = {patch_[0]->value(), patch_[1]->value(), patch_[2]->value()};
-      config.data.batches_per_epoch = batches_per_epoch_->value();
-      config.train.epochs = epochs_->value();
-      config.train.lr = learning_rate_->value();
-      config.train.freeze_backbone_epochs = freeze_epochs_->value();
-      // One core stays with the window, so it keeps drawing while the run computes.
-      config.train.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) - 1);
-      config.data.workers = 1;
+      config = form_run_config();
     }
   } catch (const std::exception& error) {
     report(QString::fromStdString(error.what()), true);

@@ -74,6 +74,7 @@ class MainWindow : public QMainWindow {
   int metric_points() const;
   TrainingJob* training_job() const { return training_job_; }
   PredictionJob* prediction_job() const { return prediction_job_; }
+  RankJob* rank_job() const { return rank_job_; }
   QString last_message() const { return last_message_; }
 
  protected:
@@ -96,7 +97,13 @@ class MainWindow : public QMainWindow {
   void choose_fitting_backbone();
   void apply_contract_defaults();
   void load_cases();
+  // The run settings the form describes (over the run file's, when one is named).
+  finetune::RunConfig form_run_config() const;
   void start_training(bool resume);
+  // Ranks the backbones listed beside the button on the Dataset tab's manifest (finetune/transferability.h).
+  void start_ranking();
+  // The registered backbones that take the chosen backbone's inputs (dimensions and channels).
+  QString fitting_backbones() const;
   void on_training_progress(const finetune::TrainEvent& event);
   void start_prediction();
   void report(const QString& message, bool error = false);
@@ -126,6 +133,10 @@ class MainWindow : public QMainWindow {
 
   QComboBox* backbone_ = nullptr;
   QTextEdit* plan_report_ = nullptr;
+  QLineEdit* rank_candidates_ = nullptr;
+  QPushButton* rank_ = nullptr;
+  QTableWidget* rank_table_ = nullptr;
+  RankJob* rank_job_ = nullptr;
   QPlainTextEdit* plan_warnings_ = nullptr;
 
   QLineEdit* manifest_ = nullptr;

@@ -8,10 +8,14 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <set>
 
 #include "datasets/chip_data.h"
 #include "datasets/manifest.h"
+#include "backbones/factory.h"
+#include "finetune/adapters.h"
 #include "finetune/tasks/classification/classification.h"
+#include "finetune/transferability.h"
 #include "finetune/inference/predict.h"
 #include "finetune/inference/predictor.h"
 #include "finetune/run_config.h"
@@ -287,6 +291,106 @@ TEST(SceneClassification, LinearProbeAndFineTuneLearnSeparableClassesAndPredictF
   EXPECT_NE(unweighted.find("tune/model.safetensors"), std::string::npos) << unweighted;
   const std::string other_task = graft::testing::error_message([&] { Predictor(ModelFolder(folder + "/probe")); });
   EXPECT_NE(other_task.find("'classification', not 'segmentation'"), std::string::npos) << other_task;
+}
+
+// A LoRA run on a ViT: its model folder keeps the adapters and the head, not the base weights,
+// which it names and fingerprints; it predicts as the merged folder does; and a base checkpoint
+// that has changed since is refused by name.
+TEST(SceneClassification, LoraFolderKeepsAdaptersAndHeadAndPredictsAsItsMergedFolder) {
+  const std::string folder = graft::testing::temp_dir();
+  const std::string manifest = write_chip_manifest(folder, {{"water"}, {"vegetation"}, {"bare"}}, 12, 17);
+  const std::string base_path = folder + "/base.safetensors";
+  torch::manual_seed(21);
+  auto base = backbones::create_backbone("geo-vit-s16-s2");
+  backbones::write_safetensors(backbones::state_dict_of(*base), base_path);
+
+  RunConfig config = chip_run_config(manifest, folder + "/lora");
+  config.backbone = "geo-vit-s16-s2";
+  config.weights = base_path;
+  config.data.contract["target_size_xyz"] = {32, 32, 1};
+  config.train.adapter = "lora";
+  config.train.lora_rank = 4;
+  config.train.epochs = 3;
+  config.train.activation_checkpointing = true;
+  const TrainResult result = train_classifier(config, {}, false);
+  EXPECT_GT(result.best_val_metric, 0.5) << "three classes: chance is 1/3";
+
+  const auto saved = backbones::read_checkpoint(folder + "/lora/model.safetensors");
+  std::set<std::string> names;
+  for (const auto& item : saved.tensors) names.insert(item.first);
+  EXPECT_TRUE(names.count("backbone.blocks.0.attn.qkv.lora_A"));
+  EXPECT_TRUE(names.count("backbone.blocks.11.attn.proj.lora_B"));
+  EXPECT_FALSE(names.count("backbone.blocks.0.attn.qkv.weight")) << "the base weights stay in the base checkpoint";
+  EXPECT_FALSE(names.count("backbone.patch_embed.proj.weight"));
+  for (const auto& name : names) {
+    EXPECT_TRUE(name.rfind("backbone.", 0) != 0 || name.find(".lora_") != std::string::npos) << name;
+  }
+  EXPECT_EQ(saved.values["graft.adapter"], "lora");
+  EXPECT_EQ(saved.values["graft.base_weights"], fs::absolute(base_path).lexically_normal().string());
+  EXPECT_LT(fs::file_size(folder + "/lora/model.safetensors") * 20, fs::file_size(base_path));
+  const auto lora_b = std::find_if(saved.tensors.begin(), saved.tensors.end(),
+                                   [](const auto& item) { return item.first == "backbone.blocks.3.attn.qkv.lora_B"; });
+  ASSERT_NE(lora_b, saved.tensors.end());
+  EXPECT_GT(backbones::to_torch(lora_b->second).abs().max().item<double>(), 0.0) << "the adapters trained";
+
+  std::mt19937 random(31);
+  std::vector<io::Image> chips;
+  for (const std::string name : {"bare", "vegetation", "water"}) chips.push_back(synthetic_chip({name}, random));
+  std::vector<std::vector<double>> adapted;
+  {
+    Classifier classifier(ModelFolder(folder + "/lora"));
+    for (const auto& chip : chips) adapted.push_back(classifier.probabilities(chip, "chip"));
+  }
+
+  EXPECT_EQ(merge_adapter_folder(folder + "/lora", folder + "/merged"), 24);
+  const auto merged_file = backbones::read_checkpoint(folder + "/merged/model.safetensors");
+  EXPECT_FALSE(merged_file.values.contains("graft.adapter"));
+  EXPECT_EQ(read_json_file(folder + "/merged/config.json")["train"]["adapter"], "none");
+  EXPECT_FALSE(fs::exists(folder + "/merged/checkpoint.pt"));
+  Classifier merged(ModelFolder(folder + "/merged"));
+  for (std::size_t i = 0; i < chips.size(); ++i) {
+    const auto p = merged.probabilities(chips[i], "chip");
+    for (std::size_t c = 0; c < p.size(); ++c) EXPECT_NEAR(p[c], adapted[i][c], 1e-5) << i << " " << c;
+  }
+
+  // Another checkpoint at the recorded path: the adapters no longer belong to it.
+  torch::manual_seed(22);
+  backbones::write_safetensors(backbones::state_dict_of(*backbones::create_backbone("geo-vit-s16-s2")), base_path);
+  const std::string changed = graft::testing::error_message([&] { Classifier(ModelFolder(folder + "/lora")); });
+  EXPECT_NE(changed.find("lora/model.safetensors"), std::string::npos) << changed;
+  EXPECT_NE(changed.find("graft.base_fingerprint"), std::string::npos) << changed;
+  fs::remove(base_path);
+  const std::string missing = graft::testing::error_message([&] { Classifier(ModelFolder(folder + "/lora")); });
+  EXPECT_NE(missing.find("graft.base_weights"), std::string::npos) << missing;
+  // The merged folder needs no base checkpoint.
+  EXPECT_NO_THROW(Classifier(ModelFolder(folder + "/merged")));
+}
+
+// graft rank on a chip manifest: one pooled embedding per labelled chip, for a ResNet and a ViT through their own Contracts, best first, each with its time.
+TEST(SceneClassification, RankScoresBackbonesOnChipsWithPooledEmbeddings) {
+  const std::string folder = graft::testing::temp_dir();
+  const std::string manifest = write_chip_manifest(folder, {{"water"}, {"vegetation"}, {"bare"}}, 6, 23);
+  RankRequest request;
+  request.settings = chip_run_config(manifest, folder + "/unused");
+  request.settings.data.contract["target_size_xyz"] = {32, 32, 1};
+  request.backbones = {"geo-resnet18-s2", "geo-vit-s16-s2"};
+  std::vector<std::string> heard;
+  const auto rows = rank_backbones(request, [&](const std::string& step) { heard.push_back(step); });
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(heard, (std::vector<std::string>{"backbone 1 of 2: geo-resnet18-s2", "backbone 2 of 2: geo-vit-s16-s2"}));
+  EXPECT_GE(rows[0].logme, rows[1].logme);
+  for (const auto& row : rows) {
+    EXPECT_EQ(row.samples, 18) << row.backbone << ": every chip, training and validation folds alike";
+    EXPECT_EQ(row.dims, row.backbone == "geo-vit-s16-s2" ? 384 : 512) << row.backbone;
+    EXPECT_EQ(row.level, "pooled");
+    EXPECT_GT(row.seconds, 0.0);
+    EXPECT_TRUE(std::isfinite(row.logme));
+  }
+  const std::string table = rank_table(rows);
+  EXPECT_NE(table.find("geo-vit-s16-s2"), std::string::npos) << table;
+  request.weights = {"only-one.pth"};
+  const std::string refused = graft::testing::error_message([&] { rank_backbones(request); });
+  EXPECT_NE(refused.find("1 checkpoints for 2 backbones"), std::string::npos) << refused;
 }
 
 TEST(SceneClassification, MultiLabelChipsTrainWithBinaryCrossEntropy) {

@@ -382,6 +382,35 @@ class MainWindowTest : public QObject {
   }
 
   // Open, train one epoch, cancel a second run and resume it, predict, overlay, save.
+  // "Rank the backbones on this dataset": LogME of each candidate on the Dataset tab's cases, best
+  // first, off the UI thread; a click on a row chooses that backbone.
+  void ranks_the_backbones_on_the_dataset() {
+    QTemporaryDir folder;
+    const std::string root = folder.path().toStdString();
+    MainWindow window;
+    QVERIFY(start_session_on_synthetic_ct(window, root));
+    child<QComboBox>(window, "backbone")->setCurrentText("med3d-resnet10");
+    fill_training_form(window, root, root + "/model", 1, 1);
+    auto* candidates = child<QLineEdit>(window, "rank_candidates");
+    QVERIFY2(candidates->text().contains("med3d-resnet18"), qPrintable(candidates->text()));
+    QVERIFY2(!candidates->text().contains("vit"), "2D backbones do not take a CT volume");
+    candidates->setText("med3d-resnet10, med3d-resnet18");
+    QTest::mouseClick(child<QPushButton>(window, "rank_backbones"), Qt::LeftButton);
+    QVERIFY(window.rank_job());
+    const double stall_ms = longest_ui_stall_ms([&] { return window.rank_job() != nullptr; }, 300000);
+    QVERIFY2(!window.rank_job(), "ranking finished within 5 minutes");
+    QVERIFY2(stall_ms < 100.0, qPrintable(QString("the UI thread stalled %1 ms").arg(stall_ms)));
+    QVERIFY2(window.last_message().startsWith("ranked"), qPrintable(window.last_message()));
+    auto* table = child<QTableWidget>(window, "rank_table");
+    QCOMPARE(table->rowCount(), 2);
+    QVERIFY(table->item(0, 1)->text().toDouble() >= table->item(1, 1)->text().toDouble());
+    QVERIFY(table->item(0, 2)->text().toLongLong() > 0);
+    screenshot(window, "03_ranked_backbones");
+    const QString second = table->item(1, 0)->text();
+    QTest::mouseClick(table->viewport(), Qt::LeftButton, {}, table->visualItemRect(table->item(1, 0)).center());
+    QCOMPARE(child<QComboBox>(window, "backbone")->currentText(), second);
+  }
+
   void scripted_session() {
     QTemporaryDir folder;
     const std::string root = folder.path().toStdString();

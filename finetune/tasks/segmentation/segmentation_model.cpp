@@ -215,12 +215,23 @@ torch::Tensor focal_loss(const torch::Tensor& logits, const torch::Tensor& label
 }
 
 double seconds_per_training_step(SegmentationModelImpl& model, const torch::Tensor& x, const torch::Tensor& y,
-                                 const ComputeTarget& target, int steps) {
+                                 const ComputeTarget& target, int steps, const std::string& optimizer_name) {
   model.train();
-  torch::optim::SGD optimizer(model.parameters(), torch::optim::SGDOptions(1e-3).momentum(0.9));
+  std::vector<torch::Tensor> trained;
+  for (const auto& parameter : model.parameters()) {
+    if (parameter.requires_grad()) trained.push_back(parameter);
+  }
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  if (optimizer_name == "sgd") {
+    optimizer = std::make_unique<torch::optim::SGD>(trained, torch::optim::SGDOptions(1e-3).momentum(0.9));
+  } else if (optimizer_name == "adamw") {
+    optimizer = std::make_unique<torch::optim::AdamW>(trained, torch::optim::AdamWOptions(1e-4));
+  } else {
+    throw UsageError("unknown optimizer '" + optimizer_name + "' (expected sgd or adamw)");
+  }
   LossScaler scaler(target.precision == Precision::kFloat16);
   auto step = [&] {
-    optimizer.zero_grad();
+    optimizer->zero_grad();
     torch::Tensor loss;
     {
       AutocastScope autocast(target.device, target.precision);
@@ -228,8 +239,8 @@ double seconds_per_training_step(SegmentationModelImpl& model, const torch::Tens
       loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), to_device(y, target.device));
     }
     scaler.scale_loss(loss).backward();
-    if (scaler.unscale_and_check(model.parameters())) {
-      optimizer.step();
+    if (scaler.unscale_and_check(trained)) {
+      optimizer->step();
       scaler.step_taken();
     }
   };

@@ -60,11 +60,12 @@ TORCH_MODULE(SegmentationModel);
 // with one thread, so without this a 2-core machine would train on half of it. Returns the count.
 int set_compute_threads(int requested);
 
-// The benches' training step: SGD with momentum on cross-entropy, the host batch (x, y) copied to
-// target.device every step as a loader's batch is, autocast at target.precision and fp16 loss
-// scaling. Returns seconds per step over `steps` timed steps, after one warm-up step.
+// The benches' training step: `optimizer` ("sgd": momentum 0.9, or "adamw") over the parameters
+// that need gradients, on cross-entropy, the host batch (x, y) copied to target.device every step
+// as a loader's batch is, autocast at target.precision and fp16 loss scaling. Returns seconds per
+// step over `steps` timed steps, after one warm-up step.
 double seconds_per_training_step(SegmentationModelImpl& model, const torch::Tensor& x, const torch::Tensor& y,
-                                 const ComputeTarget& target, int steps);
+                                 const ComputeTarget& target, int steps, const std::string& optimizer = "sgd");
 
 // Dice + cross-entropy (nnU-Net's default): CE plus 1 - soft Dice averaged over the foreground
 // classes, with Dice computed over the whole batch.

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Does LogME rank backbones as fine-tuning does? Candidate med3d-resnet10 backbones with different
+# pretraining, all on synthetic CT (bench/synthetic_ct_cases): random weights, the demo's source
+# task (organ 1) for few and for many epochs, the spine, the body outline, and the target organ on
+# other volumes for few and many epochs. `graft rank` scores each on the target task's training
+# cases (organ 2, 4 volumes); then each is fine-tuned on them (the demo's recipe) and validated on 4
+# other volumes. Prints both per candidate and Kendall's tau between LogME and the best validation
+# Dice.
+#
+#   bash bench/run_rank_bench.sh [build-dir] [work-dir] [fine-tune epochs] [pretrain epochs: few many]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/machine.sh
+source bench/lib.sh
+build=${1:-build}
+work=${2:-/tmp/graft-rank-bench}
+finetune_epochs=${3:-6}
+few=${4:-1}
+many=${5:-8}
+graft=$build/cli/graft
+cases=$build/bench/synthetic_ct_cases
+for tool in "$graft" "$cases"; do [ -x "$tool" ] || { echo "bench: $tool is missing; build graft first" >&2; exit 1; }; done
+python=/usr/bin/python3
+rm -rf "$work"
+mkdir -p "$work"
+
+# Target: organ 2, 4 training and 4 validation volumes. Sources: 10 other volumes.
+"$cases" "$work/target" 200 4 organ2 train
+"$cases" "$work/target" 204 4 organ2 val
+grep -v ',val$' "$work/target/organ2.csv" > "$work/target/train.csv"
+for task in organ1 organ2 spine body; do "$cases" "$work/source" 100 10 "$task"; done
+
+# The demo's recipe: a U-Net head, 2 mm voxels, 32^3 patches, AdamW, cosine schedule.
+common=(--set backbone=med3d-resnet10 --set head=unet --set classes=2 --set data.patch_size=[32,32,32]
+        --set data.batch_size=2 --set data.batches_per_epoch=25 --set data.workers=1
+        --set data.foreground_fraction=0.5
+        --set 'data.contract={"resize": "spacing", "target_spacing_mm": [2.0, 2.0, 2.0], "crop_nonzero": false}'
+        --set train.optimizer=adamw --set train.lr=0.002 --set train.head_lr_multiplier=1.0
+        --set train.schedule=cosine --set train.threads=2)
+pretrain() {  # NAME TASK EPOCHS
+  "$graft" train --output "$work/pretrain-$1" "${common[@]}" --set "data.manifest=$work/source/$2.csv" \
+    --set "train.epochs=$3" > "$work/pretrain-$1.log"
+  "$python" bench/extract_backbone.py "$work/pretrain-$1" "$work/$1.pth"
+}
+names=(random organ1-few organ1-many spine body organ2-few organ2-many)
+started=$SECONDS
+pretrain organ1-few organ1 "$few"
+pretrain organ1-many organ1 "$many"
+pretrain spine spine 4
+pretrain body body 4
+pretrain organ2-few organ2 "$few"
+pretrain organ2-many organ2 "$many"
+echo "bench: pretrained 6 candidates in $((SECONDS - started)) s"
+
+backbones=() weights=() weight_list=()
+for name in "${names[@]}"; do
+  backbones+=(med3d-resnet10)
+  weights+=("$( [ "$name" = random ] || echo "$work/$name.pth")")
+  weight_list+=("$( [ "$name" = random ] && echo random || echo "$work/$name.pth")")
+done
+started=$SECONDS
+"$graft" rank --manifest "$work/target/train.csv" --backbones "$(IFS=,; echo "${backbones[*]}")" \
+  --weights "$(IFS=,; echo "${weight_list[*]}")" "${common[@]}" --csv "$work/rank.csv" > "$work/rank.txt"
+echo "bench: graft rank over ${#names[@]} candidates in $((SECONDS - started)) s"
+
+printf '%-14s %10s %14s %8s\n' candidate logme "val dice" seconds
+: > "$work/pairs"
+for i in "${!names[@]}"; do
+  name=${names[$i]}
+  weight=${weights[$i]}
+  logme=$(awk -F, -v w="$weight" 'NR > 1 && $3 == w {print $4}' "$work/rank.csv")
+  seconds=$(awk -F, -v w="$weight" 'NR > 1 && $3 == w {print $8}' "$work/rank.csv")
+  "$graft" train --output "$work/finetune-$name" "${common[@]}" --set "data.manifest=$work/target/organ2.csv" \
+    --set "weights=$weight" --set "train.epochs=$finetune_epochs" > "$work/finetune-$name.log"
+  dice=$(awk -F, 'NR == 1 {for (c = 1; c <= NF; ++c) if ($c == "val_dice") col = c} NR > 1 && $col > best {best = $col} END {print best}' \
+    "$work/finetune-$name/metrics.csv")
+  printf '%-14s %10.4f %14.4f %8.1f\n' "$name" "$logme" "$dice" "$seconds"
+  echo "$logme $dice" >> "$work/pairs"
+done
+# Kendall's tau-b between LogME and the fine-tuned Dice.
+"$python" - "$work/pairs" <<'PY'
+import sys
+pairs = [tuple(map(float, line.split())) for line in open(sys.argv[1])]
+concordant = discordant = ties_a = ties_b = 0
+for i in range(len(pairs)):
+    for j in range(i + 1, len(pairs)):
+        a = pairs[i][0] - pairs[j][0]
+        b = pairs[i][1] - pairs[j][1]
+        if a == 0 and b == 0:
+            continue
+        if a == 0:
+            ties_a += 1
+        elif b == 0:
+            ties_b += 1
+        elif a * b > 0:
+            concordant += 1
+        else:
+            discordant += 1
+n = concordant + discordant
+tau = (concordant - discordant) / (((n + ties_a) * (n + ties_b)) ** 0.5)
+print(f"kendall tau (LogME vs fine-tuned validation Dice, {len(pairs)} candidates): {tau:.3f}")
+PY

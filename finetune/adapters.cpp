@@ -1,0 +1,203 @@
+#include "finetune/adapters.h"
+
+#include <filesystem>
+#include <set>
+
+#include "backbones/factory.h"
+#include "backbones/lora.h"
+#include "backbones/block_checkpointing.h"
+#include "finetune/model_folder.h"
+#include "io/error.h"
+
+namespace graft::finetune {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The keys of an adapter file's metadata.
+constexpr const char* kAdapterKey = "graft.adapter";
+constexpr const char* kBaseWeightsKey = "graft.base_weights";
+constexpr const char* kBaseFingerprintKey = "graft.base_fingerprint";
+
+// The loaded parameters of `backbone`, in its parameter order, for the base fingerprint.
+std::vector<std::pair<std::string, torch::Tensor>> loaded_parameters(torch::nn::Module& backbone,
+                                                                      const backbones::LoadReport& loaded) {
+  const std::set<std::string> names(loaded.loaded.begin(), loaded.loaded.end());
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& item : backbone.named_parameters()) {
+    if (names.count(item.key()) != 0) tensors.emplace_back(item.key(), item.value());
+  }
+  return tensors;
+}
+
+std::string metadata_value(const backbones::CheckpointFile& file, const char* key) {
+  return file.values.contains(key) && file.values[key].is_string() ? file.values[key].get<std::string>() : "";
+}
+
+}  // namespace
+
+std::optional<FrozenBase> apply_tuning_settings(backbones::BackboneImpl& backbone, const RunConfig& config,
+                                                const backbones::LoadReport* loaded) {
+  const TrainSettings& train = config.train;
+  if (train.activation_checkpointing && backbones::set_activation_checkpointing(backbone, true) == 0) {
+    throw UsageError("train.activation_checkpointing: backbone " + config.backbone +
+                     " has no blocks that can be checkpointed (the ViTs have)");
+  }
+  if (train.adapter == "none") return std::nullopt;
+  if (train.adapter != "lora") {
+    throw UsageError("train.adapter: unknown adapter '" + train.adapter + "' (expected none or lora)");
+  }
+  if (!config.init_from.empty()) {
+    throw UsageError("train.adapter: lora adapts the backbone's `weights`; it does not start from init_from (" +
+                     config.init_from + ")");
+  }
+  if (train.linear_probe) throw UsageError("train.adapter: lora trains adapters, and train.linear_probe trains none");
+  std::optional<FrozenBase> base;
+  if (loaded != nullptr) {
+    const auto tensors = loaded_parameters(backbone, *loaded);
+    base = FrozenBase{fs::absolute(config.weights).lexically_normal().string(), backbones::tensors_fingerprint(tensors),
+                      {}};
+    for (const auto& item : tensors) base->tensors.push_back(item.second);
+  }
+  backbones::LoraSettings settings;
+  settings.rank = train.lora_rank;
+  settings.alpha = train.lora_alpha;
+  settings.targets = train.lora_targets;
+  backbones::add_lora(backbone, settings, "train.adapter lora on backbone " + config.backbone);
+  return base;
+}
+
+std::vector<torch::Tensor> tunable_parameters(torch::nn::Module& backbone) {
+  if (!backbones::has_lora(backbone)) return backbone.parameters();
+  std::vector<torch::Tensor> adapters;
+  for (const auto& item : backbone.named_parameters()) {
+    if (backbones::is_lora_parameter(item.key())) adapters.push_back(item.value());
+  }
+  return adapters;
+}
+
+backbones::BackboneImpl* model_backbone(torch::nn::Module& model) {
+  for (const auto& child : model.named_children()) {
+    if (child.key() == "backbone") return dynamic_cast<backbones::BackboneImpl*>(child.value().get());
+  }
+  return nullptr;
+}
+
+void write_model_weights(torch::nn::Module& model, const std::optional<FrozenBase>& base, const std::string& path) {
+  if (!base) {
+    backbones::write_safetensors(backbones::state_dict_of(model), path,
+                                 backbones::has_lora(model) ? std::map<std::string, std::string>{{kAdapterKey, "lora"}}
+                                                            : std::map<std::string, std::string>{});
+    return;
+  }
+  std::set<const void*> left_out;
+  for (const auto& tensor : base->tensors) left_out.insert(tensor.unsafeGetTensorImpl());
+  backbones::StateDict kept;
+  for (const auto& item : model.named_parameters()) {
+    if (left_out.count(item.value().unsafeGetTensorImpl()) == 0) kept.emplace_back(item.key(), backbones::from_torch(item.value()));
+  }
+  for (const auto& item : model.named_buffers()) kept.emplace_back(item.key(), backbones::from_torch(item.value()));
+  backbones::write_safetensors(kept, path,
+                               {{kAdapterKey, "lora"}, {kBaseWeightsKey, base->weights_path},
+                                {kBaseFingerprintKey, base->fingerprint}});
+}
+
+bool holds_adapters(const backbones::CheckpointFile& file) { return metadata_value(file, kAdapterKey) == "lora"; }
+
+void load_adapter_weights(torch::nn::Module& model, const backbones::CheckpointFile& file, const std::string& path,
+                          const std::string& folder) {
+  backbones::BackboneImpl* backbone = model_backbone(model);
+  if (backbone == nullptr) throw Error(path + ": holds LoRA adapters, and this model has no backbone to take them");
+  const std::string recorded_base = metadata_value(file, kBaseWeightsKey);
+  if (!backbones::has_lora(*backbone)) {
+    const RunConfig config = read_run_folder_config(folder);
+    if (config.train.adapter != "lora") {
+      throw Error(path + ": holds LoRA adapters, but " + folder + "/config.json has train.adapter '" +
+                  config.train.adapter + "'");
+    }
+    if (recorded_base.empty()) {
+      apply_tuning_settings(*backbone, config, nullptr);
+    } else {
+      // The absolute path recorded at training, else `weights` as the config gives it.
+      std::string base_path = recorded_base;
+      if (!fs::exists(base_path) && !config.weights.empty() && fs::exists(config.weights)) base_path = config.weights;
+      if (!fs::exists(base_path)) {
+        throw Error(path + ": the adapters' base checkpoint " + recorded_base +
+                    " (field graft.base_weights; config.json's weights: '" + config.weights + "') is not there");
+      }
+      const backbones::LoadReport report = backbones::load_weights(*backbone, base_path, !config.lenient);
+      const std::optional<FrozenBase> base = apply_tuning_settings(*backbone, config, &report);
+      const std::string recorded_fingerprint = metadata_value(file, kBaseFingerprintKey);
+      if (base->fingerprint != recorded_fingerprint) {
+        throw Error(path + ": the adapters were trained on other base weights than " + base_path +
+                    " now holds (field graft.base_fingerprint is " + recorded_fingerprint + ", the file gives " +
+                    base->fingerprint + ")");
+      }
+    }
+  }
+  backbones::LoadOptions lenient;
+  lenient.strict = false;
+  const backbones::LoadReport report = backbones::load_state_dict(model, file.tensors, lenient, path);
+  std::vector<std::string> unexplained = report.unexpected;
+  unexplained.insert(unexplained.end(), report.mismatched.begin(), report.mismatched.end());
+  // A tensor the file lacks must be a frozen base weight, and only a file that names its base has any.
+  std::set<std::string> frozen;
+  for (const auto& item : model.named_parameters()) {
+    if (!item.value().requires_grad() && !backbones::is_lora_parameter(item.key())) frozen.insert(item.key());
+  }
+  for (const auto& name : report.missing) {
+    if (recorded_base.empty() || frozen.count(name) == 0) unexplained.push_back(name + " (missing)");
+  }
+  if (!unexplained.empty()) {
+    std::string names;
+    for (const auto& name : unexplained) names += "\n  " + name;
+    throw Error(path + ": the adapter file does not fit the model its folder describes:" + names);
+  }
+  model.eval();
+}
+
+int merge_adapter_folder(const std::string& folder, const std::string& output) {
+  const ModelFolder model_folder(folder);
+  const RunConfig config = model_folder.config();
+  const std::string path = model_folder.weights_path();
+  const backbones::CheckpointFile file = backbones::read_checkpoint(path);
+  if (!holds_adapters(file)) throw UsageError(path + ": holds no LoRA adapters to merge");
+  // The task's head stays as the file has it, so only the backbone needs building.
+  const std::string prefix = "backbone.";
+  auto backbone = backbones::create_backbone(config.backbone, config.in_channels);
+  struct BackboneOnly : torch::nn::Module {};
+  auto holder = std::make_shared<BackboneOnly>();
+  holder->register_module("backbone", backbone);
+  backbones::CheckpointFile backbone_file = file;
+  backbone_file.tensors.clear();
+  backbones::StateDict others;
+  for (const auto& item : file.tensors) {
+    if (item.first.rfind(prefix, 0) == 0) {
+      backbone_file.tensors.push_back(item);
+    } else {
+      others.push_back(item);
+    }
+  }
+  load_adapter_weights(*holder, backbone_file, path, folder);
+  const int merged = backbones::merge_lora(*backbone);
+  backbones::StateDict all = backbones::state_dict_of(*holder);
+  all.insert(all.end(), others.begin(), others.end());
+  RunConfig merged_config = config;
+  merged_config.train.adapter = "none";
+  merged_config.output = output;
+  if (fs::absolute(output).lexically_normal() != fs::absolute(folder).lexically_normal()) {
+    fs::create_directories(output);
+    for (const auto& entry : fs::directory_iterator(folder)) {
+      const std::string name = entry.path().filename().string();
+      if (entry.is_regular_file() && name != "checkpoint.pt") {
+        fs::copy_file(entry.path(), fs::path(output) / name, fs::copy_options::overwrite_existing);
+      }
+    }
+  }
+  backbones::write_safetensors(all, model_weights_path(output));
+  write_run_folder_config(output, merged_config);
+  fs::remove(run_checkpoint_path(output));
+  return merged;
+}
+
+}  // namespace graft::finetune

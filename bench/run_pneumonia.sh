@@ -27,9 +27,10 @@ run() {
   local name=$1
   shift
   local started=$SECONDS
-  "$build/cli/graft" train --output "$work/$name" "${common[@]}" "$@" > "$work/$name.log"
+  /usr/bin/time -f "%M" -o "$work/$name.rss" "$build/cli/graft" train --output "$work/$name" "${common[@]}" "$@" \
+    > "$work/$name.log"
   tail -2 "$work/$name.log"
-  echo "$name: $((SECONDS - started)) s"
+  echo "$name: $((SECONDS - started)) s, peak RSS $(($(cat "$work/$name.rss") / 1024)) MB"
 }
 run probe --set train.linear_probe=true --set train.epochs=100 --set train.lr=0.003
 run finetune --set train.epochs="$epochs" --set train.lr=0.0001 --set train.head_lr_multiplier=10

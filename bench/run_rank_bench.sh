@@ -4,10 +4,12 @@
 # task (organ 1) for few and for many epochs, the spine, the body outline, and the target organ on
 # other volumes for few and many epochs. `graft rank` scores each on the target task's training
 # cases (organ 2, 4 volumes); then each is fine-tuned on them (the demo's recipe) and validated on 4
-# other volumes. Prints both per candidate and Kendall's tau between LogME and the best validation
-# Dice.
+# other volumes, once per seed; a run's metric is its best validation Dice, averaged over the seeds
+# (one seed's fine-tuning varies by a few hundredths, as much as the candidates differ). Prints both
+# per candidate and Kendall's tau between LogME and that Dice. A work folder from an earlier run is
+# reused: its cases, candidates and finished fine-tuning runs are not made again.
 #
-#   bash bench/run_rank_bench.sh [build-dir] [work-dir] [fine-tune epochs] [pretrain epochs: few many]
+#   bash bench/run_rank_bench.sh [build-dir] [work-dir] [fine-tune epochs] [seeds, default "0 1"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/machine.sh
@@ -15,20 +17,23 @@ source bench/lib.sh
 build=${1:-build}
 work=${2:-/tmp/graft-rank-bench}
 finetune_epochs=${3:-6}
-few=${4:-1}
-many=${5:-8}
+seeds=(${4:-0 1})
+few=1
+many=8
 graft=$build/cli/graft
 cases=$build/bench/synthetic_ct_cases
 for tool in "$graft" "$cases"; do [ -x "$tool" ] || { echo "bench: $tool is missing; build graft first" >&2; exit 1; }; done
 python=/usr/bin/python3
-rm -rf "$work"
 mkdir -p "$work"
 
 # Target: organ 2, 4 training and 4 validation volumes. Sources: 10 other volumes.
-"$cases" "$work/target" 200 4 organ2 train
-"$cases" "$work/target" 204 4 organ2 val
-grep -v ',val$' "$work/target/organ2.csv" > "$work/target/train.csv"
-for task in organ1 organ2 spine body; do "$cases" "$work/source" 100 10 "$task"; done
+if [ ! -f "$work/target/train.csv" ]; then
+  rm -rf "$work/target" "$work/source"
+  "$cases" "$work/target" 200 4 organ2 train
+  "$cases" "$work/target" 204 4 organ2 val
+  grep -v ',val$' "$work/target/organ2.csv" > "$work/target/train.csv"
+  for task in organ1 organ2 spine body; do "$cases" "$work/source" 100 10 "$task"; done
+fi
 
 # The demo's recipe: a U-Net head, 2 mm voxels, 32^3 patches, AdamW, cosine schedule.
 common=(--set backbone=med3d-resnet10 --set head=unet --set classes=2 --set data.patch_size=[32,32,32]
@@ -38,6 +43,7 @@ common=(--set backbone=med3d-resnet10 --set head=unet --set classes=2 --set data
         --set train.optimizer=adamw --set train.lr=0.002 --set train.head_lr_multiplier=1.0
         --set train.schedule=cosine --set train.threads=2)
 pretrain() {  # NAME TASK EPOCHS
+  [ -f "$work/$1.pth" ] && return
   "$graft" train --output "$work/pretrain-$1" "${common[@]}" --set "data.manifest=$work/source/$2.csv" \
     --set "train.epochs=$3" > "$work/pretrain-$1.log"
   "$python" bench/extract_backbone.py "$work/pretrain-$1" "$work/$1.pth"
@@ -50,7 +56,7 @@ pretrain spine spine 4
 pretrain body body 4
 pretrain organ2-few organ2 "$few"
 pretrain organ2-many organ2 "$many"
-echo "bench: pretrained 6 candidates in $((SECONDS - started)) s"
+echo "bench: 6 pretrained candidates ready in $((SECONDS - started)) s"
 
 backbones=() weights=() weight_list=()
 for name in "${names[@]}"; do
@@ -63,18 +69,27 @@ started=$SECONDS
   --weights "$(IFS=,; echo "${weight_list[*]}")" "${common[@]}" --csv "$work/rank.csv" > "$work/rank.txt"
 echo "bench: graft rank over ${#names[@]} candidates in $((SECONDS - started)) s"
 
-printf '%-14s %10s %14s %8s\n' candidate logme "val dice" seconds
+printf '%-14s %10s %10s %8s  %s\n' candidate logme "val dice" seconds "val dice per seed"
 : > "$work/pairs"
 for i in "${!names[@]}"; do
   name=${names[$i]}
   weight=${weights[$i]}
   logme=$(awk -F, -v w="$weight" 'NR > 1 && $3 == w {print $4}' "$work/rank.csv")
   seconds=$(awk -F, -v w="$weight" 'NR > 1 && $3 == w {print $8}' "$work/rank.csv")
-  "$graft" train --output "$work/finetune-$name" "${common[@]}" --set "data.manifest=$work/target/organ2.csv" \
-    --set "weights=$weight" --set "train.epochs=$finetune_epochs" > "$work/finetune-$name.log"
-  dice=$(awk -F, 'NR == 1 {for (c = 1; c <= NF; ++c) if ($c == "val_dice") col = c} NR > 1 && $col > best {best = $col} END {print best}' \
-    "$work/finetune-$name/metrics.csv")
-  printf '%-14s %10.4f %14.4f %8.1f\n' "$name" "$logme" "$dice" "$seconds"
+  : > "$work/$name.dice"
+  for seed in "${seeds[@]}"; do
+    run=$work/finetune-$name-seed$seed
+    if [ ! -f "$run/finished" ]; then
+      rm -rf "$run"
+      "$graft" train --output "$run" "${common[@]}" --set "data.manifest=$work/target/organ2.csv" \
+        --set "weights=$weight" --set "train.epochs=$finetune_epochs" --set "seed=$seed" > "$run.log"
+      touch "$run/finished"
+    fi
+    awk -F, 'NR == 1 {for (c = 1; c <= NF; ++c) if ($c == "val_dice") col = c} NR > 1 && $col > best {best = $col} END {print best}' \
+      "$run/metrics.csv" >> "$work/$name.dice"
+  done
+  dice=$(awk '{sum += $1} END {print sum / NR}' "$work/$name.dice")
+  printf '%-14s %10.4f %10.4f %8.1f  %s\n' "$name" "$logme" "$dice" "$seconds" "$(tr '\n' ' ' < "$work/$name.dice")"
   echo "$logme $dice" >> "$work/pairs"
 done
 # Kendall's tau-b between LogME and the fine-tuned Dice.

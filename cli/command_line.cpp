@@ -147,6 +147,8 @@ void define_commands(CLI::App& app, CommandLine& l) {
   rank->add_option("--task", l.rank.task, "classification or segmentation (default: from the manifest)");
   rank->add_option("--config", l.rank.config_path, "run config whose data settings apply (class_names, data.*)");
   rank->add_option("--set", l.rank.overrides, "override a run-config field, as for graft train (repeatable)");
+  rank->add_option("--level", l.rank.level,
+                   "segmentation: the feature level to score (default: the deepest at stride 8, else 4)");
   rank->add_option("--patches-per-case", l.rank.patches_per_case, "segmentation: patches drawn per case")
       ->capture_default_str();
   rank->add_option("--samples-per-class", l.rank.samples_per_class, "segmentation: labelled voxels kept per class")
@@ -212,6 +214,10 @@ void define_commands(CLI::App& app, CommandLine& l) {
       "slide-features", "tile a whole slide over its tissue and write every patch's embedding to HDF5");
   slide->add_option("--backbone", l.slide_features.backbone, "registered backbone")->capture_default_str();
   add_weights(slide, l.slide_features.weights, l.slide_features.lenient);
+  slide->add_option("--model", l.slide_features.model_folder,
+                    "a model folder whose fine-tuned backbone (a LoRA one too) embeds the patches through its "
+                    "Contract, instead of --backbone and --weights")
+      ->excludes("--weights");
   add_input(slide, l.slide_features.input, "slide OpenSlide reads (SVS, NDPI, MRXS, tiled pyramidal TIFF)", "--input")
       ->required();
   slide->add_option("--output", l.slide_features.output, "HDF5 file: features [N, D], coords [N, 2]")->required();

@@ -96,7 +96,7 @@ struct TrainOptions {
 };
 
 struct RankOptions {
-  std::string manifest, task, config_path, csv_path;
+  std::string manifest, task, config_path, csv_path, level;
   std::vector<std::string> backbones, weights, overrides;
   int patches_per_case = 4, samples_per_class = 512, threads = 0;
 };
@@ -131,7 +131,7 @@ struct EmbedOptions {
 };
 
 struct SlideFeaturesOptions {
-  std::string backbone = "uni-vit-l16", weights, input, output;
+  std::string backbone = "uni-vit-l16", weights, model_folder, input, output;
   bool lenient = false;
   double microns_per_pixel = 0.5, min_tissue_fraction = 0.25;
   int patch_size_px = 224, batch = 2, threads = 0;

@@ -280,6 +280,7 @@ int run_rank(const graft::cli::RankOptions& l) {
   request.backbones = l.backbones;
   request.weights = l.weights;
   request.patches_per_case = l.patches_per_case;
+  request.level = l.level;
   request.samples_per_class = l.samples_per_class;
   const auto rows = graft::finetune::rank_backbones(request, [](const std::string& step) {
     std::fprintf(stderr, "rank: %s\n", step.c_str());
@@ -351,10 +352,21 @@ int run_bench_train_step(const graft::cli::BenchTrainStepOptions& l, const graft
 
 int run_slide_features(const graft::cli::SlideFeaturesOptions& l, const graft::finetune::ComputeTarget& target) {
   graft::finetune::set_compute_threads(l.threads);
-  auto backbone = graft::backbones::create_backbone(l.backbone);
-  if (!l.weights.empty()) {
-    const auto report = graft::backbones::load_weights(*backbone, l.weights, !l.lenient);
-    std::fprintf(stderr, "%s\n", report.summary().c_str());
+  std::shared_ptr<graft::backbones::BackboneImpl> backbone;
+  std::string backbone_name = l.backbone;
+  graft::preprocess::Contract contract;
+  if (!l.model_folder.empty()) {
+    const graft::finetune::ModelFolder folder(l.model_folder);
+    backbone = graft::finetune::load_folder_backbone(folder);
+    backbone_name = folder.config().backbone;
+    contract = folder.contract();
+  } else {
+    backbone = graft::backbones::create_backbone(l.backbone);
+    contract = graft::backbones::find_backbone(l.backbone).contract;
+    if (!l.weights.empty()) {
+      const auto report = graft::backbones::load_weights(*backbone, l.weights, !l.lenient);
+      std::fprintf(stderr, "%s\n", report.summary().c_str());
+    }
   }
   backbone->to(target.device);
   graft::finetune::AutocastScope autocast(target.device, target.precision);
@@ -368,8 +380,8 @@ int run_slide_features(const graft::cli::SlideFeaturesOptions& l, const graft::f
   options.progress = [&](double fraction) {
     for (; shown < static_cast<int>(fraction * 100); ++shown) bar.step("patches");
   };
-  const auto stats = graft::finetune::extract_slide_features(
-      *backbone, l.backbone, graft::backbones::find_backbone(l.backbone).contract, l.input, l.output, options);
+  const auto stats =
+      graft::finetune::extract_slide_features(*backbone, backbone_name, contract, l.input, l.output, options);
   bar.finish();
   std::printf("slide-features: %lld tissue patches of %lld in the grid, %lld-dimensional, %.1f patches/s -> %s\n",
               static_cast<long long>(stats.patches), static_cast<long long>(stats.grid_patches),

@@ -156,6 +156,41 @@ void load_adapter_weights(torch::nn::Module& model, const backbones::CheckpointF
   model.eval();
 }
 
+namespace {
+
+// A module whose one child is a backbone named "backbone", so a model folder's "backbone."
+// tensors load into it by name.
+struct BackboneHolder : torch::nn::Module {
+  explicit BackboneHolder(std::shared_ptr<backbones::BackboneImpl> backbone) {
+    register_module("backbone", std::move(backbone));
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<backbones::BackboneImpl> load_folder_backbone(const ModelFolder& folder) {
+  const RunConfig& config = folder.config();
+  const std::string path = folder.weights_path();
+  backbones::CheckpointFile file = backbones::read_checkpoint(path);
+  const std::string prefix = "backbone.";
+  backbones::StateDict tensors;
+  for (auto& item : file.tensors) {
+    if (item.first.rfind(prefix, 0) == 0) tensors.push_back(std::move(item));
+  }
+  if (tensors.empty()) throw Error(path + ": holds no backbone tensors (a MIL model folder?)");
+  file.tensors = std::move(tensors);
+  auto backbone = backbones::create_backbone(config.backbone, config.in_channels);
+  BackboneHolder holder(backbone);
+  if (holds_adapters(file)) {
+    load_adapter_weights(holder, file, path, folder.path());
+  } else {
+    backbones::LoadOptions strict;
+    backbones::load_state_dict(holder, file.tensors, strict, path);
+  }
+  backbone->eval();
+  return backbone;
+}
+
 int merge_adapter_folder(const std::string& folder, const std::string& output) {
   const ModelFolder model_folder(folder);
   const RunConfig config = model_folder.config();
@@ -163,25 +198,13 @@ int merge_adapter_folder(const std::string& folder, const std::string& output) {
   const backbones::CheckpointFile file = backbones::read_checkpoint(path);
   if (!holds_adapters(file)) throw UsageError(path + ": holds no LoRA adapters to merge");
   // The task's head stays as the file has it, so only the backbone needs building.
-  const std::string prefix = "backbone.";
-  auto backbone = backbones::create_backbone(config.backbone, config.in_channels);
-  struct BackboneOnly : torch::nn::Module {};
-  auto holder = std::make_shared<BackboneOnly>();
-  holder->register_module("backbone", backbone);
-  backbones::CheckpointFile backbone_file = file;
-  backbone_file.tensors.clear();
-  backbones::StateDict others;
-  for (const auto& item : file.tensors) {
-    if (item.first.rfind(prefix, 0) == 0) {
-      backbone_file.tensors.push_back(item);
-    } else {
-      others.push_back(item);
-    }
-  }
-  load_adapter_weights(*holder, backbone_file, path, folder);
+  const auto backbone = load_folder_backbone(model_folder);
   const int merged = backbones::merge_lora(*backbone);
-  backbones::StateDict all = backbones::state_dict_of(*holder);
-  all.insert(all.end(), others.begin(), others.end());
+  BackboneHolder holder(backbone);
+  backbones::StateDict all = backbones::state_dict_of(holder);
+  for (const auto& item : file.tensors) {
+    if (item.first.rfind("backbone.", 0) != 0) all.push_back(item);
+  }
   RunConfig merged_config = config;
   merged_config.train.adapter = "none";
   merged_config.output = output;

@@ -6,6 +6,7 @@
 // fingerprint of the base weights, which loading checks.
 #include <torch/torch.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "backbones/backbone.h"
 #include "backbones/checkpoint_file.h"
 #include "backbones/weight_loading.h"
+#include "finetune/model_folder.h"
 #include "finetune/run_config.h"
 
 namespace graft::finetune {
@@ -51,6 +53,12 @@ bool holds_adapters(const backbones::CheckpointFile& file);
 // of the file must fit, and every tensor of the model must come from the file or the base.
 void load_adapter_weights(torch::nn::Module& model, const backbones::CheckpointFile& file, const std::string& path,
                           const std::string& folder);
+
+// The fine-tuned backbone of a model folder with its weights (the "backbone." tensors of
+// model.safetensors; for a LoRA folder, the base checkpoint checked against its fingerprint and
+// the adapters on it), in eval mode: a model's backbone as a feature extractor (MIL's slide
+// features), or for merging.
+std::shared_ptr<backbones::BackboneImpl> load_folder_backbone(const ModelFolder& folder);
 
 // Folds a LoRA model folder's adapters into its backbone's weights and writes a plain model folder
 // at `output` (the same folder to merge in place), whose model.safetensors holds every tensor and

@@ -133,6 +133,10 @@ backbones::LoadReport load_initial_model(torch::nn::Module& model, const RunConf
   const ModelFolder folder(config.init_from);
   const std::string path = folder.weights_path();
   const backbones::CheckpointFile file = backbones::read_checkpoint(path);
+  if (holds_adapters(file)) {
+    throw UsageError("init_from: " + path + " holds LoRA adapters, not a whole network; merge them first (graft " +
+                     "merge-adapter --model " + config.init_from + " --output MERGED) and start from MERGED");
+  }
   backbones::LoadOptions options;
   const int model_classes = folder.config().classes;
   // Another class count keeps every tensor but the layers that score the classes: those whose

@@ -94,8 +94,8 @@ RankSamples classification_samples(RunConfig config, backbones::BackboneImpl& ba
   return samples;
 }
 
-RankSamples segmentation_samples(RunConfig config, backbones::BackboneImpl& backbone, int patches_per_case,
-                                 int samples_per_class) {
+RankSamples segmentation_samples(RunConfig config, backbones::BackboneImpl& backbone, const RankRequest& request) {
+  const int patches_per_case = request.patches_per_case, samples_per_class = request.samples_per_class;
   if (config.classes == 0) infer_segmentation_classes(config);
   const CaseSplits splits = read_case_splits(config);
   std::vector<datasets::PreparedCase> cases = splits.train;
@@ -107,7 +107,18 @@ RankSamples segmentation_samples(RunConfig config, backbones::BackboneImpl& back
   const int patch_count = std::max(1, patches_per_case) * static_cast<int>(cases.size());
   const datasets::Batch patches = datasets::sample_batch(cases, options, patch_count, config.seed);
   const auto levels = backbone.feature_info();
-  const std::size_t level = segmentation_level(levels);
+  std::size_t level = segmentation_level(levels);
+  if (!request.level.empty()) {
+    std::string names;
+    level = levels.size();
+    for (std::size_t i = 0; i < levels.size(); ++i) {
+      if (levels[i].name == request.level) level = i;
+      names += (names.empty() ? "" : ", ") + levels[i].name;
+    }
+    if (level == levels.size()) {
+      throw UsageError("--level " + request.level + ": backbone " + config.backbone + " has the levels " + names);
+    }
+  }
   const std::int64_t stride = levels[level].stride;
   const bool planar = backbone.spatial_dims() == 2;
   const std::int64_t batch = std::max(1, config.data.batch_size);
@@ -197,14 +208,14 @@ double logme_for_labels(const torch::Tensor& features, const torch::Tensor& labe
   return logme(features, torch::one_hot(labels.to(torch::kLong), classes).to(torch::kFloat64));
 }
 
-RankSamples rank_samples(const RunConfig& config, int patches_per_case, int samples_per_class) {
+RankSamples rank_samples(const RunConfig& config, const RankRequest& request) {
   torch::manual_seed(config.seed);
   auto backbone = backbones::create_backbone(config.backbone, config.in_channels);
   if (!config.weights.empty()) backbones::load_weights(*backbone, config.weights, !config.lenient);
   backbone->eval();
   torch::NoGradGuard no_grad;
   if (config.task == "classification") return classification_samples(config, *backbone);
-  if (config.task == "segmentation") return segmentation_samples(config, *backbone, patches_per_case, samples_per_class);
+  if (config.task == "segmentation") return segmentation_samples(config, *backbone, request);
   throw UsageError("graft rank scores classification and segmentation data, not task '" + config.task + "'");
 }
 
@@ -218,6 +229,8 @@ std::vector<RankRow> rank_backbones(const RankRequest& request, const std::funct
   set_compute_threads(settings.train.threads);
   if (settings.data.manifest.empty()) throw UsageError("--manifest is not set");
   settings.task = request.task.empty() ? task_of_manifest(settings.data.manifest) : request.task;
+  // Once for all candidates: the classes of the label files.
+  if (settings.task == "segmentation" && settings.classes == 0) infer_segmentation_classes(settings);
   std::vector<RankRow> rows;
   for (std::size_t i = 0; i < request.backbones.size(); ++i) {
     RunConfig config = settings;
@@ -228,7 +241,7 @@ std::vector<RankRow> rank_backbones(const RankRequest& request, const std::funct
                config.backbone);
     }
     const auto started = std::chrono::steady_clock::now();
-    const RankSamples samples = rank_samples(config, request.patches_per_case, request.samples_per_class);
+    const RankSamples samples = rank_samples(config, request);
     RankRow row;
     row.backbone = config.backbone;
     row.weights = config.weights;

@@ -43,6 +43,9 @@ struct RankRequest {
   std::string task;
   std::vector<std::string> backbones;
   std::vector<std::string> weights;  // one per backbone ("" or "random": random initialisation), or empty
+  // Segmentation: the feature level to score ("layer2", ...); empty: the deepest at stride 8, else
+  // at stride 4, else the finest.
+  std::string level;
   int patches_per_case = 4;          // segmentation
   int samples_per_class = 512;       // segmentation: at most this many labelled voxels per class
 };
@@ -62,7 +65,7 @@ std::vector<RankRow> rank_backbones(const RankRequest& request,
                                     const std::function<void(const std::string&)>& progress = {});
 
 // The samples one backbone gives (request.settings with that backbone and weights).
-RankSamples rank_samples(const RunConfig& config, int patches_per_case, int samples_per_class);
+RankSamples rank_samples(const RunConfig& config, const RankRequest& request);
 
 // The rows as an aligned text table.
 std::string rank_table(const std::vector<RankRow>& rows);

@@ -254,6 +254,39 @@ TEST(TrainPredict, BatchNormTuneModeTrainsAResNetAndAnUnknownModeNamesTheKey) {
 
 // task: detection through the command line: the tumour masks give the boxes, one short epoch,
 // and graft predict writes boxes on the input's grid as graft JSON and Slicer ROI markups.
+// LoRA from the command line on the real PneumoniaMNIST X-rays: `graft train --merge` leaves a
+// plain model folder (no adapters, adapter "none"), which merge-adapter then refuses by name; and
+// --merge without LoRA is a usage error before any training.
+TEST(TrainPredict, LoraRunWithMergeLeavesAPlainModelFolder) {
+  const std::string data = graft::testing::shared_data_dir() + "/classification/pneumoniamnist.npz";
+  if (!std::filesystem::exists(data)) GTEST_SKIP() << "shared data is absent";
+  const std::string folder = graft::testing::temp_dir();
+  const std::string common = "--set task=classification --set backbone=vit-s16 --set data.manifest=" + data +
+                             " --set 'class_names=[\"normal\",\"pneumonia\"]' --set 'data.contract={\"target_size_xyz\": "
+                             "[32, 32, 1]}' --set data.batch_size=64 --set train.epochs=1 --set train.optimizer=adamw "
+                             "--set train.threads=2";
+  std::string output;
+  ASSERT_EQ(graft("train --output " + folder + "/plain " + common + " --merge", &output), 2) << output;
+  EXPECT_NE(output.find("--merge folds LoRA adapters"), std::string::npos) << output;
+  EXPECT_FALSE(std::filesystem::exists(folder + "/plain"));
+
+  ASSERT_EQ(graft("train --output " + folder + "/lora " + common + " --set train.adapter=lora --set train.lr=0.001 --merge",
+                  &output), 0) << output;
+  EXPECT_NE(output.find("merged the adapters of 24 layers"), std::string::npos) << output;
+  EXPECT_NE(output.find("test_auc"), std::string::npos) << output;
+  std::ifstream config_file(folder + "/lora/config.json");
+  const auto config = nlohmann::json::parse(config_file);
+  EXPECT_EQ(config["train"]["adapter"], "none");
+  EXPECT_FALSE(std::filesystem::exists(folder + "/lora/checkpoint.pt"));
+  std::ifstream weights(folder + "/lora/model.safetensors", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(weights)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(bytes.find("lora_A"), std::string::npos);
+  EXPECT_NE(bytes.find("backbone.blocks.0.attn.qkv.weight"), std::string::npos);
+  ASSERT_EQ(graft("merge-adapter --model " + folder + "/lora --output " + folder + "/again", &output), 2) << output;
+  EXPECT_NE(output.find("lora/model.safetensors: holds no LoRA adapters"), std::string::npos) << output;
+  std::filesystem::remove_all(folder);
+}
+
 TEST(TrainPredict, BrainTumourDetectionWritesBoxesAndSlicerMarkups) {
   GRAFT_REQUIRE_SHARED_DATA();
   const std::string folder = graft::testing::temp_dir();

@@ -66,8 +66,9 @@ void PredictionJob::run() {
   }
 }
 
-RankJob::RankJob(finetune::RunConfig settings, std::vector<std::string> backbones, QObject* parent)
-    : QThread(parent), settings_(std::move(settings)), backbones_(std::move(backbones)) {}
+RankJob::RankJob(finetune::RunConfig settings, std::vector<std::string> backbones, std::vector<std::string> weights,
+                 QObject* parent)
+    : QThread(parent), settings_(std::move(settings)), backbones_(std::move(backbones)), weights_(std::move(weights)) {}
 
 void RankJob::run() {
   try {
@@ -75,6 +76,7 @@ void RankJob::run() {
     request.settings = settings_;
     request.task = settings_.task;
     request.backbones = backbones_;
+    request.weights = weights_;
     const auto rows = finetune::rank_backbones(
         request, [this](const std::string& step) { Q_EMIT progress(QString::fromStdString(step)); });
     QList<RankedBackbone> ranking;

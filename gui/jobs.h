@@ -76,13 +76,15 @@ struct RankedBackbone {
   double seconds = 0.0;
 };
 
-// `graft rank` off the UI thread: each backbone in `backbones` embeds the dataset `settings` names
-// through its own Contract, and LogME scores it.
+// `graft rank` off the UI thread: each backbone in `backbones`, with its checkpoint in `weights`
+// ("" for random weights), embeds the dataset `settings` names through its own Contract, and LogME
+// scores it.
 class RankJob : public QThread {
   Q_OBJECT
 
  public:
-  RankJob(finetune::RunConfig settings, std::vector<std::string> backbones, QObject* parent = nullptr);
+  RankJob(finetune::RunConfig settings, std::vector<std::string> backbones, std::vector<std::string> weights,
+          QObject* parent = nullptr);
 
  Q_SIGNALS:
   void progress(const QString& step);
@@ -94,7 +96,7 @@ class RankJob : public QThread {
 
  private:
   finetune::RunConfig settings_;
-  std::vector<std::string> backbones_;
+  std::vector<std::string> backbones_, weights_;
 };
 
 }  // namespace graft::gui

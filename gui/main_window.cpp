@@ -250,7 +250,8 @@ QWidget* MainWindow::build_backbone_tab() {
 
   // Which backbone to fine-tune: LogME of each candidate's frozen features on the Dataset tab's
   // cases, in minutes rather than a training run per backbone.
-  layout->addWidget(new QLabel("Candidates to rank on the Dataset tab's cases (comma-separated):"));
+  layout->addWidget(new QLabel("Candidates to rank on the Dataset tab's cases (comma-separated; name=checkpoint for "
+                              "pretrained weights):"));
   auto* rank_row = new QHBoxLayout;
   rank_candidates_ = new QLineEdit;
   rank_candidates_->setObjectName("rank_candidates");
@@ -292,9 +293,12 @@ QString MainWindow::fitting_backbones() const {
 
 void MainWindow::start_ranking() {
   if (rank_job_) return;
-  std::vector<std::string> candidates;
-  for (const QString& name : rank_candidates_->text().split(',', Qt::SkipEmptyParts)) {
-    candidates.push_back(name.trimmed().toStdString());
+  // "name" (random weights) or "name=checkpoint", comma-separated.
+  std::vector<std::string> candidates, weights;
+  for (const QString& entry : rank_candidates_->text().split(',', Qt::SkipEmptyParts)) {
+    const QStringList parts = entry.split('=');
+    candidates.push_back(parts.front().trimmed().toStdString());
+    weights.push_back(parts.size() > 1 ? parts.mid(1).join('=').trimmed().toStdString() : "");
   }
   finetune::RunConfig settings;
   try {
@@ -306,7 +310,7 @@ void MainWindow::start_ranking() {
     return;
   }
   rank_table_->setRowCount(0);
-  rank_job_ = new RankJob(settings, candidates, this);
+  rank_job_ = new RankJob(settings, candidates, weights, this);
   connect(rank_job_, &RankJob::progress, this, [this](const QString& step) { report("ranking: " + step); });
   connect(rank_job_, &RankJob::succeeded, this, [this](const QList<RankedBackbone>& ranking) {
     rank_table_->setRowCount(static_cast<int>(ranking.size()));

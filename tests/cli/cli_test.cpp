@@ -36,7 +36,7 @@ TEST(Cli, EverySubcommandHasHelp) {
   const std::vector<std::string> commands = {
       "info",    "convert", "stack",          "plan",  "preprocess",      "backbones",   "demo",      "train",
       "check",   "predict", "evaluate",       "embed", "slide-features",  "bench", "bench load", "bench embed",
-      "bench train-step", "import", "import nnunet"};
+      "bench train-step", "import", "import nnunet", "rank", "merge-adapter"};
   for (const std::string& command : commands) {
     const Result result = graft(command + " --help");
     EXPECT_EQ(result.exit_code, 0) << command;

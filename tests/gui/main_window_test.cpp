@@ -394,6 +394,11 @@ class MainWindowTest : public QObject {
     auto* candidates = child<QLineEdit>(window, "rank_candidates");
     QVERIFY2(candidates->text().contains("med3d-resnet18"), qPrintable(candidates->text()));
     QVERIFY2(!candidates->text().contains("vit"), "2D backbones do not take a CT volume");
+    // name=checkpoint gives a candidate its weights: a checkpoint that is not there is reported by name.
+    candidates->setText(QString::fromStdString("med3d-resnet10=" + root + "/missing_resnet10.pth"));
+    QTest::mouseClick(child<QPushButton>(window, "rank_backbones"), Qt::LeftButton);
+    QTRY_VERIFY_WITH_TIMEOUT(window.rank_job() == nullptr, 120000);
+    QVERIFY2(window.last_message().contains("missing_resnet10.pth"), qPrintable(window.last_message()));
     candidates->setText("med3d-resnet10, med3d-resnet18");
     QTest::mouseClick(child<QPushButton>(window, "rank_backbones"), Qt::LeftButton);
     QVERIFY(window.rank_job());

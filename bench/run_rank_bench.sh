@@ -9,7 +9,7 @@
 # per candidate and Kendall's tau between LogME and that Dice. A work folder from an earlier run is
 # reused: its cases, candidates and finished fine-tuning runs are not made again.
 #
-#   bash bench/run_rank_bench.sh [build-dir] [work-dir] [fine-tune epochs] [seeds, default "0 1"]
+#   bash bench/run_rank_bench.sh [build-dir] [work-dir] [fine-tune epochs] [seeds, default "0 1 2"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/machine.sh
@@ -17,7 +17,7 @@ source bench/lib.sh
 build=${1:-build}
 work=${2:-/tmp/graft-rank-bench}
 finetune_epochs=${3:-6}
-seeds=(${4:-0 1})
+seeds=(${4:-0 1 2})
 few=1
 many=8
 graft=$build/cli/graft

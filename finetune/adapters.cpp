@@ -166,29 +166,33 @@ struct BackboneHolder : torch::nn::Module {
   }
 };
 
-}  // namespace
-
-std::shared_ptr<backbones::BackboneImpl> load_folder_backbone(const ModelFolder& folder) {
-  const RunConfig& config = folder.config();
+// The backbone of `folder` with the "backbone." tensors of its weights file, already read as `file`
+// (taken by value: a caller that is done with it moves it in, and a whole model is not copied).
+std::shared_ptr<backbones::BackboneImpl> backbone_from_file(const ModelFolder& folder, backbones::CheckpointFile file) {
   const std::string path = folder.weights_path();
-  backbones::CheckpointFile file = backbones::read_checkpoint(path);
-  const std::string prefix = "backbone.";
-  backbones::StateDict tensors;
+  backbones::CheckpointFile backbone_file;
+  backbone_file.values = std::move(file.values);
   for (auto& item : file.tensors) {
-    if (item.first.rfind(prefix, 0) == 0) tensors.push_back(std::move(item));
+    if (item.first.rfind("backbone.", 0) == 0) backbone_file.tensors.push_back(std::move(item));
   }
-  if (tensors.empty()) throw Error(path + ": holds no backbone tensors (a MIL model folder?)");
-  file.tensors = std::move(tensors);
+  if (backbone_file.tensors.empty()) throw Error(path + ": holds no backbone tensors (a MIL model folder?)");
+  const RunConfig& config = folder.config();
   auto backbone = backbones::create_backbone(config.backbone, config.in_channels);
   BackboneHolder holder(backbone);
-  if (holds_adapters(file)) {
-    load_adapter_weights(holder, file, path, folder.path());
+  if (holds_adapters(backbone_file)) {
+    load_adapter_weights(holder, backbone_file, path, folder.path());
   } else {
     backbones::LoadOptions strict;
-    backbones::load_state_dict(holder, file.tensors, strict, path);
+    backbones::load_state_dict(holder, backbone_file.tensors, strict, path);
   }
   backbone->eval();
   return backbone;
+}
+
+}  // namespace
+
+std::shared_ptr<backbones::BackboneImpl> load_folder_backbone(const ModelFolder& folder) {
+  return backbone_from_file(folder, backbones::read_checkpoint(folder.weights_path()));
 }
 
 int merge_adapter_folder(const std::string& folder, const std::string& output) {
@@ -198,7 +202,7 @@ int merge_adapter_folder(const std::string& folder, const std::string& output) {
   const backbones::CheckpointFile file = backbones::read_checkpoint(path);
   if (!holds_adapters(file)) throw UsageError(path + ": holds no LoRA adapters to merge");
   // The task's head stays as the file has it, so only the backbone needs building.
-  const auto backbone = load_folder_backbone(model_folder);
+  const auto backbone = backbone_from_file(model_folder, file);
   const int merged = backbones::merge_lora(*backbone);
   BackboneHolder holder(backbone);
   backbones::StateDict all = backbones::state_dict_of(holder);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <numeric>
 #include <sstream>
 
 #include "backbones/factory.h"
@@ -70,26 +71,16 @@ std::size_t segmentation_level(const std::vector<backbones::FeatureInfo>& levels
 
 RankSamples classification_samples(RunConfig config, backbones::BackboneImpl& backbone) {
   const ChipSplits splits = read_chip_splits(config);
-  std::vector<const datasets::PreparedChip*> chips;
-  for (const auto* part : {&splits.train, &splits.val}) {
-    for (const auto& chip : *part) chips.push_back(&chip);
-  }
+  std::vector<datasets::PreparedChip> chips = splits.train;
+  chips.insert(chips.end(), splits.val.begin(), splits.val.end());
   if (chips.empty()) throw Error(config.data.manifest + ": no labelled training or validation images to rank on");
-  const int classes = config.classes;
-  const std::size_t batch = static_cast<std::size_t>(std::max(1, config.data.batch_size));
-  std::vector<torch::Tensor> embeddings;
-  for (std::size_t first = 0; first < chips.size(); first += batch) {
-    std::vector<torch::Tensor> images;
-    for (std::size_t i = first; i < std::min(chips.size(), first + batch); ++i) images.push_back(chips[i]->image);
-    embeddings.push_back(backbone.embedding(torch::stack(images)).to(torch::kFloat64));
-  }
+  std::vector<std::int64_t> all(chips.size());
+  std::iota(all.begin(), all.end(), std::int64_t{0});
   RankSamples samples;
-  samples.features = torch::cat(embeddings);
-  samples.targets = torch::zeros({static_cast<std::int64_t>(chips.size()), classes}, torch::kFloat64);
-  for (std::size_t i = 0; i < chips.size(); ++i) {
-    for (const int c : chips[i]->classes) samples.targets[static_cast<std::int64_t>(i)][c] = 1.0;
-  }
-  samples.classes = classes;
+  samples.features = chip_embeddings(backbone, chips, std::max(1, config.data.batch_size)).to(torch::kFloat64);
+  // Multi-hot, so a multi-label chip scores against each of its classes; one-hot otherwise.
+  samples.targets = datasets::chip_targets(chips, all, config.classes, /*multi_label=*/true).to(torch::kFloat64);
+  samples.classes = config.classes;
   samples.level = "pooled";
   return samples;
 }

@@ -103,12 +103,13 @@ torch::Tensor in_batches(const std::vector<datasets::PreparedChip>& chips, int b
   return parts.empty() ? torch::Tensor() : torch::cat(parts);
 }
 
-torch::Tensor embeddings_of(ClassificationModelImpl& model, const std::vector<datasets::PreparedChip>& chips,
-                            int batch_size) {
-  return in_batches(chips, batch_size, device_of(model), [&](const torch::Tensor& images) { return model.embed(images); });
-}
-
 }  // namespace
+
+torch::Tensor chip_embeddings(backbones::BackboneImpl& backbone, const std::vector<datasets::PreparedChip>& chips,
+                              int batch_size) {
+  return in_batches(chips, batch_size, device_of(backbone),
+                    [&](const torch::Tensor& images) { return backbone.embedding(images); });
+}
 
 std::map<std::string, double> frozen_feature_metrics(const torch::Tensor& train_embeddings,
                                                      const torch::Tensor& train_labels,
@@ -343,8 +344,8 @@ TrainResult train_classifier_prepared(const RunConfig& config, const std::vector
     // augmentation, and each epoch costs only the head.
     task.frozen_epochs = config.train.epochs;
     model->eval();
-    train_embeddings = embeddings_of(*model, train, batch_size);
-    val_embeddings = embeddings_of(*model, val, batch_size);
+    train_embeddings = chip_embeddings(model->backbone(), train, batch_size);
+    val_embeddings = chip_embeddings(model->backbone(), val, batch_size);
     task.next_loss = [&] {
       const auto indices = shard_of_batch(torch::tensor(batch_indices(order, step_now++, batch_size), torch::kInt64));
       const torch::Device device = device_of(*model);
@@ -386,7 +387,7 @@ TrainResult train_classifier_prepared(const RunConfig& config, const std::vector
   torch::Tensor test_logits;
   std::map<std::string, double> metrics;
   if (linear_probe) {
-    const torch::Tensor test_embeddings = embeddings_of(*model, test, batch_size);
+    const torch::Tensor test_embeddings = chip_embeddings(model->backbone(), test, batch_size);
     torch::NoGradGuard no_grad;
     test_logits = model->classify(to_device(test_embeddings, device_of(*model)));
     if (!multi_label) {

@@ -76,6 +76,11 @@ std::map<std::string, double> frozen_feature_metrics(const torch::Tensor& train_
                                                      const torch::Tensor& embeddings, const torch::Tensor& labels,
                                                      int classes, int k = 20);
 
+// The embedding of every chip through `backbone`, in order, in batches, without gradients, on the
+// host in fp32.
+torch::Tensor chip_embeddings(backbones::BackboneImpl& backbone, const std::vector<datasets::PreparedChip>& chips,
+                              int batch_size);
+
 // Logits of every chip, in order, in batches.
 torch::Tensor chip_logits(ClassificationModelImpl& model, const std::vector<datasets::PreparedChip>& chips,
                           int batch_size);

@@ -97,7 +97,45 @@ struct BlockImpl : nn::Module, CheckpointableBlock {
 };
 TORCH_MODULE(Block);
 
+// The side network of TimmVitImpl::add_side_network.
+struct SideNetworkImpl : nn::Module {
+  SideNetworkImpl(const TimmVitConfig& backbone, int reduction) {
+    const int64_t width = backbone.embed_dim / reduction;
+    TimmVitConfig narrow;
+    narrow.embed_dim = static_cast<int>(width);
+    // Heads of 64 channels where the width allows, as the backbones have.
+    narrow.heads = width % 64 == 0 ? static_cast<int>(width / 64) : 1;
+    down = register_module("down", nn::ModuleList());
+    blocks = register_module("blocks", nn::ModuleList());
+    for (int i = 0; i <= backbone.depth; ++i) down->push_back(nn::Linear(backbone.embed_dim, width));
+    for (int i = 0; i < backbone.depth; ++i) blocks->push_back(Block(narrow));
+    // sigmoid(0) = 0.5: each gate starts halfway between the side state and the backbone's.
+    gates = register_parameter("gates", torch::zeros({backbone.depth}));
+    up = register_module("up", nn::Linear(width, backbone.embed_dim));
+    torch::NoGradGuard no_grad;
+    up->weight.zero_();
+    up->bias.zero_();
+  }
+  // `ladder`: the first block's input, then every block's output.
+  torch::Tensor forward(const std::vector<torch::Tensor>& ladder) {
+    torch::Tensor state = down[0]->as<nn::Linear>()->forward(ladder[0]);
+    for (std::size_t i = 0; i < blocks->size(); ++i) {
+      state = blocks[i]->as<BlockImpl>()->run(state);
+      const torch::Tensor gate = torch::sigmoid(gates[static_cast<int64_t>(i)]);
+      state = gate * down[i + 1]->as<nn::Linear>()->forward(ladder[i + 1]) + (1 - gate) * state;
+    }
+    return ladder.back() + up->forward(state);
+  }
+  nn::ModuleList down{nullptr}, blocks{nullptr};
+  torch::Tensor gates;
+  nn::Linear up{nullptr};
+};
+
 }  // namespace
+
+bool is_side_network_parameter(const std::string& name) {
+  return name.rfind("side_network.", 0) == 0 || name.find(".side_network.") != std::string::npos;
+}
 
 TimmVitConfig vit_config(const std::string& variant) {
   TimmVitConfig config;  // vit_small_patch16
@@ -176,10 +214,31 @@ torch::Tensor TimmVitImpl::tokens(const torch::Tensor& input) {
   } else {
     x = torch::cat({prefix_tokens, x}, 1) + torch::cat({prefix_positions, patch_positions}, 1);
   }
+  if (side_network_) {
+    // The frozen blocks without autograd, and the embedding cut off from the input: the backward
+    // pass ends at the side network.
+    std::vector<torch::Tensor> ladder;
+    {
+      torch::NoGradGuard no_grad;
+      ladder.push_back(x.detach());
+      for (const auto& block : *blocks) ladder.push_back(block->as<BlockImpl>()->run(ladder.back()));
+    }
+    return norm->forward(side_network_->as<SideNetworkImpl>()->forward(ladder));
+  }
   for (const auto& block : *blocks) {
     x = checkpoint_blocks ? run_checkpointed(*block, x) : block->as<BlockImpl>()->run(x);
   }
   return norm->forward(x);
+}
+
+void TimmVitImpl::add_side_network(int reduction) {
+  if (side_network_) throw Error("the ViT has a side network already");
+  if (reduction < 1 || config_.embed_dim % reduction != 0) {
+    throw Error("a side network's reduction must divide the ViT's width " + std::to_string(config_.embed_dim) +
+                ", got " + std::to_string(reduction));
+  }
+  for (auto& parameter : parameters()) parameter.set_requires_grad(false);
+  side_network_ = register_module("side_network", std::make_shared<SideNetworkImpl>(config_, reduction));
 }
 
 std::vector<torch::Tensor> TimmVitImpl::features(const torch::Tensor& input) {
@@ -196,6 +255,7 @@ torch::Tensor TimmVitImpl::embedding(const torch::Tensor& input) {
 }
 
 int TimmVitImpl::layer_of(const std::string& name) const {
+  if (name.rfind("side_network.", 0) == 0) return config_.depth + 1;
   if (name.rfind("blocks.", 0) == 0) return std::stoi(name.substr(7)) + 1;
   if (name.rfind("norm.", 0) == 0) return config_.depth + 1;
   return 0;  // patch_embed, cls_token, reg_token, pos_embed

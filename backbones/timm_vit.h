@@ -32,8 +32,8 @@ struct TimmVitConfig {
 // 1536 wide, 8 registers, packed SwiGLU, layer scale, no position for the prefix tokens).
 TimmVitConfig vit_config(const std::string& variant);
 
-// Its attention and MLP layers take LoRA adapters (backbones/lora.h), and its blocks can be
-// checkpointed (backbones/block_checkpointing.h).
+// Its attention and MLP layers take LoRA adapters (backbones/lora.h), its blocks can be
+// checkpointed (backbones/block_checkpointing.h), and it can take a ladder side network.
 class TimmVitImpl : public BackboneImpl, public BlockCheckpointingHolder {
  public:
   explicit TimmVitImpl(const TimmVitConfig& config);
@@ -51,6 +51,17 @@ class TimmVitImpl : public BackboneImpl, public BlockCheckpointingHolder {
   int layer_of(const std::string& parameter_name) const override;
   int layer_count() const override { return config_.depth + 1; }
 
+  // Ladder side-tuning (Sung et al. 2022, "LST"): a narrow side network beside the frozen blocks.
+  // The blocks run without autograd, so the backward pass never enters them and keeps none of their
+  // activations; the side network reads each block's output through its own down-projection (to
+  // embed_dim / reduction), mixes it with its own state through a learned gate, and runs it through
+  // a narrow block of its own. Its state, projected back up, is added to the last block's output
+  // before the final norm. The up-projection starts at zero, so an untrained side network leaves
+  // the outputs unchanged, bit for bit. Freezes every other parameter. Its parameters are named
+  // "side_network.*" (layer depth + 1 for layer decay).
+  void add_side_network(int reduction);
+  bool has_side_network() const { return static_cast<bool>(side_network_); }
+
  private:
   // All tokens (class token first) after the final norm.
   torch::Tensor tokens(const torch::Tensor& input);
@@ -60,7 +71,11 @@ class TimmVitImpl : public BackboneImpl, public BlockCheckpointingHolder {
   torch::Tensor cls_token, reg_token, pos_embed;
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::LayerNorm norm{nullptr};
+  std::shared_ptr<torch::nn::Module> side_network_;
 };
 TORCH_MODULE(TimmVit);
+
+// Whether a parameter name (as named_parameters() gives it) is a side network's.
+bool is_side_network_parameter(const std::string& name);
 
 }  // namespace graft::backbones

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Memory-efficient fine-tuning of a big ViT as `graft bench train-step` runs it: full fine-tuning,
-# full fine-tuning with activation checkpointing, LoRA, and LoRA with activation checkpointing, each
-# a whole process with AdamW on random data at the backbone's Contract size (224 px for UNI), the
-# four interleaved round by round. Prints each one's median seconds per step, peak RSS and trained
-# parameters, and its ratios to full fine-tuning. LoRA equals the adapted model to 1e-5 once merged
-# and checkpointing gives the plain backward's gradients (the tests check both); the question here
-# is what each costs and saves.
+# full fine-tuning with activation checkpointing, LoRA, LoRA with activation checkpointing, and a
+# ladder side network (8 times narrower), each a whole process with AdamW on random data at the
+# backbone's Contract size (224 px for UNI), interleaved round by round. Prints each one's median
+# seconds per step, peak RSS and trained parameters, and its ratios to full fine-tuning. LoRA
+# equals the adapted model to 1e-5 once merged and checkpointing gives the plain backward's
+# gradients (the tests check both); the question here is what each costs and saves.
 #
-#   bash bench/run_adapter_bench.sh [build-dir] [rounds] [backbone] [batch] [lora-rank]
+#   bash bench/run_adapter_bench.sh [build-dir] [rounds] [backbone] [batch] [lora-rank] [runs]
+#
+# runs: a subset of "full full+checkpointing lora lora+checkpointing side" (full is always run,
+# as the ratios' reference).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/machine.sh
@@ -26,8 +29,13 @@ declare -A settings=(
   [full+checkpointing]="--adapter none --activation-checkpointing"
   [lora]="--adapter lora --lora-rank $rank"
   [lora+checkpointing]="--adapter lora --lora-rank $rank --activation-checkpointing"
+  [side]="--adapter side"
 )
-order=(full full+checkpointing lora lora+checkpointing)
+order=(full)
+for name in ${6:-full+checkpointing lora lora+checkpointing side}; do
+  [ -n "${settings[$name]:-}" ] || { echo "bench: unknown run '$name'" >&2; exit 1; }
+  [ "$name" = full ] || order+=("$name")
+done
 
 echo "bench: $backbone, batch $batch, AdamW, LoRA rank $rank on qkv and proj, 1 timed step per run, $rounds rounds"
 for ((round = 0; round < rounds; round++)); do

@@ -267,9 +267,13 @@ void define_commands(CLI::App& app, CommandLine& l) {
   train_step->add_option("--batchnorm", l.bench_train_step.batchnorm,
                          "how the backbone's conv + BatchNorm pairs train: train, eval or tune")
       ->capture_default_str();
-  train_step->add_option("--adapter", l.bench_train_step.adapter, "none, or lora (frozen backbone, LoRA adapters)")
+  train_step->add_option("--adapter", l.bench_train_step.adapter,
+                         "none; lora (frozen backbone, LoRA adapters); or side (frozen backbone, ladder side network)")
       ->capture_default_str();
   train_step->add_option("--lora-rank", l.bench_train_step.lora_rank, "LoRA rank")->capture_default_str();
+  train_step->add_option("--side-reduction", l.bench_train_step.side_reduction,
+                         "how many times narrower the side network is than the backbone")
+      ->capture_default_str();
   train_step->add_flag("--activation-checkpointing", l.bench_train_step.activation_checkpointing,
                        "checkpoint the backbone's blocks (ViTs)");
   train_step->add_option("--optimizer", l.bench_train_step.optimizer, "sgd (momentum 0.9) or adamw")

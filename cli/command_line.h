@@ -157,8 +157,9 @@ struct BenchTrainStepOptions {
   std::string backbone = "med3d-resnet10";
   std::string head;  // empty: medicalnet for a 3D backbone, unet for a 2D one
   std::string batchnorm = "train";  // train.batchnorm: train, eval or tune
-  std::string adapter = "none";     // train.adapter: none or lora
+  std::string adapter = "none";     // train.adapter: none, lora or side
   int lora_rank = 8;
+  int side_reduction = 8;
   bool activation_checkpointing = false;
   std::string optimizer = "sgd";  // sgd (with momentum) or adamw
   int batch = 2, steps = 10, threads = 0;

@@ -324,6 +324,7 @@ int run_bench_train_step(const graft::cli::BenchTrainStepOptions& l, const graft
   settings.backbone = l.backbone;
   settings.train.adapter = l.adapter;
   settings.train.lora_rank = l.lora_rank;
+  settings.train.side_reduction = l.side_reduction;
   settings.train.activation_checkpointing = l.activation_checkpointing;
   graft::finetune::apply_tuning_settings(model->backbone(), settings, nullptr);
   model->to(target.device);

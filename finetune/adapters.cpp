@@ -6,6 +6,7 @@
 #include "backbones/factory.h"
 #include "backbones/lora.h"
 #include "backbones/block_checkpointing.h"
+#include "backbones/timm_vit.h"
 #include "finetune/model_folder.h"
 #include "io/error.h"
 
@@ -34,6 +35,17 @@ std::string metadata_value(const backbones::CheckpointFile& file, const char* ke
   return file.values.contains(key) && file.values[key].is_string() ? file.values[key].get<std::string>() : "";
 }
 
+// The adapter kind `module` holds: "lora", "side" or "".
+std::string adapter_kind(torch::nn::Module& module) {
+  if (backbones::has_lora(module)) return "lora";
+  for (const auto& item : module.named_parameters()) {
+    if (backbones::is_side_network_parameter(item.key())) return "side";
+  }
+  return "";
+}
+
+std::string adapter_description(const std::string& kind) { return kind == "side" ? "a side network" : "LoRA adapters"; }
+
 }  // namespace
 
 std::optional<FrozenBase> apply_tuning_settings(backbones::BackboneImpl& backbone, const RunConfig& config,
@@ -44,20 +56,36 @@ std::optional<FrozenBase> apply_tuning_settings(backbones::BackboneImpl& backbon
                      " has no blocks that can be checkpointed (the ViTs have)");
   }
   if (train.adapter == "none") return std::nullopt;
-  if (train.adapter != "lora") {
-    throw UsageError("train.adapter: unknown adapter '" + train.adapter + "' (expected none or lora)");
+  if (train.adapter != "lora" && train.adapter != "side") {
+    throw UsageError("train.adapter: unknown adapter '" + train.adapter + "' (expected none, lora or side)");
   }
   if (!config.init_from.empty()) {
-    throw UsageError("train.adapter: lora adapts the backbone's `weights`; it does not start from init_from (" +
-                     config.init_from + ")");
+    throw UsageError("train.adapter: " + train.adapter + " adapts the backbone's `weights`; it does not start from " +
+                     "init_from (" + config.init_from + ")");
   }
-  if (train.linear_probe) throw UsageError("train.adapter: lora trains adapters, and train.linear_probe trains none");
+  if (train.linear_probe) {
+    throw UsageError("train.adapter: " + train.adapter + " trains adapters, and train.linear_probe trains none");
+  }
+  auto* vit = dynamic_cast<backbones::TimmVitImpl*>(&backbone);
+  if (train.adapter == "side" && vit == nullptr) {
+    throw UsageError("train.adapter side: backbone " + config.backbone + " is not a ViT; a side network reads a ViT's blocks");
+  }
   std::optional<FrozenBase> base;
   if (loaded != nullptr) {
     const auto tensors = loaded_parameters(backbone, *loaded);
     base = FrozenBase{fs::absolute(config.weights).lexically_normal().string(), backbones::tensors_fingerprint(tensors),
                       {}};
     for (const auto& item : tensors) base->tensors.push_back(item.second);
+  }
+  if (train.adapter == "side") {
+    const int reduction = train.side_reduction;
+    const int width = backbone.feature_info().back().channels;
+    if (reduction < 1 || width % reduction != 0) {
+      throw UsageError("train.side_reduction: " + std::to_string(reduction) + " does not divide backbone " +
+                       config.backbone + "'s width " + std::to_string(width));
+    }
+    vit->add_side_network(reduction);
+    return base;
   }
   backbones::LoraSettings settings;
   settings.rank = train.lora_rank;
@@ -67,11 +95,17 @@ std::optional<FrozenBase> apply_tuning_settings(backbones::BackboneImpl& backbon
   return base;
 }
 
+bool is_adapter_parameter(const std::string& name) {
+  return backbones::is_lora_parameter(name) || backbones::is_side_network_parameter(name);
+}
+
+bool has_adapters(torch::nn::Module& module) { return !adapter_kind(module).empty(); }
+
 std::vector<torch::Tensor> tunable_parameters(torch::nn::Module& backbone) {
-  if (!backbones::has_lora(backbone)) return backbone.parameters();
+  if (!has_adapters(backbone)) return backbone.parameters();
   std::vector<torch::Tensor> adapters;
   for (const auto& item : backbone.named_parameters()) {
-    if (backbones::is_lora_parameter(item.key())) adapters.push_back(item.value());
+    if (is_adapter_parameter(item.key())) adapters.push_back(item.value());
   }
   return adapters;
 }
@@ -84,10 +118,11 @@ backbones::BackboneImpl* model_backbone(torch::nn::Module& model) {
 }
 
 void write_model_weights(torch::nn::Module& model, const std::optional<FrozenBase>& base, const std::string& path) {
+  const std::string kind = adapter_kind(model);
   if (!base) {
     backbones::write_safetensors(backbones::state_dict_of(model), path,
-                                 backbones::has_lora(model) ? std::map<std::string, std::string>{{kAdapterKey, "lora"}}
-                                                            : std::map<std::string, std::string>{});
+                                 kind.empty() ? std::map<std::string, std::string>{}
+                                              : std::map<std::string, std::string>{{kAdapterKey, kind}});
     return;
   }
   std::set<const void*> left_out;
@@ -98,22 +133,28 @@ void write_model_weights(torch::nn::Module& model, const std::optional<FrozenBas
   }
   for (const auto& item : model.named_buffers()) kept.emplace_back(item.key(), backbones::from_torch(item.value()));
   backbones::write_safetensors(kept, path,
-                               {{kAdapterKey, "lora"}, {kBaseWeightsKey, base->weights_path},
+                               {{kAdapterKey, kind}, {kBaseWeightsKey, base->weights_path},
                                 {kBaseFingerprintKey, base->fingerprint}});
 }
 
-bool holds_adapters(const backbones::CheckpointFile& file) { return metadata_value(file, kAdapterKey) == "lora"; }
+bool holds_adapters(const backbones::CheckpointFile& file) {
+  const std::string kind = metadata_value(file, kAdapterKey);
+  return kind == "lora" || kind == "side";
+}
 
 void load_adapter_weights(torch::nn::Module& model, const backbones::CheckpointFile& file, const std::string& path,
                           const std::string& folder) {
+  const std::string kind = metadata_value(file, kAdapterKey);
   backbones::BackboneImpl* backbone = model_backbone(model);
-  if (backbone == nullptr) throw Error(path + ": holds LoRA adapters, and this model has no backbone to take them");
+  if (backbone == nullptr) {
+    throw Error(path + ": holds " + adapter_description(kind) + ", and this model has no backbone to take them");
+  }
   const std::string recorded_base = metadata_value(file, kBaseWeightsKey);
-  if (!backbones::has_lora(*backbone)) {
+  if (!has_adapters(*backbone)) {
     const RunConfig config = read_run_folder_config(folder);
-    if (config.train.adapter != "lora") {
-      throw Error(path + ": holds LoRA adapters, but " + folder + "/config.json has train.adapter '" +
-                  config.train.adapter + "'");
+    if (config.train.adapter != kind) {
+      throw Error(path + ": holds " + adapter_description(kind) + " (field graft.adapter '" + kind + "'), but " +
+                  folder + "/config.json has train.adapter '" + config.train.adapter + "'");
     }
     if (recorded_base.empty()) {
       apply_tuning_settings(*backbone, config, nullptr);
@@ -143,7 +184,7 @@ void load_adapter_weights(torch::nn::Module& model, const backbones::CheckpointF
   // A tensor the file lacks must be a frozen base weight, and only a file that names its base has any.
   std::set<std::string> frozen;
   for (const auto& item : model.named_parameters()) {
-    if (!item.value().requires_grad() && !backbones::is_lora_parameter(item.key())) frozen.insert(item.key());
+    if (!item.value().requires_grad() && !is_adapter_parameter(item.key())) frozen.insert(item.key());
   }
   for (const auto& name : report.missing) {
     if (recorded_base.empty() || frozen.count(name) == 0) unexplained.push_back(name + " (missing)");
@@ -201,6 +242,10 @@ int merge_adapter_folder(const std::string& folder, const std::string& output) {
   const std::string path = model_folder.weights_path();
   const backbones::CheckpointFile file = backbones::read_checkpoint(path);
   if (!holds_adapters(file)) throw UsageError(path + ": holds no LoRA adapters to merge");
+  if (metadata_value(file, kAdapterKey) == "side") {
+    throw UsageError(path + ": holds a side network (field graft.adapter 'side'), which adds layers to the backbone "
+                     "rather than changing its weights, so there is nothing to merge; the folder predicts as it is");
+  }
   // The task's head stays as the file has it, so only the backbone needs building.
   const auto backbone = backbone_from_file(model_folder, file);
   const int merged = backbones::merge_lora(*backbone);

@@ -27,12 +27,18 @@ struct FrozenBase {
   std::vector<torch::Tensor> tensors;
 };
 
-// Applies train.adapter ("none" or "lora") and train.activation_checkpointing to `backbone` once its
-// base weights are loaded (`loaded`: the report of loading config.weights, or null when there are
-// none). Returns the frozen base of a LoRA run with weights. Throws graft::UsageError naming the
+// Applies train.adapter ("none", "lora" or "side") and train.activation_checkpointing to `backbone`
+// once its base weights are loaded (`loaded`: the report of loading config.weights, or null when
+// there are none). Returns the frozen base of an adapter run with weights. Throws graft::UsageError naming the
 // setting when the backbone cannot take it.
 std::optional<FrozenBase> apply_tuning_settings(backbones::BackboneImpl& backbone, const RunConfig& config,
                                                 const backbones::LoadReport* loaded);
+
+// Whether a parameter name (as named_parameters() gives it) is a LoRA adapter's or a side network's.
+bool is_adapter_parameter(const std::string& name);
+
+// Whether `module` has LoRA adapters or a side network.
+bool has_adapters(torch::nn::Module& module);
 
 // Parameters of `backbone` that fine-tuning updates: its adapters when it has any, else all of them.
 std::vector<torch::Tensor> tunable_parameters(torch::nn::Module& backbone);
@@ -44,7 +50,7 @@ backbones::BackboneImpl* model_backbone(torch::nn::Module& model);
 // fingerprint the file's metadata records instead.
 void write_model_weights(torch::nn::Module& model, const std::optional<FrozenBase>& base, const std::string& path);
 
-// Whether a weights file read from a model folder holds LoRA adapters.
+// Whether a weights file read from a model folder holds adapters (LoRA or a side network).
 bool holds_adapters(const backbones::CheckpointFile& file);
 
 // Loads an adapter model folder's weights file into `model`, built from the folder's config: the
@@ -56,14 +62,15 @@ void load_adapter_weights(torch::nn::Module& model, const backbones::CheckpointF
 
 // The fine-tuned backbone of a model folder with its weights (the "backbone." tensors of
 // model.safetensors; for a LoRA folder, the base checkpoint checked against its fingerprint and
-// the adapters on it), in eval mode: a model's backbone as a feature extractor (MIL's slide
+// the adapters or side network on it), in eval mode: a model's backbone as a feature extractor (MIL's slide
 // features), or for merging.
 std::shared_ptr<backbones::BackboneImpl> load_folder_backbone(const ModelFolder& folder);
 
 // Folds a LoRA model folder's adapters into its backbone's weights and writes a plain model folder
 // at `output` (the same folder to merge in place), whose model.safetensors holds every tensor and
 // whose config says adapter "none"; a resumable checkpoint.pt of the adapter run is not kept there.
-// Returns the number of merged layers.
+// Returns the number of merged layers. A side network adds layers rather than changing weights, so
+// its folder cannot be merged (graft::UsageError).
 int merge_adapter_folder(const std::string& folder, const std::string& output);
 
 }  // namespace graft::finetune

@@ -17,7 +17,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainSettings, epochs, optimizer, lr, momentu
                                    layer_decay, schedule, poly_power, exponential_gamma, freeze_backbone_epochs,
                                    grad_clip_norm, loss, early_stopping_patience, threads, device, precision,
                                    max_validation_cases, linear_probe, batchnorm, adapter, lora_rank, lora_alpha,
-                                   lora_targets, activation_checkpointing)
+                                   lora_targets, side_reduction, activation_checkpointing)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(DetectionSettings, fpn_channels, score_threshold, nms_iou, max_detections,
                                    window_size)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(MilSettings, feature_dim, hidden, attention, dropout)

@@ -51,14 +51,17 @@ struct TrainSettings {
   // (running statistics) or "tune" (the eval function as one folded convolution, which keeps less
   // for the backward pass; backbones/batchnorm_mode.h).
   std::string batchnorm = "train";
-  // Parameter-efficient fine-tuning: "none", or "lora": low-rank adapters (backbones/lora.h) on the
-  // ViT layers named in lora_targets, scaled by lora_alpha / lora_rank. The backbone's own weights
-  // stay frozen and out of the optimizer, and model.safetensors keeps only the adapters and the
-  // head, with a record of the base weights (`weights`) that prediction loads under them.
+  // Parameter-efficient fine-tuning of a ViT: "none"; "lora": low-rank adapters (backbones/lora.h)
+  // on the layers named in lora_targets, scaled by lora_alpha / lora_rank; or "side": a ladder side
+  // network side_reduction times narrower than the backbone (backbones/timm_vit.h), with no
+  // backward pass through the backbone. The backbone's own weights stay frozen and out of the
+  // optimizer, and model.safetensors keeps only the adapters and the head, with a record of the
+  // base weights (`weights`) that prediction loads under them.
   std::string adapter = "none";
   int lora_rank = 8;
   double lora_alpha = 16.0;
   std::vector<std::string> lora_targets{"qkv", "proj"};
+  int side_reduction = 8;
   // Activation checkpointing of the backbone's blocks (the ViTs'): each block keeps only its input
   // for the backward pass and runs again there (backbones/block_checkpointing.h).
   bool activation_checkpointing = false;

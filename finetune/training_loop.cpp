@@ -12,7 +12,7 @@
 
 #include "backbones/batchnorm_mode.h"
 #include "backbones/checkpoint_file.h"
-#include "backbones/lora.h"
+#include "finetune/adapters.h"
 #include "backbones/weight_loading.h"
 #include "finetune/device.h"
 #include "finetune/distributed.h"
@@ -95,10 +95,10 @@ std::vector<ParameterGroup> parameter_groups(const TrainingTask& task, const Tra
   std::vector<ParameterGroup> groups;
   const bool by_layer = layer_decay < 1.0 && task.layer_of && task.layer_count > 0;
   // With adapters, the frozen base weights stay out of the optimizer and its state.
-  const bool adapted = backbones::has_lora(*task.backbone);
+  const bool adapted = has_adapters(*task.backbone);
   std::vector<std::pair<std::string, torch::Tensor>> tuned;
   for (const auto& item : task.backbone->named_parameters()) {
-    if (!adapted || backbones::is_lora_parameter(item.key())) tuned.emplace_back(item.key(), item.value());
+    if (!adapted || is_adapter_parameter(item.key())) tuned.emplace_back(item.key(), item.value());
   }
   if (!by_layer) {
     ParameterGroup backbone{{}, {}, lr};

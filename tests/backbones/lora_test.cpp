@@ -1,5 +1,6 @@
-// LoRA adapters and activation checkpointing on the ViT: an untrained adapter changes nothing, bit
-// for bit; merging gives the adapted outputs; only adapters reach the optimizer; and a checkpointed
+// LoRA adapters, side networks and activation checkpointing on the ViT: an untrained adapter or
+// side network changes nothing, bit for bit; merging gives the adapted outputs; only adapters reach
+// the optimizer; a side network's backward pass stays out of the backbone; and a checkpointed
 // backward pass gives the plain backward pass's gradients.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -10,6 +11,7 @@
 #include "backbones/block_checkpointing.h"
 #include "backbones/lora.h"
 #include "backbones/timm_vit.h"
+#include "finetune/adapters.h"
 #include "finetune/training_loop.h"
 #include "io/error.h"
 #include "tests/support/test_support.h"
@@ -216,6 +218,69 @@ TEST(ActivationCheckpointing, WithoutGradientsTheForwardIsThePlainOne) {
   const torch::Tensor plain = vit->features(input)[0];
   set_activation_checkpointing(*vit, true);
   EXPECT_TRUE(torch::equal(vit->features(input)[0], plain));
+}
+
+TEST(SideNetwork, AnUntrainedSideNetworkLeavesTheViTOutputsUnchangedBitForBit) {
+  TimmVit vit = small_vit(11);
+  vit->eval();
+  const torch::Tensor input = sample_input();
+  const torch::Tensor before = vit->features(input)[0];
+  const torch::Tensor embedding_before = vit->embedding(input);
+  vit->add_side_network(4);
+  EXPECT_TRUE(vit->has_side_network());
+  EXPECT_TRUE(torch::equal(vit->features(input)[0], before));
+  EXPECT_TRUE(torch::equal(vit->embedding(input), embedding_before));
+}
+
+TEST(SideNetwork, OnlyTheSideNetworkTrainsAndTheBackwardPassStaysOutOfTheBackbone) {
+  TimmVit vit = small_vit(12);
+  const std::int64_t backbone_parameters = [&] {
+    std::int64_t count = 0;
+    for (const auto& parameter : vit->parameters()) count += parameter.numel();
+    return count;
+  }();
+  vit->add_side_network(4);  // 64 wide: a 16-wide side network
+  const std::set<std::string> trainable = trainable_names(*vit);
+  for (const auto& name : trainable) EXPECT_TRUE(finetune::is_adapter_parameter(name)) << name;
+  EXPECT_TRUE(trainable.count("side_network.down.0.weight"));
+  EXPECT_TRUE(trainable.count("side_network.down.3.weight")) << "one down-projection per block output and the input";
+  EXPECT_TRUE(trainable.count("side_network.blocks.2.attn.qkv.weight"));
+  EXPECT_TRUE(trainable.count("side_network.gates"));
+  EXPECT_EQ(vit->named_parameters()["side_network.up.weight"].sizes(), torch::IntArrayRef({64, 16}));
+  std::int64_t side_parameters = 0;
+  for (const auto& tensor : finetune::tunable_parameters(*vit)) side_parameters += tensor.numel();
+  EXPECT_LT(side_parameters * 5, backbone_parameters);
+  EXPECT_EQ(vit->layer_of("side_network.blocks.0.attn.qkv.weight"), vit->layer_count());
+
+  // The input asks for a gradient and gets none: nothing of the backward pass runs in the backbone.
+  const torch::Tensor input = sample_input().requires_grad_(true);
+  torch::optim::SGD optimizer(finetune::tunable_parameters(*vit), torch::optim::SGDOptions(0.5));
+  const torch::Tensor first = vit->features(input)[0];
+  // Not a loss of the squares: after the final LayerNorm their sum hardly depends on the input.
+  torch::manual_seed(3);
+  const torch::Tensor direction = torch::randn(first.sizes());
+  (first * direction).sum().backward();
+  EXPECT_FALSE(input.grad().defined());
+  for (const auto& item : vit->named_parameters()) {
+    if (!finetune::is_adapter_parameter(item.key())) EXPECT_FALSE(item.value().grad().defined()) << item.key();
+  }
+  // The up-projection starts at zero, so only it has a gradient at first; after a step, all do.
+  EXPECT_GT(vit->named_parameters()["side_network.up.weight"].grad().abs().max().item<double>(), 0.0);
+  optimizer.step();
+  optimizer.zero_grad();
+  const torch::Tensor second = vit->features(input)[0];
+  EXPECT_GT((second - first).abs().max().item<double>(), 1e-4) << "the step changed the outputs";
+  (second * direction).sum().backward();
+  for (const char* name : {"side_network.down.1.weight", "side_network.blocks.0.mlp.fc1.weight", "side_network.gates"}) {
+    EXPECT_GT(vit->named_parameters()[name].grad().abs().max().item<double>(), 0.0) << name;
+  }
+}
+
+TEST(SideNetwork, AReductionThatDoesNotDivideTheWidthIsRefused) {
+  TimmVit vit = small_vit(13);
+  const std::string message = graft::testing::error_message([&] { vit->add_side_network(3); });
+  EXPECT_NE(message.find("width 64"), std::string::npos) << message;
+  EXPECT_FALSE(vit->has_side_network());
 }
 
 }  // namespace

@@ -21,6 +21,8 @@
 #include "finetune/run_config.h"
 #include "finetune/trainer.h"
 #include "backbones/checkpoint_file.h"
+#include "backbones/registry.h"
+#include "backbones/timm_vit.h"
 #include "backbones/weight_loading.h"
 #include "io/error.h"
 #include "io/image_file.h"
@@ -364,6 +366,56 @@ TEST(SceneClassification, LoraFolderKeepsAdaptersAndHeadAndPredictsAsItsMergedFo
   EXPECT_NE(missing.find("graft.base_weights"), std::string::npos) << missing;
   // The merged folder needs no base checkpoint.
   EXPECT_NO_THROW(Classifier(ModelFolder(folder + "/merged")));
+}
+
+// A side-tuning run on a ViT: its model folder keeps the side network and the head, not the base
+// weights; loading it puts the side network back on the base; and merging is refused, naming it.
+TEST(SceneClassification, SideNetworkFolderKeepsTheSideNetworkAndHeadAndLoadsItOnTheBase) {
+  const std::string folder = graft::testing::temp_dir();
+  const std::string manifest = write_chip_manifest(folder, {{"water"}, {"vegetation"}, {"bare"}}, 12, 19);
+  const std::string base_path = folder + "/base.safetensors";
+  torch::manual_seed(23);
+  backbones::write_safetensors(backbones::state_dict_of(*backbones::create_backbone("geo-vit-s16-s2")), base_path);
+
+  RunConfig config = chip_run_config(manifest, folder + "/side");
+  config.backbone = "geo-vit-s16-s2";
+  config.weights = base_path;
+  config.data.contract["target_size_xyz"] = {32, 32, 1};
+  config.train.adapter = "side";
+  config.train.epochs = 3;
+  const TrainResult result = train_classifier(config, {}, false);
+  EXPECT_GT(result.best_val_metric, 0.5) << "three classes: chance is 1/3";
+
+  const auto saved = backbones::read_checkpoint(folder + "/side/model.safetensors");
+  std::set<std::string> names;
+  for (const auto& item : saved.tensors) names.insert(item.first);
+  EXPECT_TRUE(names.count("backbone.side_network.up.weight"));
+  EXPECT_TRUE(names.count("backbone.side_network.blocks.11.attn.qkv.weight"));
+  for (const auto& name : names) {
+    EXPECT_TRUE(name.rfind("backbone.", 0) != 0 || name.rfind("backbone.side_network.", 0) == 0) << name;
+  }
+  EXPECT_EQ(saved.values["graft.adapter"], "side");
+  EXPECT_LT(fs::file_size(folder + "/side/model.safetensors") * 5, fs::file_size(base_path));
+
+  // The folder's backbone is the base with the trained side network on it: not the base alone.
+  const ModelFolder model_folder(folder + "/side");
+  const auto loaded = load_folder_backbone(model_folder);
+  auto* vit = dynamic_cast<backbones::TimmVitImpl*>(loaded.get());
+  ASSERT_NE(vit, nullptr);
+  EXPECT_TRUE(vit->has_side_network());
+  auto base = backbones::create_backbone("geo-vit-s16-s2");
+  backbones::load_weights(*base, base_path, true);
+  base->eval();
+  torch::manual_seed(5);
+  const int bands = backbones::find_backbone("geo-vit-s16-s2").contract.channel_count();
+  const torch::Tensor chips = torch::randn({2, bands, 32, 32});
+  torch::NoGradGuard no_grad;
+  EXPECT_GT((loaded->embedding(chips) - base->embedding(chips)).abs().max().item<double>(), 1e-4);
+  EXPECT_NO_THROW(Classifier(ModelFolder(folder + "/side")));
+
+  const std::string merge = graft::testing::error_message([&] { merge_adapter_folder(folder + "/side", folder + "/merged"); });
+  EXPECT_NE(merge.find("side network"), std::string::npos) << merge;
+  EXPECT_FALSE(fs::exists(folder + "/merged"));
 }
 
 // graft rank on a chip manifest: one pooled embedding per labelled chip, for a ResNet and a ViT through their own Contracts, best first, each with its time.

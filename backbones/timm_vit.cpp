@@ -231,11 +231,11 @@ torch::Tensor TimmVitImpl::tokens(const torch::Tensor& input) {
   return norm->forward(x);
 }
 
-void TimmVitImpl::add_side_network(int reduction) {
-  if (side_network_) throw Error("the ViT has a side network already");
+void TimmVitImpl::add_side_network(int reduction, const std::string& where) {
+  if (side_network_) throw Error(where + ": the ViT has a side network already");
   if (reduction < 1 || config_.embed_dim % reduction != 0) {
-    throw Error("a side network's reduction must divide the ViT's width " + std::to_string(config_.embed_dim) +
-                ", got " + std::to_string(reduction));
+    throw UsageError(where + ": a side network's reduction must divide the ViT's width " +
+                     std::to_string(config_.embed_dim) + ", got " + std::to_string(reduction));
   }
   for (auto& parameter : parameters()) parameter.set_requires_grad(false);
   side_network_ = register_module("side_network", std::make_shared<SideNetworkImpl>(config_, reduction));

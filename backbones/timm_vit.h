@@ -58,8 +58,9 @@ class TimmVitImpl : public BackboneImpl, public BlockCheckpointingHolder {
   // a narrow block of its own. Its state, projected back up, is added to the last block's output
   // before the final norm. The up-projection starts at zero, so an untrained side network leaves
   // the outputs unchanged, bit for bit. Freezes every other parameter. Its parameters are named
-  // "side_network.*" (layer depth + 1 for layer decay).
-  void add_side_network(int reduction);
+  // "side_network.*" (layer depth + 1 for layer decay). Throws graft::UsageError naming `where`
+  // when `reduction` does not divide the width.
+  void add_side_network(int reduction, const std::string& where);
   bool has_side_network() const { return static_cast<bool>(side_network_); }
 
  private:

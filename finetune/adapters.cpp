@@ -78,13 +78,7 @@ std::optional<FrozenBase> apply_tuning_settings(backbones::BackboneImpl& backbon
     for (const auto& item : tensors) base->tensors.push_back(item.second);
   }
   if (train.adapter == "side") {
-    const int reduction = train.side_reduction;
-    const int width = backbone.feature_info().back().channels;
-    if (reduction < 1 || width % reduction != 0) {
-      throw UsageError("train.side_reduction: " + std::to_string(reduction) + " does not divide backbone " +
-                       config.backbone + "'s width " + std::to_string(width));
-    }
-    vit->add_side_network(reduction);
+    vit->add_side_network(train.side_reduction, "train.side_reduction on backbone " + config.backbone);
     return base;
   }
   backbones::LoraSettings settings;

@@ -226,7 +226,7 @@ TEST(SideNetwork, AnUntrainedSideNetworkLeavesTheViTOutputsUnchangedBitForBit) {
   const torch::Tensor input = sample_input();
   const torch::Tensor before = vit->features(input)[0];
   const torch::Tensor embedding_before = vit->embedding(input);
-  vit->add_side_network(4);
+  vit->add_side_network(4, "test");
   EXPECT_TRUE(vit->has_side_network());
   EXPECT_TRUE(torch::equal(vit->features(input)[0], before));
   EXPECT_TRUE(torch::equal(vit->embedding(input), embedding_before));
@@ -239,7 +239,7 @@ TEST(SideNetwork, OnlyTheSideNetworkTrainsAndTheBackwardPassStaysOutOfTheBackbon
     for (const auto& parameter : vit->parameters()) count += parameter.numel();
     return count;
   }();
-  vit->add_side_network(4);  // 64 wide: a 16-wide side network
+  vit->add_side_network(4, "test");  // 64 wide: a 16-wide side network
   const std::set<std::string> trainable = trainable_names(*vit);
   for (const auto& name : trainable) EXPECT_TRUE(finetune::is_adapter_parameter(name)) << name;
   EXPECT_TRUE(trainable.count("side_network.down.0.weight"));
@@ -278,8 +278,9 @@ TEST(SideNetwork, OnlyTheSideNetworkTrainsAndTheBackwardPassStaysOutOfTheBackbon
 
 TEST(SideNetwork, AReductionThatDoesNotDivideTheWidthIsRefused) {
   TimmVit vit = small_vit(13);
-  const std::string message = graft::testing::error_message([&] { vit->add_side_network(3); });
+  const std::string message = graft::testing::error_message([&] { vit->add_side_network(3, "train.side_reduction"); });
   EXPECT_NE(message.find("width 64"), std::string::npos) << message;
+  EXPECT_NE(message.find("train.side_reduction"), std::string::npos) << message;
   EXPECT_FALSE(vit->has_side_network());
 }
 
